@@ -1,0 +1,120 @@
+"""The multi-task loss (Eq. 1) on hand-made cases."""
+
+import hand25d  # noqa: F401  (before tensorflow)
+from hand25d import losses
+from hand25d import spec
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+B = 2
+IN_H, IN_W = 16, 32  # A small input; maps at stride s are IN_H/s x IN_W/s.
+H, W = IN_H // spec.OUTPUT_STRIDE, IN_W // spec.OUTPUT_STRIDE
+
+
+def _targets(rng):
+  visible = (rng.random((B, 2, 17)) > 0.3).astype(np.float32)
+  visible[1, 1] = 0.0  # The second example has no right hand.
+  present = np.array([[1, 1], [1, 0]], np.float32)
+  t = {
+      "keypoint_visible": visible,
+      "hand_present": present,
+      "orientation": spec.ORIENTATION_SOFT_LABELS[rng.integers(0, 8, (B, 2))],
+      "pose": rng.integers(0, 9, (B, 2)).astype(np.int32),
+      "segmentation": rng.integers(0, 3, (B, H, W)).astype(np.int32),
+  }
+  for s in spec.DEEP_SUPERVISION_STRIDES:
+    hs, ws = IN_H // s, IN_W // s
+    t[losses.keypoint_target_key(s)] = rng.integers(0, hs * ws, (B, 2, 17)).astype(np.int32)
+  return {k: tf.constant(v) for k, v in t.items()}
+
+
+def _outputs(rng):
+  o = {
+      spec.KEYPOINTS: rng.normal(size=(B, H, W, 16)),
+      spec.AUX_KEYPOINTS: rng.normal(size=(B, H, W, 34)),
+      spec.VISIBILITY: rng.normal(size=(B, 2, 17)),
+      spec.PRESENCE: rng.normal(size=(B, 2)),
+      spec.ORIENTATION: rng.normal(size=(B, 2, 8)),
+      spec.POSE: rng.normal(size=(B, 2, 9)),
+      spec.SEGMENTATION: rng.normal(size=(B, H, W, 3)),
+  }
+  for s in spec.DEEP_SUPERVISION_STRIDES:
+    o[spec.deep_supervision_output(s)] = rng.normal(size=(B, IN_H // s, IN_W // s, 16))
+  return {k: tf.constant(v, tf.float32) for k, v in o.items()}
+
+
+@pytest.fixture
+def batch():
+  rng = np.random.default_rng(0)
+  return _outputs(rng), _targets(rng)
+
+
+def test_keypoint_cross_entropy_matches_hand_computation():
+  logits = np.zeros((1, 2, 3, 2), np.float32)
+  logits[0, 1, 2, 0] = 2.0  # Channel 0 peaks at flat index 5.
+  index = tf.constant([[5, 0]])
+  mask = tf.constant([[1.0, 0.0]])
+  got = losses.keypoint_cross_entropy(tf.constant(logits), index, mask, tf.constant([2.0, 1.0]))
+  expected_ce = -(2.0 - np.log(np.exp(2.0) + 5.0))
+  # Mean over 2 channels; channel 0 weighted 2, channel 1 masked out.
+  np.testing.assert_allclose(got.numpy(), [2.0 * expected_ce / 2.0], rtol=1e-6)
+
+
+def test_total_is_weighted_sum_of_terms(batch):
+  outputs, targets = batch
+  w = losses.LossWeights()
+  got = losses.compute_losses(outputs, targets, w, global_batch_size=B)
+  assert set(got) == set(losses.TERMS) | {"total"}
+  expected = sum(getattr(w, t) * got[t].numpy() for t in losses.TERMS)
+  np.testing.assert_allclose(got["total"].numpy(), expected, rtol=1e-6)
+  assert all(np.isfinite(v.numpy()) and v.numpy() > 0 for v in got.values())
+
+
+def test_switched_off_term_is_not_computed_and_has_no_gradient(batch):
+  outputs, targets = batch
+  w = losses.LossWeights(seg=0.0)
+  seg = tf.Variable(outputs[spec.SEGMENTATION])
+  with tf.GradientTape() as tape:
+    got = losses.compute_losses({**outputs, spec.SEGMENTATION: seg}, targets, w, B)
+  assert "seg" not in got
+  assert tape.gradient(got["total"], seg) is None
+  # Heads of inactive terms need not exist at all.
+  del outputs[spec.SEGMENTATION]
+  losses.compute_losses(outputs, targets, w, B)
+
+
+def test_fingertip_doubling(batch):
+  outputs, targets = batch
+  on = losses.compute_losses(outputs, targets, losses.LossWeights(), B)
+  off = losses.compute_losses(outputs, targets, losses.LossWeights(fingertip_double=False), B)
+  assert on["kp"].numpy() > off["kp"].numpy()
+  assert on["seg"].numpy() == off["seg"].numpy()
+
+
+def test_absent_hand_does_not_contribute_to_pose(batch):
+  outputs, targets = batch
+  pose = outputs[spec.POSE].numpy()
+  pose[1, 1] += 100.0  # Right hand of example 1 is absent.
+  changed = dict(outputs, **{spec.POSE: tf.constant(pose)})
+  a = losses.compute_losses(outputs, targets, losses.LossWeights(), B)["dhp"]
+  b = losses.compute_losses(changed, targets, losses.LossWeights(), B)["dhp"]
+  assert a.numpy() == b.numpy()
+
+
+def test_global_batch_normalisation_splits_over_replicas(batch):
+  outputs, targets = batch
+  w = losses.LossWeights()
+  whole = losses.compute_losses(outputs, targets, w, B)["total"]
+  halves = [losses.compute_losses({k: v[i:i + 1] for k, v in outputs.items()},
+                                  {k: v[i:i + 1] for k, v in targets.items()}, w, B)["total"]
+            for i in range(B)]
+  np.testing.assert_allclose(whole.numpy(), sum(h.numpy() for h in halves), rtol=1e-6)
+
+
+def test_bad_weights():
+  with pytest.raises(ValueError, match="seg=-1"):
+    losses.LossWeights(seg=-1.0)
+  with pytest.raises(ValueError, match="at least one term"):
+    losses.LossWeights(**{t: 0.0 for t in losses.TERMS})
