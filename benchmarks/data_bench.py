@@ -1,0 +1,87 @@
+"""Throughput of the data engine: generation frames/s and input-pipeline examples/s.
+
+  .venv/bin/python benchmarks/data_bench.py --workers=2 --out=runs/data_bench.json
+
+Generation renders sensor-resolution (spec.SENSOR) frames into shards, with
+one in-process worker (the peer) and with --workers processes (process
+start-up included, and also reported without it). The input pipeline reads
+those shards at the default network input with training augmentation
+(flip, scale, rotation, translation, noise, two-hand compositing), batch 32,
+records cached in memory after the first pass.
+"""
+
+import json
+import os
+import tempfile
+import time
+
+from absl import app
+from absl import flags
+
+from hand25d import spec
+from hand25d.data import generate
+from hand25d.data import pipeline
+from hand25d.data import records
+
+_OUT = flags.DEFINE_string("out", "runs/data_bench.json", "JSON result path.")
+_FRAMES = flags.DEFINE_integer("frames", 256, "Frames to generate with --workers.")
+_WORKERS = flags.DEFINE_integer("workers", 2, "Generation processes.")
+_BATCHES = flags.DEFINE_integer("batches", 40, "Timed pipeline batches.")
+_BATCH_SIZE = flags.DEFINE_integer("batch_size", 32, "Pipeline batch size.")
+
+
+def _generation(out_dir: str) -> dict:
+  config = generate.GeneratorConfig(num_frames=_FRAMES.value, seed=0, frames_per_shard=32)
+  shard = generate.plan(config)[0]
+  generate.render_record(config, shard, shard.start)  # Warm-up.
+  n = 32
+  t0 = time.perf_counter()
+  for g in range(shard.start, shard.start + n):
+    generate.render_record(config, shard, g)
+  single = n / (time.perf_counter() - t0)
+  ticks = []
+  t0 = time.perf_counter()
+  generate.generate(config, out_dir, workers=_WORKERS.value,
+                    progress=lambda done, total, elapsed: ticks.append((done, elapsed)))
+  wall = time.perf_counter() - t0
+  # Steady state: from the time every worker has finished its first shard
+  # (all started and warm) to the last shard.
+  (d0, t_first), (d1, t_last) = ticks[_WORKERS.value - 1], ticks[-1]
+  return {"resolution": [config.height, config.width], "frames": config.num_frames,
+          "single_process_frames_per_s": single,
+          f"workers_{_WORKERS.value}_frames_per_s": (d1 - d0) / max(t_last - t_first, 1e-9),
+          f"workers_{_WORKERS.value}_frames_per_s_incl_startup": config.num_frames / wall}
+
+
+def _pipeline(data_dir: str, training: bool) -> float:
+  ds = pipeline.make_dataset(data_dir, "train", _BATCH_SIZE.value, training=training, seed=0,
+                             num_epochs=None, cache=True)
+  it = iter(ds)
+  for _ in range(5):  # Warm-up: tracing, cache fill, autotuning.
+    next(it)
+  t0 = time.perf_counter()
+  for _ in range(_BATCHES.value):
+    next(it)
+  return _BATCHES.value * _BATCH_SIZE.value / (time.perf_counter() - t0)
+
+
+def main(argv):
+  del argv
+  with tempfile.TemporaryDirectory() as tmp:
+    result = {"generation": _generation(tmp)}
+    manifest = records.load_manifest(tmp)
+    result["dataset_bytes_per_frame"] = sum(
+        s["bytes"] for info in manifest["splits"].values() for s in info["shards"]) / _FRAMES.value
+    result["pipeline"] = {
+        "input": [spec.INPUT_HEIGHT, spec.INPUT_WIDTH], "batch_size": _BATCH_SIZE.value,
+        "train_augmented_examples_per_s": _pipeline(tmp, training=True),
+        "eval_examples_per_s": _pipeline(tmp, training=False),
+    }
+  result["cpu_count"] = os.cpu_count()
+  print(json.dumps(result, indent=2))
+  os.makedirs(os.path.dirname(os.path.abspath(_OUT.value)), exist_ok=True)
+  records.write_atomic(_OUT.value, json.dumps(result, indent=2).encode())
+
+
+if __name__ == "__main__":
+  app.run(main)

@@ -1,0 +1,201 @@
+"""Sharded, resumable, deterministic generation of a synthetic TOF data set.
+
+Frame g of a data set (g = 0 .. num_frames - 1, train frames first, then val,
+then test) is rendered from the seed sequence (seed, g) and by the hand shape
+of its user, a pure function of (seed, user id). Users are disjoint between
+splits (by default 28/4/8 as in the paper), and a split's frames cycle
+through its users. Shards hold consecutive frames of one split and are
+written atomically, so:
+  * the bytes depend only on the config, never on the number of workers;
+  * a rerun after a kill renders only the shards that are missing;
+  * a half-written shard is never visible under its final name.
+"""
+
+import dataclasses
+import hashlib
+import json
+import multiprocessing
+import os
+import time
+from typing import Callable
+
+from absl import logging
+import numpy as np
+
+from hand25d import spec
+from hand25d.data import records
+from hand25d.data import scene
+
+GENERATOR_VERSION = "1"
+_RUN_CONFIG = "generation_config.json"
+
+
+@dataclasses.dataclass(frozen=True)
+class GeneratorConfig:
+  """Everything that determines a data set's bytes."""
+  num_frames: int
+  seed: int = 0
+  frames_per_shard: int = 256
+  height: int = spec.SENSOR.height
+  width: int = spec.SENSOR.width
+  with_phase_frames: bool = False
+  users_per_split: tuple[int, int, int] = (28, 4, 8)  # train, val, test.
+
+  def __post_init__(self):
+    if self.num_frames < 1 or self.frames_per_shard < 1:
+      raise ValueError(f"num_frames ({self.num_frames}) and frames_per_shard "
+                       f"({self.frames_per_shard}) must be positive")
+    if len(self.users_per_split) != len(records.SPLITS) or min(self.users_per_split) < 1:
+      raise ValueError(f"users_per_split must be {len(records.SPLITS)} positive counts "
+                       f"(train, val, test), got {self.users_per_split}")
+
+
+@dataclasses.dataclass(frozen=True)
+class Shard:
+  """One unit of work: frames [start, stop) of a split, written to `file`."""
+  split: str
+  file: str
+  start: int  # Global frame index.
+  stop: int
+  users: tuple[int, ...]  # The split's users; frame j of the split uses users[j % len].
+  split_start: int  # Global index of the split's first frame.
+
+
+def split_users(config: GeneratorConfig) -> dict[str, tuple[int, ...]]:
+  """The user ids of each split: consecutive, disjoint ranges."""
+  bounds = np.cumsum((0,) + tuple(config.users_per_split))
+  return {split: tuple(range(lo, hi)) for split, lo, hi in zip(records.SPLITS, bounds, bounds[1:])}
+
+
+def plan(config: GeneratorConfig) -> list[Shard]:
+  """The shards of a data set, in a fixed order; frames split in proportion to users."""
+  total_users = sum(config.users_per_split)
+  counts = [int(round(config.num_frames * u / total_users)) for u in config.users_per_split[:-1]]
+  counts.append(config.num_frames - sum(counts))
+  shards, start = [], 0
+  for split, count in zip(records.SPLITS, counts):
+    users = split_users(config)[split]
+    n_shards = -(-count // config.frames_per_shard)
+    for k in range(n_shards):
+      lo = start + k * config.frames_per_shard
+      shards.append(Shard(split=split, file=f"{split}-{k:05d}-of-{n_shards:05d}.tfrecord",
+                          start=lo, stop=min(lo + config.frames_per_shard, start + count),
+                          users=users, split_start=start))
+    start += count
+  return shards
+
+
+def scene_config(config: GeneratorConfig) -> scene.SceneConfig:
+  return scene.SceneConfig().scaled(config.height, config.width)
+
+
+def render_record(config: GeneratorConfig, shard: Shard, frame_index: int) -> bytes:
+  """The serialised record of global frame `frame_index` (inside `shard`)."""
+  user = shard.users[(frame_index - shard.split_start) % len(shard.users)]
+  frame = scene.render_frame(
+      np.random.SeedSequence([config.seed, frame_index]), scene_config(config), user_id=user,
+      shape=scene.user_shape(config.seed, user), with_phase_frames=config.with_phase_frames)
+  return records.encode(frame, frame_index)
+
+
+def _write_shard(args) -> tuple[str, int]:
+  config, shard, out_dir = args
+  serialized = [render_record(config, shard, g) for g in range(shard.start, shard.stop)]
+  records.write_shard(os.path.join(out_dir, shard.file), serialized)
+  return shard.file, shard.stop - shard.start
+
+
+def _file_digest(path: str) -> dict:
+  digest = hashlib.sha256()
+  with open(path, "rb") as fp:
+    for block in iter(lambda: fp.read(1 << 20), b""):
+      digest.update(block)
+  return {"bytes": os.path.getsize(path), "sha256": digest.hexdigest()}
+
+
+def generate(config: GeneratorConfig, out_dir: str, workers: int = 1,
+             progress: Callable[[int, int, float], None] | None = None) -> dict:
+  """Generates (or completes) a data set in `out_dir` and writes its manifest.
+
+  Progress (frames done, frames to do, frames/s, ETA) is logged after every
+  shard.
+
+  Args:
+    config: what to generate.
+    out_dir: output directory; created if needed.
+    workers: processes rendering shards in parallel; does not change the bytes.
+    progress: also called after every shard with (frames done, frames to do,
+      seconds since the start).
+
+  Returns:
+    The manifest (also written to out_dir/manifest.json).
+
+  Raises:
+    ValueError: if out_dir holds a data set generated with another config.
+  """
+  os.makedirs(out_dir, exist_ok=True)
+  run_config = os.path.join(out_dir, _RUN_CONFIG)
+  wanted = dict(dataclasses.asdict(config), generator_version=GENERATOR_VERSION)
+  wanted["users_per_split"] = list(config.users_per_split)
+  if os.path.exists(run_config):
+    with open(run_config) as fp:
+      existing = json.load(fp)
+    if existing != wanted:
+      raise ValueError(f"{out_dir} holds a data set generated with {existing}, not {wanted}; "
+                       "use another --out or delete it")
+  else:
+    records.write_atomic(run_config, json.dumps(wanted, indent=2).encode())
+  for name in os.listdir(out_dir):  # Temporary files of a killed run.
+    if name.startswith(".") and ".tfrecord" in name:
+      os.unlink(os.path.join(out_dir, name))
+
+  shards = plan(config)
+  todo = [s for s in shards if not os.path.exists(os.path.join(out_dir, s.file))]
+  total = sum(s.stop - s.start for s in todo)
+  logging.info("%d of %d shards to render (%d frames) with %d workers", len(todo), len(shards),
+               total, workers)
+  done, t0 = 0, time.time()
+  tasks = [(config, s, out_dir) for s in todo]
+  if workers > 1 and len(todo) > 1:
+    pool = multiprocessing.get_context("spawn").Pool(workers)
+    results = pool.imap_unordered(_write_shard, tasks)
+  else:
+    pool, results = None, map(_write_shard, tasks)
+  try:
+    for name, count in results:
+      done += count
+      rate = done / max(time.time() - t0, 1e-9)
+      logging.info("wrote %s: %d/%d frames, %.1f frames/s, ETA %.0f s", name, done, total, rate,
+                   (total - done) / rate)
+      if progress is not None:
+        progress(done, total, time.time() - t0)
+  finally:
+    if pool is not None:
+      pool.terminate()
+      pool.join()
+
+  manifest = {
+      "format": records.FORMAT,
+      "generator_version": GENERATOR_VERSION,
+      "config": wanted,
+      "seed": config.seed,
+      "num_frames": config.num_frames,
+      "height": config.height,
+      "width": config.width,
+      "intrinsics": dataclasses.asdict(scene_config(config).intrinsics),
+      "modulation_hz": spec.SENSOR.modulation_hz,
+      "phase_offsets_deg": list(spec.SENSOR.phase_offsets_deg),
+      "with_phase_frames": config.with_phase_frames,
+      "splits": {},
+  }
+  for split in records.SPLITS:
+    mine = [s for s in shards if s.split == split]
+    manifest["splits"][split] = {
+        "num_frames": sum(s.stop - s.start for s in mine),
+        "users": [int(u) for u in split_users(config)[split]],
+        "shards": [dict(file=s.file, num_frames=s.stop - s.start,
+                        **_file_digest(os.path.join(out_dir, s.file))) for s in mine],
+    }
+  records.write_atomic(os.path.join(out_dir, records.MANIFEST),
+                       json.dumps(manifest, indent=2).encode())
+  return manifest

@@ -1,0 +1,31 @@
+"""Imports COCO-keypoints JSON + 16-bit amplitude/depth PNGs into TFRecord shards.
+
+  python -m hand25d.data.import_coco_main --json=ann.json --image_root=DIR --out=DATA --split=train
+
+See docs/data_format.md for the expected JSON fields and PNG units.
+"""
+
+import os
+
+from absl import app
+from absl import flags
+
+from hand25d.data import coco
+
+_JSON = flags.DEFINE_string("json", None, "COCO-keypoints JSON file.", required=True)
+_IMAGE_ROOT = flags.DEFINE_string("image_root", None, "Root of the image paths (default: "
+                                  "the JSON file's directory).")
+_OUT = flags.DEFINE_string("out", None, "Output data set directory.", required=True)
+_SPLIT = flags.DEFINE_enum("split", "train", ["train", "val", "test"], "Split to write.")
+_FRAMES_PER_SHARD = flags.DEFINE_integer("frames_per_shard", 256, "Frames per shard file.")
+
+
+def main(argv):
+  del argv
+  root = _IMAGE_ROOT.value or os.path.dirname(os.path.abspath(_JSON.value))
+  manifest = coco.import_coco(_JSON.value, root, _OUT.value, _SPLIT.value, _FRAMES_PER_SHARD.value)
+  print({split: info["num_frames"] for split, info in manifest["splits"].items()})
+
+
+if __name__ == "__main__":
+  app.run(main)

@@ -1,0 +1,227 @@
+"""The frame record: tf.train.Example encoding, decoding and checked shard reading.
+
+The feature spec is documented in docs/data_format.md. Images are stored as
+zlib-compressed little-endian raw arrays with explicit height and width, so
+TensorFlow decodes them with native ops (tf.io.decode_compressed +
+tf.io.decode_raw) inside tf.data and numpy decodes them here.
+"""
+
+import contextlib
+import json
+import os
+import tempfile
+import zlib
+
+import numpy as np
+
+from hand25d import spec
+
+import tensorflow as tf  # After hand25d, which sets TF_USE_LEGACY_KERAS.
+
+FORMAT = "hand25d-tof-v1"
+MANIFEST = "manifest.json"
+SPLITS = ("train", "val", "test")
+_S, _K = spec.NUM_SIDES, spec.NUM_KEYPOINTS
+
+# Image features: name -> (numpy dtype, leading dims before [H, W], scale to the frame's units).
+# depth and true_depth are stored in millimetres (0 = invalid / no surface).
+IMAGE_FEATURES = {
+    "amplitude": (np.uint16, (), 1.0),
+    "depth": (np.uint16, (), 1000.0),
+    "true_depth": (np.uint16, (), 1000.0),
+    "segmentation": (np.uint8, (), 1.0),
+    "phase_frames": (np.uint16, (spec.NUM_PHASE_FRAMES,), 1.0),
+}
+OPTIONAL_FEATURES = ("phase_frames",)
+# Label features: name -> (kind, shape).
+LABEL_FEATURES = {
+    "keypoints_xy": ("float", (_S, _K, 2)),
+    "keypoints_depth": ("float", (_S, _K)),
+    "keypoint_visible": ("int", (_S, _K)),
+    "hand_present": ("int", (_S,)),
+    "pose": ("int", (_S,)),
+    "orientation_bin": ("int", (_S,)),
+    "roll_deg": ("float", (_S,)),
+    "user_id": ("int", ()),
+    "frame_id": ("int", ()),
+}
+
+
+class RecordError(ValueError):
+  """A record or shard is corrupt or does not match the documented format."""
+
+
+def _bytes(v: bytes) -> tf.train.Feature:
+  return tf.train.Feature(bytes_list=tf.train.BytesList(value=[v]))
+
+
+def encode(frame: dict[str, np.ndarray], frame_id: int) -> bytes:
+  """Serialises a frame (scene.render_scene's dict) into a tf.train.Example.
+
+  Raises:
+    RecordError: if an array has the wrong shape or a keypoint label is not finite.
+  """
+  height, width = frame["amplitude"].shape
+  feats = {"height": tf.train.Feature(int64_list=tf.train.Int64List(value=[height])),
+           "width": tf.train.Feature(int64_list=tf.train.Int64List(value=[width]))}
+  for name, (dtype, lead, scale) in IMAGE_FEATURES.items():
+    if name not in frame:
+      if name in OPTIONAL_FEATURES:
+        continue
+      raise RecordError(f"frame {frame_id}: missing image {name!r}")
+    img = np.asarray(frame[name])
+    if img.shape != lead + (height, width):
+      raise RecordError(f"frame {frame_id}: {name} has shape {img.shape}, expected "
+                        f"{lead + (height, width)}")
+    if scale != 1.0:
+      img = np.clip(np.round(img * scale), 0, np.iinfo(dtype).max)
+    feats[name] = _bytes(zlib.compress(img.astype(np.dtype(dtype).newbyteorder("<")).tobytes(), 1))
+  labels = dict(frame, frame_id=frame_id)
+  for name, (kind, shape) in LABEL_FEATURES.items():
+    value = np.asarray(labels[name])
+    if value.shape != shape:
+      raise RecordError(f"frame {frame_id}: {name} has shape {value.shape}, expected {shape}")
+    if kind == "float":
+      if not np.all(np.isfinite(value)):
+        raise RecordError(f"frame {frame_id}: {name} has non-finite values")
+      feats[name] = tf.train.Feature(float_list=tf.train.FloatList(value=value.ravel()))
+    else:
+      feats[name] = tf.train.Feature(int64_list=tf.train.Int64List(value=value.ravel()))
+  # deterministic=True sorts the feature map: same frame, same bytes in any process.
+  return tf.train.Example(features=tf.train.Features(feature=feats)).SerializeToString(
+      deterministic=True)
+
+
+def decode(serialized: bytes, where: str = "record") -> dict[str, np.ndarray]:
+  """Parses a serialised record back into a frame dict (numpy; depths in metres).
+
+  Args:
+    serialized: a tf.train.Example.
+    where: names the record in errors, e.g. 'train-00000-of-00004.tfrecord record 17'.
+
+  Raises:
+    RecordError: naming `where` and what is wrong (not an Example, a missing
+      feature, a wrong size).
+  """
+  try:
+    ex = tf.train.Example.FromString(serialized)
+  except Exception as e:  # The protobuf library raises its own DecodeError.
+    raise RecordError(f"{where}: not a tf.train.Example ({e})") from e
+  f = ex.features.feature
+
+  def need(name):
+    if name not in f:
+      raise RecordError(f"{where}: missing feature {name!r}")
+    return f[name]
+
+  size = [need(n).int64_list.value for n in ("height", "width")]
+  if [len(v) for v in size] != [1, 1] or min(size[0][0], size[1][0]) < 1:
+    raise RecordError(f"{where}: height and width must be one positive integer each, got "
+                      f"{[list(v) for v in size]}")
+  height, width = size[0][0], size[1][0]
+  frame = {}
+  for name, (dtype, lead, scale) in IMAGE_FEATURES.items():
+    if name not in f and name in OPTIONAL_FEATURES:
+      continue
+    try:
+      raw = zlib.decompress(need(name).bytes_list.value[0])
+    except zlib.error as e:
+      raise RecordError(f"{where}: feature {name!r} is not zlib data ({e})") from e
+    expected = int(np.prod(lead + (height, width))) * np.dtype(dtype).itemsize
+    if len(raw) != expected:
+      raise RecordError(f"{where}: feature {name!r} has {len(raw)} bytes, expected {expected} "
+                        f"for shape {lead + (height, width)} {np.dtype(dtype).name}")
+    img = np.frombuffer(raw, np.dtype(dtype).newbyteorder("<")).reshape(lead + (height, width))
+    frame[name] = (img / scale).astype(np.float32) if scale != 1.0 else img.astype(dtype)
+  for name, (kind, shape) in LABEL_FEATURES.items():
+    feat = need(name)
+    values = feat.float_list.value if kind == "float" else feat.int64_list.value
+    if len(values) != int(np.prod(shape)):
+      raise RecordError(f"{where}: feature {name!r} has {len(values)} values, expected "
+                        f"{int(np.prod(shape))} for shape {shape}")
+    frame[name] = np.array(values, np.float32 if kind == "float" else np.int64).reshape(shape)
+  return frame
+
+
+def read_shard(path: str):
+  """Yields the decoded frames of one shard, checking every record.
+
+  Raises:
+    RecordError: naming the shard file and record index, for a truncated or
+      corrupt file (bad length or CRC) or a record that does not decode.
+  """
+  if not os.path.exists(path):
+    raise RecordError(f"shard {path} does not exist")
+  index = 0
+  try:
+    for serialized in tf.data.TFRecordDataset(path).as_numpy_iterator():
+      yield decode(serialized, f"shard {path} record {index}")
+      index += 1
+  except tf.errors.DataLossError as e:
+    raise RecordError(f"shard {path} record {index}: corrupt or truncated TFRecord data "
+                      f"({e.message})") from e
+
+
+def load_manifest(data_dir: str) -> dict:
+  """The data set's manifest; raises RecordError naming the file if absent or wrong."""
+  path = os.path.join(data_dir, MANIFEST)
+  try:
+    with open(path) as fp:
+      manifest = json.load(fp)
+  except (OSError, json.JSONDecodeError) as e:
+    raise RecordError(f"cannot read manifest {path}: {e}") from e
+  if manifest.get("format") != FORMAT:
+    raise RecordError(f"{path}: format {manifest.get('format')!r}, expected {FORMAT!r}")
+  return manifest
+
+
+def shard_paths(data_dir: str, manifest: dict, split: str) -> list[str]:
+  """Paths of a split's shards, checked to exist with the size the manifest records.
+
+  Raises:
+    RecordError: for an unknown or empty split, or a missing or wrongly sized
+      shard (e.g. truncated after the manifest was written).
+  """
+  if split not in manifest["splits"]:
+    raise RecordError(f"{data_dir}: no split {split!r}; the manifest has "
+                      f"{sorted(manifest['splits'])}")
+  paths = []
+  for shard in manifest["splits"][split]["shards"]:
+    path = os.path.join(data_dir, shard["file"])
+    if not os.path.exists(path):
+      raise RecordError(f"shard {path} listed in the manifest does not exist")
+    size = os.path.getsize(path)
+    if size != shard["bytes"]:
+      raise RecordError(f"shard {path} has {size} bytes, the manifest says {shard['bytes']}: "
+                        "it is truncated or was changed; regenerate it")
+    paths.append(path)
+  if not paths:
+    raise RecordError(f"{data_dir}: split {split!r} has no frames")
+  return paths
+
+
+@contextlib.contextmanager
+def _atomic_path(path: str):
+  """Yields a temporary path beside `path`; renames it to `path` if the block succeeds."""
+  fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path) or ".", prefix="." + os.path.basename(path))
+  os.close(fd)
+  try:
+    yield tmp
+    os.chmod(tmp, 0o644)
+    os.replace(tmp, path)
+  except BaseException:
+    os.unlink(tmp)
+    raise
+
+
+def write_atomic(path: str, data: bytes) -> None:
+  """Writes bytes to `path` via a temporary file in the same directory + rename."""
+  with _atomic_path(path) as tmp, open(tmp, "wb") as fp:
+    fp.write(data)
+
+
+def write_shard(path: str, records: list[bytes]) -> None:
+  """Writes serialised records as one TFRecord file, atomically (temp + rename)."""
+  with _atomic_path(path) as tmp, tf.io.TFRecordWriter(tmp) as writer:
+    for r in records:
+      writer.write(r)

@@ -1,0 +1,195 @@
+"""A vectorised ray caster of simple primitives into a depth and id buffer.
+
+Rays leave the pinhole camera at the origin through each pixel centre with
+direction ((x - cx) / fx, (y - cy) / fy, 1); because the direction's z is 1
+the ray parameter t of a hit *is* the z-depth. Every primitive is intersected
+with the rays of its own screen bounding box only (numpy, no per-pixel Python)
+and z-buffered. Primitives: capsules (fingers, forearm, distractors),
+cylinders, ellipsoids (palm, spheres), oriented boxes and planes.
+"""
+
+import dataclasses
+import functools
+import math
+
+import numpy as np
+
+from hand25d import spec
+
+NO_HIT = np.inf
+
+
+@dataclasses.dataclass
+class Camera:
+  """A pinhole camera: image size and intrinsics, with cached per-pixel rays.
+
+  Attributes (computed):
+    rays: [H, W, 3] float64 pixel ray directions with z = 1.
+    ray_sq: [H, W] float64 |ray|^2.
+    radial: [H, W] float32 |ray|: radial distance = z-depth * radial.
+  """
+  height: int
+  width: int
+  intrinsics: spec.Intrinsics
+
+  def __post_init__(self):
+    k = self.intrinsics
+    xs = (np.arange(self.width) - k.cx) / k.fx
+    ys = (np.arange(self.height) - k.cy) / k.fy
+    self.rays = np.stack(np.broadcast_arrays(xs[None, :], ys[:, None], 1.0), axis=-1)
+    self.ray_sq = xs[None, :]**2 + ys[:, None]**2 + 1.0
+    self.radial = np.sqrt(self.ray_sq).astype(np.float32)
+
+  def project(self, points: np.ndarray) -> np.ndarray:
+    """[..., 3] camera points -> [..., 2] pixel (x, y)."""
+    k = self.intrinsics
+    z = np.maximum(points[..., 2], 1e-6)
+    return np.stack([points[..., 0] / z * k.fx + k.cx, points[..., 1] / z * k.fy + k.cy], -1)
+
+
+@functools.lru_cache(maxsize=8)
+def camera(height: int, width: int, intrinsics: spec.Intrinsics) -> Camera:
+  """A shared (cached) Camera; treat its arrays as read-only."""
+  return Camera(height, width, intrinsics)
+
+
+class DepthBuffer:
+  """Z-buffer of depth (metres, inf = nothing) and the id of the nearest primitive."""
+
+  def __init__(self, camera: Camera):
+    self.camera = camera
+    self.depth = np.full((camera.height, camera.width), NO_HIT)
+    self.ids = np.full((camera.height, camera.width), -1, np.int32)
+
+  def _box(self, centre: np.ndarray, radius: float):
+    """Pixel box (y0, y1, x0, x1) covering the projection of a sphere.
+
+    Exact per axis: the tangent planes through the camera that contain the
+    other image axis are at angles atan2(c, z) +- asin(radius / hypot(c, z)).
+    """
+    cam = self.camera
+    if centre[2] - radius < 0.02:  # Near or behind the camera: test every pixel.
+      return 0, cam.height, 0, cam.width
+    k = cam.intrinsics
+    x0, x1 = _extent(centre[0], centre[2], radius, k.fx, k.cx, cam.width)
+    y0, y1 = _extent(centre[1], centre[2], radius, k.fy, k.cy, cam.height)
+    return y0, y1, x0, x1
+
+  def _merge(self, box, t: np.ndarray, obj_id: int) -> None:
+    y0, y1, x0, x1 = box
+    view = self.depth[y0:y1, x0:x1]
+    closer = t < view
+    view[closer] = t[closer]
+    self.ids[y0:y1, x0:x1][closer] = obj_id
+
+  def _rays(self, box):
+    y0, y1, x0, x1 = box
+    return self.camera.rays[y0:y1, x0:x1]
+
+  def _ray_sq(self, box):
+    y0, y1, x0, x1 = box
+    return self.camera.ray_sq[y0:y1, x0:x1]
+
+  def add_capsule(self, a: np.ndarray, b: np.ndarray, radius: float, obj_id: int) -> None:
+    """A capsule: all points within `radius` of the segment a-b."""
+    self._add_swept(a, b, radius, obj_id, rounded=True)
+
+  def add_cylinder(self, a: np.ndarray, b: np.ndarray, radius: float, obj_id: int) -> None:
+    """A solid cylinder of `radius` about the segment a-b with flat end caps."""
+    self._add_swept(a, b, radius, obj_id, rounded=False)
+
+  def _add_swept(self, a: np.ndarray, b: np.ndarray, radius: float, obj_id: int,
+                 rounded: bool) -> None:
+    """A capsule (rounded) or a cylinder: the infinite cylinder about a-b, then the ends.
+
+    The ray o + t d (o = 0) meets the infinite cylinder where
+    qa t^2 + 2 qb t + qc = 0; its entry point at y = (p - a).ba in (0, |ba|^2)
+    is on the body. Otherwise the first hit is on the end on that side: the
+    end sphere of a capsule, or the cap plane of a cylinder if the ray is
+    inside the infinite cylinder there.
+    """
+    # A projected capsule lies in the convex hull of its projected end spheres.
+    box = _union(self._box(a, radius), self._box(b, radius))
+    if box[0] >= box[1] or box[2] >= box[3]:
+      return
+    d = self._rays(box)
+    ba = b - a
+    baba, baoa = ba @ ba, -(ba @ a)
+    bard, da, rdrd = d @ ba, d @ a, self._ray_sq(box)
+    qa = baba * rdrd - bard * bard
+    qb = -baba * da - baoa * bard
+    qc = baba * (a @ a) - baoa * baoa - radius * radius * baba
+    h = qb * qb - qa * qc
+    with np.errstate(invalid="ignore", divide="ignore"):
+      t = (-qb - np.sqrt(h)) / qa
+      y = baoa + t * bard
+      before_a = y <= 0
+      if rounded:
+        cb = np.where(before_a, -da, -(da + bard))
+        cc = np.where(before_a, a @ a, b @ b) - radius * radius
+        hc = cb * cb - rdrd * cc
+        t_end = (-cb - np.sqrt(hc)) / rdrd
+        end_hit = hc >= 0
+      else:
+        t_end = (np.where(before_a, 0.0, baba) - baoa) / bard
+        end_hit = np.abs(qb + qa * t_end) < np.sqrt(h)
+      t = np.where((h >= 0) & (y > 0) & (y < baba), t,
+                   np.where((h >= 0) & end_hit, t_end, NO_HIT))
+    self._merge(box, np.where(t > 0, t, NO_HIT), obj_id)
+
+  def add_ellipsoid(self, centre: np.ndarray, rotation: np.ndarray, semi_axes: np.ndarray,
+                    obj_id: int) -> None:
+    """An ellipsoid with axes = rotation's columns scaled by semi_axes (a sphere if equal)."""
+    box = self._box(centre, float(np.max(semi_axes)))
+    if box[0] >= box[1] or box[2] >= box[3]:
+      return
+    m = rotation / semi_axes  # Columns scaled: camera -> unit-sphere coordinates via m.T.
+    d = self._rays(box) @ m
+    o = -centre @ m
+    qa = np.einsum("...i,...i", d, d)
+    qb = d @ o
+    qc = o @ o - 1.0
+    h = qb * qb - qa * qc
+    with np.errstate(invalid="ignore"):
+      t = np.where(h >= 0, (-qb - np.sqrt(h)) / qa, NO_HIT)
+    self._merge(box, np.where(t > 0, t, NO_HIT), obj_id)
+
+  def add_box(self, centre: np.ndarray, rotation: np.ndarray, half_sizes: np.ndarray,
+              obj_id: int) -> None:
+    """An oriented box (slab test) with half extents along rotation's columns."""
+    box = self._box(centre, float(np.linalg.norm(half_sizes)))
+    if box[0] >= box[1] or box[2] >= box[3]:
+      return
+    d = self._rays(box) @ rotation
+    o = -centre @ rotation
+    with np.errstate(divide="ignore", invalid="ignore"):
+      t1 = (-half_sizes - o) / d
+      t2 = (half_sizes - o) / d
+    near = np.nanmax(np.minimum(t1, t2), axis=-1)
+    far = np.nanmin(np.maximum(t1, t2), axis=-1)
+    t = np.where((near <= far) & (near > 0), near, NO_HIT)
+    self._merge(box, t, obj_id)
+
+  def add_plane(self, point: np.ndarray, normal: np.ndarray, obj_id: int,
+                max_depth: float) -> None:
+    """An infinite plane through `point`, cut off beyond `max_depth` metres."""
+    box = (0, self.camera.height, 0, self.camera.width)
+    denom = self.camera.rays @ normal
+    with np.errstate(divide="ignore", invalid="ignore"):
+      t = (point @ normal) / denom
+    self._merge(box, np.where((t > 0) & (t < max_depth), t, NO_HIT), obj_id)
+
+
+def _extent(c: float, z: float, radius: float, f: float, centre_px: float,
+            size: int) -> tuple[int, int]:
+  """Pixel range [lo, hi) on one image axis covered by a sphere in front of the camera."""
+  a = math.atan2(c, z)
+  b = math.asin(min(radius / math.hypot(c, z), 1.0))
+  lo = f * math.tan(a - b) + centre_px
+  hi = f * math.tan(a + b) + centre_px
+  return max(int(math.floor(lo)), 0), min(int(math.ceil(hi)) + 1, size)
+
+
+def _union(*boxes):
+  return (min(b[0] for b in boxes), max(b[1] for b in boxes),
+          min(b[2] for b in boxes), max(b[3] for b in boxes))

@@ -1,0 +1,133 @@
+"""Frame records, shard reading errors and resumable deterministic generation."""
+
+import os
+import shutil
+
+import numpy as np
+import pytest
+
+from hand25d import spec
+from hand25d.data import generate
+from hand25d.data import records
+from hand25d.data import scene
+
+import tensorflow as tf  # After hand25d.
+
+_TINY = dict(height=48, width=64, frames_per_shard=2, users_per_split=(2, 1, 1))
+
+
+def _shard_bytes(out_dir):
+  return {name: open(os.path.join(out_dir, name), "rb").read()
+          for name in sorted(os.listdir(out_dir)) if name.endswith(".tfrecord")}
+
+
+def test_encode_decode_round_trip():
+  frame = scene.render_frame(4, scene.SceneConfig().scaled(60, 80))
+  back = records.decode(records.encode(frame, 17))
+  np.testing.assert_array_equal(back["amplitude"], frame["amplitude"])
+  np.testing.assert_array_equal(back["phase_frames"], frame["phase_frames"])
+  np.testing.assert_array_equal(back["segmentation"], frame["segmentation"])
+  np.testing.assert_allclose(back["depth"], frame["depth"], atol=0.0006)
+  np.testing.assert_allclose(back["true_depth"], frame["true_depth"], atol=0.0006)
+  for key in ("keypoints_xy", "keypoints_depth", "keypoint_visible", "hand_present", "pose",
+              "orientation_bin", "roll_deg"):
+    np.testing.assert_allclose(back[key], frame[key], rtol=1e-6)
+  assert back["frame_id"] == 17
+
+
+def test_encode_rejects_wrong_shape():
+  frame = scene.render_frame(4, scene.SceneConfig().scaled(60, 80))
+  frame["keypoints_xy"] = frame["keypoints_xy"][:, :5]
+  with pytest.raises(records.RecordError, match="keypoints_xy has shape"):
+    records.encode(frame, 3)
+
+
+def test_generation_is_deterministic_across_worker_counts_and_splits_by_user(tmp_path):
+  config = generate.GeneratorConfig(num_frames=8, seed=5, **_TINY)
+  one = generate.generate(config, str(tmp_path / "one"), workers=1)
+  generate.generate(config, str(tmp_path / "two"), workers=2)
+  assert _shard_bytes(tmp_path / "one") == _shard_bytes(tmp_path / "two")
+  assert sum(s["num_frames"] for s in one["splits"].values()) == 8
+  users = {split: set(info["users"]) for split, info in one["splits"].items()}
+  assert not users["train"] & users["val"] and not users["train"] & users["test"]
+  for split, info in one["splits"].items():
+    for shard in info["shards"]:
+      for frame in records.read_shard(str(tmp_path / "one" / shard["file"])):
+        assert int(frame["user_id"]) in users[split]
+        assert frame["amplitude"].shape == (48, 64)
+
+
+def test_rerun_after_a_kill_completes_only_missing_shards_with_the_same_bytes(tmp_path):
+  config = generate.GeneratorConfig(num_frames=6, seed=2, **_TINY)
+  full = str(tmp_path / "full")
+  generate.generate(config, full)
+  expected = _shard_bytes(full)
+  # A killed run: one shard missing, one half-written temporary file, no manifest.
+  partial = str(tmp_path / "partial")
+  shutil.copytree(full, partial)
+  victim = sorted(expected)[0]
+  os.unlink(os.path.join(partial, victim))
+  os.unlink(os.path.join(partial, records.MANIFEST))
+  with open(os.path.join(partial, "." + victim + "abc"), "wb") as fp:
+    fp.write(b"half a shard")
+  kept = {n: os.stat(os.path.join(partial, n)).st_mtime_ns for n in expected if n != victim}
+  generate.generate(config, partial)
+  assert _shard_bytes(partial) == expected
+  assert {n: os.stat(os.path.join(partial, n)).st_mtime_ns for n in kept} == kept
+  assert not [n for n in os.listdir(partial) if n.startswith(".")]
+  assert records.load_manifest(partial)["splits"] == records.load_manifest(full)["splits"]
+  with pytest.raises(ValueError, match="generated with"):
+    generate.generate(generate.GeneratorConfig(num_frames=6, seed=3, **_TINY), partial)
+
+
+def _one_shard(tmp_path, n=3):
+  config = scene.SceneConfig().scaled(48, 64)
+  path = str(tmp_path / "train-00000-of-00001.tfrecord")
+  records.write_shard(path, [records.encode(scene.render_frame(i, config), i) for i in range(n)])
+  return path
+
+
+def test_corrupt_shard_error_names_the_shard_and_record(tmp_path):
+  path = _one_shard(tmp_path)
+  data = bytearray(open(path, "rb").read())
+  data[len(data) // 2] ^= 0xFF  # Inside the second record.
+  open(path, "wb").write(bytes(data))
+  with pytest.raises(records.RecordError, match=r"shard .*train-00000-of-00001.tfrecord record 1"):
+    list(records.read_shard(path))
+  open(path, "wb").write(bytes(data[:100]))  # Truncated inside record 0.
+  with pytest.raises(records.RecordError, match="record 0: corrupt or truncated"):
+    list(records.read_shard(path))
+
+
+def test_record_with_a_missing_feature_names_the_feature(tmp_path):
+  ex = tf.train.Example.FromString(records.encode(scene.render_frame(0, scene.SceneConfig().scaled(
+      48, 64)), 0))
+  del ex.features.feature["pose"]
+  with pytest.raises(records.RecordError, match="x.tfrecord record 4: missing feature 'pose'"):
+    records.decode(ex.SerializeToString(), "shard x.tfrecord record 4")
+
+
+def test_truncated_shard_is_caught_against_the_manifest(tmp_path):
+  config = generate.GeneratorConfig(num_frames=4, seed=0, **_TINY)
+  out = str(tmp_path / "d")
+  manifest = generate.generate(config, out)
+  shard = os.path.join(out, manifest["splits"]["train"]["shards"][0]["file"])
+  with open(shard, "r+b") as fp:
+    fp.truncate(50)
+  with pytest.raises(records.RecordError, match="truncated"):
+    records.shard_paths(out, manifest, "train")
+  with pytest.raises(records.RecordError, match="no split 'dev'"):
+    records.shard_paths(out, manifest, "dev")
+
+
+def test_fixture_is_small_and_readable():
+  fixture = os.path.join(os.path.dirname(__file__), "..", "testdata", "tof_tiny")
+  manifest = records.load_manifest(fixture)
+  total = 0
+  for split in records.SPLITS:
+    for path in records.shard_paths(fixture, manifest, split):
+      total += os.path.getsize(path)
+      for frame in records.read_shard(path):
+        assert frame["keypoints_xy"].shape == (spec.NUM_SIDES, spec.NUM_KEYPOINTS, 2)
+  assert total < 700_000
+  assert manifest["splits"]["train"]["num_frames"] >= 8

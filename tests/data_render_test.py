@@ -1,0 +1,208 @@
+"""Hand model, renderer, TOF model and scene labels (hand25d.data, numpy only)."""
+
+import dataclasses
+
+import numpy as np
+
+from hand25d import spec
+from hand25d.data import hand_model
+from hand25d.data import poses
+from hand25d.data import render
+from hand25d.data import scene
+from hand25d.data import tof
+
+_SMALL = scene.SceneConfig().scaled(120, 160)
+
+
+def _hand_scene(side=spec.RIGHT, depth=0.45, pose="open_hand", extra=()):
+  """One hand centred in the image, palm to the camera, fingers up."""
+  shape = hand_model.HandShape()
+  rng = np.random.default_rng(0)
+  placement = poses.Placement(centre=np.array([0.0, 0.0, depth]),
+                              hand_dir=np.array([0.0, -1.0, 0.0]),
+                              forearm_dir=np.array([0.0, 1.0, -0.3]) / np.hypot(1.0, 0.3),
+                              roll_deg=0.0)
+  hand = scene.Hand(side=side, pose=spec.POSE_INDEX[pose],
+                    articulation=poses.sample_articulation(spec.POSE_INDEX[pose], shape, rng),
+                    placement=placement, skin_reflectivity=0.5, sleeve_reflectivity=0.5)
+  return scene.Scene(hands=(hand,), background=tuple(extra), ambient=300.0), shape
+
+
+def _wall_frame(distance, config=_SMALL, seed=0):
+  wall = ("plane", (np.array([0.0, 0.0, distance]), np.array([0.0, 0.0, -1.0])), 0.6)
+  return scene.render_scene(scene.Scene(hands=(), background=(wall,), ambient=300.0),
+                            hand_model.HandShape(), config, np.random.default_rng(seed))
+
+
+def test_same_seed_gives_identical_frames_and_other_seeds_differ():
+  a, b = scene.render_frame(11, _SMALL), scene.render_frame(11, _SMALL)
+  assert a.keys() == b.keys()
+  for key in a:
+    assert np.asarray(a[key]).tobytes() == np.asarray(b[key]).tobytes(), key
+  c = scene.render_frame(12, _SMALL)
+  assert a["amplitude"].tobytes() != c["amplitude"].tobytes()
+
+
+def test_frame_arrays_have_documented_shapes():
+  f = scene.render_frame(3)
+  h, w = spec.SENSOR.height, spec.SENSOR.width
+  assert f["phase_frames"].shape == (spec.NUM_PHASE_FRAMES, h, w)
+  assert f["phase_frames"].dtype == np.uint16
+  assert f["amplitude"].shape == f["depth"].shape == f["segmentation"].shape == (h, w)
+  assert f["keypoints_xy"].shape == (spec.NUM_SIDES, spec.NUM_KEYPOINTS, 2)
+  assert f["keypoint_visible"].shape == (spec.NUM_SIDES, spec.NUM_KEYPOINTS)
+  np.testing.assert_array_equal(f["amplitude"], tof.amplitude(f["phase_frames"]))
+
+
+def test_visible_keypoints_fall_on_their_own_hand():
+  seen = 0
+  for seed in range(8):
+    f = scene.render_frame(seed, _SMALL)
+    for side in range(spec.NUM_SIDES):
+      vis = f["keypoint_visible"][side] > 0
+      if not vis.any():
+        continue
+      assert f["hand_present"][side]
+      xy = np.round(f["keypoints_xy"][side][vis]).astype(int)
+      labels = f["segmentation"][xy[:, 1], xy[:, 0]]
+      np.testing.assert_array_equal(labels, spec.SIDE_SEGMENTATION_CLASS[side])
+      seen += vis.sum()
+  assert seen > 40
+
+
+def test_constructed_occlusion_marks_keypoints_invisible():
+  clear, shape = _hand_scene()
+  free = scene.render_scene(clear, shape, _SMALL, np.random.default_rng(0))
+  centre = spec.KEYPOINT_INDEX["hand_center"]
+  assert free["keypoint_visible"][spec.RIGHT, centre] == 1
+  assert free["keypoint_visible"][spec.RIGHT].sum() >= 12
+  # A ball between the camera and the palm hides the hand centre.
+  target = free["keypoints_depth"][spec.RIGHT, centre]
+  kp = free["keypoints_xy"][spec.RIGHT, centre]
+  k = _SMALL.intrinsics
+  z = target - 0.12
+  ball_centre = np.array([(kp[0] - k.cx) / k.fx * z, (kp[1] - k.cy) / k.fy * z, z])
+  blocked, _ = _hand_scene(extra=[("sphere", (ball_centre, np.eye(3), np.full(3, 0.03)), 0.5)])
+  hidden = scene.render_scene(blocked, shape, _SMALL, np.random.default_rng(0))
+  assert hidden["keypoint_visible"][spec.RIGHT, centre] == 0
+  assert hidden["keypoint_visible"][spec.RIGHT].sum() < free["keypoint_visible"][spec.RIGHT].sum()
+
+
+def test_right_hand_palm_to_camera_has_thumb_on_image_right_and_left_mirrors():
+  right, shape = _hand_scene(side=spec.RIGHT)
+  left, _ = _hand_scene(side=spec.LEFT)
+  for s, side, sign in ((right, spec.RIGHT, 1), (left, spec.LEFT, -1)):
+    f = scene.render_scene(s, shape, _SMALL, np.random.default_rng(0))
+    xy = f["keypoints_xy"][side]
+    thumb = xy[spec.KEYPOINT_INDEX["thumb_tip"], 0]
+    pinky = xy[spec.KEYPOINT_INDEX["pinky_tip"], 0]
+    assert sign * (thumb - pinky) > 10
+    assert xy[spec.KEYPOINT_INDEX["middle_tip"], 1] < xy[spec.KEYPOINT_INDEX["wrist_center"], 1]
+
+
+def test_amplitude_falls_with_distance():
+  means = [float(_wall_frame(d)["amplitude"][50:70, 70:90].mean()) for d in (0.3, 0.6, 1.2)]
+  assert means[0] > means[1] > means[2]
+  # 1/r^2: doubling the distance divides the return by about 4.
+  assert 3.0 < means[0] / means[1] < 5.0
+
+
+def test_depth_from_phase_frames_matches_true_depth_on_a_plane():
+  tilted = ("plane", (np.array([0.0, 0.0, 0.5]), np.array([0.2, 0.1, -1.0]) / np.sqrt(1.05)), 0.6)
+  f = scene.render_scene(scene.Scene(hands=(), background=(tilted,), ambient=300.0),
+                         hand_model.HandShape(), _SMALL, np.random.default_rng(1))
+  valid = f["depth"] > 0
+  assert valid.mean() > 0.95
+  err = f["depth"][valid] - f["true_depth"][valid]
+  assert abs(np.median(err)) < 0.003  # Unbiased.
+  assert np.median(np.abs(err)) < 0.012  # Within the noise of ~1 cm at 0.5 m.
+  assert np.percentile(np.abs(err), 95) < 0.03
+
+
+def test_low_signal_and_flying_pixels_are_invalid():
+  far = _wall_frame(2.9)  # Beyond the useful range: amplitude too low.
+  assert (far["depth"] > 0).mean() < 0.2
+  # A ball in front of a wall: the optical blur mixes the two at its rim.
+  ball = ("sphere", (np.array([0.0, 0.0, 0.35]), np.eye(3), np.full(3, 0.05)), 0.7)
+  wall = ("plane", (np.array([0.0, 0.0, 0.7]), np.array([0.0, 0.0, -1.0])), 0.7)
+  f = scene.render_scene(scene.Scene(hands=(), background=(ball, wall), ambient=200.0),
+                         hand_model.HandShape(), _SMALL, np.random.default_rng(0))
+  valid = f["depth"] > 0
+  true = np.pad(f["true_depth"], 1, mode="edge")
+  neighbours = np.stack([true[1 + dy:true.shape[0] - 1 + dy, 1 + dx:true.shape[1] - 1 + dx]
+                         for dy in (-1, 0, 1) for dx in (-1, 0, 1)])
+  nearest = np.abs(neighbours - f["depth"]).min(axis=0)
+  # Every valid pixel is near a true surface: no mixed depths between ball and wall.
+  assert np.percentile(nearest[valid], 99.9) < 0.05
+  assert valid.mean() > 0.9
+
+
+def test_every_pose_class_and_orientation_bin_is_sampled():
+  rng = np.random.default_rng(0)
+  bins = {spec.orientation_bin(poses.sample_placement(rng, _SMALL.intrinsics, 120, 160, 1).roll_deg)
+          for _ in range(200)}
+  assert bins == set(range(spec.NUM_ORIENTATION_BINS))
+  shape = hand_model.HandShape()
+  for pose in range(spec.NUM_POSE_CLASSES):
+    art = poses.sample_articulation(pose, shape, rng)
+    for field in dataclasses.fields(art):
+      lo, hi = hand_model.JOINT_LIMITS_DEG[field.name]
+      assert np.all(np.asarray(getattr(art, field.name)) >= lo)
+      assert np.all(np.asarray(getattr(art, field.name)) <= hi)
+
+
+def test_pinch_and_ok_close_the_thumb_on_the_index_tip():
+  rng = np.random.default_rng(1)
+  for name in ("pinch", "ok"):
+    for _ in range(3):
+      shape = hand_model.sample_shape(rng)
+      joints = hand_model.local_joints(shape, poses.sample_articulation(
+          spec.POSE_INDEX[name], shape, rng))
+      gap = np.linalg.norm(joints[hand_model.JOINT_INDEX["thumb_tip"]] -
+                           joints[hand_model.JOINT_INDEX["index_tip"]])
+      assert gap < 0.015, (name, gap)
+  open_joints = hand_model.local_joints(hand_model.HandShape(), poses.sample_articulation(
+      spec.POSE_INDEX["open_hand"], hand_model.HandShape(), rng))
+  assert np.linalg.norm(open_joints[4] - open_joints[8]) > 0.04
+
+
+def test_users_have_different_hands():
+  a, b = scene.user_shape(0, 1), scene.user_shape(0, 2)
+  assert a != b
+  assert scene.user_shape(0, 1) == a
+
+
+def test_sequence_moves_continuously():
+  clip = scene.render_sequence(5, 4, _SMALL)
+  assert len(clip) == 4 and "phase_frames" in clip[0]
+  present = [s for s in range(spec.NUM_SIDES) if clip[0]["hand_present"][s]]
+  for side in present:
+    steps = [np.abs(clip[i + 1]["keypoints_xy"][side] - clip[i]["keypoints_xy"][side]).max()
+             for i in range(3)]
+    assert max(steps) < 80
+  assert clip[0]["amplitude"].tobytes() != clip[1]["amplitude"].tobytes()
+
+
+def test_primitives_render_at_their_analytic_depth():
+  camera = render.camera(120, 160, _SMALL.intrinsics)
+  px = 200.0 * 160 / 320  # Focal length in pixels at this resolution.
+  buf = render.DepthBuffer(camera)
+  # A cylinder seen end-on: a flat disc at z = 0.5 of radius 0.05 m = 10 px.
+  buf.add_cylinder(np.array([0.0, 0.0, 0.6]), np.array([0.0, 0.0, 0.5]), 0.05, 0)
+  disc = buf.ids == 0
+  np.testing.assert_allclose(buf.depth[disc], 0.5, atol=1e-9)
+  assert abs(disc.sum() - np.pi * (0.05 * px / 0.5)**2) < 0.1 * disc.sum()
+  # A capsule seen end-on is rounded: its nearest point is the sphere apex.
+  buf = render.DepthBuffer(camera)
+  buf.add_capsule(np.array([0.0, 0.0, 0.6]), np.array([0.0, 0.0, 0.5]), 0.05, 0)
+  assert abs(buf.depth.min() - 0.45) < 1e-3
+  # A sideways cylinder: depth across it follows the circle z = 0.5 - sqrt(r^2 - x^2).
+  buf = render.DepthBuffer(camera)
+  buf.add_cylinder(np.array([0.0, -0.1, 0.5]), np.array([0.0, 0.1, 0.5]), 0.05, 0)
+  row = buf.depth[int(camera.intrinsics.cy)]
+  assert abs(row.min() - 0.45) < 1e-3
+  assert np.isinf(buf.depth[0, 0]) and buf.ids[0, 0] == -1
+  # An axis-aligned box: its front face.
+  buf = render.DepthBuffer(camera)
+  buf.add_box(np.array([0.0, 0.0, 0.6]), np.eye(3), np.array([0.05, 0.05, 0.1]), 3)
+  np.testing.assert_allclose(buf.depth[buf.ids == 3], 0.5, atol=1e-9)
