@@ -1,0 +1,43 @@
+"""Prints and writes the model card of one or more backbones.
+
+  python -m hand25d.model.card_main --backbone=ours
+  python -m hand25d.model.card_main --backbone=ours,mobilenet_v2,densenet121 \
+      --markdown=docs/model_card.md
+"""
+
+import os
+
+from absl import app
+from absl import flags
+
+from hand25d import atomic
+from hand25d import spec
+from hand25d.model import card
+from hand25d.model import config as config_lib
+
+_BACKBONE = flags.DEFINE_list("backbone", ["ours"],
+                              f"Backbones to describe, from {config_lib.BACKBONES}.")
+_INPUT_MODE = flags.DEFINE_enum("input_mode", spec.INPUT_MODES[0], spec.INPUT_MODES,
+                                "Network input (recorded; both are one channel).")
+_OUT_DIR = flags.DEFINE_string("out_dir", "runs/model_card",
+                               "Directory for model_card_<backbone>.json.")
+_MARKDOWN = flags.DEFINE_string("markdown", None, "If set, also write the Markdown card here.")
+
+
+def main(argv):
+  del argv
+  cards = []
+  for backbone in _BACKBONE.value:
+    config = config_lib.ModelConfig(backbone=backbone, input_mode=_INPUT_MODE.value)
+    cards.append(card.model_card(config))
+    print(card.summary(cards[-1]), flush=True)
+    path = os.path.join(_OUT_DIR.value, f"model_card_{backbone}.json")
+    atomic.write_json(path, cards[-1])
+    print(f"  wrote {path}")
+  if _MARKDOWN.value:
+    atomic.write_text(_MARKDOWN.value, card.markdown(cards))
+    print(f"wrote {_MARKDOWN.value}")
+
+
+if __name__ == "__main__":
+  app.run(main)

@@ -1,0 +1,137 @@
+"""ModelConfig: the one frozen description of a hand25d network.
+
+The training model, the inference (export) model, the baselines and the model
+card are all built from a `ModelConfig`. Shapes and output names come from
+`hand25d.spec`; this file holds only the choices (backbone, heads, widths).
+"""
+
+import dataclasses
+
+from hand25d import spec
+
+BACKBONES = ("ours", "mobilenet_v2", "densenet121")
+GROUPED_FORMS = ("fast", "native")
+
+# Resolution of the encoder output (Tier-3 / baseline features) relative to the
+# input: the coarsest deep-supervision stride.
+ENCODER_STRIDE = max(spec.DEEP_SUPERVISION_STRIDES)
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelConfig:
+  """How to build the network.
+
+  Attributes:
+    backbone: "ours" (the three-tier encoder of paper §3) or a
+      keras.applications baseline, "mobilenet_v2" or "densenet121".
+    input_height, input_width: network input size; multiples of
+      ENCODER_STRIDE.
+    input_mode: "amplitude" or "depth"; both are one channel. Names the input.
+    aux_keypoints: train the auxiliary (non-grouped) decoder for all 17
+      keypoints per hand.
+    visibility_presence: train keypoint-visibility and hand-presence heads.
+    orientation: train the 8-bin hand-orientation head.
+    pose: train the 9-class discrete-pose head.
+    segmentation: train the BiSeNet-style spatial path + fusion + 3-class
+      segmentation head.
+    deep_supervision: train keypoint heads at strides 8, 4 and 2.
+    inference_presence: the inference model also returns hand presence (a
+      pooled dense layer on the encoder output, for the early out of DESIGN
+      §8), if visibility_presence trains it.
+    grouped_form: "fast" (block-diagonal dense kernel, for training on CPU)
+      or "native" (true grouped convolution). Exports are always native.
+    tier1_channels: Tier-1 output channels.
+    tier1_kernel_size: Tier-1 kernel; its stride is ENCODER_STRIDE // 2.
+    tier2_channels: Tier-2 output channels (concatenation of its 2 units).
+    tier2_bottleneck: inner width of a Tier-2 131-ConvBlock.
+    tier2_groups: groups of the Tier-2 3x3 convolutions.
+    tier3_channels: Tier-3 output channels (concatenation of its 2 units).
+    tier3_bottleneck: inner width of a Tier-3 bottleneck ResNet block.
+    tier3_groups: groups of the Tier-3 dilated 3x3 convolutions.
+    tier3_dilations: dilation of each block in a Dilated-Ladder unit.
+    aux_decoder_channels: width of the auxiliary keypoint decoder.
+    spatial_path_channels: width of the segmentation spatial path.
+    fusion_channels: width of the segmentation feature-fusion module.
+  """
+  backbone: str = "ours"
+  input_height: int = spec.INPUT_HEIGHT
+  input_width: int = spec.INPUT_WIDTH
+  input_mode: str = "amplitude"
+  aux_keypoints: bool = True
+  visibility_presence: bool = True
+  orientation: bool = True
+  pose: bool = True
+  segmentation: bool = True
+  deep_supervision: bool = True
+  inference_presence: bool = True
+  grouped_form: str = "fast"
+  tier1_channels: int = 16
+  tier1_kernel_size: int = 5
+  tier2_channels: int = 32
+  tier2_bottleneck: int = 16
+  tier2_groups: int = 4
+  tier3_channels: int = 64
+  tier3_bottleneck: int = 40
+  tier3_groups: int = 8
+  tier3_dilations: tuple[int, ...] = (1, 2, 3, 4)
+  aux_decoder_channels: int = 32
+  spatial_path_channels: int = 32
+  fusion_channels: int = 64
+
+  def __post_init__(self):
+    if self.backbone not in BACKBONES:
+      raise ValueError(f"unknown backbone {self.backbone!r}; expected one of {BACKBONES}")
+    if self.input_mode not in spec.INPUT_MODES:
+      raise ValueError(f"unknown input_mode {self.input_mode!r}; expected one of "
+                       f"{spec.INPUT_MODES}")
+    if self.grouped_form not in GROUPED_FORMS:
+      raise ValueError(f"unknown grouped_form {self.grouped_form!r}; expected one of "
+                       f"{GROUPED_FORMS}")
+    if self.input_height % ENCODER_STRIDE or self.input_width % ENCODER_STRIDE:
+      raise ValueError(f"input {self.input_height}x{self.input_width} must be a multiple of "
+                       f"{ENCODER_STRIDE} in both dimensions")
+    for tier, channels, inner, groups in (
+        (2, self.tier2_channels, self.tier2_bottleneck, self.tier2_groups),
+        (3, self.tier3_channels, self.tier3_bottleneck, self.tier3_groups)):
+      if channels % 2:
+        raise ValueError(f"tier{tier}_channels={channels} must be even (two units)")
+      if inner % groups:
+        raise ValueError(f"tier{tier}_bottleneck={inner} must be divisible by "
+                         f"tier{tier}_groups={groups}")
+
+  @property
+  def input_shape(self) -> tuple[int, int, int]:
+    return (self.input_height, self.input_width, spec.INPUT_CHANNELS)
+
+  @property
+  def exports_presence(self) -> bool:
+    """Whether the inference model returns hand presence (trained and wanted)."""
+    return self.inference_presence and self.visibility_presence
+
+  def heads(self) -> dict[str, bool]:
+    """Each switchable training head and whether it is on."""
+    return {
+        "aux_keypoints": self.aux_keypoints,
+        "visibility_presence": self.visibility_presence,
+        "orientation": self.orientation,
+        "pose": self.pose,
+        "segmentation": self.segmentation,
+        "deep_supervision": self.deep_supervision,
+    }
+
+  def output_names(self) -> tuple[str, ...]:
+    """Names (spec) of the training model's outputs under this config."""
+    names = [spec.KEYPOINTS]
+    if self.aux_keypoints:
+      names.append(spec.AUX_KEYPOINTS)
+    if self.visibility_presence:
+      names += [spec.VISIBILITY, spec.PRESENCE]
+    if self.orientation:
+      names.append(spec.ORIENTATION)
+    if self.pose:
+      names.append(spec.POSE)
+    if self.segmentation:
+      names.append(spec.SEGMENTATION)
+    if self.deep_supervision:
+      names += [spec.deep_supervision_output(s) for s in spec.DEEP_SUPERVISION_STRIDES]
+    return tuple(names)

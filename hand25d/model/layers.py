@@ -1,0 +1,114 @@
+"""Grouped convolution that trains fast on CPU and exports as a true grouped conv.
+
+TensorFlow's native grouped `Conv2D` is 20-80x slower than a dense convolution
+on CPU, above all in its backward pass (DESIGN.md §3). `GroupedConv2D` keeps
+one set of weights, shaped exactly like a native grouped kernel
+`[kh, kw, in_channels // groups, filters]`, and runs it in one of two forms:
+
+  * "fast": the grouped kernel is expanded into a block-diagonal dense kernel
+    `[kh, kw, in_channels, filters]` (zeros outside the diagonal blocks) and
+    applied with a dense convolution. Gradients reach only the grouped
+    weights, so training is exactly that of the grouped layer.
+  * "native": the grouped kernel is applied directly (`tf.nn.conv2d` with a
+    filter depth of in_channels // groups). This is what the exported model
+    uses: the converted TFLite graph has a `CONV_2D` whose filter input depth
+    is in_channels // groups.
+
+Both forms have the same weights, so a model built in one form loads the
+weights of the other by layer name (see `network.transfer_weights`).
+"""
+
+from typing import Any
+
+import tensorflow as tf
+import tf_keras as keras
+
+FORMS = ("fast", "native")
+
+
+def block_diagonal_kernel(kernel: tf.Tensor, groups: int) -> tf.Tensor:
+  """Expands a grouped kernel into the equivalent dense kernel.
+
+  Args:
+    kernel: [kh, kw, cin // groups, cout] grouped kernel; output channels
+      [g * cout // groups, (g + 1) * cout // groups) belong to group g.
+    groups: number of groups.
+
+  Returns:
+    [kh, kw, cin, cout] kernel that is zero wherever input channel and output
+    channel belong to different groups.
+  """
+  group_in = kernel.shape[2]
+  cout = kernel.shape[3]
+  tiled = tf.tile(kernel, [1, 1, groups, 1])
+  in_group = tf.range(group_in * groups) // group_in
+  out_group = tf.range(cout) // (cout // groups)
+  mask = tf.cast(tf.equal(in_group[:, None], out_group[None, :]), kernel.dtype)
+  return tiled * mask
+
+
+class GroupedConv2D(keras.layers.Layer):
+  """2D convolution with `groups` groups, 'same' padding, in a fast or native form.
+
+  Equivalent to `keras.layers.Conv2D(filters, kernel_size, strides,
+  padding="same", dilation_rate=..., groups=groups, use_bias=...)` in both
+  forms, with the same weight shapes and names.
+  """
+
+  def __init__(self, filters: int, kernel_size: int, groups: int, strides: int = 1,
+               dilation_rate: int = 1, use_bias: bool = True, form: str = "fast",
+               kernel_initializer: Any = "he_normal", **kwargs):
+    super().__init__(**kwargs)
+    if form not in FORMS:
+      raise ValueError(f"unknown grouped-conv form {form!r}; expected one of {FORMS}")
+    if filters % groups:
+      raise ValueError(f"{self.name}: filters={filters} is not divisible by groups={groups}")
+    if strides > 1 and dilation_rate > 1:
+      raise ValueError(f"{self.name}: strides and dilation_rate cannot both exceed 1")
+    self.filters = filters
+    self.kernel_size = kernel_size
+    self.groups = groups
+    self.strides = strides
+    self.dilation_rate = dilation_rate
+    self.use_bias = use_bias
+    self.form = form
+    self.kernel_initializer = keras.initializers.get(kernel_initializer)
+
+  def build(self, input_shape):
+    channels = int(input_shape[-1])
+    if channels % self.groups:
+      raise ValueError(f"{self.name}: input channels {channels} are not divisible by "
+                       f"groups={self.groups}")
+    k = self.kernel_size
+    self.kernel = self.add_weight(
+        name="kernel", shape=(k, k, channels // self.groups, self.filters),
+        initializer=self.kernel_initializer, trainable=True)
+    self.bias = (self.add_weight(name="bias", shape=(self.filters,), initializer="zeros",
+                                 trainable=True) if self.use_bias else None)
+    super().build(input_shape)
+
+  def call(self, inputs):
+    kernel = self.kernel
+    if self.form == "fast" and self.groups > 1:
+      kernel = block_diagonal_kernel(kernel, self.groups)
+    outputs = tf.nn.conv2d(inputs, kernel, strides=self.strides, padding="SAME",
+                           dilations=self.dilation_rate)
+    if self.use_bias:
+      outputs = tf.nn.bias_add(outputs, self.bias)
+    return outputs
+
+  def compute_output_shape(self, input_shape):
+    shape = tf.TensorShape(input_shape).as_list()
+    for axis in (1, 2):
+      if shape[axis] is not None:
+        shape[axis] = -(-shape[axis] // self.strides)
+    shape[-1] = self.filters
+    return tf.TensorShape(shape)
+
+  def get_config(self):
+    config = super().get_config()
+    config.update(filters=self.filters, kernel_size=self.kernel_size, groups=self.groups,
+                  strides=self.strides, dilation_rate=self.dilation_rate,
+                  use_bias=self.use_bias, form=self.form,
+                  kernel_initializer=keras.initializers.serialize(self.kernel_initializer))
+    return config

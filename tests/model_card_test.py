@@ -1,0 +1,43 @@
+"""The model card: figures of the inference network and the Table-2 Markdown."""
+
+import json
+
+import hand25d  # pylint: disable=unused-import  # Before TensorFlow: sets TF_USE_LEGACY_KERAS.
+from hand25d import spec
+from hand25d.model import card
+from hand25d.model import config as config_lib
+
+import pytest
+
+
+@pytest.fixture(scope="module")
+def ours():
+  return card.model_card(config_lib.ModelConfig(input_mode="depth"))
+
+
+def test_card_figures(ours):
+  assert ours["backbone"] == "ours"
+  assert ours["input_mode"] == "depth"
+  assert ours["input_shape"] == [spec.INPUT_HEIGHT, spec.INPUT_WIDTH, spec.INPUT_CHANNELS]
+  assert ours["outputs"] == {spec.KEYPOINTS: [60, 80, spec.NUM_PRIMARY_CHANNELS],
+                             spec.PRESENCE: [spec.NUM_SIDES]}
+  assert ours["params"] == 43_362
+  assert ours["flops"] == 2 * ours["macs"] == 2 * 17_318_528
+  assert sum(layer["params"] for layer in ours["layers"]) == ours["params"]
+  assert sum(layer["flops"] for layer in ours["layers"]) == ours["flops"]
+  assert ours["tflite"]["macs"] == ours["macs"]
+  assert ours["tflite"]["ops"]["CONV_2D"] == 32
+  # The peak: the two 60x80x64 float maps of the last decoder stage, while the
+  # 15x20x64 encoder output waits for the presence head.
+  assert ours["tflite"]["peak_activation_bytes"] == (2 * 60 * 80 * 64 + 15 * 20 * 64) * 4
+  assert ours["paper"] == {"params": 0.041e6, "gflops": 0.035}
+  json.dumps(ours)  # Serializable as it is.
+
+
+def test_summary_and_markdown(ours):
+  text = card.summary(ours)
+  assert "params 43,362" in text and "34.64M" in text
+  markdown = card.markdown([ours])
+  assert "| Ours | 0.043M | 0.041M | 0.041M | 0.0346 | 0.035 |" in markdown
+  assert "| tier1_conv | Conv2D | 30x40x16 | 400 | 0.960 |" in markdown
+  assert card.NOTES.strip() in markdown

@@ -1,0 +1,205 @@
+"""The hand25d network: heads, shapes, budget, switches, inference model."""
+
+import dataclasses
+
+import hand25d  # pylint: disable=unused-import  # Before TensorFlow: sets TF_USE_LEGACY_KERAS.
+from hand25d import spec
+from hand25d.model import config as config_lib
+from hand25d.model import flops
+from hand25d.model import network
+
+import numpy as np
+import pytest
+import tensorflow as tf
+import tf_keras as keras
+
+DEFAULT = config_lib.ModelConfig()
+H, W = spec.INPUT_HEIGHT, spec.INPUT_WIDTH
+
+# Pinned sizes at the default 120x160 input. Changing the architecture must
+# change these on purpose (and docs/model_card.md with them).
+TRAINING_PARAMS = 117_835
+INFERENCE_PARAMS = 43_362
+INFERENCE_TRAINABLE_PARAMS = 41_090
+INFERENCE_MACS = 17_318_528
+
+
+@pytest.fixture(scope="module")
+def training_model():
+  return network.build_training_model(DEFAULT)
+
+
+def _randomize_batch_norm(model: keras.Model, seed: int = 0) -> None:
+  """Non-trivial batch-norm statistics, so that inference-mode BN matters."""
+  rng = np.random.default_rng(seed)
+  for layer in model.layers:
+    if isinstance(layer, keras.layers.BatchNormalization):
+      layer.set_weights([rng.uniform(0.5, 1.5, w.shape) for w in layer.get_weights()])
+
+
+def test_every_head_has_the_spec_shape(training_model):
+  expected = {
+      spec.KEYPOINTS: spec.output_shape(spec.OUTPUT_STRIDE, spec.NUM_PRIMARY_CHANNELS),
+      spec.AUX_KEYPOINTS: spec.output_shape(spec.OUTPUT_STRIDE, spec.NUM_AUX_CHANNELS),
+      spec.VISIBILITY: (spec.NUM_SIDES, spec.NUM_KEYPOINTS),
+      spec.PRESENCE: (spec.NUM_SIDES,),
+      spec.ORIENTATION: (spec.NUM_SIDES, spec.NUM_ORIENTATION_BINS),
+      spec.POSE: (spec.NUM_SIDES, spec.NUM_POSE_CLASSES),
+      spec.SEGMENTATION: spec.output_shape(spec.SEGMENTATION_STRIDE,
+                                           spec.NUM_SEGMENTATION_CLASSES),
+  }
+  for stride in spec.DEEP_SUPERVISION_STRIDES:
+    expected[spec.deep_supervision_output(stride)] = spec.output_shape(
+        stride, spec.NUM_PRIMARY_CHANNELS)
+  outputs = training_model(tf.zeros((2, H, W, 1)), training=False)
+  assert {k: tuple(v.shape[1:]) for k, v in outputs.items()} == expected
+  assert all(v.shape[0] == 2 for v in outputs.values())
+  assert set(DEFAULT.output_names()) == set(expected)
+  assert training_model.input.name == "amplitude"
+
+
+def test_parameter_counts_and_budget_are_pinned(training_model):
+  assert training_model.count_params() == TRAINING_PARAMS
+  model = network.inference_model(DEFAULT)
+  assert model.count_params() == INFERENCE_PARAMS
+  assert sum(int(np.prod(w.shape)) for w in model.trainable_weights) == INFERENCE_TRAINABLE_PARAMS
+  assert flops.total_macs(model) == INFERENCE_MACS
+  # DESIGN.md §3: about 41K parameters (+-10%) and at most 35 MFLOPs.
+  assert abs(INFERENCE_TRAINABLE_PARAMS - 41_000) <= 4_100
+  assert abs(INFERENCE_PARAMS - 41_000) <= 4_100
+  assert flops.total_flops(model) <= 35e6
+
+
+def test_encoder_structure_follows_the_paper(training_model):
+  def channels(name):
+    return training_model.get_layer(name).output.shape[-1]
+
+  def grouped(name):
+    return training_model.get_layer(name).groups
+
+  assert channels("tier1_relu") == 16
+  assert training_model.get_layer("tier1_relu").output.shape[1:3] == (H // 4, W // 4)
+  assert channels("tier2_concat") == 32
+  assert channels("tier3_concat") == 64
+  assert training_model.get_layer("tier3_concat").output.shape[1:3] == (H // 8, W // 8)
+  assert grouped("tier2_unit1_conv3x3_conv") == 4
+  assert grouped("tier3_unit2_block4_conv3x3_conv") == 8
+  assert [training_model.get_layer(f"tier3_unit1_block{i}_conv3x3_conv").dilation_rate
+          for i in range(1, 5)] == [1, 2, 3, 4]
+  assert grouped(spec.KEYPOINTS) == spec.NUM_PRIMARY_CHANNELS
+  # Tier-2's units are concatenated without the tier input.
+  concat_inputs = [t.name for t in training_model.get_layer("tier2_concat").input]
+  assert all("tier2_unit" in name for name in concat_inputs)
+
+
+@pytest.mark.parametrize("head", list(DEFAULT.heads()))
+def test_each_switch_removes_its_head(head, training_model):
+  config = dataclasses.replace(DEFAULT, **{head: False})
+  model = network.build_training_model(config)
+  removed = set(DEFAULT.output_names()) - set(model.output)
+  expected = {
+      "aux_keypoints": {spec.AUX_KEYPOINTS},
+      "visibility_presence": {spec.VISIBILITY, spec.PRESENCE},
+      "orientation": {spec.ORIENTATION},
+      "pose": {spec.POSE},
+      "segmentation": {spec.SEGMENTATION},
+      "deep_supervision": {spec.deep_supervision_output(s)
+                           for s in spec.DEEP_SUPERVISION_STRIDES},
+  }[head]
+  assert removed == expected
+  assert set(model.output) == set(config.output_names())
+  assert model.count_params() < training_model.count_params()
+
+
+def test_all_heads_off_leaves_the_primary_keypoints():
+  off = {head: False for head in DEFAULT.heads()}
+  config = dataclasses.replace(DEFAULT, **off)
+  model = network.build_training_model(config)
+  assert list(model.output) == [spec.KEYPOINTS]
+  # Without a trained presence head the inference model has none either.
+  inference = network.inference_model(config)
+  assert list(inference.output) == [spec.KEYPOINTS]
+  assert model.count_params() == inference.count_params()
+
+
+def test_inference_model_equals_training_model(training_model):
+  _randomize_batch_norm(training_model)
+  inference = network.inference_model(DEFAULT, weights_from=training_model)
+  assert inference.input.shape == (1, H, W, 1)
+  assert set(inference.output) == {spec.KEYPOINTS, spec.PRESENCE}
+  assert all(layer.form == "native" for layer in inference.layers if hasattr(layer, "form"))
+  image = tf.random.stateless_uniform((1, H, W, 1), seed=(7, 8))
+  trained = training_model(image, training=False)
+  exported = inference(image)
+  for name in (spec.KEYPOINTS, spec.PRESENCE):
+    np.testing.assert_allclose(exported[name], trained[name], rtol=1e-4, atol=1e-4)
+  assert float(tf.math.reduce_std(exported[spec.KEYPOINTS])) > 1e-3
+
+
+def test_native_form_training_model_equals_fast_form():
+  fast_config = config_lib.ModelConfig(input_height=32, input_width=48)
+  fast = network.build_training_model(fast_config)
+  _randomize_batch_norm(fast, seed=1)
+  native = network.build_training_model(dataclasses.replace(fast_config, grouped_form="native"))
+  network.transfer_weights(fast, native)
+  image = tf.random.stateless_uniform((2, 32, 48, 1), seed=(9, 9))
+  expected = fast(image, training=False)
+  for name, value in native(image, training=False).items():
+    np.testing.assert_allclose(value, expected[name], rtol=1e-4, atol=1e-4)
+
+
+def test_transfer_weights_rejects_a_different_model(training_model):
+  other = network.inference_model(dataclasses.replace(DEFAULT, tier3_bottleneck=32))
+  with pytest.raises(ValueError, match="weight shapes"):
+    network.transfer_weights(training_model, other)
+  small = network.build_training_model(dataclasses.replace(DEFAULT, segmentation=False))
+  with pytest.raises(ValueError, match="no namesake"):
+    network.transfer_weights(small, training_model)
+
+
+def test_every_weight_gets_a_gradient():
+  model = network.build_training_model(config_lib.ModelConfig(input_height=32, input_width=48))
+  image = tf.random.stateless_uniform((2, 32, 48, 1), seed=(2, 2))
+  with tf.GradientTape() as tape:
+    outputs = model(image, training=True)
+    loss = tf.add_n([tf.reduce_mean(tf.square(v)) for v in outputs.values()])
+  grads = tape.gradient(loss, model.trainable_variables)
+  dead = [v.name for v, g in zip(model.trainable_variables, grads)
+          if g is None or not np.any(g.numpy())]
+  assert not dead
+
+
+def test_synchronized_batchnorm_keeps_names_and_outputs():
+  config = config_lib.ModelConfig(input_height=32, input_width=48)
+  plain = network.build_training_model(config)
+  synced = network.build_training_model(config, synchronized_batchnorm=True)
+  assert [layer.name for layer in synced.layers] == [layer.name for layer in plain.layers]
+  norms = [layer for layer in synced.layers
+           if isinstance(layer, keras.layers.BatchNormalization)]
+  assert norms and all(layer.synchronized for layer in norms)
+  network.transfer_weights(plain, synced)
+  image = tf.random.stateless_uniform((2, 32, 48, 1), seed=(1, 1))
+  for name, value in synced(image, training=True).items():
+    np.testing.assert_allclose(value, plain(image, training=True)[name], rtol=1e-4, atol=1e-4)
+
+
+def test_depth_mode_and_small_inputs():
+  config = config_lib.ModelConfig(input_mode="depth", input_height=64, input_width=96)
+  model = network.build_training_model(config)
+  assert model.input.name == "depth"
+  outputs = model(tf.zeros((1, 64, 96, 1)))
+  assert outputs[spec.KEYPOINTS].shape == (1, 32, 48, spec.NUM_PRIMARY_CHANNELS)
+  assert outputs[spec.deep_supervision_output(8)].shape == (1, 8, 12, spec.NUM_PRIMARY_CHANNELS)
+
+
+@pytest.mark.parametrize("kwargs,message", [
+    (dict(backbone="resnet"), "unknown backbone"),
+    (dict(input_mode="rgb"), "unknown input_mode"),
+    (dict(grouped_form="slow"), "unknown grouped_form"),
+    (dict(input_height=100), "multiple of 8"),
+    (dict(tier3_bottleneck=36), "divisible by tier3_groups"),
+    (dict(tier2_channels=33), "must be even"),
+])
+def test_bad_config_is_explained(kwargs, message):
+  with pytest.raises(ValueError, match=message):
+    config_lib.ModelConfig(**kwargs)
