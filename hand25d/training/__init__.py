@@ -1,0 +1,1 @@
+"""Training: the multi-task loop, tf.distribute plumbing and evaluation."""

@@ -1,0 +1,132 @@
+"""The configuration of a training run: one frozen dataclass, saved as JSON.
+
+The run's config is written into its work directory (`config.json`) on the
+first start; a resumed run must have the same config, or it stops with an
+error that names the fields that differ.
+"""
+
+import dataclasses
+import json
+import os
+import typing
+
+from hand25d import atomic
+from hand25d import losses
+from hand25d import spec
+from hand25d.model import config as model_config
+
+DISTRIBUTIONS = ("auto", "one_device", "mirrored", "multi_worker")
+CONFIG_FILE = "config.json"
+# Fields that may change when a run resumes: they don't change what is learned.
+RESUMABLE_FIELDS = ("log_every_steps", "eval_every_steps", "checkpoint_every_steps",
+                    "keep_checkpoints", "max_eval_batches", "progress")
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+  """Everything that defines a training run (see hand25d/train_main.py flags)."""
+  data_dir: str
+  model: model_config.ModelConfig = model_config.ModelConfig()
+  loss: losses.LossWeights = losses.LossWeights()
+  batch_size: int = 32  # Global, over all replicas and workers.
+  epochs: int = 20
+  learning_rate: float = 1e-3  # Linear decay to 0 over the run (paper §5).
+  seed: int = 0
+  augment: bool = True
+  train_split: str = "train"
+  eval_split: str = "val"
+  log_every_steps: int = 50
+  eval_every_steps: int = 500  # Also at the end of the run.
+  checkpoint_every_steps: int = 200
+  keep_checkpoints: int = 3
+  max_eval_batches: int = 0  # 0: the whole split.
+  max_nonfinite_steps: int = 5  # Consecutive skipped steps that stop the run.
+  distribution: str = "auto"  # auto: mirrored over all local devices if > 1.
+  progress: bool = True  # A live progress line on a terminal.
+  # Deterministic TensorFlow ops: bit-identical reruns and resumes, a little slower.
+  deterministic: bool = False
+
+  def __post_init__(self):
+    if self.model.input_mode not in spec.INPUT_MODES:
+      raise ValueError(f"input_mode {self.model.input_mode!r} not in {spec.INPUT_MODES}")
+    if self.distribution not in DISTRIBUTIONS:
+      raise ValueError(f"distribution {self.distribution!r} not in {DISTRIBUTIONS}")
+    for name in ("batch_size", "epochs", "log_every_steps", "eval_every_steps",
+                 "checkpoint_every_steps", "keep_checkpoints", "max_nonfinite_steps"):
+      if getattr(self, name) < 1:
+        raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+    if not self.learning_rate > 0:
+      raise ValueError(f"learning_rate must be > 0, got {self.learning_rate}")
+
+
+def with_heads_for_losses(cfg: TrainConfig) -> TrainConfig:
+  """The config whose model has exactly the heads the active loss terms need."""
+  w = cfg.loss
+  heads = dict(aux_keypoints=w.akp > 0, visibility_presence=w.kphv > 0,
+               orientation=w.cho > 0, pose=w.dhp > 0, segmentation=w.seg > 0,
+               deep_supervision=w.ds > 0)
+  return dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, **heads))
+
+
+def to_dict(cfg) -> dict:
+  return dataclasses.asdict(cfg)
+
+
+def _from_dict(cls, data: dict):
+  hints = typing.get_type_hints(cls)
+  known = {f.name for f in dataclasses.fields(cls)}
+  unknown = set(data) - known
+  if unknown:
+    raise ValueError(f"unknown {cls.__name__} fields {sorted(unknown)}")
+  kwargs = {}
+  for name, value in data.items():
+    hint = hints[name]
+    if dataclasses.is_dataclass(hint):
+      value = _from_dict(hint, value)
+    elif isinstance(value, list):
+      value = tuple(value)
+    kwargs[name] = value
+  return cls(**kwargs)
+
+
+def from_dict(data: dict) -> TrainConfig:
+  return _from_dict(TrainConfig, data)
+
+
+def _diff(a: dict, b: dict, prefix: str = "") -> list[str]:
+  out = []
+  for key in sorted(set(a) | set(b)):
+    va, vb = a.get(key), b.get(key)
+    if isinstance(va, dict) and isinstance(vb, dict):
+      out += _diff(va, vb, f"{prefix}{key}.")
+    elif va != vb and key not in RESUMABLE_FIELDS:
+      out.append(f"{prefix}{key}: saved {va!r}, now {vb!r}")
+  return out
+
+
+def save_or_check(cfg: TrainConfig, workdir: str) -> None:
+  """Writes config.json into a new workdir, or checks it against a resumed one.
+
+  Raises:
+    ValueError: the workdir holds a run with a different config.
+  """
+  path = os.path.join(workdir, CONFIG_FILE)
+  current = json.loads(json.dumps(to_dict(cfg)))  # Tuples as lists, as on disk.
+  if os.path.exists(path):
+    with open(path) as f:
+      saved = json.load(f)
+    differences = _diff(saved, current)
+    if differences:
+      raise ValueError(
+          f"{workdir} holds a run with another config; resume it with the same "
+          "settings or use a new --workdir. Differences:\n  " + "\n  ".join(differences))
+  atomic.write_json(path, current)
+
+
+def load(workdir: str) -> TrainConfig:
+  """The config of the run in `workdir`."""
+  path = os.path.join(workdir, CONFIG_FILE)
+  if not os.path.exists(path):
+    raise FileNotFoundError(f"no {CONFIG_FILE} in {workdir}: not a hand25d training run")
+  with open(path) as f:
+    return from_dict(json.load(f))

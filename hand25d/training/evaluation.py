@@ -1,0 +1,102 @@
+"""Evaluation of a training model on a data split, and of a saved checkpoint."""
+
+import os
+from typing import Callable
+
+import tensorflow as tf
+import tf_keras as keras
+
+from hand25d import atomic
+from hand25d import metrics
+from hand25d.data import pipeline
+from hand25d.model import network
+from hand25d.training import config as config_lib
+from hand25d.training import distribute
+
+
+def make_evaluator(model: keras.Model) -> Callable[[tf.data.Dataset], dict]:
+  """Returns evaluate(dataset) -> `metrics.Evaluator.result()` over the dataset."""
+
+  @tf.function
+  def predict(images):
+    return model(images, training=False)
+
+  def evaluate(dataset: tf.data.Dataset) -> dict:
+    ev = metrics.Evaluator()
+    for features, targets in dataset:
+      outputs = predict(features["image"])
+      ev.update({k: v.numpy() for k, v in outputs.items()},
+                {k: v.numpy() for k, v in targets.items()})
+    return ev.result()
+
+  return evaluate
+
+
+def scalars(res: dict) -> dict[str, float]:
+  """The numeric entries of a result dict, flattened to 'a/b' names."""
+  out = {}
+  for key, value in res.items():
+    if isinstance(value, dict):
+      out.update({f"{key}/{k}": v for k, v in scalars(value).items()})
+    elif isinstance(value, (int, float)) and value is not None:
+      out[key] = float(value)
+  return out
+
+
+def find_run(checkpoint: str) -> tuple[str, str]:
+  """(workdir, checkpoint prefix) of a checkpoint path, a checkpoint dir or a workdir.
+
+  Raises:
+    FileNotFoundError: no checkpoint or no run config is found there.
+  """
+  path = os.path.abspath(checkpoint)
+  if os.path.isdir(path):
+    for candidate in (path, os.path.join(path, "checkpoints", "best"),
+                      os.path.join(path, "checkpoints")):
+      latest = tf.train.latest_checkpoint(candidate)
+      if latest:
+        path = latest
+        break
+    else:
+      raise FileNotFoundError(f"no checkpoint in {checkpoint}")
+  elif not tf.io.gfile.exists(path + ".index"):
+    raise FileNotFoundError(f"checkpoint {checkpoint} not found (no {path}.index)")
+  run = os.path.dirname(path)
+  while not os.path.exists(os.path.join(run, config_lib.CONFIG_FILE)):
+    parent = os.path.dirname(run)
+    if parent == run:
+      raise FileNotFoundError(
+          f"no {config_lib.CONFIG_FILE} above checkpoint {checkpoint}: not a hand25d run")
+    run = parent
+  return run, path
+
+
+def load_model(checkpoint: str) -> tuple[keras.Model, config_lib.TrainConfig, str]:
+  """The training model of a saved run with the checkpoint's weights restored.
+
+  Returns:
+    (model, the run's config, the checkpoint prefix restored).
+  """
+  workdir, prefix = find_run(checkpoint)
+  cfg = config_lib.load(workdir)
+  model = network.build_training_model(cfg.model)
+  distribute.restore(tf.train.Checkpoint(model=model), prefix)
+  return model, cfg, prefix
+
+
+def evaluate_checkpoint(checkpoint: str, data_dir: str, split: str, out_dir: str,
+                        batch_size: int = 32) -> dict:
+  """Evaluates a checkpoint on `split` of `data_dir`; writes metrics.json and .md.
+
+  Returns:
+    The metrics dict, with the checkpoint, data and split recorded in it.
+  """
+  model, cfg, prefix = load_model(checkpoint)
+  data = pipeline.make_dataset(data_dir, split, batch_size, input_mode=cfg.model.input_mode,
+                               training=False, input_height=cfg.model.input_height,
+                               input_width=cfg.model.input_width)
+  res = make_evaluator(model)(data)
+  res = {"checkpoint": prefix, "data_dir": os.path.abspath(data_dir), "split": split, **res}
+  atomic.write_json(os.path.join(out_dir, "metrics.json"), res)
+  atomic.write_text(os.path.join(out_dir, "metrics.md"), metrics.format_markdown(res))
+  return res

@@ -1,0 +1,218 @@
+"""The custom multi-task training loop (DESIGN.md §4): train, evaluate, resume.
+
+`train_and_evaluate(cfg, workdir)` trains the network of `cfg.model` with the
+loss of Eq. 1 under a tf.distribute strategy, logs every term to absl logging
+and TensorBoard, evaluates on the validation split, keeps the best checkpoint
+by validation error, and always resumes exactly where the last checkpoint
+left off: the step, the optimizer and the position in the data (each epoch's
+data order is fixed by the seed, and a resumed epoch skips what was done).
+"""
+
+import os
+import signal
+import sys
+import time
+from typing import Optional
+
+from absl import logging
+import tensorflow as tf
+import tf_keras as keras
+
+from hand25d import atomic
+from hand25d.data import pipeline
+from hand25d.model import network
+from hand25d.training import config as config_lib
+from hand25d.training import distribute
+from hand25d.training import evaluation
+from hand25d.training import step as step_lib
+
+BEST_DIR = "best"
+SUMMARY_FILE = "summary.json"
+
+
+class NonFiniteLossError(RuntimeError):
+  """Too many consecutive steps had a non-finite loss or gradient."""
+
+
+class _StopRequest:
+  """Turns SIGINT/SIGTERM into a request to checkpoint and stop."""
+
+  def __init__(self):
+    self.signal_name: Optional[str] = None
+    self._previous = {}
+
+  def __enter__(self):
+    for sig in (signal.SIGINT, signal.SIGTERM):
+      try:
+        self._previous[sig] = signal.signal(sig, self._handle)
+      except ValueError:  # Not the main thread: signals stay as they are.
+        pass
+    return self
+
+  def _handle(self, signum, frame):
+    del frame
+    self.signal_name = signal.Signals(signum).name
+
+  def __exit__(self, *exc):
+    for sig, handler in self._previous.items():
+      signal.signal(sig, handler)
+
+
+def _progress_line(step: int, total: int, loss: float, rate: float, batch_size: int) -> None:
+  """One live line on a terminal: step, loss, examples/s and time left."""
+  eta = (total - step) * batch_size / rate if rate > 0 else float("inf")
+  sys.stderr.write(f"\rstep {step}/{total}  loss {loss:.4f}  {rate:.1f} ex/s  "
+                   f"ETA {eta / 60:.1f} min ")
+  sys.stderr.flush()
+
+
+def train_and_evaluate(cfg: config_lib.TrainConfig, workdir: str) -> dict:
+  """Trains (or resumes) the run in `workdir`, evaluating as it goes.
+
+  Args:
+    cfg: the run's configuration.
+    workdir: where config.json, checkpoints, best/ and TensorBoard logs go.
+
+  Returns:
+    A summary dict (also written as summary.json): steps done, whether the run
+    finished or stopped on a signal, the last and best validation metrics.
+
+  Raises:
+    ValueError: the workdir holds a run with another config or architecture.
+    NonFiniteLossError: cfg.max_nonfinite_steps consecutive non-finite steps.
+  """
+  cfg = config_lib.with_heads_for_losses(cfg)
+  keras.utils.set_random_seed(cfg.seed)  # Python, numpy and TensorFlow.
+  if cfg.deterministic:
+    tf.config.experimental.enable_op_determinism()
+  strategy = distribute.make_strategy(cfg.distribution)
+  chief = distribute.is_chief(strategy)
+  if chief:
+    config_lib.save_or_check(cfg, workdir)
+  train_frames = distribute.split_frames(cfg.data_dir, cfg.train_split)
+  steps_per_epoch = train_frames // cfg.batch_size
+  if steps_per_epoch < 1:
+    raise ValueError(f"split {cfg.train_split!r} of {cfg.data_dir} has {train_frames} frames, "
+                     f"fewer than one batch of {cfg.batch_size}")
+  total_steps = steps_per_epoch * cfg.epochs
+
+  with strategy.scope():
+    model = network.build_training_model(
+        cfg.model, synchronized_batchnorm=strategy.num_replicas_in_sync > 1)
+    schedule = keras.optimizers.schedules.PolynomialDecay(
+        cfg.learning_rate, total_steps, end_learning_rate=0.0, power=1.0)
+    optimizer = keras.optimizers.Adam(learning_rate=schedule)
+    optimizer.build(model.trainable_variables)
+    step_var = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
+    best_error = tf.Variable(float("inf"), dtype=tf.float64, trainable=False,
+                             name="best_error")
+  ckpt = tf.train.Checkpoint(model=model, optimizer=optimizer, step=step_var,
+                             best_error=best_error)
+  ckpt_dir = distribute.checkpoint_dir(strategy, workdir)
+  manager = tf.train.CheckpointManager(ckpt, ckpt_dir, max_to_keep=cfg.keep_checkpoints)
+  best_manager = tf.train.CheckpointManager(
+      tf.train.Checkpoint(model=model), distribute.checkpoint_dir(strategy, workdir, BEST_DIR),
+      max_to_keep=1)
+  if manager.latest_checkpoint:
+    distribute.restore(ckpt, manager.latest_checkpoint)
+    logging.info("Resumed %s at step %d", manager.latest_checkpoint, int(step_var.numpy()))
+
+  train_step = step_lib.make_train_step(model, optimizer, strategy, cfg.loss, cfg.batch_size)
+  evaluate = evaluation.make_evaluator(model)
+  writer = (tf.summary.create_file_writer(os.path.join(workdir, "train")) if chief
+            else tf.summary.create_noop_writer())
+  eval_writer = (tf.summary.create_file_writer(os.path.join(workdir, "eval")) if chief
+                 else tf.summary.create_noop_writer())
+
+  def run_eval(step: int) -> dict:
+    data = pipeline.make_dataset(cfg.data_dir, cfg.eval_split, cfg.batch_size,
+                                 input_mode=cfg.model.input_mode, training=False,
+                                 input_height=cfg.model.input_height,
+                                 input_width=cfg.model.input_width)
+    if cfg.max_eval_batches:
+      data = data.take(cfg.max_eval_batches)
+    res = evaluate(data)
+    with eval_writer.as_default(step=step):
+      for key, value in evaluation.scalars(res).items():
+        tf.summary.scalar(key, value)
+    logging.info("step %d eval: mean px error %s", step, res["mean_px_error"])
+    if res["mean_px_error"] is not None and res["mean_px_error"] < best_error.numpy():
+      best_error.assign(res["mean_px_error"])
+      best_manager.save(checkpoint_number=step)
+      distribute.cleanup(strategy, workdir)
+    return res
+
+  progress = cfg.progress and chief and sys.stderr.isatty()
+  consecutive_bad = 0
+  last_eval = None
+  step = int(step_var.numpy())
+  busy, examples = 0.0, 0  # Seconds in train steps (data included) since the last log.
+  run_busy, run_examples = 0.0, 0  # The same since this process started.
+  with _StopRequest() as stop:
+    while step < total_steps and stop.signal_name is None:
+      epoch, in_epoch = divmod(step, steps_per_epoch)
+      batches = iter(distribute.epoch_dataset(strategy, cfg, epoch, skip_steps=in_epoch))
+      for _ in range(steps_per_epoch - in_epoch):
+        t0 = time.perf_counter()
+        out = train_step(next(batches))
+        applied = bool(out["applied"])  # Waits for the step to finish.
+        busy += time.perf_counter() - t0
+        run_busy += time.perf_counter() - t0
+        step += 1
+        step_var.assign(step)
+        examples += cfg.batch_size
+        run_examples += cfg.batch_size
+        if applied:
+          consecutive_bad = 0
+        else:
+          consecutive_bad += 1
+          logging.warning("step %d: non-finite loss or gradient (%s); step skipped",
+                          step, {k: float(v) for k, v in out.items() if k != "applied"})
+          if consecutive_bad >= cfg.max_nonfinite_steps:
+            raise NonFiniteLossError(
+                f"{consecutive_bad} consecutive steps had a non-finite loss or gradient "
+                f"(last at step {step}); the weights and checkpoints are untouched. Lower "
+                "--learning_rate or check the data.")
+        if step % cfg.log_every_steps == 0 or step == total_steps:
+          rate = examples / max(busy, 1e-9)
+          lr = float(schedule(optimizer.iterations))
+          with writer.as_default(step=step):
+            for key, value in out.items():
+              if key != "applied":
+                tf.summary.scalar(f"loss/{key}", value)
+            tf.summary.scalar("learning_rate", lr)
+            tf.summary.scalar("examples_per_second", rate)
+          logging.info("step %d/%d  %s  lr %.2e  %.1f ex/s", step, total_steps,
+                       "  ".join(f"{k} {float(v):.4f}" for k, v in out.items()
+                                 if k != "applied"), lr, rate)
+          busy, examples = 0.0, 0
+        if progress:
+          _progress_line(step, total_steps, float(out["total"]), run_examples / max(run_busy, 1e-9),
+                         cfg.batch_size)
+        if step % cfg.checkpoint_every_steps == 0:
+          manager.save(checkpoint_number=step)
+          distribute.cleanup(strategy, workdir)
+        if step % cfg.eval_every_steps == 0 or step == total_steps:
+          last_eval = run_eval(step)
+        if stop.signal_name is not None:
+          break
+    if progress:
+      sys.stderr.write("\n")
+    if manager.latest_checkpoint is None or _checkpoint_step(manager.latest_checkpoint) != step:
+      manager.save(checkpoint_number=step)
+      distribute.cleanup(strategy, workdir)
+  status = "finished" if step >= total_steps else f"stopped by {stop.signal_name}"
+  if status != "finished":
+    logging.warning("%s at step %d: checkpoint saved, resume with the same command",
+                    status, step)
+  summary = {"status": status, "step": step, "total_steps": total_steps,
+             "best_mean_px_error": (None if best_error.numpy() == float("inf")
+                                    else float(best_error.numpy())),
+             "last_eval": last_eval}
+  if chief:
+    atomic.write_json(os.path.join(workdir, SUMMARY_FILE), summary)
+  return summary
+
+
+def _checkpoint_step(path: str) -> int:
+  return int(path.rsplit("-", 1)[-1])
