@@ -1,0 +1,1 @@
+"""SHAVE reference kernel: interleaved layout, comb dilation, slice simulator, cost model."""

@@ -1,0 +1,61 @@
+"""The hand25d inference network in the SHAVE simulator: matches Keras, fits, is fast."""
+
+import numpy as np
+import pytest
+
+from export.shave import cost
+from export.shave import graph
+from export.shave import memory
+from export.shave import simulator
+from hand25d.model import config as config_lib
+from hand25d.model import network as network_lib
+import tf_keras as keras  # after export/hand25d: TF_USE_LEGACY_KERAS is set first
+
+
+@pytest.fixture(scope="module")
+def model():
+  model = network_lib.inference_model(config_lib.ModelConfig())
+  # Non-trivial BatchNorm statistics, so that folding is exercised.
+  rng = np.random.default_rng(5)
+  for layer in model.layers:
+    if isinstance(layer, keras.layers.BatchNormalization):
+      shapes = [w.shape for w in layer.get_weights()]
+      layer.set_weights([rng.uniform(0.5, 1.5, shapes[0]), rng.normal(0, 0.2, shapes[1]),
+                         rng.normal(0, 0.2, shapes[2]), rng.uniform(0.5, 2.0, shapes[3])])
+  return model
+
+
+@pytest.fixture(scope="module")
+def network(model):
+  return graph.from_keras(model)
+
+
+def test_builder_keeps_grouped_and_dilated_convolutions(network):
+  convs = [layer for layer in network.layers if layer.kind == graph.CONV]
+  assert {layer.groups for layer in convs} >= {1, 4, 8}
+  assert {layer.dilation for layer in convs} == {1, 2, 3, 4}
+  # Both decoder stages: nearest x2 fused into the depthwise 3x3 after it.
+  depthwise = [layer for layer in network.layers if layer.kind == graph.DEPTHWISE]
+  assert [layer.upsample for layer in depthwise] == [2, 2]
+  assert not any(layer.kind == graph.RESIZE_NEAREST for layer in network.layers)
+  assert set(network.outputs) == set(network.output_shapes)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float16])
+def test_simulated_network_matches_keras_inside_the_slice(model, network, dtype):
+  image = np.random.default_rng(1).uniform(0, 1, network.input_shape).astype(np.float32)
+  want = {k: v.numpy()[0] for k, v in model(image[None], training=False).items()}
+  result = simulator.simulate(network, image, dtype)
+  assert result.peak_bytes <= memory.SLICE_BYTES
+  for key, expected in want.items():
+    value_range = float(expected.max() - expected.min())
+    tolerance = 1e-4 if dtype == np.float32 else 1e-2
+    assert np.abs(result.outputs[key] - expected).max() <= tolerance * value_range, key
+
+
+def test_modelled_latency_meets_the_16_ms_target(network):
+  image = np.zeros(network.input_shape, np.float32)
+  result = simulator.simulate(network, image, np.float16)
+  priced = cost.estimate(network, result, np.float16)
+  assert priced.ours_ms <= 16.0
+  assert priced.naive_ms > priced.ours_ms
