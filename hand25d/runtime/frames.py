@@ -1,0 +1,104 @@
+"""Checks of incoming phase frames: a bad frame is reported and skipped.
+
+A stream of TOF frames can carry anything a real sensor or driver produces:
+a dropped phase frame, a wrong buffer, NaN from an upstream filter, a
+saturated exposure. `check_phase_frames` names what is wrong so the runtime
+can report the frame, skip it and go on with the next one.
+"""
+
+import dataclasses
+from typing import Sequence
+
+import numpy as np
+
+from hand25d import spec
+from hand25d.data import tof
+
+# Kinds of bad frame, as reported in FrameResult.error_kind.
+WRONG_SHAPE = "wrong_shape"
+WRONG_DTYPE = "wrong_dtype"
+NON_FINITE = "non_finite"
+MISSING_PHASE = "missing_phase_frame"
+SATURATED = "saturated"
+NO_VALID_DEPTH = "no_valid_depth"
+BAD_FRAME_KINDS = (WRONG_SHAPE, WRONG_DTYPE, NON_FINITE, MISSING_PHASE, SATURATED,
+                   NO_VALID_DEPTH)
+
+
+class BadFrameError(ValueError):
+  """A frame that cannot be processed; `kind` is one of BAD_FRAME_KINDS."""
+
+  def __init__(self, kind: str, message: str):
+    super().__init__(f"{kind}: {message}")
+    self.kind = kind
+
+
+@dataclasses.dataclass(frozen=True)
+class FrameChecks:
+  max_saturated_fraction: float = 0.5  # Of all pixels, in any phase frame.
+  min_valid_depth_fraction: float = 0.001  # Of all pixels, after filtering.
+
+
+def check_phase_frames(frames: np.ndarray | Sequence[np.ndarray | None],
+                       checks: FrameChecks = FrameChecks(),
+                       height: int = spec.SENSOR.height, width: int = spec.SENSOR.width
+                       ) -> np.ndarray:
+  """Validates the phase frames of one capture and returns them as [4, H, W].
+
+  Args:
+    frames: the spec.NUM_PHASE_FRAMES phase frames, as one array or a sequence
+      (None for a frame that never arrived).
+    checks: thresholds.
+    height, width: the sensor resolution expected.
+
+  Returns:
+    [4, H, W] array of the frames (float inputs are accepted if finite and
+    integral-valued ADC counts; they are returned as uint16).
+
+  Raises:
+    BadFrameError: naming the kind of problem and what was seen.
+  """
+  n = spec.NUM_PHASE_FRAMES
+  if not isinstance(frames, np.ndarray):
+    frames = list(frames)
+    missing = [i for i, f in enumerate(frames) if f is None or np.size(f) == 0]
+    if missing or len(frames) != n:
+      raise BadFrameError(MISSING_PHASE, f"expected {n} phase frames, missing "
+                          f"{missing or list(range(len(frames), n))}")
+    shapes = {np.shape(f) for f in frames}
+    if len(shapes) != 1:
+      raise BadFrameError(WRONG_SHAPE, f"phase frames have different shapes {sorted(shapes)}")
+    frames = np.stack([np.asarray(f) for f in frames])
+  if frames.ndim == 3 and frames.shape[0] != n and frames.shape[1:] == (height, width):
+    raise BadFrameError(MISSING_PHASE, f"expected {n} phase frames, got {frames.shape[0]}")
+  if frames.shape != (n, height, width):
+    raise BadFrameError(WRONG_SHAPE, f"expected shape {(n, height, width)}, got {frames.shape}")
+  if frames.dtype.kind == "f":
+    if not np.all(np.isfinite(frames)):
+      raise BadFrameError(NON_FINITE, f"{np.size(frames) - np.isfinite(frames).sum()} "
+                          "NaN or Inf values")
+    if frames.min() < 0 or frames.max() > tof.ADC_MAX:
+      raise BadFrameError(WRONG_DTYPE, f"float frames outside ADC range [0, {tof.ADC_MAX}]")
+    frames = np.round(frames).astype(np.uint16)
+  elif frames.dtype not in (np.uint16, np.int32, np.int64, np.uint32):
+    raise BadFrameError(WRONG_DTYPE, f"expected uint16 ADC counts, got {frames.dtype}")
+  elif frames.min() < 0 or frames.max() > tof.ADC_MAX:
+    raise BadFrameError(WRONG_DTYPE, f"values outside ADC range [0, {tof.ADC_MAX}]")
+  frames = frames.astype(np.uint16, copy=False)
+  flat = frames.reshape(n, -1)
+  dead = [i for i in range(n) if not flat[i].any()]
+  if dead:
+    raise BadFrameError(MISSING_PHASE, f"phase frames {dead} are all zero")
+  saturated = (flat >= tof.ADC_MAX).mean(axis=1).max()
+  if saturated > checks.max_saturated_fraction:
+    raise BadFrameError(SATURATED, f"{saturated:.0%} of pixels saturated (limit "
+                        f"{checks.max_saturated_fraction:.0%})")
+  return frames
+
+
+def check_depth(depth: np.ndarray, checks: FrameChecks = FrameChecks()) -> None:
+  """Raises BadFrameError if (almost) no pixel has valid depth."""
+  valid = np.mean(depth > 0)
+  if valid < checks.min_valid_depth_fraction:
+    raise BadFrameError(NO_VALID_DEPTH, f"{valid:.2%} of pixels have valid depth (need "
+                        f"{checks.min_valid_depth_fraction:.2%})")
