@@ -153,9 +153,22 @@ def build_training_model(config: config_lib.ModelConfig,
       name = spec.deep_supervision_output(stride)
       outputs[name] = keras.layers.Conv2D(spec.NUM_PRIMARY_CHANNELS, 1, name=name)(taps[stride])
   model = keras.Model(image, outputs, name=f"hand25d_{config.backbone}_training")
+  _set_batchnorm_momentum(model, config.batchnorm_momentum)
   if synchronized_batchnorm:
     model = keras.models.clone_model(model, clone_function=_synchronized_clone)
   return model
+
+
+def _set_batchnorm_momentum(model: keras.Model, momentum: float) -> None:
+  """Sets the moving-statistics momentum of every BatchNormalization in `model`.
+
+  Done after building so that it reaches the keras.applications baselines'
+  layers too; it takes effect because no layer has been called in training
+  mode yet.
+  """
+  for layer in model.submodules:
+    if isinstance(layer, keras.layers.BatchNormalization):
+      layer.momentum = momentum
 
 
 def _synchronized_clone(layer: keras.layers.Layer) -> keras.layers.Layer:
