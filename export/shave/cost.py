@@ -175,9 +175,10 @@ def _ours_compute(layer: graph.Layer, dtype, a: Assumptions,
   relu = out_vectors if layer.relu else 0
   h, w, _ = layer.out_shape
   if layer.kind == graph.CONV:
-    stack = simulator.kernel_stack(layer, dtype)
+    sets = layout.block_input_sets(layer.inputs_per_filter, layer.out_shape[-1], layer.groups,
+                                   lanes)
     taps = layer.kernel_size[0] * layer.kernel_size[1]
-    macs = h * w * taps * int(stack.counts.sum())
+    macs = h * w * taps * sum(len(s) for s in sets)
     lsu = macs * (1 + 1 / REGISTER_PIXELS) + 2 * out_vectors + 2 * expand_vectors
     return _issue(macs + relu, lsu, a), macs
   if layer.kind == graph.DEPTHWISE:
@@ -216,7 +217,7 @@ def _naive(layer: graph.Layer, dtype, capacity: int, a: Assumptions) -> tuple[in
   lanes = layout.lanes_for(dtype)
   in_elements = sum(math.prod(s) for s in layer.in_shapes)
   out_elements = math.prod(layer.out_shape)
-  weights = 0 if layer.kernel is None else layer.kernel.size + layer.bias.size
+  weights = layer.parameters()
   transfers = sum(s[-1] for s in layer.in_shapes) + layer.out_shape[-1] + 2 * (weights > 0)
   dma_bytes = (in_elements + out_elements + weights) * itemsize
   if layer.kind not in (graph.CONV, graph.DEPTHWISE):
@@ -225,7 +226,7 @@ def _naive(layer: graph.Layer, dtype, capacity: int, a: Assumptions) -> tuple[in
   kh, kw = layer.kernel_size
   if a.naive_inflates_dilation:
     kh, kw = ((kh - 1) * layer.dilation + 1, (kw - 1) * layer.dilation + 1)
-  cin_g = 1 if layer.kind == graph.DEPTHWISE else layer.kernel.shape[2]
+  cin_g = layer.inputs_per_filter
   groups = layer.out_shape[-1] if layer.kind == graph.DEPTHWISE else layer.groups
   k, n = kh * kw * cin_g, layer.out_shape[0] * layer.out_shape[1]
   pointwise = (kh, kw, layer.strides) == (1, 1, 1)
@@ -246,7 +247,7 @@ def estimate(network: graph.Network, result: simulator.SimulationResult, dtype=n
 
   Args:
     network: the network simulated.
-    result: simulator.simulate(network, ..., dtype) (tiles, DMA counts).
+    result: its simulated run in `dtype` (simulator.run or simulate): tiles, DMA counts.
     dtype: the storage type of that run.
     capacity: slice bytes (the naive im2col spills above half of it).
     assumptions: the machine.
@@ -301,9 +302,9 @@ def format_table(network: graph.Network, cost: NetworkCost) -> str:
   return "\n".join(lines)
 
 
-def report(model, dtype=np.float16, capacity: int = memory.SLICE_BYTES,
-           assumptions: Assumptions = Assumptions(), seed: int = 0) -> str:
-  """Builds, simulates (on a seeded random image) and prices a tf_keras model.
+def report(program: simulator.Program, assumptions: Assumptions = Assumptions(),
+           seed: int = 0) -> str:
+  """Simulates (on a seeded random image) and prices a program.
 
   The cycle counts do not depend on the image or the weights; the image only
   makes the simulator execute the schedule whose tiles and DMA it counts.
@@ -311,7 +312,8 @@ def report(model, dtype=np.float16, capacity: int = memory.SLICE_BYTES,
   Returns:
     format_table of the run.
   """
-  network = graph.from_keras(model)
+  network = program.network
   image = np.random.default_rng(seed).uniform(0.0, 1.0, network.input_shape)
-  result = simulator.simulate(network, image.astype(np.float32), dtype, capacity=capacity)
-  return format_table(network, estimate(network, result, dtype, capacity, assumptions))
+  result = simulator.run(program, image.astype(np.float32))
+  return format_table(network, estimate(network, result, program.dtype, program.capacity,
+                                        assumptions))

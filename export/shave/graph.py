@@ -65,8 +65,10 @@ class Layer:
       stored, small input.
     relu: ReLU fused on the output.
     kernel: CONV [kh, kw, cin // groups, cout]; DEPTHWISE [kh, kw, C, 1];
-      BatchNorm folded in. None for other kinds.
-    bias: [cout] with BatchNorm folded in; None for kinds without weights.
+      BatchNorm folded in. None for other kinds, and for layers read from a
+      deployment blob, whose weights exist only as the reordered kernel
+      stacks of the simulator.Program (blob.py).
+    bias: [cout] with BatchNorm folded in; None where kernel is None.
   """
   name: str
   kind: str
@@ -90,15 +92,26 @@ class Layer:
     h, w, c = self.in_shapes[0]
     return (h * self.upsample, w * self.upsample, c)
 
+  @property
+  def inputs_per_filter(self) -> int:
+    """Input channels each output channel reads per tap (cin // groups; 1 if depthwise)."""
+    if self.kind == DEPTHWISE:
+      return 1
+    return self.conv_input_shape[2] // self.groups
+
   def macs(self) -> int:
     """Multiply-accumulates of the layer as defined (no lane padding)."""
+    if self.kind not in (CONV, DEPTHWISE):
+      return 0
     h, w, c = self.out_shape
-    if self.kind == CONV:
-      kh, kw, cin_g, _ = self.kernel.shape
-      return h * w * c * kh * kw * cin_g
-    if self.kind == DEPTHWISE:
-      return h * w * c * self.kernel_size[0] * self.kernel_size[1]
-    return 0
+    return h * w * c * self.kernel_size[0] * self.kernel_size[1] * self.inputs_per_filter
+
+  def parameters(self) -> int:
+    """Weights and biases of the layer as defined (BatchNorm folded, no padding)."""
+    if self.kind not in (CONV, DEPTHWISE):
+      return 0
+    c = self.out_shape[2]
+    return c * (self.kernel_size[0] * self.kernel_size[1] * self.inputs_per_filter + 1)
 
 
 @dataclasses.dataclass(frozen=True, eq=False)

@@ -86,6 +86,30 @@ class KernelStack:
   out_channels: int
 
 
+def block_input_sets(in_per_group: int, cout: int, groups: int, lanes: int) -> list[list[int]]:
+  """The input set of every L-lane output block of a (grouped) convolution.
+
+  Args:
+    in_per_group: input channels per group (cin // groups).
+    cout: output channels.
+    groups: number of groups (1: dense).
+    lanes: vector lanes L.
+
+  Returns:
+    Per output block, the input channels it reads: the union of the inputs
+    of the groups its output channels belong to. The sizes are the dot-product
+    lengths per tap, all that the cost model needs of a kernel.
+  """
+  if cout % groups:
+    raise ValueError(f"cout={cout} is not divisible by groups={groups}")
+  cout_g = cout // groups
+  sets = []
+  for ob in range(channel_blocks(cout, lanes)):
+    group_ids = sorted({o // cout_g for o in range(ob * lanes, min((ob + 1) * lanes, cout))})
+    sets.append([g * in_per_group + i for g in group_ids for i in range(in_per_group)])
+  return sets
+
+
 def reorder_kernel(kernel: np.ndarray, bias: np.ndarray, groups: int, lanes: int,
                    dtype=np.float32) -> KernelStack:
   """Reorders a (grouped) Conv2D kernel into the interleaved kernel stack.
@@ -103,18 +127,11 @@ def reorder_kernel(kernel: np.ndarray, bias: np.ndarray, groups: int, lanes: int
     The KernelStack.
   """
   kh, kw, cin_g, cout = kernel.shape
-  if cout % groups:
-    raise ValueError(f"cout={cout} is not divisible by groups={groups}")
+  sets = block_input_sets(cin_g, cout, groups, lanes)
   cout_g = cout // groups
-  blocks = channel_blocks(cout, lanes)
-  sets = []
-  for ob in range(blocks):
-    outs = range(ob * lanes, min((ob + 1) * lanes, cout))
-    group_ids = sorted({o // cout_g for o in outs})
-    sets.append([g * cin_g + i for g in group_ids for i in range(cin_g)])
   width = max(len(s) for s in sets)
-  stack = np.zeros((blocks, kh * kw, width, lanes), np.float32)
-  inputs = np.zeros((blocks, width), np.int64)
+  stack = np.zeros((len(sets), kh * kw, width, lanes), np.float32)
+  inputs = np.zeros((len(sets), width), np.int64)
   taps = kernel.reshape(kh * kw, cin_g, cout).astype(np.float32)
   for ob, channels in enumerate(sets):
     inputs[ob, :len(channels)] = channels

@@ -1,20 +1,31 @@
-"""Prints the modelled SHAVE latency of a network, ours vs naive (Table 3).
+r"""Prints the modelled SHAVE latency of a network, ours vs naive (Table 3).
 
   python -m export.shave.shave_main                    # hand25d inference net
   python -m export.shave.shave_main --dtype=fp32
-  python -m export.shave.shave_main --keras_model=model.keras
+  python -m export.shave.shave_main --keras_model=model.keras --save_blob=model.blob
+  python -m export.shave.shave_main --blob=model.blob
+  python -m export.shave.shave_main --blob=model.blob --tflite=model.tflite \
+      --data_dir=testdata/tof_tiny
 
-The model is converted to the embedded layer list, run in the simulated
-128 KB slice and priced by the cost model (docs/embedded.md).
+A Keras model is compiled for the slice (--save_blob also writes the
+deployment blob); a blob holds its layers, weights, type, slice and schedule.
+The program runs in the simulated slice and the cost model prices it; with
+--tflite the blob is also compared with the float32 TFLite model on the
+frames of --data_dir (docs/embedded.md).
 """
+
+import os
 
 from absl import app
 from absl import flags
-import numpy as np
 
 import export  # noqa: F401  (puts TF_USE_LEGACY_KERAS=1 in effect first)
+from export.shave import agreement
+from export.shave import blob
 from export.shave import cost
+from export.shave import graph
 from export.shave import memory
+from export.shave import simulator
 from hand25d import spec
 from hand25d.model import config as config_lib
 from hand25d.model import layers
@@ -27,24 +38,59 @@ _KERAS_MODEL = flags.DEFINE_string(
     "latency does not depend on the weights).")
 _INPUT_HEIGHT = flags.DEFINE_integer("input_height", spec.INPUT_HEIGHT, "Network input rows.")
 _INPUT_WIDTH = flags.DEFINE_integer("input_width", spec.INPUT_WIDTH, "Network input columns.")
-_DTYPE = flags.DEFINE_enum("dtype", "fp16", ["fp16", "fp32"],
+_DTYPE = flags.DEFINE_enum("dtype", "fp16", sorted(blob.DTYPES),
                            "Storage type: fp16 (8 lanes) or fp32 (4 lanes).")
 _SLICE_KB = flags.DEFINE_integer("slice_kb", memory.SLICE_BYTES // 1024,
                                  "Working-memory slice in KiB.")
+_SAVE_BLOB = flags.DEFINE_string("save_blob", None,
+                                 "Also write the model's SHAVE deployment blob here.")
+_BLOB = flags.DEFINE_string("blob", None, "Report on this SHAVE deployment blob instead of a "
+                            "Keras model (it fixes the network, type, slice and schedule).")
+_TFLITE = flags.DEFINE_string("tflite", None, "With --blob: float32 TFLite model of the same "
+                              "network to compare the blob with on --data_dir frames.")
+_DATA_DIR = flags.DEFINE_string("data_dir", None, "With --tflite: data set of the frames.")
+_SPLIT = flags.DEFINE_string("split", "test", "With --tflite: split of --data_dir.")
+_MODEL_FLAGS = ("keras_model", "input_height", "input_width", "dtype", "slice_kb", "save_blob")
 
 
-def main(argv):
-  del argv
+def _program() -> simulator.Program:
+  """The program the flags name: a blob, or a Keras model compiled (and saved)."""
+  if _BLOB.value:
+    given = [f"--{name}" for name in _MODEL_FLAGS if not flags.FLAGS[name].using_default_value]
+    if given:
+      raise app.UsageError(f"--blob fixes the network, type and slice; drop {', '.join(given)}")
+    program = blob.read_blob(_BLOB.value)
+    print(f"{_BLOB.value}: SHAVE blob v{blob.VERSION}, {len(program.network.layers)} layers, "
+          f"{os.path.getsize(_BLOB.value)} bytes\n")
+    return program
   if _KERAS_MODEL.value:
     model = keras.models.load_model(
         _KERAS_MODEL.value, compile=False,
         custom_objects={"GroupedConv2D": layers.GroupedConv2D})
   else:
-    config = config_lib.ModelConfig(input_height=_INPUT_HEIGHT.value,
-                                    input_width=_INPUT_WIDTH.value)
-    model = network.inference_model(config)
-  dtype = np.float16 if _DTYPE.value == "fp16" else np.float32
-  print(cost.report(model, dtype, capacity=_SLICE_KB.value * 1024))
+    model = network.inference_model(config_lib.ModelConfig(input_height=_INPUT_HEIGHT.value,
+                                                           input_width=_INPUT_WIDTH.value))
+  capacity = _SLICE_KB.value * 1024
+  if _SAVE_BLOB.value:
+    summary = blob.write_blob(model, _SAVE_BLOB.value, _DTYPE.value, capacity)
+    print(f"wrote {_SAVE_BLOB.value}: {summary}\n")
+    return blob.read_blob(_SAVE_BLOB.value)
+  return simulator.compile_network(graph.from_keras(model), blob.DTYPES[_DTYPE.value],
+                                   capacity=capacity)
+
+
+def main(argv):
+  del argv
+  if _TFLITE.value and not (_BLOB.value and _DATA_DIR.value):
+    raise app.UsageError("--tflite needs --blob and --data_dir")
+  program = _program()
+  print(cost.report(program))
+  if _TFLITE.value:
+    with open(_TFLITE.value, "rb") as f:
+      tflite_model = f.read()
+    frames = agreement.load_frames(_DATA_DIR.value, _SPLIT.value, program)
+    print()
+    print(agreement.format_agreement(agreement.compare(program, tflite_model, frames)))
 
 
 if __name__ == "__main__":

@@ -23,7 +23,11 @@ spans all channel blocks.
 Buffers are allocated explicitly in the slice (memory.Slice); a layer whose
 buffers exceed it raises memory.SliceOverflowError naming the layer, the bytes
 needed and the limit. `plan` picks per layer the tile with the most outputs
-that fits; `simulate` runs a given or planned schedule. The DMA (memory.Dma)
+that fits. What the SHAVE executes is a `Program`: the layers, their weights
+reordered into kernel stacks in the storage type, and a tile per layer;
+`compile_network` makes one from a network (and a given or planned
+schedule), blob.py writes and reads it as a deployment blob, and `run`
+executes it. `simulate` is compile_network + run. The DMA (memory.Dma)
 counts one descriptor per tile of whole rows (or of every d-th row), one per
 row when a comb field strides between pixels. Zero padding outside the image
 is written by the core, not transferred.
@@ -110,6 +114,22 @@ def kernel_stack(layer: graph.Layer, dtype) -> layout.KernelStack:
   return layout.reorder_kernel(layer.kernel, layer.bias, layer.groups, lanes, dtype)
 
 
+def weight_shapes(layer: graph.Layer, dtype) -> tuple[tuple[int, ...], tuple[int, int]]:
+  """Shapes of a convolution's kernel stack [OB, T, N, L] and bias [OB, L].
+
+  The same shapes kernel_stack produces, from the descriptor alone.
+  """
+  channels = layer.out_shape[-1]
+  lanes = tensor_lanes(channels, dtype)
+  blocks = layout.channel_blocks(channels, lanes)
+  width = 1
+  if layer.kind == graph.CONV:
+    sets = layout.block_input_sets(layer.inputs_per_filter, channels, layer.groups, lanes)
+    width = max(len(s) for s in sets)
+  taps = layer.kernel_size[0] * layer.kernel_size[1]
+  return (blocks, taps, width, lanes), (blocks, lanes)
+
+
 @dataclasses.dataclass(frozen=True)
 class _ConvGeometry:
   """Where a convolution's comb fields and tiles read and write."""
@@ -142,9 +162,9 @@ def _buffers(layer: graph.Layer, tile: Tile, dtype) -> dict:
   buffers = {}
   if layer.kind in (graph.CONV, graph.DEPTHWISE):
     geometry = _conv_geometry(layer)
-    stack = kernel_stack(layer, dtype)
-    buffers["weights"] = (stack.stack.shape, dtype)
-    buffers["bias"] = (stack.bias.shape, dtype)
+    stack_shape, bias_shape = weight_shapes(layer, dtype)
+    buffers["weights"] = (stack_shape, dtype)
+    buffers["bias"] = (bias_shape, dtype)
     in_blocks = tile.blocks if layer.kind == graph.DEPTHWISE else ins[0][2]
     in_tile = (_tile_rows_needed(layer, rows), geometry.in_cols, in_blocks, ins[0][3])
     out_tile = (rows, geometry.fields[0][3], tile.blocks, out[3])
@@ -222,6 +242,75 @@ def plan(network: graph.Network, dtype=np.float16,
   return {layer.name: plan_layer(layer, dtype, capacity) for layer in network.layers}
 
 
+def check_tile(layer: graph.Layer, tile: Tile, dtype, capacity: int) -> None:
+  """Checks that `layer` can run in tiles of `tile` inside `capacity` bytes.
+
+  Raises:
+    ValueError: rows below 1, channel blocks outside 1 .. all blocks, or a
+      layer other than depthwise whose tile does not span all blocks.
+    memory.SliceOverflowError: the layer's buffers exceed the slice.
+  """
+  all_blocks = _all_blocks(layer, dtype)
+  if tile.rows < 1 or not 1 <= tile.blocks <= all_blocks:
+    raise ValueError(f"layer {layer.name!r}: tile {tile} needs rows >= 1 and 1 <= blocks "
+                     f"<= {all_blocks}")
+  if layer.kind != graph.DEPTHWISE and tile.blocks != all_blocks:
+    raise ValueError(f"layer {layer.name!r} ({layer.kind}) needs all {all_blocks} channel "
+                     f"blocks per tile, not {tile.blocks}")
+  needed = memory.buffer_bytes(_buffers(layer, tile, dtype))
+  if needed > capacity:
+    raise memory.SliceOverflowError(layer.name, needed, capacity, f" with tiles of {tile}")
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class Program:
+  """What the SHAVE executes: layers, reordered weights and a tile per layer.
+
+  Attributes:
+    network: the layers in execution order; `run` reads only their
+      descriptors, never their `kernel`/`bias`.
+    dtype: storage type, float16 (8 lanes) or float32 (4 lanes).
+    stacks: layer name -> kernel stack (weights and bias in `dtype`) of every
+      conv and depthwise layer.
+    schedule: layer name -> Tile, for every layer.
+    capacity: slice bytes the schedule runs in.
+  """
+  network: graph.Network
+  dtype: np.dtype
+  stacks: dict[str, layout.KernelStack]
+  schedule: dict[str, Tile]
+  capacity: int = memory.SLICE_BYTES
+
+
+def compile_network(network: graph.Network, dtype=np.float16,
+                    schedule: Optional[dict[str, Tile]] = None,
+                    capacity: int = memory.SLICE_BYTES) -> Program:
+  """Reorders the network's weights and fixes its schedule.
+
+  Args:
+    network: from graph.from_keras (with weights).
+    dtype: storage type, np.float16 (8 lanes) or np.float32 (4 lanes).
+    schedule: layer name -> Tile; missing layers, or all if None, get
+      plan_layer()'s choice.
+    capacity: slice bytes.
+
+  Raises:
+    memory.SliceOverflowError: naming the first layer, in execution order,
+      that does not fit (its given tile, or even one-row tiles).
+    ValueError: a tile check_tile refuses.
+  """
+  dtype = np.dtype(dtype)
+  layout.lanes_for(dtype)  # refuses types other than fp16 and fp32
+  schedule = schedule or {}
+  tiles, stacks = {}, {}
+  for layer in network.layers:
+    tiles[layer.name] = schedule.get(layer.name) or plan_layer(layer, dtype, capacity)
+    check_tile(layer, tiles[layer.name], dtype, capacity)
+    if layer.kind in (graph.CONV, graph.DEPTHWISE):
+      stacks[layer.name] = kernel_stack(layer, dtype)
+  return Program(network, dtype, stacks, tiles, capacity)
+
+
 def _conv_tiles(layer: graph.Layer, tile: Tile, dtype):
   """(field, first field row, rows, block range) of each tile, in run order."""
   all_blocks = _all_blocks(layer, dtype)
@@ -231,9 +320,9 @@ def _conv_tiles(layer: graph.Layer, tile: Tile, dtype):
         yield field, r0, min(tile.rows, field[2] - r0), slice(b0, b0 + tile.blocks)
 
 
-def _run_conv(layer, views, ddr, dma, tile, dtype) -> tuple[int, int]:
+def _run_conv(layer, stack, views, ddr, dma, tile, dtype) -> tuple[int, int]:
   """Convolution tiles; returns (tiles, vectors written up-sampling fused input)."""
-  geometry, stack = _conv_geometry(layer), kernel_stack(layer, dtype)
+  geometry = _conv_geometry(layer)
   dma.fetch(views["weights"], stack.stack)
   dma.fetch(views["bias"], stack.bias)
   depthwise = layer.kind == graph.DEPTHWISE
@@ -323,10 +412,54 @@ def _run_rows(layer, views, ddr, dma, tile) -> int:
   return tiles
 
 
+def run(program: Program, image: np.ndarray) -> SimulationResult:
+  """Executes a program on one image inside its simulated slice.
+
+  Args:
+    program: from compile_network or blob.read_blob.
+    image: [H, W, C] input (float; converted to the storage type).
+
+  Returns:
+    The outputs and a report per layer.
+
+  Raises:
+    ValueError: if the image does not match the network input.
+    memory.SliceOverflowError: if a layer's tiles need more than the slice.
+  """
+  network, dtype = program.network, program.dtype
+  if tuple(image.shape) != network.input_shape:
+    raise ValueError(f"image shape {image.shape} != network input {network.input_shape}")
+  working = memory.Slice(program.capacity)
+  ddr = {network.input_name: layout.to_interleaved(image.astype(dtype),
+                                                   tensor_lanes(image.shape[-1], dtype))}
+  reports = []
+  for layer in network.layers:
+    tile = program.schedule[layer.name]
+    views, used = working.allocate(layer.name, _buffers(layer, tile, dtype))
+    ddr[layer.name] = np.zeros(_interleaved_shape(layer.out_shape, dtype), dtype)
+    dma = memory.Dma()
+    if layer.kind in (graph.CONV, graph.DEPTHWISE):
+      tiles, expanded = _run_conv(layer, program.stacks[layer.name], views, ddr, dma, tile,
+                                  dtype)
+    else:
+      tiles, expanded = _run_rows(layer, views, ddr, dma, tile), 0
+    reports.append(LayerReport(layer.name, layer.kind, tile, tiles, used, dma.transfers,
+                               dma.bytes_in + dma.bytes_out, dma.bytes_in, dma.bytes_out,
+                               expanded))
+  outputs = {}
+  for key, tensor in network.outputs.items():
+    channels = network.output_shapes[key][-1]
+    values = layout.from_interleaved(ddr[tensor], channels).astype(np.float32)
+    outputs[key] = values.reshape(network.output_shapes[key])
+  return SimulationResult(outputs, tuple(reports))
+
+
 def simulate(network: graph.Network, image: np.ndarray, dtype=np.float16,
              schedule: Optional[dict[str, Tile]] = None,
              capacity: int = memory.SLICE_BYTES) -> SimulationResult:
   """Runs the network on one image inside the simulated slice.
+
+  compile_network(network, dtype, schedule, capacity), then run.
 
   Args:
     network: from graph.from_keras.
@@ -344,32 +477,4 @@ def simulate(network: graph.Network, image: np.ndarray, dtype=np.float16,
     ValueError: if the image does not match the network input, or a
       schedule splits the channel blocks of a layer other than depthwise.
   """
-  if tuple(image.shape) != network.input_shape:
-    raise ValueError(f"image shape {image.shape} != network input {network.input_shape}")
-  dtype = np.dtype(dtype)
-  schedule = schedule or {}
-  working = memory.Slice(capacity)
-  ddr = {network.input_name: layout.to_interleaved(image.astype(dtype),
-                                                   tensor_lanes(image.shape[-1], dtype))}
-  reports = []
-  for layer in network.layers:
-    tile = schedule.get(layer.name) or plan_layer(layer, dtype, capacity)
-    if layer.kind != graph.DEPTHWISE and tile.blocks != _all_blocks(layer, dtype):
-      raise ValueError(f"layer {layer.name!r} ({layer.kind}) needs all "
-                       f"{_all_blocks(layer, dtype)} channel blocks per tile, not {tile.blocks}")
-    views, used = working.allocate(layer.name, _buffers(layer, tile, dtype))
-    ddr[layer.name] = np.zeros(_interleaved_shape(layer.out_shape, dtype), dtype)
-    dma = memory.Dma()
-    if layer.kind in (graph.CONV, graph.DEPTHWISE):
-      tiles, expanded = _run_conv(layer, views, ddr, dma, tile, dtype)
-    else:
-      tiles, expanded = _run_rows(layer, views, ddr, dma, tile), 0
-    reports.append(LayerReport(layer.name, layer.kind, tile, tiles, used, dma.transfers,
-                               dma.bytes_in + dma.bytes_out, dma.bytes_in, dma.bytes_out,
-                               expanded))
-  outputs = {}
-  for key, tensor in network.outputs.items():
-    channels = network.output_shapes[key][-1]
-    values = layout.from_interleaved(ddr[tensor], channels).astype(np.float32)
-    outputs[key] = values.reshape(network.output_shapes[key])
-  return SimulationResult(outputs, tuple(reports))
+  return run(compile_network(network, dtype, schedule, capacity), image)
