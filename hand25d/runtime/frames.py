@@ -21,8 +21,9 @@ NON_FINITE = "non_finite"
 MISSING_PHASE = "missing_phase_frame"
 SATURATED = "saturated"
 NO_VALID_DEPTH = "no_valid_depth"
+UNREADABLE = "unreadable"  # A recorded frame whose file cannot be read.
 BAD_FRAME_KINDS = (WRONG_SHAPE, WRONG_DTYPE, NON_FINITE, MISSING_PHASE, SATURATED,
-                   NO_VALID_DEPTH)
+                   NO_VALID_DEPTH, UNREADABLE)
 
 
 class BadFrameError(ValueError):
@@ -60,7 +61,11 @@ def check_phase_frames(frames: np.ndarray | Sequence[np.ndarray | None],
   """
   n = spec.NUM_PHASE_FRAMES
   if not isinstance(frames, np.ndarray):
-    frames = list(frames)
+    try:
+      frames = list(frames)
+    except TypeError as e:
+      raise BadFrameError(WRONG_DTYPE, f"expected phase frames, got {type(frames).__name__}"
+                          ) from e
     missing = [i for i, f in enumerate(frames) if f is None or np.size(f) == 0]
     if missing or len(frames) != n:
       raise BadFrameError(MISSING_PHASE, f"expected {n} phase frames, missing "
@@ -89,7 +94,9 @@ def check_phase_frames(frames: np.ndarray | Sequence[np.ndarray | None],
   dead = [i for i in range(n) if not flat[i].any()]
   if dead:
     raise BadFrameError(MISSING_PHASE, f"phase frames {dead} are all zero")
-  saturated = (flat >= tof.ADC_MAX).mean(axis=1).max()
+  # Counting is the costliest check: only when some pixel is saturated at all.
+  saturated = (np.count_nonzero(flat >= tof.ADC_MAX, axis=1).max() / flat.shape[1]
+               if flat.max() >= tof.ADC_MAX else 0.0)
   if saturated > checks.max_saturated_fraction:
     raise BadFrameError(SATURATED, f"{saturated:.0%} of pixels saturated (limit "
                         f"{checks.max_saturated_fraction:.0%})")

@@ -72,3 +72,32 @@ def jitter(track: np.ndarray) -> float:
     raise ValueError(f"jitter needs at least 3 frames, got {len(track)}")
   accel = np.linalg.norm(track[2:] - 2 * track[1:-1] + track[:-2], axis=-1)
   return float(np.nanmean(accel))
+
+
+class HandSmoother:
+  """One Euro filters for the hands of a stream, over (x px, y px, z mm).
+
+  Hand speeds are hundreds of units per second in pixels and in millimetres
+  alike, so one OneEuroConfig suits all three; smoothing z rather than the
+  3D point keeps the smoothed point on the ray of the smoothed pixel. A hand
+  that is not present restarts its filter.
+  """
+
+  def __init__(self, cfg: OneEuroConfig, num_sides: int):
+    self._filters = [OneEuroFilter(cfg) for _ in range(num_sides)]
+
+  def reset(self) -> None:
+    for f in self._filters:
+      f.reset()
+
+  def __call__(self, xy: np.ndarray, z: np.ndarray, present: np.ndarray,
+               t: float) -> tuple[np.ndarray, np.ndarray]:
+    """Smooths [S, K, 2] pixels and [S, K] metres (NaN: not seen) observed at `t`."""
+    xy, z = np.array(xy, np.float64), np.array(z, np.float64)
+    for side, f in enumerate(self._filters):
+      if not present[side]:
+        f.reset()
+        continue
+      out = f(np.concatenate([xy[side], 1e3 * z[side][:, None]], axis=1), t)
+      xy[side], z[side] = out[:, :2], out[:, 2] / 1e3
+    return xy, z

@@ -1,0 +1,346 @@
+"""The 2.5D runtime (DESIGN.md §8): four phase frames in, 2.5D keypoints out.
+
+Per frame:
+  1. Check the phase frames (`frames.check_phase_frames`); a bad frame is
+     reported in its FrameResult (`error_kind`) and skipped, and the stream
+     goes on.
+  2. Amplitude path: the cheap amplitude image -> the network
+     (`inference.TfliteModel.infer`). Depth path, at the same time on a
+     worker thread: arctangent, range to z, invalid and flying pixels
+     (`tof.depth`), then `frames.check_depth`. With `parallel_depth` off the
+     depth path runs after decoding, on the calling thread.
+  3. Early out: when the presence output puts both hands below
+     `presence_threshold`, nothing is decoded or lifted and the depth job is
+     cancelled (or, if running, not waited for).
+  4. Decode: arg-max with sub-pixel refinement; a keypoint is visible if its
+     peak softmax probability reaches `min_keypoint_confidence` (and the
+     visibility output, if the model has one, says so) on a present hand.
+  5. Lift each present hand (`lifting.hand_depths`: window median, front
+     cluster against flying pixels, hand mask from depth, fallbacks) and
+     back-project with the intrinsics.
+  6. Optionally smooth each hand with One Euro filters
+     (`smoothing.HandSmoother`, over pixels and depth) and back-project.
+
+The worker thread pays off because numpy's array operations and the LiteRT
+invoke release the GIL; one persistent worker serves every frame.
+"""
+
+import concurrent.futures
+import contextlib
+import dataclasses
+import math
+import time
+
+import numpy as np
+
+from hand25d import spec
+from hand25d.data import render
+from hand25d.data import tof
+from hand25d.runtime import frames as frames_lib
+from hand25d.runtime import inference
+from hand25d.runtime import lifting
+from hand25d.runtime import smoothing as smoothing_lib
+
+_S, _P = spec.NUM_SIDES, spec.NUM_PRIMARY_KEYPOINTS
+_PRIMARY = list(spec.PRIMARY_KEYPOINT_INDICES)
+
+
+@dataclasses.dataclass(frozen=True)
+class PipelineOptions:
+  """How the pipeline runs; the defaults are the deployed configuration."""
+  parallel_depth: bool = True  # Depth path on a worker thread, beside the network.
+  backend: str = "litert"  # inference.BACKENDS: "litert" or "tflm".
+  num_threads: int = 1  # LiteRT interpreter threads.
+  tflm_arena_bytes: int = 8 << 20
+  refine: bool = True  # Sub-pixel refinement of the arg-max.
+  presence_threshold: float = 0.5  # On sigmoid(presence logit).
+  min_keypoint_confidence: float = 0.001  # Peak softmax probability (uniform: 1/4800).
+  visibility_threshold: float = 0.5  # On sigmoid(visibility logit), if the model has it.
+  smoothing: smoothing_lib.OneEuroConfig | None = None
+  frame_interval_s: float = 1.0 / 30.0  # Timestamps of frames given without one.
+  sensor_height: int = spec.SENSOR.height
+  sensor_width: int = spec.SENSOR.width
+  lift: lifting.LiftConfig = lifting.LiftConfig()
+  checks: frames_lib.FrameChecks = frames_lib.FrameChecks()
+  sensor_model: tof.TofConfig = tof.TofConfig()
+
+  def __post_init__(self):
+    for name in ("presence_threshold", "min_keypoint_confidence", "visibility_threshold"):
+      if not 0.0 <= getattr(self, name) <= 1.0:
+        raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}")
+    if not self.frame_interval_s > 0:
+      raise ValueError(f"frame_interval_s must be positive, got {self.frame_interval_s}")
+
+
+def _number(x) -> float | None:
+  """A JSON number, None for NaN."""
+  return None if x is None or not math.isfinite(x) else round(float(x), 6)
+
+
+@dataclasses.dataclass(frozen=True)
+class HandResult:
+  """One side's output. Arrays are NaN (and visible False) where nothing was found.
+
+  Attributes:
+    side: spec.SIDES entry.
+    present: the hand was found (presence gate, or a visible keypoint for a
+      model without a presence output).
+    presence: sigmoid of the presence logit; None without a presence output.
+    pose: spec.POSE_CLASSES entry if present and the model has a pose output.
+    keypoints_2d: [P, 2] (x, y) sensor pixels of the primary keypoints.
+    confidence: [P] peak softmax probability of each score map.
+    visible: [P] bool, the keypoints that passed the gates (and are lifted).
+    keypoints_3d: [P, 3] camera-space metres (x right, y down, z forward).
+    depth_sources: [P] how each depth was found (lifting.SOURCE_*).
+  """
+  side: str
+  present: bool
+  presence: float | None
+  pose: str | None
+  keypoints_2d: np.ndarray
+  confidence: np.ndarray
+  visible: np.ndarray
+  keypoints_3d: np.ndarray
+  depth_sources: tuple[str, ...]
+
+  def to_json(self) -> dict:
+    keypoints = []
+    if self.present:
+      for k, name in enumerate(spec.PRIMARY_KEYPOINT_NAMES):
+        (x, y), point = self.keypoints_2d[k], self.keypoints_3d[k]
+        keypoints.append({
+            "name": name, "x": _number(x), "y": _number(y),
+            "confidence": _number(self.confidence[k]), "visible": bool(self.visible[k]),
+            "xyz_m": [_number(v) for v in point], "depth_source": self.depth_sources[k]})
+    return {"side": self.side, "present": self.present, "presence": _number(self.presence),
+            "pose": self.pose, "keypoints": keypoints}
+
+
+def _absent(side: int, presence: float | None) -> HandResult:
+  return HandResult(spec.SIDES[side], False, presence, None, np.full((_P, 2), np.nan),
+                    np.full(_P, np.nan), np.zeros(_P, bool), np.full((_P, 3), np.nan),
+                    (lifting.SOURCE_NONE,) * _P)
+
+
+@dataclasses.dataclass(frozen=True)
+class FrameResult:
+  """The output of one frame.
+
+  Attributes:
+    index: position in the stream (bad frames count).
+    timestamp_s: the frame's time.
+    hands: one HandResult per spec.SIDES entry; () for a bad frame.
+    timings_ms: milliseconds per stage: check, amplitude, network, decode,
+      depth (on the worker when parallel), depth_wait (the calling thread
+      waiting for it, or computing it if the worker had not started), lift,
+      smooth, total (wall time of `process`). Stages that did not run are
+      absent.
+    early_out: no hand present: nothing decoded (given a presence output)
+      and nothing lifted.
+    error_kind: frames.BAD_FRAME_KINDS entry for a skipped frame, else None.
+    error: what was wrong with it.
+    amplitude: [H, W] amplitude image (not serialised).
+    depth: [H, W] depth image in metres when it was used (not serialised).
+  """
+  index: int
+  timestamp_s: float
+  hands: tuple[HandResult, ...]
+  timings_ms: dict[str, float]
+  early_out: bool = False
+  error_kind: str | None = None
+  error: str | None = None
+  amplitude: np.ndarray | None = dataclasses.field(default=None, repr=False)
+  depth: np.ndarray | None = dataclasses.field(default=None, repr=False)
+
+  @property
+  def ok(self) -> bool:
+    return self.error_kind is None
+
+  def to_json(self) -> dict:
+    return {"frame": self.index, "timestamp_s": _number(self.timestamp_s), "ok": self.ok,
+            "error_kind": self.error_kind, "error": self.error, "early_out": self.early_out,
+            "hands": [h.to_json() for h in self.hands],
+            "timings_ms": {k: round(v, 4) for k, v in self.timings_ms.items()}}
+
+
+@contextlib.contextmanager
+def _timed(timings: dict[str, float], stage: str):
+  start = time.perf_counter()
+  try:
+    yield
+  finally:
+    timings[stage] = 1e3 * (time.perf_counter() - start)
+
+
+def _sigmoid(x: np.ndarray) -> np.ndarray:
+  return 1.0 / (1.0 + np.exp(-np.asarray(x, np.float64)))
+
+
+class Pipeline:
+  """Phase frames -> FrameResult; one instance per stream (it keeps filter state).
+
+  Use as a context manager, or call close(), to stop the depth worker.
+  """
+
+  def __init__(self, model: str | inference.KeypointModel,
+               intrinsics: spec.Intrinsics = spec.SENSOR.intrinsics,
+               options: PipelineOptions = PipelineOptions()):
+    """Builds the pipeline.
+
+    Args:
+      model: path of an exported .tflite model (see inference.py for the
+        signature it must have), loaded with the options' backend,
+        num_threads, tflm_arena_bytes and refine; or a ready KeypointModel
+        (which may be shared by pipelines that do not run at once).
+      intrinsics: pinhole intrinsics of the sensor at its full resolution.
+      options: how to run.
+
+    Raises:
+      inference.ModelSignatureError: the model has unexpected inputs or outputs.
+    """
+    self.options = options
+    self.intrinsics = intrinsics
+    sensor_shape = (options.sensor_height, options.sensor_width)
+    if isinstance(model, str):
+      model = inference.TfliteModel.from_file(
+          model, sensor_shape, backend=options.backend, num_threads=options.num_threads,
+          tflm_arena_bytes=options.tflm_arena_bytes, refine=options.refine)
+    self.model = model
+    self._camera = render.camera(*sensor_shape, intrinsics)
+    self._executor = (concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="depth")
+                      if options.parallel_depth else None)
+    self._smoother = (smoothing_lib.HandSmoother(options.smoothing, _S)
+                      if options.smoothing else None)
+    self._next_index = 0
+
+  def close(self) -> None:
+    if self._executor is not None:
+      self._executor.shutdown(wait=True)
+
+  def __enter__(self) -> "Pipeline":
+    return self
+
+  def __exit__(self, *exc) -> None:
+    self.close()
+
+  def reset(self) -> None:
+    """Forgets the smoothing state (a cut in the stream)."""
+    if self._smoother is not None:
+      self._smoother.reset()
+
+  def depth_image(self, phase_frames: np.ndarray) -> np.ndarray:
+    """[H, W] z-depth in metres (0 = invalid) of checked phase frames.
+
+    Raises:
+      frames.BadFrameError: (almost) no pixel has valid depth.
+    """
+    depth = tof.depth(phase_frames, self._camera, self.options.sensor_model)
+    frames_lib.check_depth(depth, self.options.checks)
+    return depth
+
+  def _timed_depth(self, phase_frames: np.ndarray) -> tuple[np.ndarray, float]:
+    start = time.perf_counter()
+    depth = self.depth_image(phase_frames)
+    return depth, 1e3 * (time.perf_counter() - start)
+
+  def process(self, phase_frames, timestamp_s: float | None = None) -> FrameResult:
+    """Runs one frame; bad frames come back with error_kind set, never raise.
+
+    Args:
+      phase_frames: the spec.NUM_PHASE_FRAMES phase frames as one [4, H, W]
+        array of ADC counts or a sequence of [H, W] arrays (None for a frame
+        that never arrived).
+      timestamp_s: the frame's time, increasing (for smoothing); default
+        index * options.frame_interval_s.
+
+    Raises:
+      ValueError: with smoothing, a timestamp that does not increase.
+    """
+    index, timestamp_s = self._advance(timestamp_s)
+    timings = {}
+    start = time.perf_counter()
+    try:
+      hands, early_out, amplitude, depth = self._process(phase_frames, timestamp_s, timings)
+    except frames_lib.BadFrameError as e:
+      timings["total"] = 1e3 * (time.perf_counter() - start)
+      return FrameResult(index, timestamp_s, (), timings, error_kind=e.kind, error=str(e))
+    timings["total"] = 1e3 * (time.perf_counter() - start)
+    return FrameResult(index, timestamp_s, hands, timings, early_out, amplitude=amplitude,
+                       depth=depth)
+
+  def skip(self, error: frames_lib.BadFrameError,
+           timestamp_s: float | None = None) -> FrameResult:
+    """Reports a frame that never reached `process` (e.g. an unreadable file)."""
+    index, timestamp_s = self._advance(timestamp_s)
+    return FrameResult(index, timestamp_s, (), {}, error_kind=error.kind, error=str(error))
+
+  def _advance(self, timestamp_s: float | None) -> tuple[int, float]:
+    index = self._next_index
+    self._next_index += 1
+    return index, index * self.options.frame_interval_s if timestamp_s is None else timestamp_s
+
+  def _process(self, phase_frames, timestamp_s: float, timings: dict[str, float]):
+    o = self.options
+    with _timed(timings, "check"):
+      if phase_frames is None:
+        raise frames_lib.BadFrameError(frames_lib.MISSING_PHASE, "no phase frames")
+      frames = frames_lib.check_phase_frames(phase_frames, o.checks, o.sensor_height,
+                                             o.sensor_width)
+    with _timed(timings, "amplitude"):
+      amplitude = tof.amplitude(frames)
+    pending = self._executor.submit(self._timed_depth, frames) if self._executor else None
+    with _timed(timings, "network"):
+      outputs = self.model.infer(amplitude)
+    presence = _sigmoid(outputs[spec.PRESENCE][0]) if spec.PRESENCE in outputs else None
+    presence_values = [None] * _S if presence is None else [float(p) for p in presence]
+    if presence is not None and not np.any(presence >= o.presence_threshold):
+      if pending is not None:
+        pending.cancel()  # Unless the worker has started on it already.
+      return self._no_hands(presence_values), True, amplitude, None
+    with _timed(timings, "decode"):
+      xy, confidence = self.model.decode(outputs)
+      visible = confidence >= o.min_keypoint_confidence
+      if spec.VISIBILITY in outputs:
+        visible &= _sigmoid(outputs[spec.VISIBILITY][0][:, _PRIMARY]) >= o.visibility_threshold
+      present = (presence >= o.presence_threshold if presence is not None
+                 else visible.any(axis=1))
+      visible &= present[:, None]
+      pose = np.argmax(outputs[spec.POSE][0], axis=-1) if spec.POSE in outputs else None
+    if not present.any():  # A model without presence output found no keypoint.
+      if pending is not None:
+        pending.cancel()
+      return self._no_hands(presence_values), True, amplitude, None
+    if pending is None:
+      with _timed(timings, "depth"):
+        depth = self.depth_image(frames)
+    else:
+      with _timed(timings, "depth_wait"):
+        # On a busy machine the worker may not have started yet: then the
+        # calling thread computes the depth itself rather than wait for it.
+        depth, timings["depth"] = (self._timed_depth(frames) if pending.cancel()
+                                   else pending.result())
+    with _timed(timings, "lift"):
+      z = np.full((_S, _P), np.nan)
+      sources = [(lifting.SOURCE_NONE,) * _P] * _S
+      for side in np.flatnonzero(present):
+        z[side], found = lifting.hand_depths(depth, xy[side], visible[side], o.lift)
+        sources[side] = tuple(found)
+    if self._smoother is not None:
+      with _timed(timings, "smooth"):
+        xy, z = self._smoother(xy, z, present, timestamp_s)
+    hands = []
+    for side in range(_S):
+      if not present[side]:
+        hands.append(_absent(side, presence_values[side]))
+        continue
+      hands.append(HandResult(
+          side=spec.SIDES[side], present=True, presence=presence_values[side],
+          pose=None if pose is None else spec.POSE_CLASSES[pose[side]],
+          keypoints_2d=xy[side], confidence=confidence[side], visible=visible[side],
+          keypoints_3d=lifting.back_project(xy[side], z[side], self.intrinsics),
+          depth_sources=sources[side]))
+    return tuple(hands), False, amplitude, depth
+
+  def _no_hands(self, presence: list[float | None]) -> tuple[HandResult, ...]:
+    self.reset()
+    return tuple(_absent(side, presence[side]) for side in range(_S))

@@ -1,0 +1,186 @@
+"""Runs the 2.5D runtime over a source of frames and writes everything a user looks at.
+
+`run(config)` writes into config.out_dir:
+  config.json     the RunConfig of the run
+  frames.jsonl    one FrameResult.to_json() per frame (+ name, clip)
+  summary.json    frames, latency (fps, percentiles, stages), accuracy and
+                  jitter against ground truth when the input has it
+  images/*.png    annotated frames (keypoints over amplitude and depth)
+  sequence.gif    the run as an animation
+  report.md       the figures and pictures in one page
+
+To measure jitter with and without smoothing, a second pipeline, identical
+but for the smoothing (on if the run's is off and vice versa, depth
+sequential), processes every frame beside the first; only its tracks are
+kept. The true 2D keypoints are also lifted with each frame's depth, and
+smoothed with a smoothing.HandSmoother, to show the lifting on its own.
+"""
+
+import collections
+import dataclasses
+import json
+import math
+import os
+
+import numpy as np
+
+from hand25d import atomic
+from hand25d import spec
+from hand25d.runtime import evaluation
+from hand25d.runtime import frames as frames_lib
+from hand25d.runtime import lifting
+from hand25d.runtime import pipeline
+from hand25d.runtime import report
+from hand25d.runtime import sequence
+from hand25d.runtime import smoothing
+
+
+@dataclasses.dataclass(frozen=True)
+class RunConfig:
+  """One run of the runtime.
+
+  Attributes:
+    model_path: exported .tflite model (see inference.py for its signature).
+    out_dir: where the outputs go (created).
+    input: "synthetic" or a directory of .npz frames (sequence.py).
+    synthetic: the clips rendered for "synthetic".
+    options: how the pipeline runs.
+    intrinsics: of the sensor at full resolution.
+    num_images: annotated PNGs, spread evenly over the run.
+    gif_max_frames: the GIF shows every k-th frame so that it has at most this many.
+    compare_smoothing: run the second pipeline for jitter with and without smoothing.
+  """
+  model_path: str
+  out_dir: str
+  input: str = "synthetic"
+  synthetic: sequence.SyntheticConfig = sequence.SyntheticConfig()
+  options: pipeline.PipelineOptions = pipeline.PipelineOptions()
+  intrinsics: spec.Intrinsics = spec.SENSOR.intrinsics
+  num_images: int = 4
+  gif_max_frames: int = 60
+  compare_smoothing: bool = True
+
+
+class _Jitter:
+  """The tracks of one run for the jitter table."""
+
+  def __init__(self, smoothing_config: smoothing.OneEuroConfig, intrinsics: spec.Intrinsics):
+    self.tracks = collections.defaultdict(evaluation.Tracks)
+    self._smoother = smoothing.HandSmoother(smoothing_config, spec.NUM_SIDES)
+    self._intrinsics = intrinsics
+
+  def reset(self) -> None:
+    self._smoother.reset()
+
+  def add_network(self, name: str, clip: int, result: pipeline.FrameResult) -> None:
+    xy, xyz = evaluation.result_keypoints(result)
+    self.tracks[f"{name}_px"].add(clip, xy)
+    self.tracks[f"{name}_mm"].add(clip, 1e3 * xyz)
+
+  def add_truth(self, clip: int, truth: dict, lifted: np.ndarray, timestamp_s: float) -> None:
+    xy, xyz, visible = evaluation.truth_keypoints(truth, self._intrinsics)
+    self.tracks["truth_mm"].add(clip, np.where(visible[..., None], 1e3 * xyz, np.nan))
+    self.tracks["lifting_raw_mm"].add(clip, 1e3 * lifted)
+    xy_s, z_s = self._smoother(xy, lifted[..., 2], visible.any(axis=1), timestamp_s)
+    smoothed = np.stack([lifting.back_project(xy_s[s], z_s[s], self._intrinsics)
+                         for s in range(spec.NUM_SIDES)])
+    self.tracks["lifting_smoothed_mm"].add(clip, 1e3 * smoothed)
+
+  def summary(self, smoothed_name: str, raw_name: str) -> dict:
+    t = self.tracks
+    out = {key: {"px": t[f"{name}_px"].jitter(), "mm": t[f"{name}_mm"].jitter()}
+           for key, name in (("network_smoothed", smoothed_name), ("network_raw", raw_name))}
+    if "truth_mm" in t:
+      out.update({k: t[k].jitter() for k in ("truth_mm", "lifting_raw_mm", "lifting_smoothed_mm")})
+    return out
+
+
+def run(config: RunConfig) -> dict:
+  """Runs the pipeline over the input and writes the outputs; returns the summary."""
+  out = config.out_dir
+  os.makedirs(os.path.join(out, "images"), exist_ok=True)
+  atomic.write_json(os.path.join(out, "config.json"), dataclasses.asdict(config))
+  source = sequence.open_source(config.input, config.synthetic)
+  n = len(source)
+  image_at = set(np.linspace(0, n - 1, config.num_images).round().astype(int).tolist()
+                 if config.num_images else [])
+  gif_every = max(1, math.ceil(n / config.gif_max_frames)) if config.gif_max_frames else 0
+  options = config.options
+  smoothing_config = options.smoothing or smoothing.OneEuroConfig()
+  other_options = dataclasses.replace(
+      options, parallel_depth=False, smoothing=None if options.smoothing else smoothing_config)
+  lines, timings, bad, images, pictures = [], [], collections.Counter(), [], []
+  early_outs = 0
+  accuracy = evaluation.Accuracy(config.intrinsics)
+  jitter = _Jitter(smoothing_config, config.intrinsics)
+  main = pipeline.Pipeline(config.model_path, config.intrinsics, options)
+  other = (pipeline.Pipeline(main.model, config.intrinsics, other_options)
+           if config.compare_smoothing else None)
+  clip = None
+  try:
+    for i, frame in enumerate(source):
+      if frame.clip != clip:  # A cut: the filters start afresh.
+        clip = frame.clip
+        for stateful in (main, other, jitter):
+          if stateful is not None:
+            stateful.reset()
+      result = main.skip(frame.error) if frame.error else main.process(frame.phase_frames)
+      lines.append(json.dumps(dict(result.to_json(), name=frame.name, clip=frame.clip)))
+      if result.ok:
+        timings.append(result.timings_ms)
+        early_outs += result.early_out
+      else:
+        bad[result.error_kind] += 1
+      jitter.add_network("main", clip, result)
+      if other is not None:
+        other_result = (other.skip(frame.error) if frame.error
+                        else other.process(frame.phase_frames))
+        jitter.add_network("other", clip, other_result)
+      if frame.truth is not None and result.ok:
+        lifted = _lift_truth(main, frame, result, config)
+        if lifted is not None:
+          accuracy.add(result, frame.truth, lifted)
+          jitter.add_truth(clip, frame.truth, lifted, result.timestamp_s)
+      if i in image_at:
+        images.append(f"images/{i:05d}_{os.path.splitext(frame.name)[0]}.png")
+        report.write_png(os.path.join(out, images[-1]), report.draw(result, frame.truth, 150))
+      if gif_every and i % gif_every == 0:
+        pictures.append(report.draw(result, frame.truth, 60))
+  finally:
+    main.close()
+    if other is not None:
+      other.close()
+  atomic.write_text(os.path.join(out, "frames.jsonl"), "\n".join(lines) + "\n")
+  gif = None
+  if pictures:
+    gif = "sequence.gif"
+    report.write_gif(os.path.join(out, gif), pictures, fps=1.0 / (options.frame_interval_s *
+                                                                   gif_every))
+  smoothed, raw = ("main", "other") if options.smoothing else ("other", "main")
+  summary = {
+      "model": config.model_path, "input": config.input,
+      "parallel_depth": options.parallel_depth, "backend": options.backend,
+      "frames": {"total": n, "processed": len(timings), "early_out": early_outs,
+                 "bad": dict(bad)},
+      "latency": evaluation.latency(timings),
+      "accuracy": accuracy.summary() if accuracy.frames else None,
+      "jitter": jitter.summary(smoothed, raw) if other is not None else None,
+      "outputs": {"frames": "frames.jsonl", "images": images, "gif": gif, "report": "report.md"},
+  }
+  atomic.write_json(os.path.join(out, "summary.json"), summary)
+  atomic.write_text(os.path.join(out, "report.md"), report.markdown(summary, out, images, gif))
+  return summary
+
+
+def _lift_truth(p: pipeline.Pipeline, frame: sequence.Frame, result: pipeline.FrameResult,
+                config: RunConfig) -> np.ndarray | None:
+  """The true 2D keypoints lifted with the frame's depth (computed if the run skipped it)."""
+  depth = result.depth
+  if depth is None:
+    try:
+      depth = p.depth_image(frames_lib.check_phase_frames(
+          frame.phase_frames, config.options.checks, config.options.sensor_height,
+          config.options.sensor_width))
+    except frames_lib.BadFrameError:
+      return None
+  return evaluation.lift_truth(depth, frame.truth, config.intrinsics, config.options.lift)

@@ -1,0 +1,129 @@
+"""The runtime's runner and CLI: sources, outputs, report, jitter with and without smoothing."""
+
+import json
+
+import hand25d  # pylint: disable=unused-import  # Before TensorFlow: sets TF_USE_LEGACY_KERAS.
+from hand25d import spec
+from hand25d.data import scene
+from hand25d.runtime import evaluation
+from hand25d.runtime import frames as frames_lib
+from hand25d.runtime import pipeline
+from hand25d.runtime import run_main
+from hand25d.runtime import runner
+from hand25d.runtime import sequence
+from hand25d.runtime import smoothing
+from export import convert
+
+from absl import flags
+import numpy as np
+from PIL import Image
+import pytest
+import tf_keras as keras
+
+
+@pytest.fixture(scope="module")
+def model_path(tmp_path_factory):
+  """A one-layer stand-in with the exported model's signature (keypoints + presence)."""
+  keras.utils.set_random_seed(0)
+  image = keras.Input((spec.INPUT_HEIGHT, spec.INPUT_WIDTH, 1), batch_size=1)
+  outputs = {spec.KEYPOINTS: keras.layers.Conv2D(spec.NUM_PRIMARY_CHANNELS, 2, strides=2)(image),
+             spec.PRESENCE: keras.layers.Dense(spec.NUM_SIDES, bias_initializer="ones")(
+                 keras.layers.GlobalAveragePooling2D()(image))}
+  path = tmp_path_factory.mktemp("model") / "tiny.tflite"
+  path.write_bytes(convert.to_tflite(keras.Model(image, outputs), "float32"))
+  return str(path)
+
+
+def test_synthetic_source_is_continuous_clips_with_truth():
+  config = sequence.SyntheticConfig(seed=3, num_clips=2, frames_per_clip=2)
+  frames = list(sequence.SyntheticSource(config))
+  assert len(frames) == len(sequence.SyntheticSource(config)) == 4
+  assert [f.clip for f in frames] == [0, 0, 1, 1]
+  assert frames[0].phase_frames.shape == (spec.NUM_PHASE_FRAMES, spec.SENSOR.height,
+                                          spec.SENSOR.width)
+  assert set(frames[0].truth) == set(sequence.TRUTH_KEYS + (sequence.TRUE_DEPTH,))
+  again = list(sequence.SyntheticSource(config))
+  np.testing.assert_array_equal(frames[3].phase_frames, again[3].phase_frames)
+  with pytest.raises(ValueError, match="at least one clip"):
+    sequence.SyntheticConfig(num_clips=0)
+
+
+def _write_dir(tmp_path):
+  """Three rendered frames with ground truth, a corrupt file and one without phase frames."""
+  tmp_path.mkdir()
+  for i, frame in enumerate(scene.render_sequence(7, 3)):
+    keys = ("phase_frames", sequence.TRUE_DEPTH) + sequence.TRUTH_KEYS
+    np.savez(tmp_path / f"{i:04d}.npz", clip=1, **{k: frame[k] for k in keys})
+  (tmp_path / "0001_corrupt.npz").write_bytes(b"PK\x03\x04 not a zip")
+  np.savez(tmp_path / "0002_empty.npz", something=np.zeros(3))
+  return tmp_path
+
+
+def test_run_on_a_directory_writes_every_output(model_path, tmp_path):
+  in_dir = _write_dir(tmp_path / "in")
+  out = tmp_path / "out"
+  config = runner.RunConfig(
+      model_path=model_path, out_dir=str(out), input=str(in_dir), num_images=2,
+      gif_max_frames=3, options=pipeline.PipelineOptions(min_keypoint_confidence=0.0))
+  summary = runner.run(config)
+  lines = [json.loads(line) for line in (out / "frames.jsonl").read_text().splitlines()]
+  assert [line["name"] for line in lines] == [
+      "0000.npz", "0001.npz", "0001_corrupt.npz", "0002.npz", "0002_empty.npz"]
+  assert [line["error_kind"] for line in lines] == [
+      None, None, frames_lib.UNREADABLE, None, frames_lib.UNREADABLE]
+  assert "phase_frames" in lines[4]["error"] and "0001_corrupt.npz" in lines[2]["error"]
+  assert summary["frames"] == {"total": 5, "processed": 3, "early_out": 0,
+                               "bad": {frames_lib.UNREADABLE: 2}}
+  assert summary["latency"]["frames"] == 3 and summary["latency"]["fps"] > 0
+  accuracy = summary["accuracy"]
+  assert accuracy["keypoints_found"] == accuracy["keypoints_in_truth"] > 0
+  assert accuracy["lifting_surface_error_mm"]["median"] < 5.0
+  assert set(summary["jitter"]) == {"network_raw", "network_smoothed", "truth_mm",
+                                    "lifting_raw_mm", "lifting_smoothed_mm"}
+  assert json.loads((out / "summary.json").read_text()) == summary
+  assert json.loads((out / "config.json").read_text())["input"] == str(in_dir)
+  assert len(summary["outputs"]["images"]) == 2
+  for name in summary["outputs"]["images"]:
+    assert Image.open(out / name).format == "PNG"
+  gif = Image.open(out / "sequence.gif")
+  assert gif.format == "GIF" and gif.n_frames == 3
+  report = (out / "report.md").read_text()
+  assert "frames/s" in report and "2 unreadable" in report
+  assert all(f"]({name})" in report for name in summary["outputs"]["images"] + ["sequence.gif"])
+
+
+def test_cli_runs_on_synthetic_input(model_path, tmp_path):
+  flags.FLAGS(["run_main", f"--model={model_path}", f"--out={tmp_path}", "--clips=1",
+               "--frames_per_clip=3", "--num_images=1", "--presence_threshold=0.99"])
+  try:
+    run_main.main([])
+  finally:
+    flags.FLAGS.unparse_flags()
+  summary = json.loads((tmp_path / "summary.json").read_text())
+  assert summary["frames"]["total"] == 3 and summary["frames"]["early_out"] == 3
+  assert (tmp_path / "report.md").exists() and (tmp_path / "sequence.gif").exists()
+
+
+def test_smoothing_reduces_jitter_of_a_still_hand():
+  rng = np.random.default_rng(0)
+  xy = np.array([[100.0, 80.0], [120.0, 90.0]])[None].repeat(2, axis=0)  # [S, K, 2]
+  z = np.full((2, 2), 0.4)
+  smoother = smoothing.HandSmoother(smoothing.OneEuroConfig(), 2)
+  present = np.array([True, False])
+  raw, smoothed = evaluation.Tracks(), evaluation.Tracks()
+  for t in range(60):
+    noisy_xy, noisy_z = xy + rng.normal(0, 1.0, xy.shape), z + rng.normal(0, 0.003, z.shape)
+    s_xy, s_z = smoother(noisy_xy, noisy_z, present, t / 30)
+    np.testing.assert_array_equal(s_xy[1], noisy_xy[1])  # The absent hand is untouched.
+    raw.add(0, np.concatenate([noisy_xy, 1e3 * noisy_z[..., None]], -1)[:1])
+    smoothed.add(0, np.concatenate([s_xy, 1e3 * s_z[..., None]], -1)[:1])
+  assert smoothed.jitter() < 0.3 * raw.jitter()
+
+
+def test_jitter_ignores_cuts_between_clips():
+  tracks = evaluation.Tracks()
+  for clip, start in ((0, 0.0), (1, 500.0)):
+    for t in range(5):
+      tracks.add(clip, np.array([[start + 3.0 * t, 0.0]]))
+  assert tracks.jitter() == pytest.approx(0.0)
+  assert evaluation.Tracks().jitter() is None
