@@ -93,12 +93,13 @@ def from_dict(data: dict) -> TrainConfig:
   return _from_dict(TrainConfig, data)
 
 
-def _diff(a: dict, b: dict, prefix: str = "") -> list[str]:
+def differences(a: dict, b: dict, prefix: str = "") -> list[str]:
+  """Readable differences between two config dicts (as saved), ignoring RESUMABLE_FIELDS."""
   out = []
   for key in sorted(set(a) | set(b)):
     va, vb = a.get(key), b.get(key)
     if isinstance(va, dict) and isinstance(vb, dict):
-      out += _diff(va, vb, f"{prefix}{key}.")
+      out += differences(va, vb, f"{prefix}{key}.")
     elif va != vb and key not in RESUMABLE_FIELDS:
       out.append(f"{prefix}{key}: saved {va!r}, now {vb!r}")
   return out
@@ -115,11 +116,11 @@ def save_or_check(cfg: TrainConfig, workdir: str) -> None:
   if os.path.exists(path):
     with open(path) as f:
       saved = json.load(f)
-    differences = _diff(saved, current)
-    if differences:
+    changed = differences(saved, current)
+    if changed:
       raise ValueError(
           f"{workdir} holds a run with another config; resume it with the same "
-          "settings or use a new --workdir. Differences:\n  " + "\n  ".join(differences))
+          "settings or use a new --workdir. Differences:\n  " + "\n  ".join(changed))
   atomic.write_json(path, current)
 
 

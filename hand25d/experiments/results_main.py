@@ -1,0 +1,28 @@
+r"""Writes docs/results.md from the run summaries in docs/results/.
+
+  python -m hand25d.experiments.results_main
+
+Works on whatever summaries exist: rows not run yet are marked "not run".
+Renders docs/results/fig2.png from the checkpoints of the all-supervision
+amplitude and depth rows when they are on this machine.
+"""
+
+from absl import app
+from absl import flags
+
+from hand25d.experiments import results
+
+_RESULTS_DIR = flags.DEFINE_string("results_dir", "docs/results", "The run summaries.")
+_OUT = flags.DEFINE_string("out", "docs/results.md", "The document to write.")
+_FIGURE = flags.DEFINE_bool("figure", True, "Render fig2.png from the checkpoints (else keep "
+                            "the one there).")
+
+
+def main(argv):
+  del argv
+  results.write_document(_RESULTS_DIR.value, _OUT.value, render_figure=_FIGURE.value)
+  print(f"wrote {_OUT.value}")
+
+
+if __name__ == "__main__":
+  app.run(main)

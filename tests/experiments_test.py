@@ -1,0 +1,193 @@
+"""The reproduction of Tables 1 and 2: rows, runner (resumable), results document, figure."""
+
+import dataclasses
+import json
+import math
+import os
+import re
+import shutil
+
+import hand25d  # noqa: F401  (before tensorflow)
+from hand25d.experiments import plan
+from hand25d.experiments import results
+from hand25d.experiments import runner
+from hand25d.experiments import timing
+from hand25d.training import evaluation
+from hand25d.training import loop
+
+import pytest
+
+DATA = os.path.join(os.path.dirname(__file__), "..", "testdata", "tof_tiny")
+# 8 training frames at batch 4: 2 steps per row.
+TINY = plan.Budget(epochs=1, batch_size=4, seeds=(0,), key_seeds=(0,), checkpoint_every_steps=1,
+                   test_batch_size=4)
+RAN = ("all_supervision", "depth_all")  # The figure's rows.
+
+
+@pytest.fixture(scope="module")
+def done(tmp_path_factory):
+  """Two rows run with the tiny budget: (workdir, results_dir, summaries)."""
+  base = tmp_path_factory.mktemp("reproduce")
+  workdir, results_dir = str(base / "runs"), str(base / "results")
+  summaries = runner.run(plan.rows_named(RAN), TINY, DATA, workdir, results_dir, progress=False)
+  return workdir, results_dir, summaries
+
+
+def _section(text: str, title: str) -> str:
+  """The text of the section whose heading starts with `## title`."""
+  return text.split(f"\n## {title}", 1)[1].split("\n## ", 1)[0]
+
+
+def _line(section: str, row: str) -> str:
+  """The table line of `row` in a section."""
+  return next(line for line in section.splitlines() if f"`{row}`" in line)
+
+
+def _forbid_training(monkeypatch):
+  def fail(*args, **kwargs):
+    raise AssertionError("must not train again")
+
+  monkeypatch.setattr(loop, "train_and_evaluate", fail)
+
+
+def test_rows_are_the_papers_tables():
+  # Table 1 as printed: input, then Lseg Lds Lcho Wk Lkphv Ldhp, then the error.
+  printed = [("depth", "××××××", 6.226), ("amplitude", "××××××", 6.054),
+             ("amplitude", "✓✓×✓✓✓", 5.941), ("amplitude", "✓✓✓×✓✓", 5.730),
+             ("amplitude", "✓×✓✓✓✓", 5.994), ("amplitude", "×✓✓✓✓✓", 5.690),
+             ("amplitude", "✓✓✓✓✓×", 5.655), ("depth", "✓✓✓✓✓✓", 5.898),
+             ("amplitude", "✓✓✓✓✓✓", 5.556)]
+  table1 = [r for r in plan.ROWS if r.table == 1]
+  got = [(r.input_mode, "".join("✓" if on else "×" for on in r.supervision().values()),
+          r.paper_px) for r in table1]
+  assert got == printed
+  assert all(r.loss.akp == 1.0 and r.loss.kp == 1.0 for r in plan.ROWS)
+  assert [(r.backbone, r.paper_px) for r in plan.ROWS if r.table == 2] == [
+      ("mobilenet_v2", 5.306), ("densenet121", 4.457)]
+
+
+def test_train_config_has_the_rows_heads_and_budget():
+  row = plan.ROWS_BY_NAME["no_pose"]
+  cfg = plan.train_config(row, TINY, DATA, seed=3)
+  assert not cfg.model.pose and cfg.model.segmentation and cfg.loss == row.loss
+  assert (cfg.seed, cfg.epochs, cfg.batch_size, cfg.eval_every_steps) == (3, 1, 4, 2)
+  depth = plan.train_config(plan.ROWS_BY_NAME["depth_no_aux"], TINY, DATA, seed=0)
+  assert depth.model.input_mode == "depth" and not depth.model.deep_supervision
+
+
+def test_schedule_runs_first_seeds_key_rows_first():
+  budget = plan.Budget(seeds=(0,), key_seeds=(0, 1))
+  jobs = plan.schedule(plan.rows_named(["no_pose", "all_supervision", "depth_all"]), budget)
+  assert [(r.name, s) for r, s in jobs] == [("all_supervision", 0), ("depth_all", 0),
+                                            ("no_pose", 0), ("all_supervision", 1),
+                                            ("depth_all", 1)]
+  with pytest.raises(ValueError, match="unknown rows.*all_supervision"):
+    plan.rows_named(["no_such_row"])
+
+
+def test_runner_writes_a_summary_per_row_with_the_test_metrics(done):
+  _, results_dir, summaries = done
+  assert [s["row"]["name"] for s in summaries] == list(RAN)
+  for summary in summaries:
+    path = runner.summary_path(results_dir, summary["row"]["name"], 0)
+    with open(path) as f:
+      assert json.load(f) == summary
+    with open(os.path.join(summary["run_dir"], "test", "metrics.json")) as f:
+      metrics = json.load(f)
+    assert summary["test"] == metrics and metrics["split"] == "test"
+    assert summary["training"]["status"] == "finished" and summary["training"]["step"] == 2
+    assert summary["train_config"]["epochs"] == 1 and summary["train_config"]["batch_size"] == 4
+    assert summary["data"]["splits"]["test"]["users"] == list(range(32, 40))
+    assert summary["model"]["flops"] > 0 and summary["model"]["params"] > 0
+  assert summaries[1]["train_config"]["model"]["input_mode"] == "depth"
+
+
+def test_second_call_skips_finished_rows(done, monkeypatch):
+  workdir, results_dir, summaries = done
+  _forbid_training(monkeypatch)
+  monkeypatch.setattr(evaluation, "evaluate_checkpoint", lambda *a, **k: pytest.fail("tested"))
+  assert runner.run(plan.rows_named(RAN), TINY, DATA, workdir, results_dir,
+                    progress=False) == summaries
+
+
+def test_trained_row_without_summary_is_tested_not_retrained(done, tmp_path, monkeypatch):
+  workdir, results_dir, summaries = done
+  fresh = str(tmp_path / "results")
+  os.makedirs(fresh)
+  _forbid_training(monkeypatch)
+  again = runner.run(plan.rows_named(RAN[:1]), TINY, DATA, workdir, fresh, progress=False)
+  assert again[0]["test"]["mean_px_error"] == summaries[0]["test"]["mean_px_error"]
+  assert again[0]["resumed"]
+
+
+def test_summary_of_another_budget_is_refused(done):
+  workdir, results_dir, _ = done
+  with pytest.raises(ValueError, match=r"another run(.|\n)*epochs: saved 1, now 2"):
+    runner.run(plan.rows_named(RAN), dataclasses.replace(TINY, epochs=2), DATA, workdir,
+               results_dir, progress=False)
+
+
+def test_document_shows_the_runs_numbers_and_marks_the_rest_not_run(done, tmp_path):
+  _, results_dir, summaries = done
+  copy = str(tmp_path / "results")
+  shutil.copytree(results_dir, copy)
+  text = results.write_document(copy, str(tmp_path / "results.md"))
+  table1 = _section(text, "Table 1")
+  for summary in summaries:
+    cells = _line(table1, summary["row"]["name"]).split(" | ")
+    assert f"{summary['test']['mean_px_error']:.3f}" in cells
+  assert "not run" in _line(table1, "no_pose") and "not run" in _line(table1, "amplitude_no_aux")
+  assert "| 5.556 |" in _line(table1, "all_supervision")  # The paper's number beside ours.
+  table2 = _section(text, "Table 2")
+  ours = summaries[0]
+  assert f"{ours['model']['flops'] / 1e9:.4f}" in _line(table2, "all_supervision")
+  assert "not run" in _line(table2, "mobilenet_v2")
+  assert re.search(r"5% below no auxiliary losses.*: not evaluated\*\* \(needs rows "
+                   r"`amplitude_no_aux`\)", text)
+  assert re.search(r"Amplitude input no worse than depth input.*: (met|not met)\*\* \(only the "
+                   r"pairs that ran\)", text)
+  assert re.search(r"MobileNetV2.*: not evaluated", text)
+  # The figure: rendered from the two runs' checkpoints, linked from the document.
+  with open(os.path.join(copy, results.FIGURE_PNG), "rb") as f:
+    assert f.read(8) == b"\x89PNG\r\n\x1a\n"
+  with open(os.path.join(copy, results.FIGURE_JSON)) as f:
+    info = json.load(f)
+  assert info["rows"] == list(RAN) and info["frames"]
+  assert "![Fig. 2](results/fig2.png)" in text
+
+
+def test_document_without_runs_invents_nothing():
+  text = results.markdown({})
+  for row in plan.ROWS:
+    assert "not run" in _line(_section(text, f"Table {row.table}"), row.name)
+  assert _section(text, "Targets").count("not evaluated") == 3
+  assert "Not generated yet" in _section(text, "Fig. 2")
+  assert "None yet" in _section(text, "Runs") and "| `" not in _section(text, "Runs")
+
+
+def test_summary_of_another_row_definition_is_refused(done, tmp_path):
+  _, results_dir, summaries = done
+  summary = dict(summaries[0], row=dict(summaries[0]["row"], paper_px=1.0))
+  with open(tmp_path / "all_supervision_seed0.json", "w") as f:
+    json.dump(summary, f)
+  with pytest.raises(ValueError, match="another definition of row 'all_supervision'"):
+    results.load(str(tmp_path))
+
+
+def test_estimate_adds_training_evaluations_and_setup():
+  budget = plan.Budget(epochs=2, batch_size=10, eval_every_epochs=1)
+  splits = {"train": {"num_frames": 105}, "val": {"num_frames": 20},
+            "test": {"num_frames": 40}}
+  measured = {"batch_size": 10, "build_seconds": 1.0, "train_trace_seconds": 3.0,
+              "eval_trace_seconds": 0.5, "train_examples_per_s": 20.0,
+              "eval_examples_per_s": 40.0}
+  # Setup 2 * (1 + 0.5) + 3 = 6 s; 20 steps of 10 at 20/s = 10 s; 2 x 20 val + 40 test at 40/s.
+  assert timing.estimate_seconds(measured, budget, splits) == pytest.approx(6 + 10 + 2)
+  jobs = plan.schedule(plan.rows_named(["no_pose", "mobilenet_v2"]), budget)
+  record = {"batch_size": 10, "rows": {"all_supervision": measured}}
+  estimates = timing.estimate_set(record, budget, splits, jobs)
+  # No MobileNetV2 timing: unknown; no_pose uses the all-supervision timing (an upper bound).
+  assert [(r.name, source) for r, _, _, source in estimates] == [
+      ("no_pose", "all_supervision"), ("mobilenet_v2", "")]
+  assert estimates[0][2] == pytest.approx(18) and math.isnan(estimates[1][2])
+  assert all(math.isnan(e[2]) for e in timing.estimate_set(None, budget, splits, jobs))
