@@ -1,6 +1,6 @@
 """Throughput of the data engine: generation frames/s and input-pipeline examples/s.
 
-  .venv/bin/python benchmarks/data_bench.py --workers=2 --out=runs/data_bench.json
+  .venv/bin/python benchmarks/data_bench.py --workers=2 --out=benchmarks/results/data.json
 
 Generation renders sensor-resolution (spec.SENSOR) frames into shards, with
 one in-process worker (the peer) and with --workers processes (process
@@ -18,12 +18,13 @@ import time
 from absl import app
 from absl import flags
 
+from hand25d import atomic
 from hand25d import spec
 from hand25d.data import generate
 from hand25d.data import pipeline
 from hand25d.data import records
 
-_OUT = flags.DEFINE_string("out", "runs/data_bench.json", "JSON result path.")
+_OUT = flags.DEFINE_string("out", "benchmarks/results/data.json", "JSON result path.")
 _FRAMES = flags.DEFINE_integer("frames", 256, "Frames to generate with --workers.")
 _WORKERS = flags.DEFINE_integer("workers", 2, "Generation processes.")
 _BATCHES = flags.DEFINE_integer("batches", 40, "Timed pipeline batches.")
@@ -79,8 +80,7 @@ def main(argv):
     }
   result["cpu_count"] = os.cpu_count()
   print(json.dumps(result, indent=2))
-  os.makedirs(os.path.dirname(os.path.abspath(_OUT.value)), exist_ok=True)
-  records.write_atomic(_OUT.value, json.dumps(result, indent=2).encode())
+  atomic.write_bytes(_OUT.value, json.dumps(result, indent=2).encode())
 
 
 if __name__ == "__main__":

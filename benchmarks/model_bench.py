@@ -12,7 +12,7 @@ the three ways to run a grouped convolution: the fast form, the native form
 and tf_keras `Conv2D(groups=...)` (which tf_keras runs through an XLA-compiled
 function on CPU). Prints tables and writes JSON.
 
-  .venv/bin/python benchmarks/model_bench.py [--out runs/bench/model_bench.json]
+  .venv/bin/python benchmarks/model_bench.py [--out benchmarks/results/model.json]
 """
 
 import os
@@ -30,7 +30,7 @@ from hand25d.model import network
 import tensorflow as tf
 import tf_keras as keras
 
-_OUT = flags.DEFINE_string("out", "runs/bench/model_bench.json", "Where to write the JSON.")
+_OUT = flags.DEFINE_string("out", "benchmarks/results/model.json", "Where to write the JSON.")
 _BATCH = flags.DEFINE_integer("batch_size", 32, "Examples per training step.")
 _STEPS = flags.DEFINE_integer("steps", 20, "Timed steps per model.")
 _WARMUP = flags.DEFINE_integer("warmup", 3, "Untimed steps per model (tracing, caches).")

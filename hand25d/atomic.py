@@ -1,25 +1,46 @@
 """Atomic file writes: a crash leaves the old file or the new one, never half."""
 
+import contextlib
 import json
 import os
 import tempfile
+from typing import Iterator
 
 
-def write_bytes(path: str, data: bytes) -> None:
-  """Writes `data` to `path` via a temporary file in the same directory + rename."""
+def _umask() -> int:
+  mask = os.umask(0)
+  os.umask(mask)
+  return mask
+
+
+@contextlib.contextmanager
+def replacing(path: str) -> Iterator[str]:
+  """Yields a temporary path beside `path`; renames it to `path` if the block succeeds.
+
+  For writers that want a file name (e.g. tf.io.TFRecordWriter). If the block
+  raises, the temporary file is removed and `path` is left as it was.
+  """
   directory = os.path.dirname(os.path.abspath(path))
   os.makedirs(directory, exist_ok=True)
   fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{os.path.basename(path)}.", suffix=".tmp")
+  os.close(fd)
   try:
-    with os.fdopen(fd, "wb") as f:
-      f.write(data)
-      f.flush()
-      os.fsync(f.fileno())
+    yield tmp
+    # mkstemp creates the file 0600; give it the mode open() would have.
+    os.chmod(tmp, 0o666 & ~_umask())
     os.replace(tmp, path)
   except BaseException:
     if os.path.exists(tmp):
       os.remove(tmp)
     raise
+
+
+def write_bytes(path: str, data: bytes) -> None:
+  """Writes `data` to `path` via a temporary file in the same directory + rename."""
+  with replacing(path) as tmp, open(tmp, "wb") as f:
+    f.write(data)
+    f.flush()
+    os.fsync(f.fileno())
 
 
 def write_text(path: str, text: str) -> None:

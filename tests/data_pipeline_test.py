@@ -5,6 +5,7 @@ import os
 import numpy as np
 import pytest
 
+from hand25d import atomic
 from hand25d import spec
 from hand25d.data import pipeline
 from hand25d.data import records
@@ -162,7 +163,7 @@ def test_bad_record_fails_naming_shard_and_record(tmp_path):
   records.write_shard(path, [ex.SerializeToString()])
   manifest["splits"]["val"]["shards"] = [{"file": os.path.basename(path), "num_frames": 1,
                                           "bytes": os.path.getsize(path)}]
-  records.write_atomic(str(tmp_path / records.MANIFEST),
+  atomic.write_bytes(str(tmp_path / records.MANIFEST),
                        __import__("json").dumps(manifest).encode())
   with pytest.raises(tf.errors.InvalidArgumentError,
                      match=r"(?s)val-00000-of-00001.tfrecord.*record.*0.*feature pose"):

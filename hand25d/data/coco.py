@@ -18,6 +18,7 @@ import os
 
 import numpy as np
 
+from hand25d import atomic
 from hand25d import spec
 from hand25d.data import records
 from hand25d.data import scene
@@ -40,7 +41,7 @@ def _read_png(root: str, rel: str, what: str, image_id) -> np.ndarray:
 
 def _write_png(path: str, image: np.ndarray) -> None:
   os.makedirs(os.path.dirname(path), exist_ok=True)
-  records.write_atomic(path, tf.io.encode_png(image[..., None]).numpy())
+  atomic.write_bytes(path, tf.io.encode_png(image[..., None]).numpy())
 
 
 def load_frames(json_path: str, image_root: str):
@@ -152,7 +153,7 @@ def import_coco(json_path: str, image_root: str, out_dir: str, split: str = "tra
   manifest["splits"][split] = {
       "num_frames": len(frames), "source": os.path.abspath(json_path),
       "users": sorted({int(f["user_id"]) for _, f in frames}), "shards": shards}
-  records.write_atomic(manifest_path, json.dumps(manifest, indent=2).encode())
+  atomic.write_bytes(manifest_path, json.dumps(manifest, indent=2).encode())
   return manifest
 
 
@@ -189,5 +190,5 @@ def write_coco(frames: list[dict], out_dir: str, json_name: str = "annotations.j
                           "skeleton": [[i, p] for i, p in enumerate(spec.KEYPOINT_PARENTS)
                                        if p >= 0]}]}
   path = os.path.join(out_dir, json_name)
-  records.write_atomic(path, json.dumps(coco).encode())
+  atomic.write_bytes(path, json.dumps(coco).encode())
   return path

@@ -22,6 +22,7 @@ from typing import Callable
 from absl import logging
 import numpy as np
 
+from hand25d import atomic
 from hand25d import spec
 from hand25d.data import records
 from hand25d.data import scene
@@ -144,7 +145,7 @@ def generate(config: GeneratorConfig, out_dir: str, workers: int = 1,
       raise ValueError(f"{out_dir} holds a data set generated with {existing}, not {wanted}; "
                        "use another --out or delete it")
   else:
-    records.write_atomic(run_config, json.dumps(wanted, indent=2).encode())
+    atomic.write_bytes(run_config, json.dumps(wanted, indent=2).encode())
   for name in os.listdir(out_dir):  # Temporary files of a killed run.
     if name.startswith(".") and ".tfrecord" in name:
       os.unlink(os.path.join(out_dir, name))
@@ -196,6 +197,6 @@ def generate(config: GeneratorConfig, out_dir: str, workers: int = 1,
         "shards": [dict(file=s.file, num_frames=s.stop - s.start,
                         **_file_digest(os.path.join(out_dir, s.file))) for s in mine],
     }
-  records.write_atomic(os.path.join(out_dir, records.MANIFEST),
+  atomic.write_bytes(os.path.join(out_dir, records.MANIFEST),
                        json.dumps(manifest, indent=2).encode())
   return manifest

@@ -7,8 +7,8 @@
 from absl import app
 from absl import flags
 
+from hand25d import atomic
 from hand25d.data import preview
-from hand25d.data import records
 
 _OUT = flags.DEFINE_string("out", None, "Output PNG path.", required=True)
 _DATA_DIR = flags.DEFINE_string("data_dir", None, "Data set to preview; default: render frames.")
@@ -22,7 +22,7 @@ def main(argv):
   del argv
   frames = (preview.stored_frames(_DATA_DIR.value, _SPLIT.value, _NUM_FRAMES.value)
             if _DATA_DIR.value else preview.rendered_frames(_SEED.value, _NUM_FRAMES.value))
-  records.write_atomic(_OUT.value, preview.render_png(frames, _COLUMNS.value))
+  atomic.write_bytes(_OUT.value, preview.render_png(frames, _COLUMNS.value))
 
 
 if __name__ == "__main__":

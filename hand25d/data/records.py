@@ -6,14 +6,13 @@ TensorFlow decodes them with native ops (tf.io.decode_compressed +
 tf.io.decode_raw) inside tf.data and numpy decodes them here.
 """
 
-import contextlib
 import json
 import os
-import tempfile
 import zlib
 
 import numpy as np
 
+from hand25d import atomic
 from hand25d import spec
 
 import tensorflow as tf  # After hand25d, which sets TF_USE_LEGACY_KERAS.
@@ -200,28 +199,8 @@ def shard_paths(data_dir: str, manifest: dict, split: str) -> list[str]:
   return paths
 
 
-@contextlib.contextmanager
-def _atomic_path(path: str):
-  """Yields a temporary path beside `path`; renames it to `path` if the block succeeds."""
-  fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path) or ".", prefix="." + os.path.basename(path))
-  os.close(fd)
-  try:
-    yield tmp
-    os.chmod(tmp, 0o644)
-    os.replace(tmp, path)
-  except BaseException:
-    os.unlink(tmp)
-    raise
-
-
-def write_atomic(path: str, data: bytes) -> None:
-  """Writes bytes to `path` via a temporary file in the same directory + rename."""
-  with _atomic_path(path) as tmp, open(tmp, "wb") as fp:
-    fp.write(data)
-
-
 def write_shard(path: str, records: list[bytes]) -> None:
   """Writes serialised records as one TFRecord file, atomically (temp + rename)."""
-  with _atomic_path(path) as tmp, tf.io.TFRecordWriter(tmp) as writer:
+  with atomic.replacing(path) as tmp, tf.io.TFRecordWriter(tmp) as writer:
     for r in records:
       writer.write(r)
