@@ -1,0 +1,322 @@
+"""Export of a trained checkpoint: TFLite float32 / int8 (PTQ, QAT), TFLM, C array, report.
+
+`export(cfg)` loads a training checkpoint, builds the batch-1 inference
+network with true grouped convolutions (`network.inference_model`), and for
+each quantization mode of `cfg.quant`:
+
+  * converts it (float32; int8 by post-training quantization calibrated on
+    frames of the real input pipeline; int8 by quantization-aware
+    fine-tuning, `export.qat`) and strips the debug strings (`convert.strip`);
+  * enforces the budgets: a float32 model over `cfg.max_float32_bytes`, or an
+    op TensorFlow Lite Micro cannot run, raises `BudgetError` saying which
+    and by how much, before anything is written;
+  * measures the smallest TFLM tensor arena, checks TFLM against LiteRT and
+    LiteRT against Keras, and the mean keypoint error of the exported model
+    on `cfg.eval_split` (the paper's metric, `hand25d.metrics`);
+  * writes `hand25d_<mode>.tflite` and the firmware array
+    `hand25d_<mode>.h/.cc`; with float32, also the SHAVE deployment blob
+    of the float inference model (`export.shave.blob`, fp16).
+
+All results go into `report.json` (see docs/export.md), every file atomically.
+"""
+
+import dataclasses
+import os
+from typing import Iterator, Optional
+
+import numpy as np
+
+from export import c_array
+from export import convert
+from export import qat as qat_lib
+from export import tflm
+from export.shave import blob
+from export.shave import memory
+from hand25d import atomic
+from hand25d import metrics
+from hand25d.data import pipeline
+from hand25d.model import card
+from hand25d.model import config as model_config
+from hand25d.model import flops
+from hand25d.model import network
+from hand25d.training import config as train_config
+from hand25d.training import evaluation
+
+import tensorflow as tf  # After hand25d, which sets TF_USE_LEGACY_KERAS.
+import tf_keras as keras
+
+# The paper's bound on the float32 model (DESIGN.md §6), in bytes (1 KB = 1000 B).
+FLOAT32_BUDGET_BYTES = 300_000
+# Size target of an int8 model (reported, not enforced).
+INT8_TARGET_BYTES = 80_000
+REPORT_FILE = "report.json"
+# The SHAVE deployment blob (export/shave/blob.py) written with the float32 model.
+SHAVE_BLOB_FILE = "shave_fp16.blob"
+
+
+@dataclasses.dataclass(frozen=True)
+class ExportConfig:
+  """What to export and how to check it.
+
+  Attributes:
+    checkpoint: a checkpoint prefix, a checkpoint directory or a run's workdir
+      (then its best checkpoint), as `hand25d.eval_main` takes.
+    out_dir: where the models, C arrays and report go.
+    quant: quantization modes to export, from `convert.QUANT_MODES`.
+    data_dir: the data set for calibration, fine-tuning and evaluation;
+      None takes the training run's.
+    eval_split: split on which the exported models are evaluated.
+    max_eval_frames: evaluate on at most this many frames (0: the whole split).
+    calibration_split: split whose frames calibrate int8 PTQ.
+    calibration_frames: frames that calibrate int8 PTQ.
+    tflm_frames: frames run in TFLM and compared with LiteRT.
+    max_float32_bytes: the float32 size budget.
+    qat: the quantization-aware fine-tuning schedule.
+  """
+  checkpoint: str
+  out_dir: str
+  quant: tuple[str, ...] = ("float32",)
+  data_dir: Optional[str] = None
+  eval_split: str = "val"
+  max_eval_frames: int = 0
+  calibration_split: str = "train"
+  calibration_frames: int = 100
+  tflm_frames: int = 4
+  max_float32_bytes: int = FLOAT32_BUDGET_BYTES
+  qat: qat_lib.QatConfig = qat_lib.QatConfig()
+
+  def __post_init__(self):
+    unknown = [q for q in self.quant if q not in convert.QUANT_MODES]
+    if unknown or not self.quant:
+      raise ValueError(f"quantization modes {list(self.quant)}: expected one or more of "
+                       f"{convert.QUANT_MODES}")
+    for name in ("calibration_frames", "tflm_frames", "max_float32_bytes"):
+      if getattr(self, name) < 1:
+        raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+    if self.max_eval_frames < 0:
+      raise ValueError(f"max_eval_frames must be >= 0, got {self.max_eval_frames}")
+
+
+class ExportError(RuntimeError):
+  """The export cannot be made; the message says why and what to do."""
+
+
+class CheckpointError(ExportError):
+  """The checkpoint is missing or does not fit the network of its run config."""
+
+
+class BudgetError(ExportError):
+  """An exported model breaks a budget: too large, or not runnable in TFLM."""
+
+
+def model_name(quant: str) -> str:
+  """Base name (and C symbol stem) of the files of one quantization mode."""
+  return f"hand25d_{quant}"
+
+
+def load_inference_model(checkpoint: str
+                         ) -> tuple[keras.Model, train_config.TrainConfig, str]:
+  """(inference model with the checkpoint's weights, the run's TrainConfig, prefix).
+
+  Raises:
+    CheckpointError: no checkpoint or run config there, or one of another
+      architecture.
+  """
+  try:
+    training, cfg, prefix = evaluation.load_model(checkpoint)
+  except (FileNotFoundError, ValueError) as e:  # No run there; another architecture.
+    raise CheckpointError(f"cannot export {checkpoint}: {e}") from e
+  return network.inference_model(cfg.model, weights_from=training), cfg, prefix
+
+
+def _frames(data_dir: str, split: str, limit: int, model_cfg: model_config.ModelConfig
+            ) -> Iterator[tuple[np.ndarray, dict[str, np.ndarray]]]:
+  """(image [1, H, W, 1], targets) numpy pairs of a split, at most `limit` (0: all)."""
+  data = pipeline.make_dataset(data_dir, split, 1, input_mode=model_cfg.input_mode,
+                               training=False, input_height=model_cfg.input_height,
+                               input_width=model_cfg.input_width)
+  if limit:
+    data = data.take(limit)
+  for features, targets in data:
+    yield features["image"].numpy(), {k: v.numpy() for k, v in targets.items()}
+
+
+def _convert(quant: str, inference: keras.Model, train_cfg: train_config.TrainConfig,
+             data_dir: str,
+             cfg: ExportConfig) -> tuple[bytes, keras.Model]:
+  """(stripped TFLite model, the Keras model it should reproduce)."""
+  if quant == "float32":
+    return convert.strip(convert.to_tflite(inference, quant)), inference
+  if quant == "int8_ptq":
+    def representative():
+      for image, _ in _frames(data_dir, cfg.calibration_split, cfg.calibration_frames,
+                              train_cfg.model):
+        yield [image]
+    return convert.strip(convert.to_tflite(inference, quant, representative)), inference
+  qat_model = qat_lib.fine_tune(inference, train_cfg, data_dir, cfg.qat)
+  return convert.strip(convert.to_tflite(qat_model, quant)), qat_model
+
+
+def _check_size(quant: str, size: int, budget: int) -> None:
+  if quant == "float32" and size > budget:
+    over = size - budget
+    raise BudgetError(f"float32 model is {size:,} bytes: {over:,} bytes "
+                      f"({100 * over / budget:.1f}%) over the size budget of {budget:,} bytes "
+                      "(ExportConfig.max_float32_bytes); make the network smaller")
+
+
+def _tflm_arena(quant: str, model: bytes, image: np.ndarray, lite: convert.LiteRtModel) -> int:
+  try:
+    return tflm.smallest_arena(model, [convert.quantize(image, lite.inputs[0])])
+  except tflm.TflmError as e:
+    hint = "; build those layers from ops TFLM has" if e.unsupported_ops else ""
+    raise BudgetError(f"{quant} model does not run in TensorFlow Lite Micro: {e}{hint}") from e
+
+
+def _output_names(lite: convert.LiteRtModel, names: dict[str, tuple[int, ...]]) -> list[str]:
+  """The output name of each LiteRT output, in the model's order (matched by shape)."""
+  return [next(n for n, shape in names.items() if shape == tuple(d["shape"]))
+          for d in lite.outputs]
+
+
+def _max_diff(a: dict[str, np.ndarray], b: dict[str, np.ndarray], into: dict) -> None:
+  for name in a:
+    into[name] = max(into.get(name, 0.0), float(np.max(np.abs(a[name] - b[name]))))
+
+
+def _export_one(quant: str, inference: keras.Model, train_cfg: train_config.TrainConfig,
+                data_dir: str,
+                cfg: ExportConfig, frames: list[tuple]) -> tuple[bytes, dict]:
+  """Converts, checks and evaluates one mode: (model bytes, its report)."""
+  model_bytes, reference = _convert(quant, inference, train_cfg, data_dir, cfg)
+  _check_size(quant, len(model_bytes), cfg.max_float32_bytes)
+  lite = convert.LiteRtModel(model_bytes)
+  arena = _tflm_arena(quant, model_bytes, frames[0][0], lite)
+  names = {name: tuple(t.shape) for name, t in inference.output.items()}
+
+  @tf.function
+  def keras_outputs(image):
+    return reference(image, training=False)
+
+  reference_kernels = convert.LiteRtModel(model_bytes, reference=True)
+  evaluator = metrics.Evaluator()
+  keras_diff, tflm_diff, tflm_default_diff = {}, {}, {}
+  for i, (image, targets) in enumerate(frames):
+    expected = {k: v.numpy() for k, v in keras_outputs(image).items()}
+    got = lite([image], names)
+    evaluator.update(got, targets)
+    _max_diff(expected, got, keras_diff)
+    if i < cfg.tflm_frames:
+      micro = tflm.run(model_bytes, [convert.quantize(image, lite.inputs[0])], arena,
+                       num_outputs=len(lite.outputs))
+      micro = dict(zip(_output_names(lite, names),
+                       [convert.dequantize(m, d) for m, d in zip(micro, lite.outputs)]))
+      _max_diff(reference_kernels([image], names), micro, tflm_diff)
+      _max_diff(got, micro, tflm_default_diff)
+  stats = card.tflite_stats(model_bytes)
+  result = evaluator.result()
+  report = {
+      "quant": quant,
+      "file": f"{model_name(quant)}.tflite",
+      "size_bytes": len(model_bytes),
+      "size_limit_bytes": cfg.max_float32_bytes if quant == "float32" else INT8_TARGET_BYTES,
+      "size_limit_kind": "budget (enforced)" if quant == "float32" else "target (reported)",
+      "params": inference.count_params(),
+      "trainable_params": int(sum(np.prod(w.shape) for w in inference.trainable_weights)),
+      "flops": flops.total_flops(inference),
+      "tflite_macs": stats["macs"],
+      "ops": stats["ops"],
+      "peak_activation_bytes": stats["peak_activation_bytes"],
+      "keras_reference": "QAT model" if quant == "int8_qat" else "float inference model",
+      "keras_vs_tflite_max_abs_diff": keras_diff,
+      "output_quantization_step": ({
+          name: float(d["quantization"][0]) for name, d in zip(_output_names(lite, names),
+                                                               lite.outputs)
+      } if quant != "float32" else None),
+      "eval": {"split": cfg.eval_split, "frames": len(frames),
+               "mean_px_error": result["mean_px_error"], "pck": result["pck"]},
+      "tflm": {"arena_bytes": arena, "frames": min(cfg.tflm_frames, len(frames)),
+               "max_abs_diff_vs_litert_reference": tflm_diff,
+               "max_abs_diff_vs_litert_default": tflm_default_diff},
+      "c_array": {"header": f"{model_name(quant)}.h", "source": f"{model_name(quant)}.cc",
+                  "symbol": f"g_{model_name(quant)}", "alignment": c_array.ALIGNMENT},
+  }
+  if quant == "int8_qat":
+    report["qat"] = dataclasses.asdict(cfg.qat)
+  if quant == "int8_ptq":
+    report["calibration"] = {"split": cfg.calibration_split, "frames": cfg.calibration_frames}
+  return model_bytes, report
+
+
+def _keras_px_error(model: keras.Model, frames: list[tuple]) -> Optional[float]:
+  predict = tf.function(lambda image: model(image, training=False))
+  evaluator = metrics.Evaluator()
+  for image, targets in frames:
+    evaluator.update({k: v.numpy() for k, v in predict(image).items()}, targets)
+  return evaluator.result()["mean_px_error"]
+
+
+def export(cfg: ExportConfig) -> dict:
+  """Exports the checkpoint in every mode of cfg.quant; returns (and writes) the report.
+
+  Nothing is written unless every mode meets its budgets.
+
+  Raises:
+    CheckpointError: a missing checkpoint or one of another architecture.
+    BudgetError: a float32 model over cfg.max_float32_bytes, or an op that
+      TensorFlow Lite Micro cannot run.
+    ExportError: no evaluation frames, or a network the SHAVE blob cannot hold.
+  """
+  inference, train_cfg, prefix = load_inference_model(cfg.checkpoint)
+  data_dir = cfg.data_dir or train_cfg.data_dir
+  frames = list(_frames(data_dir, cfg.eval_split, cfg.max_eval_frames, train_cfg.model))
+  if not frames:
+    raise ExportError(f"split {cfg.eval_split!r} of {data_dir} has no frames to evaluate on")
+  models, reports = {}, {}
+  for quant in cfg.quant:
+    models[quant], reports[quant] = _export_one(quant, inference, train_cfg, data_dir, cfg,
+                                                frames)
+  keras_error = _keras_px_error(inference, frames)
+  report = {
+      "checkpoint": prefix,
+      "data_dir": os.path.abspath(data_dir),
+      "model": dataclasses.asdict(train_cfg.model),
+      "mean_px_error": {"keras_float32": keras_error,
+                        **{q: r["eval"]["mean_px_error"] for q, r in reports.items()}},
+      "exports": reports,
+  }
+  if "float32" in models:  # First: it is the one write that can still fail.
+    try:
+      report["shave_blob"] = {"file": SHAVE_BLOB_FILE, **blob.write_blob(
+          inference, os.path.join(cfg.out_dir, SHAVE_BLOB_FILE), "fp16")}
+    except (ValueError, memory.SliceOverflowError) as e:
+      raise ExportError(f"the SHAVE blob of {prefix} cannot be made: {e}") from e
+  for quant, model_bytes in models.items():
+    atomic.write_bytes(os.path.join(cfg.out_dir, f"{model_name(quant)}.tflite"), model_bytes)
+    c_array.write(model_bytes, cfg.out_dir, model_name(quant))
+  atomic.write_json(os.path.join(cfg.out_dir, REPORT_FILE), report)
+  return report
+
+
+def _fmt(value: Optional[float], spec: str) -> str:
+  return "n/a" if value is None else format(value, spec)
+
+
+def summary(report: dict) -> str:
+  """A readable table of a report: one row per exported model."""
+  lines = [f"checkpoint {report['checkpoint']}",
+           f"Keras float32 mean px error: {_fmt(report['mean_px_error']['keras_float32'], '.3f')}",
+           "",
+           "| model | bytes | limit | px error | Keras-TFLite max diff | TFLM arena | "
+           "TFLM-LiteRT(ref) max diff |",
+           "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
+  for quant, r in report["exports"].items():
+    diff = max(r["keras_vs_tflite_max_abs_diff"].values())
+    lines.append(f"| {r['file']} | {r['size_bytes']:,} | {r['size_limit_bytes']:,} | "
+                 f"{_fmt(r['eval']['mean_px_error'], '.3f')} | {diff:.3g} | "
+                 f"{r['tflm']['arena_bytes']:,} | "
+                 f"{max(r['tflm']['max_abs_diff_vs_litert_reference'].values()):.3g} |")
+  first = next(iter(report["exports"].values()))
+  lines += ["", f"params {first['params']:,}, FLOPs {first['flops']:,}; ops: "
+            + ", ".join(f"{k} x{v}" for k, v in first["ops"].items())]
+  return "\n".join(lines)

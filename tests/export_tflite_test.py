@@ -1,0 +1,240 @@
+"""The exporter: TFLite float32 / int8 PTQ / int8 QAT, TFLM, C arrays, budgets, errors."""
+
+import dataclasses
+import json
+import os
+
+import hand25d  # noqa: F401  (before tensorflow)
+from export import c_array
+from export import convert
+from export import exporter
+from export import qat
+from export import tflite_main
+from export import tflm
+from export.shave import blob
+from hand25d import losses
+from hand25d.model import card
+from hand25d.model import layers
+from hand25d.model import network
+from hand25d.training import config as config_lib
+
+from absl import flags
+import numpy as np
+import pytest
+import tensorflow as tf
+import tf_keras as keras
+
+DATA = os.path.join(os.path.dirname(__file__), "..", "testdata", "tof_tiny")
+# Primary keypoints and visibility/presence only: the inference model has both outputs.
+CFG = config_lib.with_heads_for_losses(config_lib.TrainConfig(
+    data_dir=DATA, batch_size=4,
+    loss=losses.LossWeights(akp=0.0, cho=0.0, dhp=0.0, seg=0.0, ds=0.0)))
+DEPLOYABLE_OPS = {"ADD", "CONCATENATION", "CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED",
+                  "MAX_POOL_2D", "MEAN", "QUANTIZE", "RESIZE_NEAREST_NEIGHBOR"}
+# int8 vs float32 tolerance on every output, as a fraction of the float
+# output's range over the evaluated frames: the largest deviation, and the mean.
+INT8_MAX_TOLERANCE = 0.1
+INT8_MEAN_TOLERANCE = 0.01
+# LiteRT's optimized int8 kernels may round differently from its reference
+# kernels (and TFLM) by a few output quantization steps.
+INT8_KERNEL_STEPS = 16
+
+
+def _save_run(workdir: str, cfg: config_lib.TrainConfig) -> None:
+  """A run directory with config.json and one checkpoint of non-trivial batch norms."""
+  config_lib.save_or_check(cfg, workdir)
+  keras.utils.set_random_seed(0)
+  model = network.build_training_model(cfg.model)
+  rng = np.random.default_rng(0)
+  for layer in model.layers:
+    if isinstance(layer, keras.layers.BatchNormalization):
+      layer.set_weights([rng.uniform(0.5, 1.5, w.shape) for w in layer.get_weights()])
+  tf.train.Checkpoint(model=model).save(os.path.join(workdir, "checkpoints", "ckpt"))
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+  workdir = str(tmp_path_factory.mktemp("run"))
+  _save_run(workdir, CFG)
+  return workdir
+
+
+@pytest.fixture(scope="module")
+def exported(run, tmp_path_factory):
+  """(config, report) of one export of all three modes."""
+  out = str(tmp_path_factory.mktemp("export"))
+  cfg = exporter.ExportConfig(
+      checkpoint=run, out_dir=out, quant=convert.QUANT_MODES, calibration_frames=4,
+      qat=qat.QatConfig(steps=2, batch_size=2, calibration_batches=1))
+  return cfg, exporter.export(cfg)
+
+
+@pytest.fixture(scope="module")
+def frames(run):
+  model, _, _ = exporter.load_inference_model(run)
+  data = list(exporter._frames(DATA, "val", 0, CFG.model))  # pylint: disable=protected-access
+  return model, data
+
+
+def _tflite(cfg, quant) -> bytes:
+  with open(os.path.join(cfg.out_dir, f"{exporter.model_name(quant)}.tflite"), "rb") as f:
+    return f.read()
+
+
+def test_fuse_keeps_the_function_and_removes_batch_norm(run, frames):
+  model, data = frames
+  fused = qat.fuse(model, grouped_form="fast")
+  assert not any(isinstance(l, keras.layers.BatchNormalization) for l in fused.layers)
+  assert sum(isinstance(l, layers.GroupedConv2D) for l in fused.layers) == 11
+  image = data[0][0]
+  for name, expected in model(image).items():
+    np.testing.assert_allclose(fused(image)[name], expected, rtol=1e-4, atol=1e-4)
+
+
+def test_report_and_files(exported):
+  cfg, report = exported
+  with open(os.path.join(cfg.out_dir, exporter.REPORT_FILE)) as f:
+    assert json.load(f) == json.loads(json.dumps(report))
+  assert set(report["exports"]) == set(convert.QUANT_MODES)
+  assert set(report["mean_px_error"]) == {"keras_float32", *convert.QUANT_MODES}
+  for quant, r in report["exports"].items():
+    assert r["size_bytes"] == len(_tflite(cfg, quant))
+    assert r["params"] == 43_362 and r["flops"] == 2 * r["tflite_macs"]
+    assert set(r["ops"]) <= DEPLOYABLE_OPS, r["ops"]
+    assert r["ops"]["CONV_2D"] == 32 and r["ops"]["RESIZE_NEAREST_NEIGHBOR"] == 2
+    assert r["eval"]["frames"] > 0 and r["eval"]["mean_px_error"] is not None
+    assert r["tflm"]["arena_bytes"] % tflm.ARENA_GRANULE == 0
+  float32, ptq = report["exports"]["float32"], report["exports"]["int8_ptq"]
+  assert float32["size_bytes"] <= exporter.FLOAT32_BUDGET_BYTES
+  # int8 weights: about a quarter of the float model, and a quarter of its arena.
+  assert ptq["size_bytes"] < 0.6 * float32["size_bytes"]
+  assert ptq["tflm"]["arena_bytes"] < 0.3 * float32["tflm"]["arena_bytes"]
+  # The SHAVE blob of the float model comes along and reads back.
+  program = blob.read_blob(os.path.join(cfg.out_dir, exporter.SHAVE_BLOB_FILE))
+  assert report["shave_blob"]["dtype"] == "fp16"
+  assert len(program.network.layers) == report["shave_blob"]["layers"]
+
+
+def test_float32_tflite_matches_keras(exported):
+  _, report = exported
+  r = report["exports"]["float32"]
+  assert max(r["keras_vs_tflite_max_abs_diff"].values()) < 1e-4
+  assert report["mean_px_error"]["float32"] == pytest.approx(
+      report["mean_px_error"]["keras_float32"], abs=1e-3)
+
+
+@pytest.mark.parametrize("quant", ["int8_ptq", "int8_qat"])
+def test_int8_is_within_tolerance_of_float(exported, frames, quant):
+  cfg, _ = exported
+  model, data = frames
+  lite = convert.LiteRtModel(_tflite(cfg, quant))
+  assert lite.inputs[0]["dtype"] == np.int8
+  names = {name: tuple(t.shape) for name, t in model.output.items()}
+  for name in names:
+    expected = np.stack([model(image)[name].numpy() for image, _ in data])
+    got = np.stack([lite([image], names)[name] for image, _ in data])
+    scale = expected.max() - expected.min()
+    assert np.abs(got - expected).max() <= INT8_MAX_TOLERANCE * scale, name
+    assert np.abs(got - expected).mean() <= INT8_MEAN_TOLERANCE * scale, name
+
+
+def test_qat_model_converts_to_true_grouped_int8_convolutions(exported, frames):
+  cfg, report = exported
+  model, _ = frames
+  interpreter = card.tflite_interpreter(_tflite(cfg, "int8_qat"))
+  tensors = {t["index"]: t for t in interpreter.get_tensor_details()}
+  convs = [op for op in interpreter._get_ops_details()  # pylint: disable=protected-access
+           if op["op_name"] == "CONV_2D"]
+  filters = {tuple(tensors[op["inputs"][1]]["shape"]) for op in convs}
+  assert all(tensors[op["inputs"][1]]["dtype"] == np.int8 for op in convs)
+  for layer in model.layers:
+    if isinstance(layer, layers.GroupedConv2D):
+      k = layer.kernel_size
+      assert (layer.filters, k, k, layer.input.shape[-1] // layer.groups) in filters
+  # The QAT Keras model and its TFLite model agree up to kernel rounding.
+  r = report["exports"]["int8_qat"]
+  for name, diff in r["keras_vs_tflite_max_abs_diff"].items():
+    assert diff <= INT8_KERNEL_STEPS * r["output_quantization_step"][name], name
+
+
+@pytest.mark.parametrize("quant", convert.QUANT_MODES)
+def test_tflm_matches_litert(exported, frames, quant):
+  cfg, report = exported
+  model, data = frames
+  model_bytes = _tflite(cfg, quant)
+  r = report["exports"][quant]
+  reference = convert.LiteRtModel(model_bytes, reference=True)
+  names = {name: tuple(t.shape) for name, t in model.output.items()}
+  image = data[0][0]
+  reference([image], names)
+  micro = tflm.run(model_bytes, [convert.quantize(image, reference.inputs[0])],
+                   r["tflm"]["arena_bytes"], num_outputs=len(names))
+  for value, detail, litert in zip(micro, reference.outputs, reference.output_arrays()):
+    np.testing.assert_allclose(convert.dequantize(value, detail), litert, atol=1e-5)
+  assert max(r["tflm"]["max_abs_diff_vs_litert_reference"].values()) <= 1e-5
+  steps = r["output_quantization_step"] or {name: 1e-5 for name in names}
+  for name, diff in r["tflm"]["max_abs_diff_vs_litert_default"].items():
+    assert diff <= INT8_KERNEL_STEPS * steps[name], name
+  with pytest.raises(tflm.TflmError, match="bytes missing"):
+    tflm.run(model_bytes, [convert.quantize(image, reference.inputs[0])],
+             r["tflm"]["arena_bytes"] - tflm.ARENA_GRANULE)
+
+
+@pytest.mark.parametrize("quant", convert.QUANT_MODES)
+def test_c_array_round_trips(exported, quant):
+  cfg, report = exported
+  r = report["exports"][quant]
+  with open(os.path.join(cfg.out_dir, r["c_array"]["source"])) as f:
+    source = f.read()
+  with open(os.path.join(cfg.out_dir, r["c_array"]["header"])) as f:
+    header = f.read()
+  assert c_array.parse_source(source) == _tflite(cfg, quant)
+  symbol = r["c_array"]["symbol"]
+  assert f"alignas(16) const unsigned char {symbol}[]" in source
+  assert f"extern const unsigned int {symbol}_len;" in header
+
+
+def _main(argv: list[str]) -> None:
+  """Runs tflite_main in-process with these flags."""
+  flags.FLAGS.unparse_flags()
+  flags.FLAGS(["tflite_main"] + argv)
+  tflite_main.main([])
+
+
+def test_oversized_float32_model_exits_with_the_excess(run, tmp_path):
+  out = tmp_path / "out"
+  with pytest.raises(SystemExit) as e:
+    _main([f"--checkpoint={run}", f"--out={out}", "--max_float32_bytes=100000"])
+  assert e.value.code.startswith("export failed: float32 model is "), e.value.code
+  assert "over the size budget of 100,000 bytes" in e.value.code
+  excess = int(e.value.code.split("bytes: ")[1].split(" bytes")[0].replace(",", ""))
+  assert 0 < excess < 100_000
+  assert not out.exists()  # Nothing is written when a budget fails.
+
+
+def test_op_that_tflm_cannot_run_fails_the_export(run, tmp_path, monkeypatch):
+  inp = keras.Input((4, 4, 1), batch_size=1)
+  tiled = keras.Model(inp, keras.layers.Lambda(lambda t: tf.tile(t, [1, 2, 1, 1]))(inp))
+  tiled_bytes = tf.lite.TFLiteConverter.from_keras_model(tiled).convert()
+  monkeypatch.setattr(convert, "to_tflite", lambda *args, **kwargs: tiled_bytes)
+  cfg = exporter.ExportConfig(checkpoint=run, out_dir=str(tmp_path / "out"))
+  with pytest.raises(exporter.BudgetError, match="float32 model does not run in TensorFlow "
+                     "Lite Micro.*cannot run op.*TILE"):
+    exporter.export(cfg)
+  assert not (tmp_path / "out").exists()
+
+
+def test_missing_checkpoint_is_named(tmp_path):
+  missing = str(tmp_path / "nowhere")
+  with pytest.raises(exporter.CheckpointError, match=f"cannot export {missing}: checkpoint .* not found"):
+    exporter.export(exporter.ExportConfig(checkpoint=missing, out_dir=str(tmp_path / "out")))
+
+
+def test_checkpoint_of_another_architecture_is_refused(run, tmp_path):
+  other = str(tmp_path / "other")
+  config_lib.save_or_check(
+      dataclasses.replace(CFG, model=dataclasses.replace(CFG.model, tier3_bottleneck=32)),
+      other)
+  os.symlink(os.path.join(run, "checkpoints"), os.path.join(other, "checkpoints"))
+  with pytest.raises(exporter.CheckpointError, match=f"cannot export {other}.*does not fit"):
+    exporter.export(exporter.ExportConfig(checkpoint=other, out_dir=str(tmp_path / "out")))
