@@ -3,13 +3,14 @@
 import dataclasses
 import json
 import os
+import subprocess
+import sys
 
 import hand25d  # noqa: F401  (before tensorflow)
 from export import c_array
 from export import convert
 from export import exporter
 from export import qat
-from export import tflite_main
 from export import tflm
 from export.shave import blob
 from hand25d import losses
@@ -18,7 +19,6 @@ from hand25d.model import layers
 from hand25d.model import network
 from hand25d.training import config as config_lib
 
-from absl import flags
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -194,20 +194,16 @@ def test_c_array_round_trips(exported, quant):
   assert f"extern const unsigned int {symbol}_len;" in header
 
 
-def _main(argv: list[str]) -> None:
-  """Runs tflite_main in-process with these flags."""
-  flags.FLAGS.unparse_flags()
-  flags.FLAGS(["tflite_main"] + argv)
-  tflite_main.main([])
-
-
 def test_oversized_float32_model_exits_with_the_excess(run, tmp_path):
   out = tmp_path / "out"
-  with pytest.raises(SystemExit) as e:
-    _main([f"--checkpoint={run}", f"--out={out}", "--max_float32_bytes=100000"])
-  assert e.value.code.startswith("export failed: float32 model is "), e.value.code
-  assert "over the size budget of 100,000 bytes" in e.value.code
-  excess = int(e.value.code.split("bytes: ")[1].split(" bytes")[0].replace(",", ""))
+  proc = subprocess.run([sys.executable, "-m", "export.tflite_main", f"--checkpoint={run}",
+                         f"--out={out}", "--max_float32_bytes=100000"],
+                        capture_output=True, text=True, check=False)
+  assert proc.returncode == 1, proc.stderr[-2000:]
+  message = proc.stderr.strip().splitlines()[-1]
+  assert message.startswith("export failed: float32 model is "), message
+  assert "over the size budget of 100,000 bytes" in message
+  excess = int(message.split("bytes: ")[1].split(" bytes")[0].replace(",", ""))
   assert 0 < excess < 100_000
   assert not out.exists()  # Nothing is written when a budget fails.
 

@@ -1,6 +1,8 @@
 """The runtime's runner and CLI: sources, outputs, report, jitter with and without smoothing."""
 
 import json
+import subprocess
+import sys
 
 import hand25d  # pylint: disable=unused-import  # Before TensorFlow: sets TF_USE_LEGACY_KERAS.
 from hand25d import spec
@@ -8,13 +10,11 @@ from hand25d.data import scene
 from hand25d.runtime import evaluation
 from hand25d.runtime import frames as frames_lib
 from hand25d.runtime import pipeline
-from hand25d.runtime import run_main
 from hand25d.runtime import runner
 from hand25d.runtime import sequence
 from hand25d.runtime import smoothing
 from export import convert
 
-from absl import flags
 import numpy as np
 from PIL import Image
 import pytest
@@ -93,12 +93,12 @@ def test_run_on_a_directory_writes_every_output(model_path, tmp_path):
 
 
 def test_cli_runs_on_synthetic_input(model_path, tmp_path):
-  flags.FLAGS(["run_main", f"--model={model_path}", f"--out={tmp_path}", "--clips=1",
-               "--frames_per_clip=3", "--num_images=1", "--presence_threshold=0.99"])
-  try:
-    run_main.main([])
-  finally:
-    flags.FLAGS.unparse_flags()
+  proc = subprocess.run(
+      [sys.executable, "-m", "hand25d.runtime.run_main", f"--model={model_path}",
+       f"--out={tmp_path}", "--clips=1", "--frames_per_clip=3", "--num_images=1",
+       "--presence_threshold=0.99"], capture_output=True, text=True, check=False)
+  assert proc.returncode == 0, proc.stderr[-2000:]
+  assert "3 frames" in proc.stdout
   summary = json.loads((tmp_path / "summary.json").read_text())
   assert summary["frames"]["total"] == 3 and summary["frames"]["early_out"] == 3
   assert (tmp_path / "report.md").exists() and (tmp_path / "sequence.gif").exists()

@@ -1,15 +1,15 @@
-"""shave_main prints the Table-3 comparison for a saved Keras model or a deployment blob."""
+"""shave_main prints the Table-3 comparison for a saved Keras model or a deployment blob.
+
+The binary runs in a child process, as a user runs it (absl flags are
+process-global: several mains cannot share one test process).
+"""
 
 import os
-
-from absl import app
-from absl import flags
-from absl.testing import flagsaver
-import pytest
+import subprocess
+import sys
 
 from export import convert
 from export.shave import blob
-from export.shave import shave_main
 import tf_keras as keras  # after export: hand25d sets TF_USE_LEGACY_KERAS first
 
 FIXTURE = os.path.join(os.path.dirname(__file__), "..", "testdata", "tof_tiny")
@@ -23,52 +23,45 @@ def _tiny_model(shape=(16, 24, 1), name="image") -> keras.Model:
   return keras.Model(inputs, x)
 
 
-@pytest.fixture(autouse=True)
-def parsed_flags():
-  flags.FLAGS.mark_as_parsed()
+def _shave_main(*args: str, ok: bool = True) -> subprocess.CompletedProcess:
+  proc = subprocess.run([sys.executable, "-m", "export.shave.shave_main", *args],
+                        capture_output=True, text=True, check=False)
+  assert (proc.returncode == 0) == ok, proc.stderr[-2000:]
+  return proc
 
 
-def test_main_prints_the_comparison_for_a_saved_model(tmp_path, capsys):
+def test_main_prints_the_comparison_for_a_saved_model(tmp_path):
   path = str(tmp_path / "tiny.keras")
   _tiny_model().save(path)
-  with flagsaver.flagsaver(keras_model=path, dtype="fp32", slice_kb=32):
-    shave_main.main(["shave_main"])
-  out = capsys.readouterr().out
+  out = _shave_main(f"--keras_model={path}", "--dtype=fp32", "--slice_kb=32").stdout
   assert "float32" in out and "of 32768 B" in out
   assert "naive planar im2col + GEMM" in out and "speed-up" in out
   assert "stem" in out and "comb" in out
 
 
-def test_main_saves_a_blob_and_reports_on_it(tmp_path, capsys):
+def test_main_saves_a_blob_and_reports_on_it(tmp_path):
   model_path, blob_path = str(tmp_path / "tiny.keras"), str(tmp_path / "tiny.blob")
   _tiny_model().save(model_path)
-  with flagsaver.flagsaver(keras_model=model_path, save_blob=blob_path, slice_kb=64):
-    shave_main.main(["shave_main"])
-  saved = capsys.readouterr().out
+  saved = _shave_main(f"--keras_model={model_path}", f"--save_blob={blob_path}",
+                      "--slice_kb=64").stdout
   assert f"wrote {blob_path}" in saved and "'layers': 2" in saved
-  with flagsaver.flagsaver(blob=blob_path):
-    shave_main.main(["shave_main"])
-  out = capsys.readouterr().out
+  out = _shave_main(f"--blob={blob_path}").stdout
   assert f"{blob_path}: SHAVE blob v1, 2 layers, {os.path.getsize(blob_path)} bytes" in out
   assert "float16" in out and "of 65536 B" in out
   # The same table as for the model the blob was written from.
   assert out.split("\n\n", 1)[1] == saved.split("\n\n", 1)[1]
-  with flagsaver.flagsaver(blob=blob_path, dtype="fp32"):
-    with pytest.raises(app.UsageError, match="drop --dtype"):
-      shave_main.main(["shave_main"])
-  with flagsaver.flagsaver(tflite=blob_path):
-    with pytest.raises(app.UsageError, match="--tflite needs --blob and --data_dir"):
-      shave_main.main(["shave_main"])
+  assert "drop --dtype" in _shave_main(f"--blob={blob_path}", "--dtype=fp32", ok=False).stderr
+  assert "--tflite needs --blob and --data_dir" in _shave_main(f"--tflite={blob_path}",
+                                                               ok=False).stderr
 
 
-def test_main_compares_a_blob_with_tflite_on_test_frames(tmp_path, capsys):
+def test_main_compares_a_blob_with_tflite_on_test_frames(tmp_path):
   model = _tiny_model((120, 160, 1), name="amplitude")
   blob_path, tflite_path = str(tmp_path / "tiny.blob"), str(tmp_path / "tiny.tflite")
   blob.write_blob(model, blob_path, "fp32")
   with open(tflite_path, "wb") as f:
     f.write(convert.to_tflite(model, "float32"))
-  with flagsaver.flagsaver(blob=blob_path, tflite=tflite_path, data_dir=FIXTURE):
-    shave_main.main(["shave_main"])
-  out = capsys.readouterr().out
+  out = _shave_main(f"--blob={blob_path}", f"--tflite={tflite_path}",
+                    f"--data_dir={FIXTURE}").stdout
   assert "vs float32 TFLite over 3 frames" in out
   assert "arg-max identical on" in out and "/24 keypoints" in out

@@ -4,8 +4,9 @@ The deployment check of DESIGN.md §7: the program (from a blob) runs in the
 simulator and the float32 TFLite model of the same Keras model runs in
 ai-edge-litert, on the same frames; then
 
-  * every output: max |simulated - TFLite| relative to the range (max - min)
-    of that frame's TFLite output (the fp32 target is 1e-4);
+  * every output: max |simulated - TFLite| over the frames relative to the
+    range (max - min) of the TFLite output over the frames (the fp32 target
+    is 1e-4);
   * every score map (an output of rank 3, hand25d's keypoint maps): whether
     the arg-max position of each channel ("keypoint") is the same (the fp16
     target is 99% of keypoints).
@@ -40,10 +41,11 @@ class Agreement:
   Attributes:
     frames: frames compared.
     relative_error: output name -> max over frames of max |simulated -
-      TFLite| / range of the TFLite output.
+      TFLite| / range of the TFLite output over the frames.
     keypoints: score-map channels compared (frames x channels).
     argmax_equal: of those, with the same arg-max position.
-    decisive: keypoints whose TFLite top-2 margin exceeds 2 x bound x range.
+    decisive: keypoints whose TFLite top-2 margin exceeds 2 x bound x the
+      range of that frame's map.
     decisive_equal: of those, with the same arg-max position.
     bound: the error bound used (ERROR_BOUNDS of the program's type).
     mismatch_margin: the largest TFLite top-2 margin, relative to the range,
@@ -102,15 +104,21 @@ def compare(program: simulator.Program, tflite_model: bytes,
   litert = convert.LiteRtModel(tflite_model)
   names = {key: (1,) + tuple(shape) for key, shape in network.output_shapes.items()}
   bound = ERROR_BOUNDS[program.dtype]
-  errors = {key: 0.0 for key in names}
+  # Largest |difference| and the output's range (min, max) over all frames: a
+  # small output such as presence (2 values) has no meaningful range in one frame.
+  differences = {key: 0.0 for key in names}
+  lows = {key: np.inf for key in names}
+  highs = {key: -np.inf for key in names}
   frames = keypoints = equal = decisive = decisive_equal = 0
   mismatch_margin = 0.0
   for image in images:
     want = {k: v[0] for k, v in litert([image[None].astype(np.float32)], names).items()}
     got = simulator.run(program, image).outputs
     for key, expected in want.items():
-      scale = float(expected.max() - expected.min()) or 1.0  # the range; 1 if constant
-      errors[key] = max(errors[key], float(np.abs(got[key] - expected).max()) / scale)
+      differences[key] = max(differences[key], float(np.abs(got[key] - expected).max()))
+      lows[key] = min(lows[key], float(expected.min()))
+      highs[key] = max(highs[key], float(expected.max()))
+      scale = float(expected.max() - expected.min()) or 1.0  # this frame's range
       if expected.ndim != 3:
         continue
       # [H, W, C] score maps -> [H * W, C]: per channel, arg-max and top-2 margin.
@@ -125,6 +133,7 @@ def compare(program: simulator.Program, tflite_model: bytes,
       decisive_equal += int((same & clear).sum())
       mismatch_margin = max([mismatch_margin, *margin[~same].tolist()])
     frames += 1
+  errors = {key: differences[key] / ((highs[key] - lows[key]) or 1.0) for key in names}
   return Agreement(frames, errors, keypoints, equal, decisive, decisive_equal, bound,
                    mismatch_margin)
 
