@@ -43,8 +43,10 @@ from export import convert
 
 import numpy as np
 
+_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 _MODEL = flags.DEFINE_string("model", None, "Exported .tflite model (default: fresh weights).")
-_PEER = flags.DEFINE_string("peer", "/work/shared/peers/hand_landmark_lite.tflite",
+_PEER = flags.DEFINE_string("peer", os.path.join(_ROOT, "..", "shared", "peers",
+                                                  "hand_landmark_lite.tflite"),
                             "MediaPipe hand landmark model (input 1x224x224x3 float).")
 _OUT = flags.DEFINE_string("out", "benchmarks/results/runtime.json", "Where to write the JSON.")
 _FRAMES = flags.DEFINE_integer("frames", 600, "Timed frames per row (over all rounds).")
