@@ -14,25 +14,13 @@ from export.shave import blob
 from export.shave import graph
 from export.shave import memory
 from export.shave import simulator
-from hand25d.model import config as config_lib
-from hand25d.model import network as network_lib
-import tf_keras as keras  # after export/hand25d: TF_USE_LEGACY_KERAS is set first
 
 FIXTURE = os.path.join(os.path.dirname(__file__), "..", "testdata", "tof_tiny")
 
 
 @pytest.fixture(scope="module")
-def model():
-  """The hand25d inference network, seeded random weights (untrained), non-trivial BatchNorm."""
-  keras.utils.set_random_seed(0)
-  model = network_lib.inference_model(config_lib.ModelConfig())
-  rng = np.random.default_rng(0)
-  for layer in model.layers:
-    if isinstance(layer, keras.layers.BatchNormalization):
-      shapes = [w.shape for w in layer.get_weights()]
-      layer.set_weights([rng.uniform(0.5, 1.5, shapes[0]), rng.normal(0, 0.2, shapes[1]),
-                         rng.normal(0, 0.2, shapes[2]), rng.uniform(0.5, 2.0, shapes[3])])
-  return model
+def model(randomized_inference_model):
+  return randomized_inference_model(0)
 
 
 @pytest.fixture(scope="module")

@@ -7,22 +7,11 @@ from export.shave import cost
 from export.shave import graph
 from export.shave import memory
 from export.shave import simulator
-from hand25d.model import config as config_lib
-from hand25d.model import network as network_lib
-import tf_keras as keras  # after export/hand25d: TF_USE_LEGACY_KERAS is set first
 
 
 @pytest.fixture(scope="module")
-def model():
-  model = network_lib.inference_model(config_lib.ModelConfig())
-  # Non-trivial BatchNorm statistics, so that folding is exercised.
-  rng = np.random.default_rng(5)
-  for layer in model.layers:
-    if isinstance(layer, keras.layers.BatchNormalization):
-      shapes = [w.shape for w in layer.get_weights()]
-      layer.set_weights([rng.uniform(0.5, 1.5, shapes[0]), rng.normal(0, 0.2, shapes[1]),
-                         rng.normal(0, 0.2, shapes[2]), rng.uniform(0.5, 2.0, shapes[3])])
-  return model
+def model(randomized_inference_model):
+  return randomized_inference_model(5)
 
 
 @pytest.fixture(scope="module")
