@@ -9,9 +9,7 @@ DEMO := runs/demo
 # and training checkpoints are reused).
 DEMO_FRAMES ?= 4000
 DEMO_EPOCHS ?= 10
-# The paper's 1e-3 is tuned for 140K steps; the demo's ~900 steps learn much
-# faster at 1e-2 (docs/training.md, "Short runs").
-DEMO_LR ?= 1e-2
+
 DEMO_SEED ?= 0
 
 .PHONY: demo test bazel-test clean
@@ -36,7 +34,7 @@ demo: $(STAMP)
 	$(PY) -m hand25d.data.preview_main --data_dir=$(DEMO)/data --out=$(DEMO)/data_preview.png
 	@echo "== 2/5 train the multi-task network ($(DEMO_EPOCHS) epochs)"
 	$(PY) -m hand25d.train_main --data=$(DEMO)/data --workdir=$(DEMO)/train \
-	  --epochs=$(DEMO_EPOCHS) --learning_rate=$(DEMO_LR) --seed=$(DEMO_SEED) \
+	  --epochs=$(DEMO_EPOCHS) --seed=$(DEMO_SEED) \
 	  --log_every=50 --eval_every=300
 	@echo "== 3/5 evaluate the best checkpoint on the test users"
 	$(PY) -m hand25d.eval_main --data=$(DEMO)/data --checkpoint=$(DEMO)/train \

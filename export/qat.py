@@ -27,7 +27,6 @@ import tensorflow as tf
 import tensorflow_model_optimization as tfmot
 import tf_keras as keras
 
-from hand25d import losses
 from hand25d.data import pipeline
 from hand25d.model import layers as layers_lib
 from hand25d.training import config as train_config
@@ -287,8 +286,8 @@ def fine_tune(inference: keras.Model, cfg: train_config.TrainConfig, data_dir: s
   calibrate(model, fused, (f["image"] for f, _ in batches(False).take(qat.calibration_batches)))
   # Only the primary keypoint loss: the inference network has no other head
   # but presence, whose loss term needs the visibility head.
-  weights = losses.LossWeights(kp=1.0, akp=0.0, kphv=0.0, cho=0.0, dhp=0.0, seg=0.0, ds=0.0,
-                               fingertip_double=cfg.loss.fingertip_double)
+  weights = dataclasses.replace(cfg.loss, kp=1.0, akp=0.0, kphv=0.0, cho=0.0, dhp=0.0, seg=0.0,
+                                ds=0.0)
   train_step = step_lib.make_train_step(model, optimizer, strategy, weights, qat.batch_size)
   data = iter(strategy.experimental_distribute_dataset(batches(True).take(qat.steps)))
   for step in range(1, qat.steps + 1):

@@ -33,12 +33,25 @@ class LossWeights:
   seg: float = 50.0  # Segmentation.
   ds: float = 1.0  # Deep supervision.
   fingertip_double: bool = True  # Table 1's "Wk": fingertips count twice.
+  # How a keypoint term combines its channels: "sum" or "mean" (see
+  # KEYPOINT_REDUCTIONS and docs/training.md, "What limits accuracy").
+  keypoint_reduction: str = "sum"
+  # Target of the keypoint cross-entropy: 0 = one-hot at the labelled cell
+  # (the paper); > 0 = a Gaussian of this standard deviation, in cells of
+  # each score map, around the labelled sub-pixel position. 1 cell learns
+  # faster (docs/training.md, "What limits accuracy").
+  target_sigma_cells: float = 1.0
 
   def __post_init__(self):
     for term in TERMS:
       w = getattr(self, term)
       if not w >= 0.0:  # Also rejects NaN.
         raise ValueError(f"loss weight {term}={w} must be >= 0")
+    if self.keypoint_reduction not in KEYPOINT_REDUCTIONS:
+      raise ValueError(f"keypoint_reduction {self.keypoint_reduction!r} not in "
+                       f"{KEYPOINT_REDUCTIONS}")
+    if not self.target_sigma_cells >= 0.0:
+      raise ValueError(f"target_sigma_cells={self.target_sigma_cells} must be >= 0")
     if not self.active():
       raise ValueError("all loss weights are 0: at least one term must be on")
 
@@ -48,6 +61,11 @@ class LossWeights:
 
 
 TERMS = ("kp", "akp", "kphv", "cho", "dhp", "seg", "ds")
+# "sum": a keypoint term is the sum over its channels (score maps) of each
+# map's cross-entropy, the usual form of a per-keypoint loss and the one under
+# which Eq. 1's weights balance the terms; "mean": the average over channels,
+# which makes the auxiliary terms about 95% of the loss.
+KEYPOINT_REDUCTIONS = ("sum", "mean")
 
 
 def keypoint_target_key(stride: int) -> str:
@@ -67,7 +85,9 @@ def _aux(per_hand: tf.Tensor) -> tf.Tensor:
 
 
 def keypoint_cross_entropy(logits: tf.Tensor, index: tf.Tensor, mask: tf.Tensor,
-                           channel_weights: tf.Tensor) -> tf.Tensor:
+                           channel_weights: tf.Tensor, reduction: str = "sum",
+                           xy: tf.Tensor | None = None, stride: int = 1,
+                           sigma_cells: float = 0.0) -> tf.Tensor:
   """Softmax cross-entropy over all positions of each score map, per example.
 
   Args:
@@ -75,18 +95,57 @@ def keypoint_cross_entropy(logits: tf.Tensor, index: tf.Tensor, mask: tf.Tensor,
     index: [B, C] int, flat index row * W + col of the labelled cell.
     mask: [B, C] float, 1 where the keypoint is labelled and visible.
     channel_weights: [C] weight of each channel (fingertips 2).
+    reduction: "sum" or "mean" over channels (KEYPOINT_REDUCTIONS).
+    xy: [B, C, 2] keypoints (x, y) in input pixels; needed if sigma_cells > 0.
+    stride: input pixels per score-map cell; used with xy.
+    sigma_cells: 0 for a one-hot target at `index`; otherwise the target is
+      a Gaussian of this standard deviation (in cells) around xy, normalised
+      over the map.
 
   Returns:
-    [B] per-example mean over channels of the weighted, masked cross-entropy.
+    [B] per-example sum (or mean) over channels of the weighted, masked
+    cross-entropy, in nats.
   """
+  if reduction not in KEYPOINT_REDUCTIONS:
+    raise ValueError(f"reduction {reduction!r} not in {KEYPOINT_REDUCTIONS}")
   shape = tf.shape(logits)
   flat = tf.reshape(logits, [shape[0], shape[1] * shape[2], shape[3]])
   flat = tf.transpose(flat, [0, 2, 1])  # [B, C, H*W]
-  # Masked entries may hold any index; keep them in range for the op.
-  safe_index = tf.where(mask > 0, index, tf.zeros_like(index))
-  ce = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=safe_index, logits=flat)
-  weighted = ce * mask * channel_weights
-  return tf.reduce_sum(weighted, axis=1) / tf.cast(tf.shape(logits)[3], ce.dtype)
+  if sigma_cells > 0.0:
+    if xy is None:
+      raise ValueError("a Gaussian target (sigma_cells > 0) needs the keypoints xy")
+    target = gaussian_target(xy, shape[1], shape[2], stride, sigma_cells)
+    ce = tf.nn.softmax_cross_entropy_with_logits(labels=target, logits=flat)
+  else:
+    # Masked entries may hold any index; keep them in range for the op.
+    safe_index = tf.where(mask > 0, index, tf.zeros_like(index))
+    ce = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=safe_index, logits=flat)
+  weighted = tf.where(mask > 0, ce, 0.0) * mask * channel_weights
+  total = tf.reduce_sum(weighted, axis=1)
+  if reduction == "mean":
+    total = total / tf.cast(tf.shape(logits)[3], ce.dtype)
+  return total
+
+
+def gaussian_target(xy: tf.Tensor, height: tf.Tensor, width: tf.Tensor, stride: int,
+                    sigma_cells: float) -> tf.Tensor:
+  """[B, C, H*W] Gaussian target distributions over the cells of a score map.
+
+  Cell (row, col) at `stride` has its centre at ((col + 0.5) * stride - 0.5,
+  (row + 0.5) * stride - 0.5) input pixels (hand25d.decoding). Each
+  channel's target is exp(-d^2 / (2 (sigma_cells * stride)^2)) over the cell
+  centres, d the distance to the keypoint, normalised to sum to 1 (a
+  keypoint far outside the map gets a uniform target; such keypoints are
+  masked as not visible anyway).
+  """
+  sigma = sigma_cells * stride
+  cols = (tf.cast(tf.range(width), tf.float32) + 0.5) * stride - 0.5
+  rows = (tf.cast(tf.range(height), tf.float32) + 0.5) * stride - 0.5
+  gx = -tf.square(cols[None, None, :] - xy[..., 0:1]) / (2.0 * sigma * sigma)  # [B, C, W]
+  gy = -tf.square(rows[None, None, :] - xy[..., 1:2]) / (2.0 * sigma * sigma)  # [B, C, H]
+  logit = gy[..., :, None] + gx[..., None, :]  # [B, C, H, W]
+  logit = tf.reshape(logit, tf.concat([tf.shape(xy)[:2], [height * width]], 0))
+  return tf.nn.softmax(logit, axis=-1)
 
 
 def _channel_weights(weights: LossWeights, primary: bool) -> tf.Tensor:
@@ -96,24 +155,37 @@ def _channel_weights(weights: LossWeights, primary: bool) -> tf.Tensor:
   return tf.constant(table)
 
 
-def _kp_loss(outputs: Tensors, targets: Tensors, weights: LossWeights) -> tf.Tensor:
+def _primary_xy(targets: Tensors) -> tf.Tensor:
+  """[B, 16, 2] keypoints of the primary channels, in input pixels."""
+  xy = tf.gather(targets["keypoints_xy"], spec.PRIMARY_KEYPOINT_INDICES, axis=2)
+  return tf.reshape(xy, [-1, spec.NUM_PRIMARY_CHANNELS, 2])
+
+
+def _maps_loss(logits: tf.Tensor, targets: Tensors, weights: LossWeights, stride: int,
+               primary: bool) -> tf.Tensor:
+  """Keypoint cross-entropy of primary (16) or auxiliary (34) maps at `stride`."""
+  pick = _primary if primary else _aux
+  xy = None
+  if weights.target_sigma_cells > 0:
+    xy = (_primary_xy(targets) if primary else
+          tf.reshape(targets["keypoints_xy"], [-1, spec.NUM_AUX_CHANNELS, 2]))
   return keypoint_cross_entropy(
-      outputs[spec.KEYPOINTS], _primary(targets[keypoint_target_key(spec.OUTPUT_STRIDE)]),
-      _primary(targets["keypoint_visible"]), _channel_weights(weights, primary=True))
+      logits, pick(targets[keypoint_target_key(stride)]), pick(targets["keypoint_visible"]),
+      _channel_weights(weights, primary), weights.keypoint_reduction, xy=xy, stride=stride,
+      sigma_cells=weights.target_sigma_cells)
+
+
+def _kp_loss(outputs: Tensors, targets: Tensors, weights: LossWeights) -> tf.Tensor:
+  return _maps_loss(outputs[spec.KEYPOINTS], targets, weights, spec.OUTPUT_STRIDE, True)
 
 
 def _akp_loss(outputs: Tensors, targets: Tensors, weights: LossWeights) -> tf.Tensor:
-  return keypoint_cross_entropy(
-      outputs[spec.AUX_KEYPOINTS], _aux(targets[keypoint_target_key(spec.OUTPUT_STRIDE)]),
-      _aux(targets["keypoint_visible"]), _channel_weights(weights, primary=False))
+  return _maps_loss(outputs[spec.AUX_KEYPOINTS], targets, weights, spec.OUTPUT_STRIDE, False)
 
 
 def _ds_loss(outputs: Tensors, targets: Tensors, weights: LossWeights) -> tf.Tensor:
-  mask = _primary(targets["keypoint_visible"])
-  channel_weights = _channel_weights(weights, primary=True)
   return tf.add_n([
-      keypoint_cross_entropy(outputs[spec.deep_supervision_output(s)],
-                             _primary(targets[keypoint_target_key(s)]), mask, channel_weights)
+      _maps_loss(outputs[spec.deep_supervision_output(s)], targets, weights, s, True)
       for s in spec.DEEP_SUPERVISION_STRIDES
   ])
 

@@ -34,6 +34,7 @@ class Evaluator:
     self._pck_hits = np.zeros(len(PCK_THRESHOLDS_PX))
     self._counts = {}  # name -> [hits, total] or [tp, fp, fn].
     self._seg_confusion = np.zeros((spec.NUM_SEGMENTATION_CLASSES,) * 2, np.int64)
+    self._errors = []  # Errors (px) of the evaluated keypoints, batch by batch: the median.
     self.num_examples = 0
 
   def _add(self, name: str, values) -> None:
@@ -53,6 +54,7 @@ class Evaluator:
       self._err_sum += np.where(mask, err, 0.0).sum(axis=0)
       self._err_count += mask.sum(axis=0)
       self._pck_hits += [np.sum(mask & (err <= t)) for t in PCK_THRESHOLDS_PX]
+      self._errors.append(err[mask])
     if spec.POSE in outputs:
       hit = np.argmax(outputs[spec.POSE], axis=-1) == np.asarray(targets["pose"])
       self._add("pose", [np.sum(hit & present), np.sum(present)])
@@ -79,6 +81,8 @@ class Evaluator:
         "num_examples": self.num_examples,
         "num_keypoints": int(total),
         "mean_px_error": _ratio(self._err_sum.sum(), total),
+        "median_px_error": (float(np.median(np.concatenate(self._errors)))
+                            if total else None),
         "per_keypoint_px_error": {
             name: _ratio(s, k) for name, s, k in zip(names, self._err_sum, self._err_count)},
         "per_side_px_error": {
@@ -116,6 +120,7 @@ def _fmt(value: Optional[float], digits: int = 3) -> str:
 def format_markdown(res: Mapping) -> str:
   """A readable markdown table of `Evaluator.result()`."""
   rows = [("mean 2D error (px, visible primary keypoints)", _fmt(res["mean_px_error"])),
+          ("median 2D error (px)", _fmt(res.get("median_px_error"))),
           ("keypoints evaluated", str(res["num_keypoints"]))]
   rows += [(f"{side} hand error (px)", _fmt(v)) for side, v in res["per_side_px_error"].items()]
   rows += [(f"PCK@{t}", _fmt(v)) for t, v in res["pck"].items()]

@@ -23,6 +23,7 @@ def _targets(rng):
       "orientation": spec.ORIENTATION_SOFT_LABELS[rng.integers(0, 8, (B, 2))],
       "pose": rng.integers(0, 9, (B, 2)).astype(np.int32),
       "segmentation": rng.integers(0, 3, (B, H, W)).astype(np.int32),
+      "keypoints_xy": (rng.random((B, 2, 17, 2)) * [IN_W, IN_H]).astype(np.float32),
   }
   for s in spec.DEEP_SUPERVISION_STRIDES:
     hs, ws = IN_H // s, IN_W // s
@@ -58,8 +59,64 @@ def test_keypoint_cross_entropy_matches_hand_computation():
   mask = tf.constant([[1.0, 0.0]])
   got = losses.keypoint_cross_entropy(tf.constant(logits), index, mask, tf.constant([2.0, 1.0]))
   expected_ce = -(2.0 - np.log(np.exp(2.0) + 5.0))
-  # Mean over 2 channels; channel 0 weighted 2, channel 1 masked out.
-  np.testing.assert_allclose(got.numpy(), [2.0 * expected_ce / 2.0], rtol=1e-6)
+  # Sum over channels (the default); channel 0 weighted 2, channel 1 masked out.
+  np.testing.assert_allclose(got.numpy(), [2.0 * expected_ce], rtol=1e-6)
+  mean = losses.keypoint_cross_entropy(tf.constant(logits), index, mask,
+                                       tf.constant([2.0, 1.0]), reduction="mean")
+  np.testing.assert_allclose(mean.numpy(), [2.0 * expected_ce / 2.0], rtol=1e-6)
+
+
+def test_keypoint_terms_at_uniform_maps_are_pinned(batch):
+  """Flat score maps: each visible map costs ln(cells), summed with its weight.
+
+  This pins the normalisation under which Eq. 1's weights are used (sum over
+  score maps, mean over the batch): docs/training.md, "What limits accuracy".
+  """
+  outputs, targets = batch
+  flat = {k: tf.zeros_like(v) for k, v in outputs.items()}
+  got = losses.compute_losses(flat, targets, losses.LossWeights(), B)
+  visible = targets["keypoint_visible"].numpy()
+  primary = visible[:, :, spec.PRIMARY_KEYPOINT_INDICES].reshape(B, -1)
+  aux = visible.reshape(B, -1)
+  kp = (primary * spec.PRIMARY_CHANNEL_LOSS_WEIGHTS).sum() / B * np.log(H * W)
+  akp = (aux * spec.AUX_CHANNEL_LOSS_WEIGHTS).sum() / B * np.log(H * W)
+  ds = sum((primary * spec.PRIMARY_CHANNEL_LOSS_WEIGHTS).sum() / B
+           * np.log((IN_H // s) * (IN_W // s)) for s in spec.DEEP_SUPERVISION_STRIDES)
+  np.testing.assert_allclose([got["kp"], got["akp"], got["ds"]], [kp, akp, ds], rtol=1e-5)
+  mean = losses.compute_losses(flat, targets, losses.LossWeights(keypoint_reduction="mean"), B)
+  np.testing.assert_allclose(mean["kp"], kp / spec.NUM_PRIMARY_CHANNELS, rtol=1e-5)
+  np.testing.assert_allclose(mean["akp"], akp / spec.NUM_AUX_CHANNELS, rtol=1e-5)
+  # The classification terms do not depend on the keypoint reduction.
+  for term in ("kphv", "cho", "dhp", "seg"):
+    np.testing.assert_allclose(mean[term], got[term], rtol=1e-6)
+
+
+def test_gaussian_target_peaks_at_the_keypoint_and_sums_to_one():
+  xy = tf.constant([[[5.0, 3.0], [0.4, 0.2]]])  # [B=1, C=2, 2] in input pixels.
+  target = losses.gaussian_target(xy, 4, 6, stride=2, sigma_cells=1.0).numpy()
+  assert target.shape == (1, 2, 24)
+  np.testing.assert_allclose(target.sum(-1), 1.0, rtol=1e-6)
+  # (5, 3) px is at cell coordinates (col 2.25, row 1.25): the nearest centre is (1, 2).
+  row, col = divmod(int(target[0, 0].argmax()), 6)
+  assert (row, col) == (1, 2)
+  row, col = divmod(int(target[0, 1].argmax()), 6)
+  assert (row, col) == (0, 0)
+
+
+def test_gaussian_target_loss_is_lowest_for_matching_maps():
+  """The soft target's cross-entropy prefers a peak at the keypoint to one a cell away."""
+  xy = tf.constant([[[6.5, 2.5]]])  # Cell (row 1, col 3) centre at stride 2 is (6.5, 2.5).
+  index, mask, weights = tf.constant([[7]]), tf.constant([[1.0]]), tf.constant([1.0])
+  good = np.zeros((1, 4, 6, 1), np.float32)
+  good[0, 1, 3, 0] = 5.0
+  off = np.zeros((1, 4, 6, 1), np.float32)
+  off[0, 1, 4, 0] = 5.0
+  args = dict(xy=xy, stride=2, sigma_cells=1.0)
+  a = losses.keypoint_cross_entropy(tf.constant(good), index, mask, weights, **args)
+  b = losses.keypoint_cross_entropy(tf.constant(off), index, mask, weights, **args)
+  assert a.numpy()[0] < b.numpy()[0]
+  with pytest.raises(ValueError, match="needs the keypoints xy"):
+    losses.keypoint_cross_entropy(tf.constant(good), index, mask, weights, sigma_cells=1.0)
 
 
 def test_total_is_weighted_sum_of_terms(batch):
@@ -103,9 +160,10 @@ def test_absent_hand_does_not_contribute_to_pose(batch):
   assert a.numpy() == b.numpy()
 
 
-def test_global_batch_normalisation_splits_over_replicas(batch):
+@pytest.mark.parametrize("sigma", [0.0, 1.0])
+def test_global_batch_normalisation_splits_over_replicas(batch, sigma):
   outputs, targets = batch
-  w = losses.LossWeights()
+  w = losses.LossWeights(target_sigma_cells=sigma)
   whole = losses.compute_losses(outputs, targets, w, B)["total"]
   halves = [losses.compute_losses({k: v[i:i + 1] for k, v in outputs.items()},
                                   {k: v[i:i + 1] for k, v in targets.items()}, w, B)["total"]
@@ -116,5 +174,9 @@ def test_global_batch_normalisation_splits_over_replicas(batch):
 def test_bad_weights():
   with pytest.raises(ValueError, match="seg=-1"):
     losses.LossWeights(seg=-1.0)
+  with pytest.raises(ValueError, match="keypoint_reduction 'max'"):
+    losses.LossWeights(keypoint_reduction="max")
+  with pytest.raises(ValueError, match="target_sigma_cells=-1"):
+    losses.LossWeights(target_sigma_cells=-1.0)
   with pytest.raises(ValueError, match="at least one term"):
     losses.LossWeights(**{t: 0.0 for t in losses.TERMS})

@@ -77,3 +77,68 @@ def render_png(frames: list[dict], columns: int = 2, dpi: int = 60) -> bytes:
   fig.savefig(buf, format="png", dpi=dpi)
   plt.close(fig)
   return buf.getvalue()
+
+
+def augmented_batch_png(data_dir: str, split: str = "train", num_frames: int = 8,
+                        seed: int = 0, columns: int = 4, dpi: int = 80) -> bytes:
+  """PNG bytes: a training batch as the network sees it, with its targets drawn over it.
+
+  The frames come out of `pipeline.make_dataset(..., training=True)`:
+  augmented (scale, rotation, translation, flip with left/right swap,
+  two-hand compositing, gain, noise) and at network resolution. Over each
+  input image: the keypoint targets in input pixels (filled dot: visible,
+  ring: masked out), the cell each keypoint's one-hot target picks at the
+  output stride (small square at the cell centre, `hand25d.decoding`) and at
+  the coarsest deep-supervision stride (large square), and the outline of
+  the segmentation target per side. A label, flip or stride bug shows as
+  markers off the hand or squares away from their dots.
+  """
+  from hand25d import decoding  # pylint: disable=g-import-not-at-top
+  from hand25d.data import pipeline  # pylint: disable=g-import-not-at-top  (TensorFlow)
+  features, targets = next(iter(pipeline.make_dataset(
+      data_dir, split, num_frames, training=True, seed=seed)))
+  images = features["image"].numpy()[..., 0]
+  t = {k: v.numpy() for k, v in targets.items()}
+  rows = -(-len(images) // columns)
+  fig, axes = plt.subplots(rows, columns, figsize=(3.2 * columns, 2.6 * rows), squeeze=False)
+  for ax in axes.ravel():
+    ax.axis("off")
+  coarse = max(spec.DEEP_SUPERVISION_STRIDES)
+  seg_stride = spec.SEGMENTATION_STRIDE
+  for i, image in enumerate(images):
+    ax = axes.ravel()[i]
+    ax.imshow(image, cmap="gray", vmin=0, vmax=1)
+    labels = []
+    for side in range(spec.NUM_SIDES):
+      if t["hand_present"][i, side] < 0.5:
+        continue
+      colour = _SIDE_COLOURS[side]
+      mask = t["segmentation"][i] == spec.SIDE_SEGMENTATION_CLASS[side]
+      if mask.any():
+        ys = (np.arange(mask.shape[0]) + 0.5) * seg_stride - 0.5
+        xs = (np.arange(mask.shape[1]) + 0.5) * seg_stride - 0.5
+        ax.contour(xs, ys, mask.astype(float), levels=[0.5], colors=[colour], linewidths=0.6)
+      xy = t["keypoints_xy"][i, side]
+      vis = t["keypoint_visible"][i, side] > 0.5
+      ax.scatter(xy[vis, 0], xy[vis, 1], s=6, color=colour)
+      ax.scatter(xy[~vis, 0], xy[~vis, 1], s=6, facecolors="none", edgecolors=colour, lw=0.5)
+      for stride, size in ((spec.OUTPUT_STRIDE, 10), (coarse, 40)):
+        index = t[f"keypoint_index_s{stride}"][i, side]
+        width = image.shape[1] // stride
+        cell = np.stack([index % width, index // width], axis=-1)
+        centre = decoding.cell_to_pixel(cell, stride)
+        ax.scatter(centre[vis, 0], centre[vis, 1], s=size, marker="s", facecolors="none",
+                   edgecolors=colour, lw=0.4, alpha=0.8)
+      pose = spec.POSE_CLASSES[int(t["pose"][i, side])]
+      labels.append(f"{spec.SIDES[side]}: {pose}, bin {int(np.argmax(t['orientation'][i, side]))}")
+    ax.set_xlim(-0.5, image.shape[1] - 0.5)
+    ax.set_ylim(image.shape[0] - 0.5, -0.5)
+    ax.set_title("; ".join(labels) or "no hand", fontsize=7)
+  fig.suptitle(f"augmented {split} batch (seed {seed}): targets over the network input; "
+               f"squares = target cells at strides {spec.OUTPUT_STRIDE} and {coarse}; "
+               "cyan = left, red = right", fontsize=8)
+  fig.tight_layout()
+  buf = io.BytesIO()
+  fig.savefig(buf, format="png", dpi=dpi)
+  plt.close(fig)
+  return buf.getvalue()

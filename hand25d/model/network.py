@@ -45,7 +45,20 @@ def features(image: tf.Tensor, config: config_lib.ModelConfig, form: str) -> tf.
   return baselines.backbone_features(image, config)
 
 
-def primary_decoder(x: tf.Tensor, form: str) -> tuple[tf.Tensor, dict[int, tf.Tensor]]:
+def channel_shuffle(x: tf.Tensor, groups: int, name: str) -> tf.Tensor:
+  """ShuffleNet's channel shuffle: channel g * (C / groups) + i -> i * groups + g.
+
+  [B, H, W, C] -> the same shape with the channels of the `groups` blocks
+  interleaved (RESHAPE, TRANSPOSE, RESHAPE in TFLite).
+  """
+  h, w, c = x.shape[1], x.shape[2], x.shape[3]
+  x = keras.layers.Reshape((h * w, groups, c // groups), name=f"{name}_split")(x)
+  x = keras.layers.Permute((1, 3, 2), name=f"{name}_transpose")(x)
+  return keras.layers.Reshape((h, w, c), name=f"{name}_merge")(x)
+
+
+def primary_decoder(x: tf.Tensor, form: str, shuffle: int = 0
+                    ) -> tuple[tf.Tensor, dict[int, tf.Tensor]]:
   """Lean channel-wise decoder: features at 1/8 -> primary score maps at 1/2.
 
   Each up-sampling stage is nearest-neighbour x2 (RESIZE_NEAREST_NEIGHBOR in
@@ -57,6 +70,8 @@ def primary_decoder(x: tf.Tensor, form: str) -> tuple[tf.Tensor, dict[int, tf.Te
     stride of DECODER_STRIDES feeds a deep-supervision head.
   """
   taps = {DECODER_STRIDES[0]: x}
+  if shuffle > 1:
+    x = channel_shuffle(x, shuffle, "decoder_shuffle")
   for i, stride in enumerate(DECODER_STRIDES[1:], start=1):
     name = f"decoder_up{i}"
     x = keras.layers.UpSampling2D(2, interpolation="nearest", name=f"{name}_upsample")(x)
@@ -132,7 +147,7 @@ def build_training_model(config: config_lib.ModelConfig,
   """
   image = keras.Input(config.input_shape, name=config.input_mode)
   x = features(image, config, config.grouped_form)
-  keypoints, taps = primary_decoder(x, config.grouped_form)
+  keypoints, taps = primary_decoder(x, config.grouped_form, config.decoder_shuffle)
   outputs = {spec.KEYPOINTS: keypoints}
   if config.aux_keypoints:
     outputs[spec.AUX_KEYPOINTS] = _aux_decoder(x, config.aux_decoder_channels)
@@ -201,7 +216,7 @@ def inference_model(config: config_lib.ModelConfig,
   """
   image = keras.Input(config.input_shape, batch_size=batch_size, name=config.input_mode)
   x = features(image, config, "native")
-  keypoints, _ = primary_decoder(x, "native")
+  keypoints, _ = primary_decoder(x, "native", config.decoder_shuffle)
   outputs = {spec.KEYPOINTS: keypoints}
   if config.exports_presence:
     pooled = keras.layers.GlobalAveragePooling2D(name="pool")(x)

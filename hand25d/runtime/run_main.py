@@ -1,7 +1,10 @@
 r"""Runs the 2.5D runtime on a synthetic sequence or a directory of recorded frames.
 
-  .venv/bin/python -m hand25d.runtime.run_main --model=model.tflite \
-      --input=synthetic --out=runs/runtime
+  .venv/bin/python -m hand25d.runtime.run_main --input=synthetic --out=runs/runtime
+  .venv/bin/python -m hand25d.runtime.run_main --model=model.tflite --out=runs/runtime
+
+Without --model it runs the trained model shipped with hand25d
+(hand25d.pretrained, docs/pretrained.md).
 
 Writes frames.jsonl, summary.json, annotated PNGs, sequence.gif and report.md
 into --out (see docs/runtime.md).
@@ -10,13 +13,15 @@ into --out (see docs/runtime.md).
 from absl import app
 from absl import flags
 
+from hand25d import pretrained
 from hand25d.runtime import inference
 from hand25d.runtime import pipeline
 from hand25d.runtime import runner
 from hand25d.runtime import sequence
 from hand25d.runtime import smoothing
 
-_MODEL = flags.DEFINE_string("model", None, "Exported .tflite model.", required=True)
+_MODEL = flags.DEFINE_string("model", None,
+                             "Exported .tflite model; default: the shipped trained model.")
 _INPUT = flags.DEFINE_string("input", "synthetic",
                              "'synthetic' or a directory of .npz frames (docs/runtime.md).")
 _OUT = flags.DEFINE_string("out", None, "Output directory.", required=True)
@@ -44,7 +49,7 @@ def main(argv):
       presence_threshold=_PRESENCE.value, min_keypoint_confidence=_CONFIDENCE.value,
       smoothing=smoothing.OneEuroConfig() if _SMOOTHING.value else None)
   config = runner.RunConfig(
-      model_path=_MODEL.value, out_dir=_OUT.value, input=_INPUT.value,
+      model_path=_MODEL.value or pretrained.path(pretrained.FLOAT32), out_dir=_OUT.value, input=_INPUT.value,
       synthetic=sequence.SyntheticConfig(seed=_SEED.value, num_clips=_CLIPS.value,
                                          frames_per_clip=_FRAMES.value),
       options=options, num_images=_IMAGES.value)

@@ -24,6 +24,7 @@ from hand25d.model import network
 from hand25d.training import config as config_lib
 from hand25d.training import distribute
 from hand25d.training import evaluation
+from hand25d.training import schedule as schedule_lib
 from hand25d.training import step as step_lib
 
 BEST_DIR = "best"
@@ -99,8 +100,8 @@ def train_and_evaluate(cfg: config_lib.TrainConfig, workdir: str) -> dict:
   with strategy.scope():
     model = network.build_training_model(
         cfg.model, synchronized_batchnorm=strategy.num_replicas_in_sync > 1)
-    schedule = keras.optimizers.schedules.PolynomialDecay(
-        cfg.learning_rate, total_steps, end_learning_rate=0.0, power=1.0)
+    schedule = schedule_lib.WarmupLinearDecay(cfg.learning_rate, total_steps,
+                                              min(cfg.warmup_steps, total_steps - 1))
     optimizer = keras.optimizers.Adam(learning_rate=schedule)
     optimizer.build(model.trainable_variables)
     step_var = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")

@@ -1,0 +1,238 @@
+"""Builds the trained model shipped in hand25d/pretrained from a recipe and a seed.
+
+`build(cfg)` runs every stage in a work directory, each resumable:
+
+  1. generates the recipe's synthetic data set (hand25d.data.generate);
+  2. trains the recipe's run (hand25d.training.loop; resumes from its
+     checkpoints);
+  3. evaluates the best checkpoint on the test users (hand25d.training.evaluation);
+  4. exports float32 and int8 QAT TFLite models, checked in TFLite Micro
+     (export.exporter), evaluated on the test users;
+  5. measures one-thread LiteRT latency of both;
+  6. writes the training model's weights, the run config and the model
+     card (model_card.json, model_card.md);
+  7. with cfg.install, copies the files into hand25d/pretrained/.
+
+docs/pretrained.md describes the files and the command.
+"""
+
+import dataclasses
+import datetime
+import json
+import os
+import statistics
+import time
+
+from absl import logging
+import numpy as np
+
+from export import convert
+from export import exporter
+from hand25d import atomic
+from hand25d import pretrained
+from hand25d import spec
+from hand25d.data import generate
+from hand25d.training import evaluation
+from hand25d.training import loop
+from hand25d.training import recipes
+
+import tensorflow as tf  # After hand25d, which sets TF_USE_LEGACY_KERAS.
+
+QUANT = ("float32", "int8_qat")
+# Intended use and limits, written into the model card.
+INTENDED_USE = (
+    "2D keypoints (8 per hand, left and right) on the amplitude image of an egocentric "
+    "continuous-wave time-of-flight camera like hand25d's simulated sensor (240x320, "
+    "resized to 120x160), hands at 0.15-0.9 m, for lifting to 2.5D with the sensor's depth. "
+    "A starting point for fine-tuning on a real sensor's labelled data.")
+LIMITS = (
+    "Trained on synthetic frames only (hand25d's renderer); accuracy on a real sensor is "
+    "unmeasured and will be lower until the model is fine-tuned on that sensor's data. "
+    "Another sensor's amplitude scale, resolution or intrinsics must be mapped onto the "
+    "simulated sensor's. Hands outside 0.15-0.9 m, gloves, and objects unlike the "
+    "renderer's distractors are outside what it was trained on.")
+
+
+@dataclasses.dataclass(frozen=True)
+class BuildConfig:
+  """What to build and where.
+
+  Attributes:
+    recipe: a recipe name (hand25d.training.recipes) or a recipe JSON path.
+    workdir: where the data set, the run and the exports go.
+    seed: the training seed (weights and data order); the data set's seed is
+      the recipe's.
+    workers: processes generating the data set.
+    install: copy the results into hand25d/pretrained/.
+    latency_invokes: timed invokes per model for the latency figures.
+    max_eval_frames: test frames the exported models are evaluated on (0: all).
+  """
+  recipe: str
+  workdir: str
+  seed: int = 0
+  workers: int = 2
+  install: bool = False
+  latency_invokes: int = 300
+  max_eval_frames: int = 0
+
+
+def latency_ms(model_bytes: bytes, invokes: int, warmup: int = 20) -> dict:
+  """Median and minimum ms of one LiteRT invoke, one thread, default delegate."""
+  model = convert.LiteRtModel(model_bytes, num_threads=1)
+  model.set_inputs([np.zeros(model.inputs[0]["shape"], np.float32)])
+  times = []
+  for i in range(warmup + invokes):
+    start = time.perf_counter()
+    model.interpreter.invoke()
+    if i >= warmup:
+      times.append(1e3 * (time.perf_counter() - start))
+  return {"median_ms": statistics.median(times), "min_ms": min(times), "invokes": invokes}
+
+
+def _metrics_subset(res: dict) -> dict:
+  keys = ("mean_px_error", "median_px_error", "pck", "per_side_px_error", "pose_accuracy",
+          "orientation_accuracy", "visibility_f1", "presence_f1", "segmentation_miou",
+          "num_examples", "num_keypoints")
+  return {k: res[k] for k in keys if k in res}
+
+
+def card_markdown(card: dict) -> str:
+  """The readable model card."""
+  m = card["metrics_test_users"]
+  rows = [("mean 2D error (px, 120x160)", m["mean_px_error"]),
+          ("median 2D error (px)", m.get("median_px_error")),
+          *[(f"PCK@{k}", v) for k, v in m["pck"].items()],
+          ("pose accuracy", m.get("pose_accuracy")),
+          ("orientation accuracy", m.get("orientation_accuracy")),
+          ("keypoint visibility F1", m.get("visibility_f1")),
+          ("hand presence F1", m.get("presence_f1")),
+          ("segmentation mIoU", m.get("segmentation_miou"))]
+  fmt = lambda v: "n/a" if v is None else f"{v:.3f}"  # noqa: E731
+  lines = [
+      "# hand25d pretrained model card", "",
+      f"Built {card['built']} by `{card['command']}`.", "",
+      "## Intended use", "", card["intended_use"], "",
+      "## Limits", "", card["limits"], "",
+      "## Data", "",
+      f"Synthetic only: hand25d generator version {card['data']['generator_version']}, "
+      f"seed {card['data']['seed']}, {card['data']['num_frames']:,} frames "
+      f"({', '.join(f'{s} {n:,}' for s, n in card['data']['split_frames'].items())}), "
+      "split by user (28/4/8 users, as the paper).", "",
+      "## Training", "",
+      f"Recipe `{card['recipe']['name']}`: {card['recipe']['description']}", "",
+      f"{card['training']['steps']:,} steps of batch {card['training']['batch_size']}, "
+      f"{card['training']['wall_hours']:.2f} h of training on this machine "
+      f"({card['training']['cpu_count']} CPUs); best checkpoint by validation error at "
+      f"step {card['training']['best_step']}.", "",
+      "## Accuracy on the test users (Keras float32, best checkpoint)", "",
+      "| metric | value |", "| --- | ---: |",
+      *[f"| {a} | {fmt(b)} |" for a, b in rows], "",
+      "## Exported models", "",
+      "| file | bytes | mean 2D error (px, test) | TFLM arena (bytes) | latency median (ms, "
+      "1 thread) |", "| --- | ---: | ---: | ---: | ---: |"]
+  for e in card["exports"].values():
+    lines.append(f"| {e['file']} | {e['size_bytes']:,} | {fmt(e['mean_px_error'])} | "
+                 f"{e['tflm_arena_bytes']:,} | {e['latency']['median_ms']:.3f} |")
+  lines += ["", f"Inference network: {card['network']['params']:,} parameters, "
+            f"{card['network']['flops'] / 1e6:.1f} MFLOPs at 120x160.", ""]
+  return "\n".join(lines)
+
+
+def build(cfg: BuildConfig) -> dict:
+  """Runs the stages of the module docstring; returns the model card."""
+  recipe = recipes.load(cfg.recipe)
+  data_dir = os.path.join(cfg.workdir, "data")
+  run_dir = os.path.join(cfg.workdir, "train")
+  export_dir = os.path.join(cfg.workdir, "export")
+  os.makedirs(cfg.workdir, exist_ok=True)
+
+  logging.info("1/6 data set: %s", recipe.data)
+  manifest = generate.generate(generate.GeneratorConfig(**recipe.data), data_dir,
+                               workers=cfg.workers)
+  logging.info("2/6 training: recipe %s, seed %d", recipe.name, cfg.seed)
+  train_cfg = recipes.train_config(recipe, data_dir, seed=cfg.seed)
+  summary = loop.train_and_evaluate(train_cfg, run_dir)
+  if summary["status"] != "finished":
+    raise RuntimeError(f"training {summary['status']} at step {summary['step']}; rerun the "
+                       "same command to resume")
+  logging.info("3/6 evaluating the best checkpoint on the test users")
+  metrics = evaluation.evaluate_checkpoint(run_dir, data_dir, "test",
+                                           os.path.join(cfg.workdir, "eval"))
+  logging.info("4/6 export: %s", ", ".join(QUANT))
+  report = exporter.export(exporter.ExportConfig(
+      checkpoint=run_dir, out_dir=export_dir, quant=QUANT, eval_split="test",
+      max_eval_frames=cfg.max_eval_frames))
+  logging.info("5/6 latency")
+  exports = {}
+  for quant in QUANT:
+    r = report["exports"][quant]
+    with open(os.path.join(export_dir, r["file"]), "rb") as f:
+      model_bytes = f.read()
+    exports[quant] = {"file": r["file"], "size_bytes": r["size_bytes"],
+                      "mean_px_error": r["eval"]["mean_px_error"],
+                      "eval_frames": r["eval"]["frames"],
+                      "tflm_arena_bytes": r["tflm"]["arena_bytes"],
+                      "latency": latency_ms(model_bytes, cfg.latency_invokes)}
+  logging.info("6/6 weights and model card")
+  model, run_cfg, prefix = evaluation.load_model(run_dir)
+  model.save_weights(os.path.join(cfg.workdir, pretrained.TRAINING_WEIGHTS))
+  card = {
+      "built": datetime.date.today().isoformat(),
+      "command": (f"python -m export.pretrained_main --recipe={recipe.name} "
+                  f"--seed={cfg.seed}"),
+      "intended_use": INTENDED_USE,
+      "limits": LIMITS,
+      "data": {"generator_version": manifest["generator_version"], "seed": manifest["seed"],
+               "num_frames": manifest["num_frames"],
+               "split_frames": {s: v["num_frames"] for s, v in manifest["splits"].items()},
+               "sensor": {"height": manifest["height"], "width": manifest["width"],
+                          "intrinsics": manifest["intrinsics"],
+                          "modulation_hz": manifest["modulation_hz"]},
+               "range_m": [spec.SENSOR.min_depth_m, spec.SENSOR.max_depth_m]},
+      "recipe": {"name": recipe.name, "description": recipe.description},
+      "training": {"steps": summary["step"], "batch_size": run_cfg.batch_size,
+                   "best_step": int(prefix.rsplit("-", 1)[-1]),
+                   "best_val_mean_px_error": summary["best_mean_px_error"],
+                   "wall_hours": _wall_hours(run_dir), "cpu_count": os.cpu_count(),
+                   "seed": cfg.seed},
+      "metrics_test_users": _metrics_subset(metrics),
+      "exports": exports,
+      "network": {"params": report["exports"]["float32"]["params"],
+                  "flops": report["exports"]["float32"]["flops"]},
+  }
+  atomic.write_json(os.path.join(cfg.workdir, pretrained.CONFIG),
+                    json.loads(json.dumps(dataclasses.asdict(run_cfg))))
+  atomic.write_json(os.path.join(cfg.workdir, pretrained.MODEL_CARD_JSON), card)
+  atomic.write_text(os.path.join(cfg.workdir, pretrained.MODEL_CARD_MD), card_markdown(card))
+  if cfg.install:
+    install(cfg.workdir, export_dir)
+  return card
+
+
+# A gap between two training log events longer than this is an interruption.
+_RESUME_GAP_S = 600.0
+
+
+def _wall_hours(run_dir: str) -> float:
+  """Training wall time from the run's TensorBoard log, interruptions left out."""
+  times = []
+  log_dir = os.path.join(run_dir, "train")
+  for name in sorted(os.listdir(log_dir)):
+    for event in tf.compat.v1.train.summary_iterator(os.path.join(log_dir, name)):
+      times.append(event.wall_time)
+  gaps = np.diff(sorted(times))
+  return float(gaps[gaps < _RESUME_GAP_S].sum()) / 3600.0
+
+
+def install(workdir: str, export_dir: str) -> None:
+  """Copies a built model's files into hand25d/pretrained/ (each atomically)."""
+  sources = {
+      pretrained.FLOAT32: os.path.join(export_dir, f"{exporter.model_name('float32')}.tflite"),
+      pretrained.INT8: os.path.join(export_dir, f"{exporter.model_name('int8_qat')}.tflite"),
+  }
+  for name in pretrained.FILES:
+    source = sources.get(name, os.path.join(workdir, name))
+    with open(source, "rb") as f:
+      atomic.write_bytes(os.path.join(pretrained.DIRECTORY, name), f.read())
+  logging.info("installed %s into %s", ", ".join(pretrained.FILES), pretrained.DIRECTORY)
+

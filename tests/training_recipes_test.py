@@ -1,0 +1,60 @@
+"""Recipes: the shipped ones load, bad ones are refused, and train_main applies them."""
+
+import json
+import os
+import subprocess
+import sys
+
+import hand25d  # noqa: F401  (before tensorflow)
+from hand25d.training import config as config_lib
+from hand25d.training import recipes
+
+import pytest
+
+DATA = os.path.join(os.path.dirname(__file__), "..", "testdata", "tof_tiny")
+
+
+@pytest.mark.parametrize("name", recipes.names())
+def test_shipped_recipes_load(name):
+  recipe = recipes.load(name)
+  cfg = recipes.train_config(recipe, "somewhere")
+  assert cfg.data_dir == "somewhere"
+  assert recipe.data["num_frames"] > 0 and "seed" in recipe.data
+  # The recipes train the full model with Eq. 1's weights.
+  assert cfg.loss.active() == ("kp", "akp", "kphv", "cho", "dhp", "seg", "ds")
+
+
+def test_quick_and_reference_exist():
+  assert {"quick", "reference"} <= set(recipes.names())
+
+
+def test_bad_recipes_are_refused_with_the_file_and_field(tmp_path):
+  with pytest.raises(ValueError, match="unknown recipe 'nope'"):
+    recipes.load("nope")
+  bad = tmp_path / "bad.json"
+  bad.write_text(json.dumps({"description": "x", "data": {}, "train": {"epochs": 0}}))
+  with pytest.raises(ValueError, match=r"bad\.json: bad train config: epochs must be >= 1"):
+    recipes.load(str(bad))
+  bad.write_text(json.dumps({"description": "x", "data": {}, "train": {"learning_rat": 1}}))
+  with pytest.raises(ValueError, match="learning_rat"):
+    recipes.load(str(bad))
+  bad.write_text(json.dumps({"data": {}, "train": {}}))
+  with pytest.raises(ValueError, match=r"lacks \['description'\]"):
+    recipes.load(str(bad))
+
+
+def test_train_main_takes_the_recipe_and_flags_override_it(tmp_path):
+  recipe = tmp_path / "tiny.json"
+  recipe.write_text(json.dumps({
+      "description": "tiny", "data": {"num_frames": 8},
+      "train": {"batch_size": 4, "epochs": 1, "learning_rate": 0.005, "warmup_steps": 1,
+                "loss": {"target_sigma_cells": 1.0}}}))
+  workdir = tmp_path / "run"
+  subprocess.run([sys.executable, "-m", "hand25d.train_main", f"--data={DATA}",
+                  f"--workdir={workdir}", f"--recipe={recipe}", "--learning_rate=0.002",
+                  "--eval_every=100", "--log_every=1"],
+                 check=True, capture_output=True, timeout=600)
+  cfg = config_lib.load(str(workdir))
+  assert (cfg.batch_size, cfg.epochs, cfg.warmup_steps) == (4, 1, 1)  # From the recipe.
+  assert cfg.loss.target_sigma_cells == 1.0  # Nested, from the recipe.
+  assert cfg.learning_rate == 0.002  # The flag wins.
