@@ -9,7 +9,6 @@ DEMO := runs/demo
 # and training checkpoints are reused).
 DEMO_FRAMES ?= 4000
 DEMO_EPOCHS ?= 10
-
 DEMO_SEED ?= 0
 
 .PHONY: demo test bazel-test clean
@@ -32,8 +31,8 @@ demo: $(STAMP)
 	$(PY) -m hand25d.data.generate_main --out=$(DEMO)/data --num_frames=$(DEMO_FRAMES) \
 	  --seed=$(DEMO_SEED) --workers=2
 	$(PY) -m hand25d.data.preview_main --data_dir=$(DEMO)/data --out=$(DEMO)/data_preview.png
-	@echo "== 2/5 train the multi-task network ($(DEMO_EPOCHS) epochs)"
-	$(PY) -m hand25d.train_main --data=$(DEMO)/data --workdir=$(DEMO)/train \
+	@echo "== 2/5 train the multi-task network: the quick recipe, shortened to $(DEMO_EPOCHS) epochs"
+	$(PY) -m hand25d.train_main --data=$(DEMO)/data --workdir=$(DEMO)/train --recipe=quick \
 	  --epochs=$(DEMO_EPOCHS) --seed=$(DEMO_SEED) \
 	  --log_every=50 --eval_every=300
 	@echo "== 3/5 evaluate the best checkpoint on the test users"
@@ -42,9 +41,8 @@ demo: $(STAMP)
 	@echo "== 4/5 export: TFLite float32, int8 PTQ and QAT, TFLite Micro, C arrays"
 	$(PY) -m export.tflite_main --checkpoint=$(DEMO)/train --out=$(DEMO)/export \
 	  --quant=float32,int8_ptq,int8_qat
-	@echo "== 5/5 2.5D runtime on a synthetic sequence"
-	$(PY) -m hand25d.runtime.run_main --model=$(DEMO)/export/hand25d_float32.tflite \
-	  --input=synthetic --out=$(DEMO)
+	@echo "== 5/5 2.5D runtime on a synthetic sequence, with the trained model shipped in hand25d/pretrained"
+	$(PY) -m hand25d.runtime.run_main --input=synthetic --out=$(DEMO)
 	@echo "== done: $(DEMO)/report.md"
 
 clean:

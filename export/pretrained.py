@@ -28,6 +28,7 @@ import numpy as np
 
 from export import convert
 from export import exporter
+from export import qat
 from hand25d import atomic
 from hand25d import pretrained
 from hand25d import spec
@@ -66,6 +67,7 @@ class BuildConfig:
     install: copy the results into hand25d/pretrained/.
     latency_invokes: timed invokes per model for the latency figures.
     max_eval_frames: test frames the exported models are evaluated on (0: all).
+    qat_steps: quantization-aware fine-tuning steps of the int8 model.
   """
   recipe: str
   workdir: str
@@ -74,6 +76,7 @@ class BuildConfig:
   install: bool = False
   latency_invokes: int = 300
   max_eval_frames: int = 0
+  qat_steps: int = qat.QatConfig.steps
 
 
 def latency_ms(model_bytes: bytes, invokes: int, warmup: int = 20) -> dict:
@@ -161,7 +164,7 @@ def build(cfg: BuildConfig) -> dict:
   logging.info("4/6 export: %s", ", ".join(QUANT))
   report = exporter.export(exporter.ExportConfig(
       checkpoint=run_dir, out_dir=export_dir, quant=QUANT, eval_split="test",
-      max_eval_frames=cfg.max_eval_frames))
+      max_eval_frames=cfg.max_eval_frames, qat=qat.QatConfig(steps=cfg.qat_steps)))
   logging.info("5/6 latency")
   exports = {}
   for quant in QUANT:

@@ -21,13 +21,18 @@ _SEED = flags.DEFINE_integer("seed", pretrained.BuildConfig.seed,
 _WORKERS = flags.DEFINE_integer("workers", pretrained.BuildConfig.workers,
                                 "Processes generating the data set.")
 _INSTALL = flags.DEFINE_bool("install", False, "Copy the results into hand25d/pretrained/.")
+_QAT_STEPS = flags.DEFINE_integer("qat_steps", pretrained.BuildConfig.qat_steps,
+                                  "Quantization-aware fine-tuning steps of the int8 model.")
+_LATENCY_INVOKES = flags.DEFINE_integer("latency_invokes", pretrained.BuildConfig.latency_invokes,
+                                        "Timed invokes per model for the latency figures.")
 
 
 def main(argv):
   del argv
   card = pretrained.build(pretrained.BuildConfig(
       recipe=_RECIPE.value, workdir=_WORKDIR.value, seed=_SEED.value, workers=_WORKERS.value,
-      install=_INSTALL.value))
+      install=_INSTALL.value, qat_steps=_QAT_STEPS.value,
+      latency_invokes=_LATENCY_INVOKES.value))
   print(pretrained.card_markdown(card))
 
 

@@ -49,6 +49,7 @@ _FIELDS = {
     "max_eval_batches": ("train", "max_eval_batches"),
     "distribution": ("train", "distribution"),
     "deterministic": ("train", "deterministic"),
+    "init_weights": ("train", "init_weights"),
 }
 flags.DEFINE_enum("backbone", _MODEL.backbone, model_config.BACKBONES, "Encoder backbone.")
 flags.DEFINE_enum("input_mode", _MODEL.input_mode, ("amplitude", "depth"), "Network input image.")
@@ -75,6 +76,9 @@ flags.DEFINE_integer("max_eval_batches", _TRAIN.max_eval_batches,
 flags.DEFINE_enum("distribution", _TRAIN.distribution, config_lib.DISTRIBUTIONS,
                   "tf.distribute strategy; multi_worker reads TF_CONFIG.")
 flags.DEFINE_bool("deterministic", _TRAIN.deterministic, "Deterministic ops: bit-identical resumes.")
+flags.DEFINE_string("init_weights", _TRAIN.init_weights,
+                    "Start from these .h5 weights (by layer name), e.g. "
+                    "hand25d/pretrained/training.weights.h5 to fine-tune the shipped model.")
 flags.DEFINE_integer("cpu_devices", 1, "Split the CPU into this many logical devices.")
 FLAGS = flags.FLAGS
 

@@ -12,7 +12,6 @@ written atomically, so:
 """
 
 import dataclasses
-import hashlib
 import json
 import multiprocessing
 import os
@@ -106,14 +105,6 @@ def _write_shard(args) -> tuple[str, int]:
   return shard.file, shard.stop - shard.start
 
 
-def _file_digest(path: str) -> dict:
-  digest = hashlib.sha256()
-  with open(path, "rb") as fp:
-    for block in iter(lambda: fp.read(1 << 20), b""):
-      digest.update(block)
-  return {"bytes": os.path.getsize(path), "sha256": digest.hexdigest()}
-
-
 def generate(config: GeneratorConfig, out_dir: str, workers: int = 1,
              progress: Callable[[int, int, float], None] | None = None) -> dict:
   """Generates (or completes) a data set in `out_dir` and writes its manifest.
@@ -195,7 +186,7 @@ def generate(config: GeneratorConfig, out_dir: str, workers: int = 1,
         "num_frames": sum(s.stop - s.start for s in mine),
         "users": [int(u) for u in split_users(config)[split]],
         "shards": [dict(file=s.file, num_frames=s.stop - s.start,
-                        **_file_digest(os.path.join(out_dir, s.file))) for s in mine],
+                        **records.file_digest(os.path.join(out_dir, s.file))) for s in mine],
     }
   atomic.write_bytes(os.path.join(out_dir, records.MANIFEST),
                        json.dumps(manifest, indent=2).encode())

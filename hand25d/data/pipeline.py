@@ -126,6 +126,19 @@ def resize(frame: dict, height: int, width: int) -> dict:
   return out
 
 
+def _at_size(frame: dict, height: int, width: int, where: list) -> dict:
+  """The frame with static image shapes [height, width], asserted per record."""
+  shape = tf.shape(frame["amplitude"])
+  ok = tf.reduce_all(tf.equal(shape, [height, width]))
+  check = tf.debugging.Assert(ok, where + ["is", shape, f"pixels, the manifest says "
+                                           f"{height}x{width}"])
+  out = dict(frame)
+  with tf.control_dependencies([check]):
+    for key in ("amplitude", "depth", "segmentation"):
+      out[key] = tf.ensure_shape(tf.identity(frame[key]), [height, width])
+  return out
+
+
 def _composite_neighbours(batch: dict, prob: float, seed: tf.Tensor) -> dict:
   """With probability `prob` per example, pastes in a hand of its batch neighbour.
 
@@ -314,8 +327,17 @@ def make_dataset(data_dir: str, split: str, batch_size: int, input_mode: str = "
   if training:
     ds = ds.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
   ds = ds.repeat(num_epochs)
-  ds = ds.map(lambda p, i, r: resize(parse(p, i, r), input_height, input_width),
-              num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+  # A data set stored at network resolution (hand25d.data.resize) needs no resize.
+  stored_at_input = (manifest.get("height"), manifest.get("width")) == (input_height,
+                                                                        input_width)
+
+  def load(p, i, r):
+    frame = parse(p, i, r)
+    if stored_at_input:
+      return _at_size(frame, input_height, input_width, ["shard", p, "record", i])
+    return resize(frame, input_height, input_width)
+
+  ds = ds.map(load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
   ds = ds.batch(batch_size, drop_remainder=training)
 
   def finish(k, batch):

@@ -6,6 +6,7 @@ TensorFlow decodes them with native ops (tf.io.decode_compressed +
 tf.io.decode_raw) inside tf.data and numpy decodes them here.
 """
 
+import hashlib
 import json
 import os
 import zlib
@@ -197,6 +198,15 @@ def shard_paths(data_dir: str, manifest: dict, split: str) -> list[str]:
   if not paths:
     raise RecordError(f"{data_dir}: split {split!r} has no frames")
   return paths
+
+
+def file_digest(path: str) -> dict:
+  """{"bytes": size, "sha256": hex digest} of a file, as the manifest records a shard."""
+  digest = hashlib.sha256()
+  with open(path, "rb") as fp:
+    for block in iter(lambda: fp.read(1 << 20), b""):
+      digest.update(block)
+  return {"bytes": os.path.getsize(path), "sha256": digest.hexdigest()}
 
 
 def write_shard(path: str, records: list[bytes]) -> None:

@@ -49,6 +49,9 @@ class TrainConfig:
   progress: bool = True  # A live progress line on a terminal.
   # Deterministic TensorFlow ops: bit-identical reruns and resumes, a little slower.
   deterministic: bool = False
+  # Weights (Keras .h5, e.g. hand25d/pretrained/training.weights.h5) loaded by
+  # layer name into the model when a run starts; "" starts from random weights.
+  init_weights: str = ""
 
   def __post_init__(self):
     if self.model.input_mode not in spec.INPUT_MODES:

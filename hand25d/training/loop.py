@@ -117,6 +117,8 @@ def train_and_evaluate(cfg: config_lib.TrainConfig, workdir: str) -> dict:
   if manager.latest_checkpoint:
     distribute.restore(ckpt, manager.latest_checkpoint)
     logging.info("Resumed %s at step %d", manager.latest_checkpoint, int(step_var.numpy()))
+  elif cfg.init_weights:
+    load_initial_weights(model, cfg.init_weights)
 
   train_step = step_lib.make_train_step(model, optimizer, strategy, cfg.loss, cfg.batch_size)
   evaluate = evaluation.make_evaluator(model)
@@ -213,6 +215,23 @@ def train_and_evaluate(cfg: config_lib.TrainConfig, workdir: str) -> dict:
   if chief:
     atomic.write_json(os.path.join(workdir, SUMMARY_FILE), summary)
   return summary
+
+
+def load_initial_weights(model: keras.Model, path: str) -> None:
+  """Loads .h5 weights into `model` by layer name (layers it lacks are skipped).
+
+  Raises:
+    ValueError: no such file, or a layer whose weights have other shapes (a
+      model of another config).
+  """
+  if not os.path.exists(path):
+    raise ValueError(f"init_weights {path} does not exist")
+  try:
+    model.load_weights(path, by_name=True)
+  except ValueError as e:
+    raise ValueError(f"init_weights {path} do not fit this model (another architecture "
+                     f"or input size?): {str(e).splitlines()[0][:300]}") from e
+  logging.info("Started from the weights in %s", path)
 
 
 def _checkpoint_step(path: str) -> int:

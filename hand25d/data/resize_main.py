@@ -1,0 +1,29 @@
+r"""Writes a copy of a data set at network resolution (see hand25d/data/resize.py).
+
+  python -m hand25d.data.resize_main --data_dir=runs/data --out=runs/data_120x160
+
+Training on the copy gives the same batches up to rounding and skips the
+per-frame resize; rerunning the same command completes an interrupted copy.
+"""
+
+from absl import app
+from absl import flags
+
+from hand25d import spec
+from hand25d.data import resize
+
+_DATA_DIR = flags.DEFINE_string("data_dir", None, "Data set to copy.", required=True)
+_OUT = flags.DEFINE_string("out", None, "Output directory.", required=True)
+_HEIGHT = flags.DEFINE_integer("height", spec.INPUT_HEIGHT, "Stored height.")
+_WIDTH = flags.DEFINE_integer("width", spec.INPUT_WIDTH, "Stored width.")
+
+
+def main(argv):
+  del argv
+  manifest = resize.resize_dataset(_DATA_DIR.value, _OUT.value, _HEIGHT.value, _WIDTH.value)
+  print({split: info["num_frames"] for split, info in manifest["splits"].items()},
+        f"at {manifest['height']}x{manifest['width']} in {_OUT.value}")
+
+
+if __name__ == "__main__":
+  app.run(main)
