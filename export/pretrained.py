@@ -33,6 +33,7 @@ from hand25d import atomic
 from hand25d import pretrained
 from hand25d import spec
 from hand25d.data import generate
+from hand25d.data import resize
 from hand25d.training import evaluation
 from hand25d.training import loop
 from hand25d.training import recipes
@@ -152,6 +153,13 @@ def build(cfg: BuildConfig) -> dict:
   logging.info("1/6 data set: %s", recipe.data)
   manifest = generate.generate(generate.GeneratorConfig(**recipe.data), data_dir,
                                workers=cfg.workers)
+  if recipe.store_at_input:
+    model_cfg = recipes.train_config(recipe, data_dir).model
+    stored = os.path.join(cfg.workdir, f"data_{model_cfg.input_height}x{model_cfg.input_width}")
+    logging.info("1/6 storing the data set at %dx%d in %s", model_cfg.input_height,
+                 model_cfg.input_width, stored)
+    resize.resize_dataset(data_dir, stored, model_cfg.input_height, model_cfg.input_width)
+    data_dir = stored
   logging.info("2/6 training: recipe %s, seed %d", recipe.name, cfg.seed)
   train_cfg = recipes.train_config(recipe, data_dir, seed=cfg.seed)
   summary = loop.train_and_evaluate(train_cfg, run_dir)

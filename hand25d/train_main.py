@@ -33,6 +33,7 @@ flags.DEFINE_string("recipe", None, f"Start from a recipe ({', '.join(recipes.na
 _FIELDS = {
     "backbone": ("model", "backbone"),
     "input_mode": ("model", "input_mode"),
+    "decoder_shuffle": ("model", "decoder_shuffle"),
     "batch_size": ("train", "batch_size"),
     "epochs": ("train", "epochs"),
     "learning_rate": ("train", "learning_rate"),
@@ -53,6 +54,8 @@ _FIELDS = {
 }
 flags.DEFINE_enum("backbone", _MODEL.backbone, model_config.BACKBONES, "Encoder backbone.")
 flags.DEFINE_enum("input_mode", _MODEL.input_mode, ("amplitude", "depth"), "Network input image.")
+flags.DEFINE_integer("decoder_shuffle", _MODEL.decoder_shuffle,
+                     "Interleave this many Tier-3 channel blocks before the decoder (0: off).")
 flags.DEFINE_integer("batch_size", _TRAIN.batch_size, "Global batch size.")
 flags.DEFINE_integer("epochs", _TRAIN.epochs, "Epochs over the training split.")
 flags.DEFINE_float("learning_rate", _TRAIN.learning_rate, "Adam peak rate; decays to 0.")

@@ -4,7 +4,11 @@ A recipe is a JSON file in hand25d/training/recipes/ (package data):
 
   {"description": "...",
    "data": {GeneratorConfig fields: num_frames, seed, ...},
+   "store_at_input": false,
    "train": {TrainConfig fields but data_dir, nested model/loss as dicts}}
+
+With "store_at_input": true the run trains on a copy of the data set stored
+at the network's input size (hand25d.data.resize), which trains faster.
 
 `load(name)` reads one; `train_config(recipe, data_dir, **overrides)` makes
 the run's TrainConfig. The recipes and what they reach are described in
@@ -27,6 +31,7 @@ class Recipe:
   description: str
   data: dict  # hand25d.data.generate.GeneratorConfig fields.
   train: dict  # TrainConfig fields except data_dir.
+  store_at_input: bool = False  # Train on a copy stored at the input size.
 
 
 def names() -> tuple[str, ...]:
@@ -52,10 +57,14 @@ def load(name: str) -> Recipe:
   missing = {"description", "data", "train"} - set(data)
   if missing:
     raise ValueError(f"{path}: recipe lacks {sorted(missing)}")
+  unknown = set(data) - {"description", "data", "train", "store_at_input"}
+  if unknown:
+    raise ValueError(f"{path}: unknown recipe fields {sorted(unknown)}")
   if "data_dir" in data["train"]:
     raise ValueError(f"{path}: train.data_dir is set where the recipe is used, not in it")
   recipe = Recipe(name=os.path.basename(path)[:-5], description=data["description"],
-                  data=data["data"], train=data["train"])
+                  data=data["data"], train=data["train"],
+                  store_at_input=bool(data.get("store_at_input", False)))
   try:
     train_config(recipe, "unused")  # Every field known and valid.
   except (TypeError, ValueError) as e:
