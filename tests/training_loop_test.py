@@ -138,3 +138,28 @@ def test_evaluate_checkpoint_writes_json_and_markdown(tmp_path, reference):
   assert "| mean 2D error" in (tmp_path / "metrics.md").read_text()
   with pytest.raises(FileNotFoundError, match="no checkpoint"):
     evaluation.evaluate_checkpoint(str(tmp_path), DATA, "test", str(tmp_path))
+
+
+def test_checkpoint_at_an_evaluation_step_holds_that_evaluations_best_error(tmp_path):
+  """A resume from it compares later evaluations with the right best error."""
+  cfg = dataclasses.replace(CFG, epochs=1, eval_every_steps=2, checkpoint_every_steps=2)
+  summary = loop.train_and_evaluate(cfg, str(tmp_path))
+  reader = tf.train.load_checkpoint(str(tmp_path / "checkpoints" / "ckpt-2"))
+  stored = reader.get_tensor("best_error/.ATTRIBUTES/VARIABLE_VALUE")
+  assert stored == pytest.approx(summary["best_mean_px_error"])
+
+
+def test_initial_weights_are_loaded_by_layer_name(tmp_path, reference):
+  workdir, _ = reference
+  model, _, _ = evaluation.load_model(os.path.join(workdir, "checkpoints"))
+  h5 = str(tmp_path / "start.weights.h5")
+  model.save_weights(h5)
+  # Two steps at a learning rate of ~0 keep the loaded weights.
+  cfg = dataclasses.replace(CFG, epochs=1, init_weights=h5, learning_rate=1e-12)
+  loop.train_and_evaluate(cfg, str(tmp_path / "run"))
+  started, _, _ = evaluation.load_model(str(tmp_path / "run" / "checkpoints"))
+  for a, b in zip(started.trainable_weights, model.trainable_weights):
+    np.testing.assert_allclose(a.numpy(), b.numpy(), atol=1e-6)
+  with pytest.raises(ValueError, match="init_weights .*nope.h5 does not exist"):
+    loop.train_and_evaluate(dataclasses.replace(cfg, init_weights=str(tmp_path / "nope.h5")),
+                            str(tmp_path / "run2"))

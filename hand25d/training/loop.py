@@ -192,11 +192,14 @@ def train_and_evaluate(cfg: config_lib.TrainConfig, workdir: str) -> dict:
         if progress:
           _progress_line(step, total_steps, float(out["total"]), run_examples / max(run_busy, 1e-9),
                          cfg.batch_size)
+        # Evaluate first: a checkpoint at an evaluation step then holds the best
+        # error that evaluation set, so a resumed run never compares against a
+        # stale one (and replaces best/ with a worse model).
+        if step % cfg.eval_every_steps == 0 or step == total_steps:
+          last_eval = run_eval(step)
         if step % cfg.checkpoint_every_steps == 0:
           manager.save(checkpoint_number=step)
           distribute.cleanup(strategy, workdir)
-        if step % cfg.eval_every_steps == 0 or step == total_steps:
-          last_eval = run_eval(step)
         if stop.signal_name is not None:
           break
     if progress:
