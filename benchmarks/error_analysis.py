@@ -8,8 +8,12 @@ breaks the mean 2D error of the visible primary keypoints down: the
 distribution (median, share of keypoints and of the error sum above 4, 8,
 16 and 32 px), one- against two-hand frames, distance from the camera, each
 keypoint, and how many large errors (> 16 px) land on the *other* hand's
-same keypoint (a left/right swap). docs/training.md, "What limits accuracy",
-reads it.
+same keypoint (a left/right swap). With --mirror the network sees each
+image mirrored left-right, and its keypoints are mirrored back with the two
+hands' maps swapped: the left hands are then found by the right-hand maps
+and the other way round, which tells the network's share of a difference
+between the sides from the data's. docs/training.md, "What limits
+accuracy", reads it.
 """
 
 import json
@@ -32,19 +36,24 @@ _DATA = flags.DEFINE_string("data", None, "Data set (default: the run's).")
 _SPLIT = flags.DEFINE_string("split", "val", "Split to analyse.")
 _MAX_BATCHES = flags.DEFINE_integer("max_batches", 20, "Batches of 32 (0: the whole split).")
 _OUT = flags.DEFINE_string("out", None, "Also write the figures as JSON here.")
+_MIRROR = flags.DEFINE_bool("mirror", False, "Run the network on mirrored images (see above).")
 
 _LARGE_PX = 16.0
 _DEPTH_BINS_M = ((0.0, 0.3), (0.3, 0.5), (0.5, 0.7), (0.7, 2.0))
 
 
-def _errors(model, data) -> dict[str, np.ndarray]:
+def _errors(model, data, mirror: bool = False) -> dict[str, np.ndarray]:
   """Per visible primary keypoint: error, error to the other hand's same keypoint, etc."""
   predict = tf.function(lambda x: model(x, training=False))
   n = spec.NUM_PRIMARY_KEYPOINTS
   cols = {k: [] for k in ("err", "other_err", "hands", "depth", "channel")}
   for features, targets in data:
-    logits = predict(features["image"])[spec.KEYPOINTS].numpy()
+    image = features["image"]
+    logits = predict(image[:, :, ::-1] if mirror else image)[spec.KEYPOINTS].numpy()
     xy, _ = decoding.decode(logits, spec.OUTPUT_STRIDE)
+    if mirror:  # Back to the image's coordinates; the left-hand maps found the right hand.
+      xy[..., 0] = image.shape[2] - 1 - xy[..., 0]
+      xy = np.concatenate([xy[:, n:], xy[:, :n]], axis=1)
     pick = spec.PRIMARY_KEYPOINT_INDICES
     true = targets["keypoints_xy"].numpy()[:, :, pick].reshape(-1, 2 * n, 2)
     visible = targets["keypoint_visible"].numpy()[:, :, pick].reshape(-1, 2 * n) > 0.5
@@ -77,6 +86,8 @@ def analyse(e: dict[str, np.ndarray]) -> dict:
                           "share_of_error_sum": float(err[err > t].sum() / err.sum())}
                for t in (4, 8, 16, 32)},
       "large_errors_on_other_hand": float(np.mean(e["other_err"][large] < 8.0)),
+      "by_side": {side: stats((e["channel"] // spec.NUM_PRIMARY_KEYPOINTS) == i)
+                  for i, side in enumerate(spec.SIDES)},
       "by_hands_in_frame": {f"{h}": stats(e["hands"] == h) for h in (1, 2)
                             if np.any(e["hands"] == h)},
       "by_depth_m": {f"{lo}-{hi}": stats((e["depth"] >= lo) & (e["depth"] < hi))
@@ -96,15 +107,17 @@ def main(argv):
                                input_width=cfg.model.input_width)
   if _MAX_BATCHES.value:
     data = data.take(_MAX_BATCHES.value)
-  res = {"checkpoint": prefix, "split": _SPLIT.value, **analyse(_errors(model, data))}
-  print(f"{prefix} on {_SPLIT.value}: {res['keypoints']} keypoints, mean {res['mean_px']:.2f} px, "
+  res = {"checkpoint": prefix, "split": _SPLIT.value, "mirror": _MIRROR.value,
+         **analyse(_errors(model, data, _MIRROR.value))}
+  print(f"{prefix} on {_SPLIT.value}{' (mirrored)' if _MIRROR.value else ''}: "
+        f"{res['keypoints']} keypoints, mean {res['mean_px']:.2f} px, "
         f"median {res['median_px']:.2f} px")
   for t, v in res["tail"].items():
     print(f"  > {t}: {100 * v['share_of_keypoints']:.1f}% of keypoints, "
           f"{100 * v['share_of_error_sum']:.1f}% of the error sum")
   print(f"  large errors (> {_LARGE_PX:g} px) on the other hand's keypoint: "
         f"{100 * res['large_errors_on_other_hand']:.1f}%")
-  for group in ("by_hands_in_frame", "by_depth_m", "by_keypoint"):
+  for group in ("by_side", "by_hands_in_frame", "by_depth_m", "by_keypoint"):
     for key, s in res[group].items():
       print(f"  {group[3:]} {key:24s} n={s['keypoints']:5d}  mean {s['mean_px']:6.2f}  "
             f"median {s['median_px']:5.2f}  >{_LARGE_PX:g}px {100 * s[f'over_{_LARGE_PX:g}px']:4.1f}%")

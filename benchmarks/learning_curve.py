@@ -1,0 +1,71 @@
+r"""A training run's learning curve from its TensorBoard logs: PNG and JSON (not a test).
+
+  .venv/bin/python benchmarks/learning_curve.py --run=runs/pretrained/train \
+      --out=docs/quick_curve.png [--json=benchmarks/results/quick_curve.json]
+
+Plots the validation mean 2D error (the paper's metric, px) and the training
+loss terms against the step, from WORKDIR/eval and WORKDIR/train (written by
+hand25d.training.loop), and prints the validation error at every evaluation.
+"""
+
+import collections
+import os
+
+from absl import app
+from absl import flags
+
+from hand25d import atomic  # Before TensorFlow: importing hand25d sets TF_USE_LEGACY_KERAS.
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top,wrong-import-position
+import tensorflow as tf  # pylint: disable=g-import-not-at-top,wrong-import-position
+
+_RUN = flags.DEFINE_string("run", None, "Training run directory.", required=True)
+_OUT = flags.DEFINE_string("out", None, "PNG to write.", required=True)
+_JSON = flags.DEFINE_string("json", None, "Also write the curves as JSON here.")
+_TITLE = flags.DEFINE_string("title", None, "Figure title (default: the run directory).")
+
+
+def scalars(log_dir: str) -> dict[str, list[tuple[int, float]]]:
+  """tag -> [(step, value)] of every scalar summary under log_dir, by step."""
+  out = collections.defaultdict(dict)
+  for name in sorted(os.listdir(log_dir)):
+    for event in tf.compat.v1.train.summary_iterator(os.path.join(log_dir, name)):
+      for value in event.summary.value:
+        out[value.tag][event.step] = float(tf.make_ndarray(value.tensor))
+  return {tag: sorted(points.items()) for tag, points in out.items()}
+
+
+def main(argv):
+  del argv
+  evals = scalars(os.path.join(_RUN.value, "eval"))
+  train = scalars(os.path.join(_RUN.value, "train"))
+  error = evals["mean_px_error"]
+  fig, (ax_err, ax_loss) = plt.subplots(1, 2, figsize=(11, 3.8))
+  ax_err.plot(*zip(*error), marker="o")
+  ax_err.set_xlabel("step")
+  ax_err.set_ylabel("validation mean 2D error (px, 120x160)")
+  ax_err.set_ylim(bottom=0)
+  ax_err.grid(alpha=0.3)
+  for tag in sorted(t for t in train if t.startswith("loss/") and t != "loss/total"):
+    ax_loss.plot(*zip(*train[tag]), label=tag[5:], lw=0.8)
+  ax_loss.set_yscale("log")
+  ax_loss.set_xlabel("step")
+  ax_loss.set_ylabel("training loss term (unweighted)")
+  ax_loss.legend(fontsize=7, ncol=2)
+  ax_loss.grid(alpha=0.3)
+  fig.suptitle(_TITLE.value or _RUN.value, fontsize=9)
+  fig.tight_layout()
+  with atomic.replacing(_OUT.value) as tmp:
+    fig.savefig(tmp, format="png", dpi=80)
+  for step, value in error:
+    print(f"step {step:6d}  validation mean error {value:6.2f} px")
+  if _JSON.value:
+    atomic.write_json(_JSON.value, {"run": _RUN.value, "eval": evals, "train": train})
+  print(f"wrote {_OUT.value}")
+
+
+if __name__ == "__main__":
+  app.run(main)
