@@ -1,4 +1,4 @@
-"""Evaluation metrics (DESIGN.md §5), accumulated over batches in numpy.
+"""Evaluation metrics (docs/training.md, "Metrics"), accumulated over batches in numpy.
 
 The paper's metric is the mean 2D Euclidean error in pixels of the network
 input over the visible primary keypoints. Alongside it: per keypoint and per

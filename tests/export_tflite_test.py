@@ -169,10 +169,16 @@ def test_tflm_matches_litert(exported, frames, quant):
   reference([image], names)
   micro = tflm.run(model_bytes, [convert.quantize(image, reference.inputs[0])],
                    r["tflm"]["arena_bytes"], num_outputs=len(names))
-  for value, detail, litert in zip(micro, reference.outputs, reference.output_arrays()):
-    np.testing.assert_allclose(convert.dequantize(value, detail), litert, atol=1e-5)
-  assert max(r["tflm"]["max_abs_diff_vs_litert_reference"].values()) <= 1e-5
   steps = r["output_quantization_step"] or {name: 1e-5 for name in names}
+  # TFLM and LiteRT's reference kernels compute the same integer arithmetic but
+  # for the rounding of a tie: at most one output quantization step apart (the
+  # shipped model's export measured 0 on every output).
+  for value, detail, litert in zip(micro, reference.outputs, reference.output_arrays()):
+    step = detail["quantization"][0] if detail["dtype"] != np.float32 else 0.0
+    np.testing.assert_allclose(convert.dequantize(value, detail), litert, atol=step + 1e-5,
+                               err_msg=detail["name"])
+  for name, diff in r["tflm"]["max_abs_diff_vs_litert_reference"].items():
+    assert diff <= steps[name] + 1e-5, name
   for name, diff in r["tflm"]["max_abs_diff_vs_litert_default"].items():
     assert diff <= INT8_KERNEL_STEPS * steps[name], name
   with pytest.raises(tflm.TflmError, match="bytes missing"):

@@ -1,4 +1,4 @@
-"""The custom multi-task training loop (DESIGN.md §4): train, evaluate, resume.
+"""The custom multi-task training loop (docs/training.md): train, evaluate, resume.
 
 `train_and_evaluate(cfg, workdir)` trains the network of `cfg.model` with the
 loss of Eq. 1 under a tf.distribute strategy, logs every term to absl logging
