@@ -3,118 +3,302 @@
 The JSON layout (documented in docs/data_format.md):
   images: [{id, file_name (16-bit amplitude PNG, ADC counts), depth_file
             (16-bit depth PNG, millimetres, 0 = invalid), mask_file (optional
-            8-bit PNG of spec.SEGMENTATION_CLASSES indices), user_id (optional)}]
+            8-bit greyscale or palette PNG of spec.SEGMENTATION_CLASSES
+            indices), user_id (optional), width, height (optional, checked)}]
   annotations: [{id, image_id, side ('left' | 'right'), keypoints (17 x
-                 [x, y, v] in spec.KEYPOINT_NAMES order, v: 0 unlabelled,
-                 1 labelled but occluded, 2 visible), pose (optional name in
-                 spec.POSE_CLASSES, default 'other'), roll_deg (optional,
-                 default 0), keypoints_depth (optional 17 metres; default:
-                 the depth image at each keypoint)}]
-Paths are relative to the image root.
+                 [x, y, v], v: 0 unlabelled, 1 labelled but occluded,
+                 2 visible), num_keypoints, iscrowd, category_id (optional,
+                 checked), pose (optional name in spec.POSE_CLASSES, default
+                 'other'), roll_deg (optional, default 0), keypoints_depth
+                 (optional 17 metres; default: the depth image at each
+                 keypoint)}]
+  categories: [{id, keypoints (optional: the order of the 17
+                spec.KEYPOINT_NAMES in this file; default: that order)}]
+Paths are relative to the image root and must stay inside it.
+
+Nothing is skipped or converted silently: input outside that contract is
+refused with a CocoError naming the JSON file and the image or annotation id
+(docs/data_format.md, "What is refused, and why"), so bad input never becomes
+a bad label. The image files are read by hand25d.data.coco_images.
 """
 
 import json
 import os
+import shutil
+import tempfile
+from typing import Iterator
 
 import numpy as np
 
 from hand25d import atomic
 from hand25d import spec
+from hand25d.data import coco_images
 from hand25d.data import records
 from hand25d.data import scene
 
 import tensorflow as tf  # After hand25d, which sets TF_USE_LEGACY_KERAS.
 
+VISIBILITY_FLAGS = (0, 1, 2)  # COCO: unlabelled, labelled but occluded, visible.
+_K = spec.NUM_KEYPOINTS
+_MAX_ID = 2**63 - 1  # Ids are stored as int64 (frame_id, user_id).
+
 
 class CocoError(ValueError):
-  """A COCO file, image or annotation is missing or malformed."""
+  """A COCO file, image or annotation is missing, malformed or outside the contract."""
 
 
-def _read_png(root: str, rel: str, what: str, image_id) -> np.ndarray:
-  path = os.path.join(root, rel)
-  if not os.path.exists(path):
-    raise CocoError(f"image {image_id}: {what} file {path} does not exist")
-  data = tf.io.read_file(path)
-  return tf.io.decode_png(data, channels=1, dtype=tf.uint16 if what != "mask" else tf.uint8
-                          ).numpy()[..., 0]
+def _is_int(x) -> bool:
+  return isinstance(x, int) and not isinstance(x, bool)
 
 
-def _write_png(path: str, image: np.ndarray) -> None:
-  os.makedirs(os.path.dirname(path), exist_ok=True)
-  atomic.write_bytes(path, tf.io.encode_png(image[..., None]).numpy())
+def _is_id(x) -> bool:
+  return _is_int(x) and 0 <= x <= _MAX_ID
 
 
-def load_frames(json_path: str, image_root: str):
-  """Yields (frame_id, frame dict) for every image of a COCO-keypoints JSON file.
+def _is_number(x) -> bool:
+  return isinstance(x, (int, float)) and not isinstance(x, bool)
 
-  Raises:
-    CocoError: naming the image or annotation id and what is wrong (missing
-      file, wrong image size, keypoints of the wrong length or outside the
-      image, unknown side or pose, two hands of one side in an image).
-  """
-  with open(json_path) as fp:
-    coco = json.load(fp)
-  by_image = {}
-  for ann in coco.get("annotations", []):
-    by_image.setdefault(ann.get("image_id"), []).append(ann)
-  for image in coco["images"]:
+
+def _few(items) -> str:
+  """'a, b, c, d and 4 more': a readable start of a long list."""
+  items = [str(i) for i in items]
+  more = f" and {len(items) - 4} more" if len(items) > 4 else ""
+  return ", ".join(items[:4]) + more
+
+
+def _load_json(json_path: str) -> dict:
+  try:
+    with open(json_path, "rb") as fp:
+      coco = json.load(fp)
+  except OSError as e:
+    raise CocoError(f"{json_path}: cannot be read: {e}") from e
+  except ValueError as e:  # json.JSONDecodeError, UnicodeDecodeError.
+    raise CocoError(f"{json_path}: not valid JSON: {e}") from e
+  if not isinstance(coco, dict):
+    raise CocoError(f"{json_path}: the top level must be an object with an 'images' list, got "
+                    f"{type(coco).__name__}")
+  if "images" not in coco:
+    raise CocoError(f"{json_path}: missing key 'images' (the list of image entries)")
+  for key in ("images", "annotations", "categories"):
+    if key in coco and not isinstance(coco[key], list):
+      raise CocoError(f"{json_path}: '{key}' must be a list, got {type(coco[key]).__name__}")
+  return coco
+
+
+def _check_images(coco: dict, json_path: str) -> dict[int, dict]:
+  """image id -> image entry, after checking ids and keys."""
+  images = {}
+  for index, image in enumerate(coco["images"]):
+    if not isinstance(image, dict) or "id" not in image:
+      raise CocoError(f"{json_path}: images[{index}] must be an object with an 'id'")
     image_id = image["id"]
-    amp = _read_png(image_root, image["file_name"], "amplitude", image_id)
-    depth_mm = _read_png(image_root, image["depth_file"], "depth", image_id)
-    if depth_mm.shape != amp.shape:
-      raise CocoError(f"image {image_id}: depth is {depth_mm.shape}, amplitude is {amp.shape}")
-    h, w = amp.shape
-    seg = (_read_png(image_root, image["mask_file"], "mask", image_id)
-           if image.get("mask_file") else np.zeros((h, w), np.uint8))
-    if seg.shape != amp.shape:
-      raise CocoError(f"image {image_id}: mask is {seg.shape}, amplitude is {amp.shape}")
-    depth = depth_mm.astype(np.float32) / 1000.0
-    frame = dict(scene.empty_labels(), amplitude=amp, depth=depth, true_depth=depth,
-                 segmentation=seg, user_id=np.int64(image.get("user_id", 0)))
-    for ann in by_image.get(image_id, []):
-      _add_annotation(frame, ann, h, w)
-    yield image_id, frame
+    where = f"{json_path}: image {image_id!r}"
+    if not _is_id(image_id):
+      raise CocoError(f"{where}: 'id' must be a non-negative integer")
+    if image_id in images:
+      raise CocoError(f"{where}: duplicate image id (images[{index}] repeats an earlier entry)")
+    for key in ("file_name", "depth_file"):
+      if key not in image:
+        raise CocoError(f"{where}: missing key '{key}'")
+    for key in ("user_id", "width", "height"):
+      if key in image and not _is_id(image[key]):
+        raise CocoError(f"{where}: '{key}' must be a non-negative integer, got {image[key]!r}")
+    images[image_id] = image
+  return images
 
 
-def _add_annotation(frame: dict, ann: dict, h: int, w: int) -> None:
-  ann_id = ann.get("id")
+def _keypoint_orders(coco: dict, json_path: str) -> dict[int, np.ndarray | None]:
+  """category id -> for each spec keypoint, its index in the file (None: spec order)."""
+  orders = {}
+  for index, category in enumerate(coco.get("categories", [])):
+    if not isinstance(category, dict) or not _is_int(category.get("id")):
+      raise CocoError(f"{json_path}: categories[{index}] must be an object with an integer 'id'")
+    where = f"{json_path}: category {category['id']}"
+    if category["id"] in orders:
+      raise CocoError(f"{where}: duplicate category id")
+    names = category.get("keypoints")
+    if names is None:
+      orders[category["id"]] = None
+      continue
+    if (not isinstance(names, list) or not all(isinstance(n, str) for n in names) or
+        len(names) != _K or set(names) != set(spec.KEYPOINT_NAMES)):
+      listed = names if isinstance(names, list) else []
+      missing = [n for n in spec.KEYPOINT_NAMES if n not in listed]
+      unknown = [n for n in listed if n not in spec.KEYPOINT_NAMES]
+      raise CocoError(
+          f"{where}: 'keypoints' must list the {_K} names of spec.KEYPOINT_NAMES once each, in "
+          f"any order; missing: {_few(missing) or 'none'}; unknown: "
+          f"{_few(unknown) or 'none'} ({len(listed)} listed)")
+    orders[category["id"]] = np.array([names.index(n) for n in spec.KEYPOINT_NAMES])
+  return orders
+
+
+def _category_order(ann: dict, where: str, orders: dict) -> np.ndarray | None:
+  if "category_id" in ann:
+    category = ann["category_id"]
+    if not _is_int(category) or category not in orders:
+      raise CocoError(f"{where}: category_id {category!r} names no entry of 'categories'")
+    return orders[category]
+  if len(orders) > 1:
+    raise CocoError(f"{where}: no category_id, but the file has {len(orders)} categories")
+  return next(iter(orders.values()), None)
+
+
+def _parse_annotation(ann, index: int, json_path: str, images: dict, orders: dict) -> dict:
+  """Checks an annotation's values (not those that need its image) and puts them in spec order."""
+  if not isinstance(ann, dict) or not _is_int(ann.get("id")):
+    raise CocoError(f"{json_path}: annotations[{index}] must be an object with an integer 'id'")
+  where = f"{json_path}: annotation {ann['id']}"
+  image_id = ann.get("image_id")
+  if not _is_int(image_id):
+    raise CocoError(f"{where}: image_id must be an integer image id, got {image_id!r}")
+  if image_id not in images:
+    raise CocoError(f"{where}: image_id {image_id} matches no entry of 'images'")
+  where = f"{json_path}: image {image_id} annotation {ann['id']}"
+  crowd = ann.get("iscrowd", 0)
+  if crowd not in (0, 1):
+    raise CocoError(f"{where}: iscrowd must be 0 or 1, got {crowd!r}")
+  if crowd == 1:
+    raise CocoError(f"{where}: iscrowd 1 is refused: a crowd region labels no single hand, so it "
+                    "cannot become a hand label; annotate each hand on its own (or remove the "
+                    "image)")
+  order = _category_order(ann, where, orders)
   if ann.get("side") not in spec.SIDES:
-    raise CocoError(f"annotation {ann_id}: side {ann.get('side')!r} is not one of {spec.SIDES}")
-  side = spec.SIDES.index(ann["side"])
-  if frame["hand_present"][side]:
-    raise CocoError(f"annotation {ann_id}: a second {ann['side']} hand in image {ann['image_id']}")
-  kp = np.asarray(ann.get("keypoints", []), np.float64)
-  if kp.shape != (3 * spec.NUM_KEYPOINTS,) or not np.all(np.isfinite(kp)):
-    raise CocoError(f"annotation {ann_id}: keypoints must be {3 * spec.NUM_KEYPOINTS} finite "
-                    f"numbers (x, y, v for {spec.NUM_KEYPOINTS} keypoints), got shape {kp.shape}")
-  kp = kp.reshape(spec.NUM_KEYPOINTS, 3)
-  visible = kp[:, 2] == 2
-  outside = visible & ((kp[:, 0] < -0.5) | (kp[:, 0] > w - 0.5) | (kp[:, 1] < -0.5) |
-                       (kp[:, 1] > h - 0.5))
-  if np.any(outside):
-    names = [spec.KEYPOINT_NAMES[i] for i in np.flatnonzero(outside)]
-    raise CocoError(f"annotation {ann_id}: visible keypoints {names} lie outside the "
-                    f"{w}x{h} image")
+    raise CocoError(f"{where}: side {ann.get('side')!r} is not one of {spec.SIDES}")
+  kp = ann.get("keypoints")
+  if (not isinstance(kp, list) or len(kp) != 3 * _K or not all(_is_number(x) for x in kp) or
+      not np.all(np.isfinite(np.asarray(kp, np.float64)))):
+    got = f"{len(kp)} values" if isinstance(kp, list) else repr(kp)
+    raise CocoError(f"{where}: keypoints must be {3 * _K} finite numbers (x, y, v for {_K} "
+                    f"keypoints), got {got}")
+  kp = np.asarray(kp, np.float64).reshape(_K, 3)
+  if order is not None:
+    kp = kp[order]
+  bad = ~np.isin(kp[:, 2], VISIBILITY_FLAGS)
+  if np.any(bad):
+    raise CocoError(
+        f"{where}: visibility flags must be 0 (unlabelled), 1 (labelled, occluded) or 2 "
+        f"(visible), got " +
+        _few(f"{spec.KEYPOINT_NAMES[i]}={kp[i, 2]:g}" for i in np.flatnonzero(bad)))
+  labelled = int(np.count_nonzero(kp[:, 2] > 0))
+  if "num_keypoints" in ann and ann["num_keypoints"] != labelled:
+    raise CocoError(f"{where}: num_keypoints is {ann['num_keypoints']!r} but {labelled} "
+                    "keypoints are labelled (v > 0)")
+  if not labelled:
+    raise CocoError(f"{where}: no keypoint is labelled (every v is 0); such a hand would train as "
+                    "present with every keypoint 'not visible'; remove the annotation")
   pose = ann.get("pose", "other")
   if pose not in spec.POSE_CLASSES:
-    raise CocoError(f"annotation {ann_id}: pose {pose!r} is not one of {spec.POSE_CLASSES}")
-  if "keypoints_depth" in ann:
-    kd = np.asarray(ann["keypoints_depth"], np.float32)
-    if kd.shape != (spec.NUM_KEYPOINTS,):
-      raise CocoError(f"annotation {ann_id}: keypoints_depth has shape {kd.shape}, expected "
-                      f"({spec.NUM_KEYPOINTS},)")
-  else:
-    col = np.clip(np.round(kp[:, 0]).astype(int), 0, w - 1)
-    row = np.clip(np.round(kp[:, 1]).astype(int), 0, h - 1)
-    kd = frame["depth"][row, col]
-  roll = float(ann.get("roll_deg", 0.0))
-  frame["keypoints_xy"][side] = kp[:, :2]
-  frame["keypoints_depth"][side] = kd
-  frame["keypoint_visible"][side] = visible
-  frame["hand_present"][side] = 1
-  frame["pose"][side] = spec.POSE_INDEX[pose]
-  frame["roll_deg"][side] = roll
-  frame["orientation_bin"][side] = spec.orientation_bin(roll)
+    raise CocoError(f"{where}: pose {pose!r} is not one of {spec.POSE_CLASSES}")
+  roll = ann.get("roll_deg", 0.0)
+  if not _is_number(roll) or not np.isfinite(roll):
+    raise CocoError(f"{where}: roll_deg must be a finite number of degrees, got {roll!r}")
+  kd = ann.get("keypoints_depth")
+  if kd is not None:
+    max_m = coco_images.MAX_DEPTH_MM / 1000.0
+    if (not isinstance(kd, list) or len(kd) != _K or not all(_is_number(x) for x in kd) or
+        not all(0.0 <= x <= max_m for x in kd)):
+      raise CocoError(f"{where}: keypoints_depth must be {_K} numbers in metres within "
+                      f"[0, {max_m:g}], got {kd!r}")
+    kd = np.asarray(kd, np.float32)
+    if order is not None:
+      kd = kd[order]
+  return {"id": ann["id"], "image_id": image_id, "side": spec.SIDES.index(ann["side"]),
+          "keypoints": kp, "pose": spec.POSE_INDEX[pose], "roll_deg": float(roll),
+          "keypoints_depth": kd}
+
+
+def _parse(json_path: str) -> tuple[dict[int, dict], dict[int, list[dict]]]:
+  """Reads and checks the JSON: (image id -> image entry, image id -> its parsed annotations)."""
+  coco = _load_json(json_path)
+  images = _check_images(coco, json_path)
+  orders = _keypoint_orders(coco, json_path)
+  by_image, ann_ids = {}, set()
+  for index, ann in enumerate(coco.get("annotations", [])):
+    hand = _parse_annotation(ann, index, json_path, images, orders)
+    if hand["id"] in ann_ids:
+      raise CocoError(f"{json_path}: annotation {hand['id']}: duplicate annotation id")
+    ann_ids.add(hand["id"])
+    hands = by_image.setdefault(hand["image_id"], [])
+    for other in hands:
+      if other["side"] == hand["side"]:
+        raise CocoError(f"{json_path}: image {hand['image_id']} annotation {hand['id']}: a second "
+                        f"{spec.SIDES[hand['side']]} hand (annotation {other['id']} is the first)")
+    hands.append(hand)
+  return images, by_image
+
+
+def _read_images(image: dict, image_root: str, json_path: str):
+  """(amplitude, depth in mm, mask or None) of an image entry, each checked by its role."""
+  files = [("amplitude", image["file_name"]), ("depth", image["depth_file"])]
+  if image.get("mask_file") is not None:
+    files.append(("mask", image["mask_file"]))
+  try:
+    arrays = [coco_images.read_png(coco_images.resolve(image_root, rel, role), role)
+              for role, rel in files]
+  except coco_images.ImageFileError as e:
+    raise CocoError(f"{json_path}: image {image['id']}: {e}") from e
+  where = f"{json_path}: image {image['id']}"
+  for (role, rel), array in zip(files[1:], arrays[1:]):
+    if array.shape != arrays[0].shape:
+      raise CocoError(f"{where}: {role} file {rel} is {array.shape}, amplitude is "
+                      f"{arrays[0].shape}")
+  h, w = arrays[0].shape
+  for key, size in (("width", w), ("height", h)):
+    if key in image and image[key] != size:
+      raise CocoError(f"{where}: {key} is {image[key]} but the amplitude file is {w}x{h}")
+  return arrays[0], arrays[1], arrays[2] if len(arrays) > 2 else None
+
+
+def _frame(image: dict, hands: list[dict], image_root: str, json_path: str) -> dict:
+  amp, depth_mm, seg = _read_images(image, image_root, json_path)
+  h, w = amp.shape
+  depth = depth_mm.astype(np.float32) / 1000.0
+  frame = dict(scene.empty_labels(), amplitude=amp, depth=depth, true_depth=depth,
+               segmentation=seg if seg is not None else np.zeros((h, w), np.uint8),
+               user_id=np.int64(image.get("user_id", 0)))
+  for hand in hands:
+    kp, side = hand["keypoints"], hand["side"]
+    visible = kp[:, 2] == 2
+    outside = visible & ((kp[:, 0] < -0.5) | (kp[:, 0] > w - 0.5) | (kp[:, 1] < -0.5) |
+                         (kp[:, 1] > h - 0.5))
+    if np.any(outside):
+      names = [spec.KEYPOINT_NAMES[i] for i in np.flatnonzero(outside)]
+      raise CocoError(f"{json_path}: image {image['id']} annotation {hand['id']}: visible "
+                      f"keypoints {names} lie outside the {w}x{h} image")
+    kd = hand["keypoints_depth"]
+    if kd is None:
+      col = np.clip(np.round(kp[:, 0]).astype(int), 0, w - 1)
+      row = np.clip(np.round(kp[:, 1]).astype(int), 0, h - 1)
+      kd = depth[row, col]
+    frame["keypoints_xy"][side] = kp[:, :2]
+    frame["keypoints_depth"][side] = kd
+    frame["keypoint_visible"][side] = visible
+    frame["hand_present"][side] = 1
+    frame["pose"][side] = hand["pose"]
+    frame["roll_deg"][side] = hand["roll_deg"]
+    frame["orientation_bin"][side] = spec.orientation_bin(hand["roll_deg"])
+  return frame
+
+
+def _frames(images: dict, by_image: dict, image_root: str,
+            json_path: str) -> Iterator[tuple[int, dict]]:
+  for image_id, image in images.items():
+    yield image_id, _frame(image, by_image.get(image_id, []), image_root, json_path)
+
+
+def load_frames(json_path: str, image_root: str) -> Iterator[tuple[int, dict]]:
+  """(image id, frame dict) for every image of a COCO-keypoints JSON file, in file order.
+
+  The JSON is read and checked when this is called; each image's files are read
+  and checked as its frame is reached, so frames stream without being held.
+
+  Raises:
+    CocoError: naming the JSON file and the image or annotation id, for input
+      outside the contract of docs/data_format.md ("What is refused, and why").
+  """
+  images, by_image = _parse(json_path)
+  return _frames(images, by_image, image_root, json_path)
 
 
 def import_coco(json_path: str, image_root: str, out_dir: str, split: str = "train",
@@ -122,39 +306,63 @@ def import_coco(json_path: str, image_root: str, out_dir: str, split: str = "tra
   """Converts a COCO file into shards of `split` in out_dir and updates its manifest.
 
   Other splits already in out_dir's manifest are kept, so one data set can be
-  assembled from one COCO file per split.
+  assembled from one COCO file per split. Frames stream into shards, which are
+  written to a staging directory inside out_dir and moved into place only when
+  every image has passed, so a refused file leaves out_dir as it was.
+
+  Raises:
+    CocoError: see load_frames; also an empty file, images of different sizes,
+      or a size that differs from the frames already in out_dir.
   """
   if split not in records.SPLITS:
     raise CocoError(f"split {split!r} is not one of {records.SPLITS}")
-  os.makedirs(out_dir, exist_ok=True)
-  frames = list(load_frames(json_path, image_root))
-  if not frames:
+  if frames_per_shard < 1:
+    raise CocoError(f"frames_per_shard must be at least 1, got {frames_per_shard}")
+  images, by_image = _parse(json_path)
+  if not images:
     raise CocoError(f"{json_path} has no images")
-  sizes = {f["amplitude"].shape for _, f in frames}
-  if len(sizes) != 1:
-    raise CocoError(f"{json_path}: images have different sizes {sorted(sizes)}")
-  n_shards = -(-len(frames) // frames_per_shard)
-  shards = []
-  for k in range(n_shards):
-    chunk = frames[k * frames_per_shard:(k + 1) * frames_per_shard]
-    name = f"{split}-{k:05d}-of-{n_shards:05d}.tfrecord"
-    records.write_shard(os.path.join(out_dir, name),
-                        [records.encode(frame, int(image_id)) for image_id, frame in chunk])
-    shards.append({"file": name, "num_frames": len(chunk),
-                   "bytes": os.path.getsize(os.path.join(out_dir, name))})
   manifest_path = os.path.join(out_dir, records.MANIFEST)
-  h, w = frames[0][1]["amplitude"].shape
-  manifest = (records.load_manifest(out_dir) if os.path.exists(manifest_path) else
-              {"format": records.FORMAT, "generator_version": "coco-import", "height": h,
-               "width": w, "with_phase_frames": False, "splits": {}})
-  if (manifest["height"], manifest["width"]) != (h, w):
-    raise CocoError(f"{json_path}: images are {w}x{h} but {out_dir} holds "
-                    f"{manifest['width']}x{manifest['height']} frames")
+  manifest = records.load_manifest(out_dir) if os.path.exists(manifest_path) else None
+  os.makedirs(out_dir, exist_ok=True)
+  n_shards = -(-len(images) // frames_per_shard)
+  staging = tempfile.mkdtemp(prefix=f".import-{split}-", dir=out_dir)
+  try:
+    shards, chunk, users, size = [], [], set(), None
+    for i, (image_id, frame) in enumerate(_frames(images, by_image, image_root, json_path)):
+      h, w = frame["amplitude"].shape
+      if size is None:
+        size = (h, w)
+        if manifest is not None and (manifest["height"], manifest["width"]) != size:
+          raise CocoError(f"{json_path}: images are {w}x{h} but {out_dir} holds "
+                          f"{manifest['width']}x{manifest['height']} frames")
+      elif (h, w) != size:
+        raise CocoError(f"{json_path}: image {image_id} is {w}x{h}, the images before it are "
+                        f"{size[1]}x{size[0]}")
+      users.add(int(frame["user_id"]))
+      chunk.append(records.encode(frame, image_id))
+      if len(chunk) == frames_per_shard or i == len(images) - 1:
+        name = f"{split}-{len(shards):05d}-of-{n_shards:05d}.tfrecord"
+        records.write_shard(os.path.join(staging, name), chunk)
+        shards.append({"file": name, "num_frames": len(chunk),
+                       "bytes": os.path.getsize(os.path.join(staging, name))})
+        chunk = []
+    for shard in shards:
+      os.replace(os.path.join(staging, shard["file"]), os.path.join(out_dir, shard["file"]))
+  finally:
+    shutil.rmtree(staging, ignore_errors=True)
+  if manifest is None:
+    manifest = {"format": records.FORMAT, "generator_version": "coco-import", "height": size[0],
+                "width": size[1], "with_phase_frames": False, "splits": {}}
   manifest["splits"][split] = {
-      "num_frames": len(frames), "source": os.path.abspath(json_path),
-      "users": sorted({int(f["user_id"]) for _, f in frames}), "shards": shards}
+      "num_frames": len(images), "source": os.path.abspath(json_path),
+      "users": sorted(users), "shards": shards}
   atomic.write_bytes(manifest_path, json.dumps(manifest, indent=2).encode())
   return manifest
+
+
+def _write_png(path: str, image: np.ndarray) -> None:
+  os.makedirs(os.path.dirname(path), exist_ok=True)
+  atomic.write_bytes(path, tf.io.encode_png(image[..., None]).numpy())
 
 
 def write_coco(frames: list[dict], out_dir: str, json_name: str = "annotations.json") -> str:

@@ -2,7 +2,8 @@
 
   python -m hand25d.data.import_coco_main --json=ann.json --image_root=DIR --out=DATA --split=train
 
-See docs/data_format.md for the expected JSON fields and PNG units.
+See docs/data_format.md for the expected JSON fields and PNG units, and for what
+is refused and why.
 """
 
 import os
@@ -23,7 +24,11 @@ _FRAMES_PER_SHARD = flags.DEFINE_integer("frames_per_shard", 256, "Frames per sh
 def main(argv):
   del argv
   root = _IMAGE_ROOT.value or os.path.dirname(os.path.abspath(_JSON.value))
-  manifest = coco.import_coco(_JSON.value, root, _OUT.value, _SPLIT.value, _FRAMES_PER_SHARD.value)
+  try:
+    manifest = coco.import_coco(_JSON.value, root, _OUT.value, _SPLIT.value,
+                                _FRAMES_PER_SHARD.value)
+  except coco.CocoError as e:  # Input outside the contract: the message says what and where.
+    raise SystemExit(f"import refused: {e}") from e
   print({split: info["num_frames"] for split, info in manifest["splits"].items()})
 
 
