@@ -51,6 +51,7 @@ _FIELDS = {
     "distribution": ("train", "distribution"),
     "deterministic": ("train", "deterministic"),
     "init_weights": ("train", "init_weights"),
+    "skip_corrupt_records": ("train", "skip_corrupt_records"),
 }
 flags.DEFINE_enum("backbone", _MODEL.backbone, model_config.BACKBONES, "Encoder backbone.")
 flags.DEFINE_enum("input_mode", _MODEL.input_mode, ("amplitude", "depth"), "Network input image.")
@@ -82,6 +83,9 @@ flags.DEFINE_bool("deterministic", _TRAIN.deterministic, "Deterministic ops: bit
 flags.DEFINE_string("init_weights", _TRAIN.init_weights,
                     "Start from these .h5 weights (by layer name), e.g. "
                     "hand25d/pretrained/training.weights.h5 to fine-tune the shipped model.")
+flags.DEFINE_bool("skip_corrupt_records", _TRAIN.skip_corrupt_records,
+                  "Skip records that fail to read or decode instead of stopping; the run's "
+                  "summary.json counts them. Allowed when resuming.")
 flags.DEFINE_integer("cpu_devices", 1, "Split the CPU into this many logical devices.")
 FLAGS = flags.FLAGS
 
@@ -105,7 +109,10 @@ def main(argv):
     distribute.configure_cpu_devices(FLAGS.cpu_devices)
   summary = loop.train_and_evaluate(_config(), FLAGS.workdir)
   print(f"{summary['status']} at step {summary['step']}/{summary['total_steps']}; "
-        f"best validation error {summary['best_mean_px_error']} px")
+        f"best validation error {summary['best_mean_px_error']} px"
+        + (f"; {summary['diverged']}" if "diverged" in summary else "")
+        + (f"; corrupt records skipped per pass: {summary['skipped_records']['per_pass']}"
+           if "skipped_records" in summary else ""))
 
 
 if __name__ == "__main__":

@@ -213,13 +213,13 @@ def load_manifest(data_dir: str) -> dict:
     raise RecordError(f"{path}: no 'splits' mapping")
   for split, info in manifest["splits"].items():
     try:
-      counts = [int(shard["num_frames"]) for shard in info["shards"]]
       total = int(info["num_frames"])
-      for shard in info["shards"]:
-        str(shard["file"])
+      counts = [int(shard["num_frames"]) for shard in info["shards"]]
     except (KeyError, TypeError, ValueError) as e:
-      raise RecordError(f"{path}: split {split!r} lacks num_frames, shards, or a shard's "
-                        f"file or num_frames ({e!r})") from e
+      raise RecordError(f"{path}: split {split!r} lacks num_frames or shards, or a shard "
+                        f"its num_frames ({e!r})") from e
+    if not all(isinstance(shard.get("file"), str) for shard in info["shards"]):
+      raise RecordError(f"{path}: split {split!r} has a shard without a file name")
     if min(counts, default=1) < 1 or sum(counts) != total:
       raise RecordError(f"{path}: split {split!r} says {total} frames, its shards hold "
                         f"{counts}; the manifest does not match its shards")
