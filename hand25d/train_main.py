@@ -9,10 +9,13 @@ With --recipe the run's config is the recipe's (hand25d/training/recipes/);
 flags given on the command line override it.
 """
 
+import sys
+
 from absl import app
 from absl import flags
 
 from hand25d import losses
+from hand25d.data import records
 from hand25d.model import config as model_config
 from hand25d.training import config as config_lib
 from hand25d.training import distribute
@@ -107,7 +110,10 @@ def main(argv):
   del argv
   if FLAGS.cpu_devices > 1:
     distribute.configure_cpu_devices(FLAGS.cpu_devices)
-  summary = loop.train_and_evaluate(_config(), FLAGS.workdir)
+  try:
+    summary = loop.train_and_evaluate(_config(), FLAGS.workdir)
+  except records.RecordError as e:  # Says what is wrong and how to recover.
+    sys.exit(f"data refused: {e}")
   print(f"{summary['status']} at step {summary['step']}/{summary['total_steps']}; "
         f"best validation error {summary['best_mean_px_error']} px"
         + (f"; {summary['diverged']}" if "diverged" in summary else "")
