@@ -210,3 +210,13 @@ def test_verification_reads_in_parallel_threads(tmp_path, monkeypatch):
   monkeypatch.setattr(integrity, "scan_shard", spy)
   integrity.verify(data, records.SPLITS)
   assert len(threads) == 3
+
+
+def test_generator_still_writes_the_fixture_byte_for_byte(tmp_path):
+  """The synthetic shards are a contract: same config and seed, same bytes (and digests)."""
+  fixture = records.load_manifest(FIXTURE)
+  config = generate.GeneratorConfig(**{k: tuple(v) if isinstance(v, list) else v
+                                       for k, v in fixture["config"].items()
+                                       if k != "generator_version"})
+  manifest = generate.generate(config, str(tmp_path / "again"))
+  assert manifest["splits"] == fixture["splits"]

@@ -399,9 +399,9 @@ def name_data_error(data_dir: str, split: str, error: Exception) -> records.Reco
   for path in (failing or shards):
     found += integrity.bad_records(path, shards[path])[0]
   found = found or list(failing.values())
-  message = error.message if isinstance(error, tf.errors.OpError) else str(error)
+  message = records.error_message(error) if isinstance(error, tf.errors.OpError) else str(error)
   where = ("\n  ".join(found) if found else
            f"no bad record found on a second read of split {split!r} of {data_dir}")
   return records.RecordError(f"reading split {split!r} of {data_dir} failed: "
-                             f"{message.strip().splitlines()[0][:300]}\n  {where}\n"
+                             f"{(message.strip().splitlines() or [''])[0][:300]}\n  {where}\n"
                              f"To recover: {records.RECOVERY}.")
