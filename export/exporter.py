@@ -40,6 +40,7 @@ from hand25d.model import config as model_config
 from hand25d.model import flops
 from hand25d.model import network
 from hand25d.training import config as train_config
+from hand25d.training import distribute
 from hand25d.training import evaluation
 
 import tensorflow as tf  # After hand25d, which sets TF_USE_LEGACY_KERAS.
@@ -124,7 +125,8 @@ def load_inference_model(checkpoint: str
   """
   try:
     training, cfg, prefix = evaluation.load_model(checkpoint)
-  except (FileNotFoundError, ValueError) as e:  # No run there; another architecture.
+  # No run there; another architecture; no intact checkpoint.
+  except (FileNotFoundError, ValueError, distribute.CorruptCheckpointError) as e:
     raise CheckpointError(f"cannot export {checkpoint}: {e}") from e
   return network.inference_model(cfg.model, weights_from=training), cfg, prefix
 
@@ -274,6 +276,7 @@ def export(cfg: ExportConfig) -> dict:
       TensorFlow Lite Micro cannot run.
     ExportError: no evaluation frames, or a network the SHAVE blob cannot hold.
   """
+  atomic.remove_stale(cfg.out_dir)  # Of a killed export.
   inference, train_cfg, prefix = load_inference_model(cfg.checkpoint)
   data_dir = cfg.data_dir or train_cfg.data_dir
   frames = list(_frames(data_dir, cfg.eval_split, cfg.max_eval_frames, train_cfg.model))

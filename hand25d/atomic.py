@@ -35,6 +35,22 @@ def replacing(path: str) -> Iterator[str]:
     raise
 
 
+def remove_stale(directory: str) -> list[str]:
+  """Removes the temporary files `replacing` leaves behind when a process is killed.
+
+  For a process that starts writing into `directory` (and is its only
+  writer). Returns the names removed.
+  """
+  if not os.path.isdir(directory):
+    return []
+  stale = [name for name in os.listdir(directory)
+           if name.startswith(".") and name.endswith(".tmp")
+           and os.path.isfile(os.path.join(directory, name))]
+  for name in stale:
+    os.remove(os.path.join(directory, name))
+  return stale
+
+
 def write_bytes(path: str, data: bytes) -> None:
   """Writes `data` to `path` via a temporary file in the same directory + rename."""
   with replacing(path) as tmp, open(tmp, "wb") as f:

@@ -9,10 +9,13 @@ With --recipe the run's config is the recipe's (hand25d/training/recipes/);
 flags given on the command line override it.
 """
 
+import sys
+
 from absl import app
 from absl import flags
 
 from hand25d import losses
+from hand25d.data import records
 from hand25d.model import config as model_config
 from hand25d.training import config as config_lib
 from hand25d.training import distribute
@@ -51,6 +54,7 @@ _FIELDS = {
     "distribution": ("train", "distribution"),
     "deterministic": ("train", "deterministic"),
     "init_weights": ("train", "init_weights"),
+    "skip_corrupt_records": ("train", "skip_corrupt_records"),
 }
 flags.DEFINE_enum("backbone", _MODEL.backbone, model_config.BACKBONES, "Encoder backbone.")
 flags.DEFINE_enum("input_mode", _MODEL.input_mode, ("amplitude", "depth"), "Network input image.")
@@ -82,6 +86,9 @@ flags.DEFINE_bool("deterministic", _TRAIN.deterministic, "Deterministic ops: bit
 flags.DEFINE_string("init_weights", _TRAIN.init_weights,
                     "Start from these .h5 weights (by layer name), e.g. "
                     "hand25d/pretrained/training.weights.h5 to fine-tune the shipped model.")
+flags.DEFINE_bool("skip_corrupt_records", _TRAIN.skip_corrupt_records,
+                  "Skip records that fail to read or decode instead of stopping; the run's "
+                  "summary.json counts them. Allowed when resuming.")
 flags.DEFINE_integer("cpu_devices", 1, "Split the CPU into this many logical devices.")
 FLAGS = flags.FLAGS
 
@@ -103,9 +110,15 @@ def main(argv):
   del argv
   if FLAGS.cpu_devices > 1:
     distribute.configure_cpu_devices(FLAGS.cpu_devices)
-  summary = loop.train_and_evaluate(_config(), FLAGS.workdir)
+  try:
+    summary = loop.train_and_evaluate(_config(), FLAGS.workdir)
+  except records.RecordError as e:  # Says what is wrong and how to recover.
+    sys.exit(f"data refused: {e}")
   print(f"{summary['status']} at step {summary['step']}/{summary['total_steps']}; "
-        f"best validation error {summary['best_mean_px_error']} px")
+        f"best validation error {summary['best_mean_px_error']} px"
+        + (f"; {summary['diverged']}" if "diverged" in summary else "")
+        + (f"; corrupt records skipped per pass: {summary['skipped_records']['per_pass']}"
+           if "skipped_records" in summary else ""))
 
 
 if __name__ == "__main__":

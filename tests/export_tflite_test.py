@@ -232,6 +232,15 @@ def test_missing_checkpoint_is_named(tmp_path):
     exporter.export(exporter.ExportConfig(checkpoint=missing, out_dir=str(tmp_path / "out")))
 
 
+def test_stale_temporary_files_of_a_killed_export_are_removed(tmp_path):
+  out = tmp_path / "out"
+  out.mkdir()
+  (out / ".hand25d_float32.tflite.x1y2.tmp").write_bytes(b"half a model")
+  with pytest.raises(exporter.CheckpointError):
+    exporter.export(exporter.ExportConfig(checkpoint=str(tmp_path / "none"), out_dir=str(out)))
+  assert not os.listdir(out)
+
+
 def test_checkpoint_of_another_architecture_is_refused(run, tmp_path):
   other = str(tmp_path / "other")
   config_lib.save_or_check(

@@ -7,7 +7,9 @@ splits (by default 28/4/8 as in the paper), and a split's frames cycle
 through its users. Shards hold consecutive frames of one split and are
 written atomically, so:
   * the bytes depend only on the config, never on the number of workers;
-  * a rerun after a kill renders only the shards that are missing;
+  * a rerun after a kill renders only the shards that are missing or fail
+    their check (size, sha256 and record count against the previous
+    manifest, or a full read where there is none);
   * a half-written shard is never visible under its final name.
 """
 
@@ -23,11 +25,16 @@ import numpy as np
 
 from hand25d import atomic
 from hand25d import spec
+from hand25d.data import integrity
 from hand25d.data import records
 from hand25d.data import scene
 
 GENERATOR_VERSION = "1"
 _RUN_CONFIG = "generation_config.json"
+# Bounds checked before planning: 10^12 frames once took GBs just to plan.
+# 10^7 frames at 120x160 are about 0.5 TB; shard names hold 5 digits.
+MAX_NUM_FRAMES = 10_000_000
+MAX_SHARDS = 99_999
 
 
 @dataclasses.dataclass(frozen=True)
@@ -45,6 +52,12 @@ class GeneratorConfig:
     if self.num_frames < 1 or self.frames_per_shard < 1:
       raise ValueError(f"num_frames ({self.num_frames}) and frames_per_shard "
                        f"({self.frames_per_shard}) must be positive")
+    if self.num_frames > MAX_NUM_FRAMES:
+      raise ValueError(f"num_frames {self.num_frames} is more than {MAX_NUM_FRAMES:,} "
+                       "(about 0.5 TB at 120x160); generate in parts (--out per part)")
+    if -(-self.num_frames // self.frames_per_shard) > MAX_SHARDS - len(records.SPLITS):
+      raise ValueError(f"{self.num_frames} frames at {self.frames_per_shard} per shard are "
+                       f"more than {MAX_SHARDS} shards; raise frames_per_shard")
     if len(self.users_per_split) != len(records.SPLITS) or min(self.users_per_split) < 1:
       raise ValueError(f"users_per_split must be {len(records.SPLITS)} positive counts "
                        f"(train, val, test), got {self.users_per_split}")
@@ -105,6 +118,36 @@ def _write_shard(args) -> tuple[str, int]:
   return shard.file, shard.stop - shard.start
 
 
+def _previous_entries(out_dir: str) -> dict[str, dict]:
+  """The shard entries of the manifest a previous run wrote, by file name ({} if none)."""
+  try:
+    manifest = records.load_manifest(out_dir)
+  except records.RecordError:
+    return {}
+  return {s["file"]: s for info in manifest["splits"].values() for s in info["shards"]}
+
+
+def _intact(out_dir: str, shard: Shard, entry: dict | None) -> bool:
+  """Whether an existing shard file can be kept on a rerun; removes it if not.
+
+  Checked against the previous manifest's entry (size, sha256, record count)
+  where there is one, else by its framing, record count and a full read.
+  """
+  path = os.path.join(out_dir, shard.file)
+  if not os.path.exists(path):
+    return False
+  count = shard.stop - shard.start
+  if entry is not None and entry["num_frames"] == count and "sha256" in entry:
+    problem = integrity.shard_problem(path, entry)
+  else:
+    problem = (integrity.shard_problem(path, {"num_frames": count})
+               or "; ".join(integrity.bad_records(path, count)[0]) or None)
+  if problem:
+    logging.warning("%s: rendering it again", problem)
+    os.unlink(path)
+  return not problem
+
+
 def generate(config: GeneratorConfig, out_dir: str, workers: int = 1,
              progress: Callable[[int, int, float], None] | None = None) -> dict:
   """Generates (or completes) a data set in `out_dir` and writes its manifest.
@@ -137,12 +180,14 @@ def generate(config: GeneratorConfig, out_dir: str, workers: int = 1,
                        "use another --out or delete it")
   else:
     atomic.write_bytes(run_config, json.dumps(wanted, indent=2).encode())
-  for name in os.listdir(out_dir):  # Temporary files of a killed run.
+  for name in os.listdir(out_dir):  # Temporary shards of a killed run (any writer).
     if name.startswith(".") and ".tfrecord" in name:
       os.unlink(os.path.join(out_dir, name))
+  atomic.remove_stale(out_dir)  # And of the manifest.
 
   shards = plan(config)
-  todo = [s for s in shards if not os.path.exists(os.path.join(out_dir, s.file))]
+  previous = _previous_entries(out_dir)
+  todo = [s for s in shards if not _intact(out_dir, s, previous.get(s.file))]
   total = sum(s.stop - s.start for s in todo)
   logging.info("%d of %d shards to render (%d frames) with %d workers", len(todo), len(shards),
                total, workers)

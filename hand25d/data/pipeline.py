@@ -13,6 +13,7 @@ import numpy as np
 
 from hand25d import spec
 from hand25d.data import composite
+from hand25d.data import integrity
 from hand25d.data import records
 
 import tensorflow as tf  # After hand25d, which sets TF_USE_LEGACY_KERAS.
@@ -103,7 +104,15 @@ def parse(path: tf.Tensor, index: tf.Tensor, serialized: tf.Tensor) -> dict:
   for name, (dtype, shape) in _LABELS.items():
     values = checked(name, f[name], int(np.prod(shape)))
     out[name] = tf.reshape(tf.cast(values, tf.float32 if dtype == tf.float32 else tf.int32), shape)
-  return out
+  # Class labels outside their spec range would fail much later, in a gather
+  # or a loss, naming no record.
+  ranges = dict(records.LABEL_CLASSES, segmentation=spec.NUM_SEGMENTATION_CLASSES)
+  checks = [tf.debugging.Assert(
+      tf.reduce_all((out[name] >= 0) & (out[name] < count)),
+      where + [f"{name} outside the spec range [0, {count}): min", tf.reduce_min(out[name]),
+               "max", tf.reduce_max(out[name])]) for name, count in ranges.items()]
+  with tf.control_dependencies(checks):
+    return {k: tf.identity(v) for k, v in out.items()}
 
 
 def resize(frame: dict, height: int, width: int) -> dict:
@@ -281,7 +290,7 @@ def make_dataset(data_dir: str, split: str, batch_size: int, input_mode: str = "
                  shard_index: int = 0, num_shards: int = 1, num_epochs: int | None = 1,
                  input_height: int = spec.INPUT_HEIGHT, input_width: int = spec.INPUT_WIDTH,
                  shuffle_buffer: int = 1024, cache: bool = False,
-                 with_extras: bool = False) -> tf.data.Dataset:
+                 with_extras: bool = False, skip_corrupt: bool = False) -> tf.data.Dataset:
   """Batched (features, targets) of one split of a data set written by generate or import.
 
   Args:
@@ -300,11 +309,15 @@ def make_dataset(data_dir: str, split: str, batch_size: int, input_mode: str = "
     cache: keep the serialised records in memory after the first pass.
     with_extras: add evaluation-only targets (keypoints_depth, roll_deg,
       depth_m, user_id, frame_id).
+    skip_corrupt: drop records that fail to read or decode (tf.data's
+      ignore_errors) instead of failing; a corrupt TFRecord frame ends its
+      file. integrity.bad_records counts what is dropped.
 
   Raises:
     records.RecordError: a missing or wrongly sized shard or manifest; a bad
       record fails at iteration with an InvalidArgumentError naming the shard
-      path and record index.
+      path and record index (a label out of range, a wrong size), or a
+      DataLossError or unparsable Example that `name_data_error` locates.
   """
   if input_mode not in spec.INPUT_MODES:
     raise ValueError(f"input mode {input_mode!r} is not one of {spec.INPUT_MODES}")
@@ -312,12 +325,18 @@ def make_dataset(data_dir: str, split: str, batch_size: int, input_mode: str = "
   if input_height % max_stride or input_width % max_stride:
     raise ValueError(f"input {input_height}x{input_width} must be divisible by {max_stride}")
   manifest = records.load_manifest(data_dir)
-  paths = records.shard_paths(data_dir, manifest, split)
+  paths = records.shard_paths(data_dir, manifest, split, check_size=not skip_corrupt)
   cfg = (augment_config or AugmentConfig()) if training else NO_AUGMENT
 
   files = tf.data.Dataset.from_tensor_slices(paths)
+
+  def read(p):
+    ds = tf.data.TFRecordDataset(p)
+    # ignore_errors inside the interleave: a corrupt file ends, the others go on.
+    return (ds.ignore_errors() if skip_corrupt else ds).enumerate().map(lambda i, r: (p, i, r))
+
   ds = files.interleave(
-      lambda p: tf.data.TFRecordDataset(p).enumerate().map(lambda i, r: (p, i, r)),
+      read,
       cycle_length=max(1, min(4, len(paths))), num_parallel_calls=tf.data.AUTOTUNE,
       deterministic=True)
   if num_shards > 1:
@@ -338,6 +357,8 @@ def make_dataset(data_dir: str, split: str, batch_size: int, input_mode: str = "
     return resize(frame, input_height, input_width)
 
   ds = ds.map(load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+  if skip_corrupt:
+    ds = ds.ignore_errors()
   ds = ds.batch(batch_size, drop_remainder=training)
 
   def finish(k, batch):
@@ -353,3 +374,34 @@ def make_dataset(data_dir: str, split: str, batch_size: int, input_mode: str = "
 
   ds = ds.enumerate().map(finish, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
   return ds.prefetch(tf.data.AUTOTUNE)
+
+
+# What iterating make_dataset raises for bad data. A record that is not an
+# Example can surface as a UnicodeDecodeError: TensorFlow quotes its raw bytes
+# in the error message and fails to decode them.
+DATA_ERRORS = (tf.errors.DataLossError, tf.errors.InvalidArgumentError, UnicodeDecodeError)
+
+
+def name_data_error(data_dir: str, split: str, error: Exception) -> records.RecordError:
+  """A RecordError naming the shards and records behind a tf.data read error.
+
+  TFRecordDataset's DataLossError ("corrupted record at 122514") and a record
+  that is not an Example name no file; this re-checks the split's shards
+  (manifest size, sha256 and record count first, then every record of the
+  shards that fail, or of all shards if none does) to find them, and says how
+  to recover.
+  """
+  manifest = records.load_manifest(data_dir)
+  shards = {records.resolve(data_dir, s["file"]): s["num_frames"]
+            for s in manifest["splits"][split]["shards"]}
+  failing = integrity.verify(data_dir, [split], manifest)
+  found = []
+  for path in (failing or shards):
+    found += integrity.bad_records(path, shards[path])[0]
+  found = found or list(failing.values())
+  message = records.error_message(error) if isinstance(error, tf.errors.OpError) else str(error)
+  where = ("\n  ".join(found) if found else
+           f"no bad record found on a second read of split {split!r} of {data_dir}")
+  return records.RecordError(f"reading split {split!r} of {data_dir} failed: "
+                             f"{(message.strip().splitlines() or [''])[0][:300]}\n  {where}\n"
+                             f"To recover: {records.RECOVERY}.")

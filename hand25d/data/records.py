@@ -9,6 +9,7 @@ tf.io.decode_raw) inside tf.data and numpy decodes them here.
 import hashlib
 import json
 import os
+import re
 import zlib
 
 import numpy as np
@@ -47,8 +48,31 @@ LABEL_FEATURES = {
 }
 
 
+# Label features with a class range: name -> number of classes (values in [0, n)).
+LABEL_CLASSES = {
+    "keypoint_visible": 2,
+    "hand_present": 2,
+    "pose": spec.NUM_POSE_CLASSES,
+    "orientation_bin": spec.NUM_ORIENTATION_BINS,
+}
+# How to recover from a bad shard (docs/data_format.md, "What is refused, and why").
+RECOVERY = ("regenerate that shard (rerun the command that wrote the data set: the generator "
+            "re-renders shards that fail verification), or train with --skip_corrupt_records "
+            "to skip and count the bad records")
+
+
 class RecordError(ValueError):
   """A record or shard is corrupt or does not match the documented format."""
+
+
+def check_labels(frame: dict, where: str) -> None:
+  """Raises RecordError if a class label or segmentation class is outside its spec range."""
+  ranges = dict(LABEL_CLASSES, segmentation=spec.NUM_SEGMENTATION_CLASSES)
+  for name, count in ranges.items():
+    value = np.asarray(frame[name])
+    if value.size and (value.min() < 0 or value.max() >= count):
+      raise RecordError(f"{where}: {name} holds {value.min()}..{value.max()}, outside the "
+                        f"spec range [0, {count})")
 
 
 def _bytes(v: bytes) -> tf.train.Feature:
@@ -76,6 +100,7 @@ def encode(frame: dict[str, np.ndarray], frame_id: int) -> bytes:
     if scale != 1.0:
       img = np.clip(np.round(img * scale), 0, np.iinfo(dtype).max)
     feats[name] = _bytes(zlib.compress(img.astype(np.dtype(dtype).newbyteorder("<")).tobytes(), 1))
+  check_labels(frame, f"frame {frame_id}")
   labels = dict(frame, frame_id=frame_id)
   for name, (kind, shape) in LABEL_FEATURES.items():
     value = np.asarray(labels[name])
@@ -101,7 +126,7 @@ def decode(serialized: bytes, where: str = "record") -> dict[str, np.ndarray]:
 
   Raises:
     RecordError: naming `where` and what is wrong (not an Example, a missing
-      feature, a wrong size).
+      feature, a wrong size, a label outside its spec range).
   """
   try:
     ex = tf.train.Example.FromString(serialized)
@@ -140,7 +165,13 @@ def decode(serialized: bytes, where: str = "record") -> dict[str, np.ndarray]:
       raise RecordError(f"{where}: feature {name!r} has {len(values)} values, expected "
                         f"{int(np.prod(shape))} for shape {shape}")
     frame[name] = np.array(values, np.float32 if kind == "float" else np.int64).reshape(shape)
+  check_labels(frame, where)
   return frame
+
+
+def error_message(e: tf.errors.OpError) -> str:
+  """A TensorFlow error's message without the op and function names around it."""
+  return re.sub(r"\{\{function_node [^}]*\}\}\s*|\s*\[Op:[^\]]*\].*$", "", e.message).strip()
 
 
 def read_shard(path: str):
@@ -159,41 +190,85 @@ def read_shard(path: str):
       index += 1
   except tf.errors.DataLossError as e:
     raise RecordError(f"shard {path} record {index}: corrupt or truncated TFRecord data "
-                      f"({e.message})") from e
+                      f"({error_message(e)})") from e
 
 
 def load_manifest(data_dir: str) -> dict:
-  """The data set's manifest; raises RecordError naming the file if absent or wrong."""
+  """The data set's manifest, checked for consistency.
+
+  Raises:
+    RecordError: naming the file, if it is absent, unreadable, of another
+      format, or its frame counts disagree with its shards.
+  """
   path = os.path.join(data_dir, MANIFEST)
   try:
     with open(path) as fp:
       manifest = json.load(fp)
   except (OSError, json.JSONDecodeError) as e:
     raise RecordError(f"cannot read manifest {path}: {e}") from e
-  if manifest.get("format") != FORMAT:
-    raise RecordError(f"{path}: format {manifest.get('format')!r}, expected {FORMAT!r}")
+  if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
+    found = manifest.get("format") if isinstance(manifest, dict) else type(manifest).__name__
+    raise RecordError(f"{path}: format {found!r}, expected {FORMAT!r}")
+  if not isinstance(manifest.get("splits"), dict):
+    raise RecordError(f"{path}: no 'splits' mapping")
+  for split, info in manifest["splits"].items():
+    try:
+      total = int(info["num_frames"])
+      counts = [int(shard["num_frames"]) for shard in info["shards"]]
+    except (KeyError, TypeError, ValueError) as e:
+      raise RecordError(f"{path}: split {split!r} lacks num_frames or shards, or a shard "
+                        f"its num_frames ({e!r})") from e
+    if not all(isinstance(shard.get("file"), str) for shard in info["shards"]):
+      raise RecordError(f"{path}: split {split!r} has a shard without a file name")
+    if min(counts, default=1) < 1 or sum(counts) != total:
+      raise RecordError(f"{path}: split {split!r} says {total} frames, its shards hold "
+                        f"{counts}; the manifest does not match its shards")
   return manifest
 
 
-def shard_paths(data_dir: str, manifest: dict, split: str) -> list[str]:
-  """Paths of a split's shards, checked to exist with the size the manifest records.
+def resolve(data_dir: str, name: str) -> str:
+  """The path of a shard named in the manifest, which must lie inside data_dir.
+
+  The name is checked as written (a shard may be a symlink to another disk).
 
   Raises:
-    RecordError: for an unknown or empty split, or a missing or wrongly sized
-      shard (e.g. truncated after the manifest was written).
+    RecordError: for an absolute name or one that leaves the data directory
+      (e.g. '../x.tfrecord' or '/etc/hostname').
   """
+  norm = os.path.normpath(str(name))
+  if os.path.isabs(norm) or norm in (".", "") or norm.split(os.sep)[0] == "..":
+    raise RecordError(f"{os.path.join(data_dir, MANIFEST)}: shard {name!r} is not a file "
+                      f"inside the data directory {data_dir}; refused")
+  return os.path.join(data_dir, norm)
+
+
+def split_info(data_dir: str, manifest: dict, split: str) -> dict:
+  """The manifest entry of a split; raises RecordError naming the splits there are."""
   if split not in manifest["splits"]:
     raise RecordError(f"{data_dir}: no split {split!r}; the manifest has "
                       f"{sorted(manifest['splits'])}")
+  return manifest["splits"][split]
+
+
+def shard_paths(data_dir: str, manifest: dict, split: str, check_size: bool = True) -> list[str]:
+  """Paths of a split's shards, checked to exist with the size the manifest records.
+
+  check_size=False lets a truncated shard through (to be read up to its cut).
+
+  Raises:
+    RecordError: for an unknown or empty split, a shard outside data_dir, or a
+      missing or wrongly sized shard (e.g. truncated after the manifest was
+      written).
+  """
   paths = []
-  for shard in manifest["splits"][split]["shards"]:
-    path = os.path.join(data_dir, shard["file"])
-    if not os.path.exists(path):
-      raise RecordError(f"shard {path} listed in the manifest does not exist")
+  for shard in split_info(data_dir, manifest, split)["shards"]:
+    path = resolve(data_dir, shard["file"])
+    if not os.path.isfile(path):
+      raise RecordError(f"shard {path} listed in the manifest does not exist; {RECOVERY}")
     size = os.path.getsize(path)
-    if size != shard["bytes"]:
+    if check_size and "bytes" in shard and size != shard["bytes"]:
       raise RecordError(f"shard {path} has {size} bytes, the manifest says {shard['bytes']}: "
-                        "it is truncated or was changed; regenerate it")
+                        f"it is truncated or was changed; {RECOVERY}")
     paths.append(path)
   if not paths:
     raise RecordError(f"{data_dir}: split {split!r} has no frames")

@@ -18,8 +18,9 @@ from hand25d.model import config as model_config
 DISTRIBUTIONS = ("auto", "one_device", "mirrored", "multi_worker")
 CONFIG_FILE = "config.json"
 # Fields that may change when a run resumes: they don't change what is learned.
+# skip_corrupt_records may be turned on to resume a run stopped by a bad record.
 RESUMABLE_FIELDS = ("log_every_steps", "eval_every_steps", "checkpoint_every_steps",
-                    "keep_checkpoints", "max_eval_batches", "progress")
+                    "keep_checkpoints", "max_eval_batches", "progress", "skip_corrupt_records")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -52,6 +53,9 @@ class TrainConfig:
   # Weights (Keras .h5, e.g. hand25d/pretrained/training.weights.h5) loaded by
   # layer name into the model when a run starts; "" starts from random weights.
   init_weights: str = ""
+  # Skip records that fail to read or decode instead of stopping; the run's
+  # summary counts them (docs/data_format.md, "What is refused, and why").
+  skip_corrupt_records: bool = False
 
   def __post_init__(self):
     if self.model.input_mode not in spec.INPUT_MODES:

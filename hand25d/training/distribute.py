@@ -6,11 +6,14 @@ the `TF_CONFIG` environment variable (docs/training.md). Each input pipeline
 (one per worker) reads its own share of the shards.
 """
 
+import glob
 import hashlib
 import json
 import os
+import re
 import shutil
 
+from absl import logging
 import tensorflow as tf
 
 from hand25d.data import pipeline
@@ -92,18 +95,77 @@ def cleanup(strategy: tf.distribute.Strategy, workdir: str) -> None:
     shutil.rmtree(_scratch_dir(strategy, workdir), ignore_errors=True)
 
 
+class CorruptCheckpointError(RuntimeError):
+  """A checkpoint's files are missing, truncated or corrupt."""
+
+
+# What TensorFlow raises for a checkpoint whose files are damaged: a short
+# data file (IndexError "Read less bytes than requested"), a bad index
+# ("not an sstable", raised as a plain OpError), a bad CRC (DataLossError), a
+# deleted file (NotFoundError).
+_DAMAGE = (IndexError, tf.errors.DataLossError, tf.errors.NotFoundError)
+
+
 def restore(ckpt: tf.train.Checkpoint, path: str) -> None:
   """Restores a training checkpoint, or says clearly why it does not fit.
 
   Raises:
     ValueError: the checkpoint was written by another architecture or config.
+    CorruptCheckpointError: its files are missing, truncated or corrupt.
   """
+  if not glob.glob(glob.escape(path) + ".data-*") or not os.path.exists(path + ".index"):
+    raise CorruptCheckpointError(f"checkpoint {path}: its .index or .data files are missing")
   try:
     ckpt.restore(path).assert_existing_objects_matched()
   except (AssertionError, ValueError, tf.errors.InvalidArgumentError) as e:
     raise ValueError(
         f"checkpoint {path} does not fit this model (another architecture, heads or "
         f"config?): {str(e).splitlines()[0][:400]}") from e
+  except tf.errors.OpError as e:
+    if not isinstance(e, _DAMAGE) and type(e) is not tf.errors.OpError:
+      raise
+    raise CorruptCheckpointError(f"checkpoint {path} is damaged: "
+                                 f"{e.message.splitlines()[0][:300]}") from e
+  except IndexError as e:
+    raise CorruptCheckpointError(f"checkpoint {path} is truncated: {e}") from e
+
+
+def checkpoints(directory: str) -> list[str]:
+  """The checkpoint prefixes in `directory`, newest (highest number) first.
+
+  Both the ones the checkpoint state file lists (whose files may be gone)
+  and any others with an .index file.
+  """
+  state = tf.train.get_checkpoint_state(directory)
+  names = [os.path.basename(p) for p in (state.all_model_checkpoint_paths if state else [])]
+  names += [os.path.basename(p)[:-len(".index")]
+            for p in glob.glob(os.path.join(glob.escape(directory), "*-*.index"))]
+  numbered = {n for n in names if re.fullmatch(r".+-\d+", n)}
+  return [os.path.join(directory, n)
+          for n in sorted(numbered, key=lambda n: int(n.rsplit("-", 1)[1]), reverse=True)]
+
+
+def restore_newest(ckpt: tf.train.Checkpoint, directory: str) -> str | None:
+  """Restores the newest intact checkpoint in `directory`; returns its prefix or None.
+
+  A newer checkpoint that is truncated, empty, corrupt or deleted (e.g. by a
+  full disk or a kill during a copy) is skipped with a warning.
+
+  Raises:
+    ValueError: a checkpoint of another architecture or config.
+    CorruptCheckpointError: there are checkpoints, but none is intact.
+  """
+  found = checkpoints(directory)
+  for path in found:
+    try:
+      restore(ckpt, path)
+      return path
+    except CorruptCheckpointError as e:
+      logging.warning("%s; falling back to the previous checkpoint", e)
+  if found:
+    raise CorruptCheckpointError(f"no intact checkpoint in {directory} (tried {len(found)}); "
+                                 "restore it from a copy, or delete it to start over")
+  return None
 
 
 def split_frames(data_dir: str, split: str) -> int:
@@ -140,7 +202,8 @@ def epoch_dataset(strategy: tf.distribute.Strategy, cfg: config_lib.TrainConfig,
         augment_config=None if cfg.augment else pipeline.NO_AUGMENT,
         seed=epoch_seed(cfg.seed, epoch), shard_index=ctx.input_pipeline_id,
         num_shards=ctx.num_input_pipelines, num_epochs=None,
-        input_height=cfg.model.input_height, input_width=cfg.model.input_width)
+        input_height=cfg.model.input_height, input_width=cfg.model.input_width,
+        skip_corrupt=cfg.skip_corrupt_records)
     replicas_per_pipeline = ctx.num_replicas_in_sync // ctx.num_input_pipelines
     # num_epochs=None: a worker's share may hold fewer batches than an epoch has steps.
     return data.skip(skip_steps * replicas_per_pipeline)

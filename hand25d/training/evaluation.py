@@ -53,9 +53,9 @@ def find_run(checkpoint: str) -> tuple[str, str]:
   if os.path.isdir(path):
     for candidate in (path, os.path.join(path, "checkpoints", "best"),
                       os.path.join(path, "checkpoints")):
-      latest = tf.train.latest_checkpoint(candidate)
-      if latest:
-        path = latest
+      found = distribute.checkpoints(candidate)
+      if found:
+        path = found[0]
         break
     else:
       raise FileNotFoundError(f"no checkpoint in {checkpoint}")
@@ -74,13 +74,25 @@ def find_run(checkpoint: str) -> tuple[str, str]:
 def load_model(checkpoint: str) -> tuple[keras.Model, config_lib.TrainConfig, str]:
   """The training model of a saved run with the checkpoint's weights restored.
 
+  Given a directory, a newest checkpoint that is damaged is skipped with a
+  warning (distribute.restore_newest); a checkpoint named by its prefix is
+  restored as named.
+
   Returns:
     (model, the run's config, the checkpoint prefix restored).
+
+  Raises:
+    distribute.CorruptCheckpointError: the named checkpoint, or every one in
+      the directory, is damaged.
   """
   workdir, prefix = find_run(checkpoint)
   cfg = config_lib.load(workdir)
   model = network.build_training_model(cfg.model)
-  distribute.restore(tf.train.Checkpoint(model=model), prefix)
+  ckpt = tf.train.Checkpoint(model=model)
+  if os.path.isdir(checkpoint):
+    prefix = distribute.restore_newest(ckpt, os.path.dirname(prefix))
+  else:
+    distribute.restore(ckpt, prefix)
   return model, cfg, prefix
 
 
@@ -90,12 +102,18 @@ def evaluate_checkpoint(checkpoint: str, data_dir: str, split: str, out_dir: str
 
   Returns:
     The metrics dict, with the checkpoint, data and split recorded in it.
+
+  Raises:
+    hand25d.data.records.RecordError: a bad record, named by shard and record index.
   """
   model, cfg, prefix = load_model(checkpoint)
   data = pipeline.make_dataset(data_dir, split, batch_size, input_mode=cfg.model.input_mode,
                                training=False, input_height=cfg.model.input_height,
                                input_width=cfg.model.input_width)
-  res = make_evaluator(model)(data)
+  try:
+    res = make_evaluator(model)(data)
+  except pipeline.DATA_ERRORS as e:
+    raise pipeline.name_data_error(data_dir, split, e) from e
   res = {"checkpoint": prefix, "data_dir": os.path.abspath(data_dir), "split": split, **res}
   atomic.write_json(os.path.join(out_dir, "metrics.json"), res)
   atomic.write_text(os.path.join(out_dir, "metrics.md"), metrics.format_markdown(res))

@@ -15,11 +15,14 @@ import time
 from typing import Optional
 
 from absl import logging
+import numpy as np
 import tensorflow as tf
 import tf_keras as keras
 
 from hand25d import atomic
 from hand25d.data import pipeline
+from hand25d.data import integrity
+from hand25d.data import records
 from hand25d.model import network
 from hand25d.training import config as config_lib
 from hand25d.training import distribute
@@ -29,6 +32,10 @@ from hand25d.training import step as step_lib
 
 BEST_DIR = "best"
 SUMMARY_FILE = "summary.json"
+# A run whose last loss or largest weight exceeds these has diverged: finite,
+# so never skipped as non-finite, but useless (seen: weights ~1e30, loss ~1e13).
+DIVERGED_LOSS = 1e6
+DIVERGED_WEIGHT = 1e6
 
 
 class NonFiniteLossError(RuntimeError):
@@ -67,6 +74,67 @@ def _progress_line(step: int, total: int, loss: float, rate: float, batch_size: 
   sys.stderr.flush()
 
 
+def check_data(cfg: config_lib.TrainConfig) -> dict:
+  """Checks the splits a run reads, before it writes anything or takes a step.
+
+  Every shard of the train and eval splits is checked against the manifest
+  (size, sha256, record count; integrity.verify), and the train split must
+  hold at least one batch. With cfg.skip_corrupt_records, the shards that
+  fail and those without a recorded sha256 are read in full to count the
+  records tf.data will skip (a shard whose digest matches holds what
+  records.encode wrote).
+
+  Returns:
+    {"per_pass": {split: records skipped per pass}, "shards": {path: count}}
+    with cfg.skip_corrupt_records, else {}.
+
+  Raises:
+    records.RecordError: no manifest in cfg.data_dir, a missing or empty
+      split, or (without cfg.skip_corrupt_records) a shard that fails, with
+      its bad records named and how to recover.
+    ValueError: fewer train frames than one batch.
+  """
+  manifest = records.load_manifest(cfg.data_dir)
+  splits = list(dict.fromkeys((cfg.train_split, cfg.eval_split)))
+  failing = integrity.verify(cfg.data_dir, splits, manifest)
+  train_frames = int(manifest["splits"][cfg.train_split]["num_frames"])
+  if train_frames < cfg.batch_size:
+    raise ValueError(f"split {cfg.train_split!r} of {cfg.data_dir} has {train_frames} frames, "
+                     f"fewer than one batch of {cfg.batch_size}")
+  if not failing and not cfg.skip_corrupt_records:
+    return {}
+  shards = {records.resolve(cfg.data_dir, s["file"]): (split, s)
+            for split in splits for s in manifest["splits"][split]["shards"]}
+  suspects = list(failing)
+  if cfg.skip_corrupt_records:
+    suspects += [p for p, (_, s) in shards.items() if "sha256" not in s and p not in failing]
+  lines, lost = [], {}
+  for path in suspects:
+    found, count = integrity.bad_records(path, shards[path][1]["num_frames"])
+    lines += ([failing[path]] if path in failing else []) + found
+    if count:
+      lost[path] = count
+  if not cfg.skip_corrupt_records:
+    raise records.RecordError(
+        f"{len(failing)} shard(s) of {cfg.data_dir} fail the check against its manifest:\n  "
+        + "\n  ".join(lines) + f"\nTo recover: {records.RECOVERY}.")
+  per_pass = {split: sum(n for p, n in lost.items() if shards[p][0] == split) for split in splits}
+  if lines:
+    logging.warning("--skip_corrupt_records: records skipped per pass %s:\n  %s", per_pass,
+                    "\n  ".join(lines))
+  return {"per_pass": per_pass, "shards": lost}
+
+
+def divergence(model: keras.Model, last_loss: float | None) -> str | None:
+  """Why a run counts as diverged (DIVERGED_LOSS, DIVERGED_WEIGHT), or None."""
+  largest = max(float(np.max(np.abs(w))) for w in model.get_weights())
+  if not largest <= DIVERGED_WEIGHT:
+    return f"largest weight {largest:.3g} > {DIVERGED_WEIGHT:g}"
+  if last_loss is not None and not last_loss <= DIVERGED_LOSS:
+    return f"last loss {last_loss:.3g} > {DIVERGED_LOSS:g}"
+  return None
+
+
 def train_and_evaluate(cfg: config_lib.TrainConfig, workdir: str) -> dict:
   """Trains (or resumes) the run in `workdir`, evaluating as it goes.
 
@@ -76,13 +144,18 @@ def train_and_evaluate(cfg: config_lib.TrainConfig, workdir: str) -> dict:
 
   Returns:
     A summary dict (also written as summary.json): steps done, whether the run
-    finished or stopped on a signal, the last and best validation metrics.
+    finished, diverged (see `divergence`) or stopped on a signal, the last and
+    best validation metrics, and with cfg.skip_corrupt_records the records
+    skipped.
 
   Raises:
     ValueError: the workdir holds a run with another config or architecture.
+    records.RecordError: the data fail `check_data` (nothing is written), or a
+      record fails to read during the run (a checkpoint is saved first).
     NonFiniteLossError: cfg.max_nonfinite_steps consecutive non-finite steps.
   """
   cfg = config_lib.with_heads_for_losses(cfg)
+  skipped = check_data(cfg)
   keras.utils.set_random_seed(cfg.seed)  # Python, numpy and TensorFlow.
   if cfg.deterministic:
     tf.config.experimental.enable_op_determinism()
@@ -90,11 +163,7 @@ def train_and_evaluate(cfg: config_lib.TrainConfig, workdir: str) -> dict:
   chief = distribute.is_chief(strategy)
   if chief:
     config_lib.save_or_check(cfg, workdir)
-  train_frames = distribute.split_frames(cfg.data_dir, cfg.train_split)
-  steps_per_epoch = train_frames // cfg.batch_size
-  if steps_per_epoch < 1:
-    raise ValueError(f"split {cfg.train_split!r} of {cfg.data_dir} has {train_frames} frames, "
-                     f"fewer than one batch of {cfg.batch_size}")
+  steps_per_epoch = distribute.split_frames(cfg.data_dir, cfg.train_split) // cfg.batch_size
   total_steps = steps_per_epoch * cfg.epochs
 
   with strategy.scope():
@@ -114,9 +183,9 @@ def train_and_evaluate(cfg: config_lib.TrainConfig, workdir: str) -> dict:
   best_manager = tf.train.CheckpointManager(
       tf.train.Checkpoint(model=model), distribute.checkpoint_dir(strategy, workdir, BEST_DIR),
       max_to_keep=1)
-  if manager.latest_checkpoint:
-    distribute.restore(ckpt, manager.latest_checkpoint)
-    logging.info("Resumed %s at step %d", manager.latest_checkpoint, int(step_var.numpy()))
+  resumed = distribute.restore_newest(ckpt, ckpt_dir)
+  if resumed:
+    logging.info("Resumed %s at step %d", resumed, int(step_var.numpy()))
   elif cfg.init_weights:
     load_initial_weights(model, cfg.init_weights)
 
@@ -127,14 +196,34 @@ def train_and_evaluate(cfg: config_lib.TrainConfig, workdir: str) -> dict:
   eval_writer = (tf.summary.create_file_writer(os.path.join(workdir, "eval")) if chief
                  else tf.summary.create_noop_writer())
 
+  # The step of the newest intact checkpoint (the manager's latest may be a damaged one).
+  saved = [_checkpoint_step(resumed) if resumed else None]
+
+  def save(step: int) -> None:
+    manager.save(checkpoint_number=step)
+    distribute.cleanup(strategy, workdir)
+    saved[0] = step
+
+  def data_error(split: str, step: int, error: Exception) -> records.RecordError:
+    """Saves a checkpoint (if this step has none) and names the bad record."""
+    if saved[0] != step:
+      save(step)
+    named = pipeline.name_data_error(cfg.data_dir, split, error)
+    return records.RecordError(f"{named}\nStep {step} is checkpointed in {ckpt_dir}; after "
+                               "recovering, rerun the same command to resume.")
+
   def run_eval(step: int) -> dict:
     data = pipeline.make_dataset(cfg.data_dir, cfg.eval_split, cfg.batch_size,
                                  input_mode=cfg.model.input_mode, training=False,
                                  input_height=cfg.model.input_height,
-                                 input_width=cfg.model.input_width)
+                                 input_width=cfg.model.input_width,
+                                 skip_corrupt=cfg.skip_corrupt_records)
     if cfg.max_eval_batches:
       data = data.take(cfg.max_eval_batches)
-    res = evaluate(data)
+    try:
+      res = evaluate(data)
+    except pipeline.DATA_ERRORS as e:
+      raise data_error(cfg.eval_split, step, e) from e
     with eval_writer.as_default(step=step):
       for key, value in evaluation.scalars(res).items():
         tf.summary.scalar(key, value)
@@ -147,7 +236,7 @@ def train_and_evaluate(cfg: config_lib.TrainConfig, workdir: str) -> dict:
 
   progress = cfg.progress and chief and sys.stderr.isatty()
   consecutive_bad = 0
-  last_eval = None
+  last_eval, last_loss = None, None
   step = int(step_var.numpy())
   busy, examples = 0.0, 0  # Seconds in train steps (data included) since the last log.
   run_busy, run_examples = 0.0, 0  # The same since this process started.
@@ -157,8 +246,14 @@ def train_and_evaluate(cfg: config_lib.TrainConfig, workdir: str) -> dict:
       batches = iter(distribute.epoch_dataset(strategy, cfg, epoch, skip_steps=in_epoch))
       for _ in range(steps_per_epoch - in_epoch):
         t0 = time.perf_counter()
-        out = train_step(next(batches))
+        try:
+          batch = next(batches)
+        except pipeline.DATA_ERRORS as e:
+          raise data_error(cfg.train_split, step, e) from e
+        out = train_step(batch)
         applied = bool(out["applied"])  # Waits for the step to finish.
+        if applied:  # A skipped non-finite step is not divergence.
+          last_loss = float(out["total"])
         busy += time.perf_counter() - t0
         run_busy += time.perf_counter() - t0
         step += 1
@@ -198,23 +293,29 @@ def train_and_evaluate(cfg: config_lib.TrainConfig, workdir: str) -> dict:
         if step % cfg.eval_every_steps == 0 or step == total_steps:
           last_eval = run_eval(step)
         if step % cfg.checkpoint_every_steps == 0:
-          manager.save(checkpoint_number=step)
-          distribute.cleanup(strategy, workdir)
+          save(step)
         if stop.signal_name is not None:
           break
     if progress:
       sys.stderr.write("\n")
-    if manager.latest_checkpoint is None or _checkpoint_step(manager.latest_checkpoint) != step:
-      manager.save(checkpoint_number=step)
-      distribute.cleanup(strategy, workdir)
+    if saved[0] != step:
+      save(step)
   status = "finished" if step >= total_steps else f"stopped by {stop.signal_name}"
   if status != "finished":
     logging.warning("%s at step %d: checkpoint saved, resume with the same command",
                     status, step)
+  diverged = divergence(model, last_loss)
+  if diverged:
+    status = "diverged"
+    logging.warning("The run diverged (%s): lower --learning_rate and start a new run", diverged)
   summary = {"status": status, "step": step, "total_steps": total_steps,
              "best_mean_px_error": (None if best_error.numpy() == float("inf")
                                     else float(best_error.numpy())),
              "last_eval": last_eval}
+  if diverged:
+    summary["diverged"] = diverged
+  if cfg.skip_corrupt_records:
+    summary["skipped_records"] = skipped
   if chief:
     atomic.write_json(os.path.join(workdir, SUMMARY_FILE), summary)
   return summary
