@@ -18,7 +18,7 @@ Paths are relative to the image root and must stay inside it.
 
 Nothing is skipped or converted silently: input outside that contract is
 refused with a CocoError naming the JSON file and the image or annotation id
-(docs/data_format.md, "What is refused, and why"), so bad input never becomes
+(docs/data_format.md, "What the import refuses"), so bad input never becomes
 a bad label. The image files are read by hand25d.data.coco_images.
 """
 
@@ -295,7 +295,7 @@ def load_frames(json_path: str, image_root: str) -> Iterator[tuple[int, dict]]:
 
   Raises:
     CocoError: naming the JSON file and the image or annotation id, for input
-      outside the contract of docs/data_format.md ("What is refused, and why").
+      outside the contract of docs/data_format.md ("What the import refuses").
   """
   images, by_image = _parse(json_path)
   return _frames(images, by_image, image_root, json_path)
