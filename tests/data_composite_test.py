@@ -57,3 +57,23 @@ def test_nearer_pasted_hand_hides_the_keypoints_it_covers():
   back = composite.composite(_frame(spec.LEFT, 0.0, 0.35), _frame(spec.RIGHT, 0.0, 0.6), spec.RIGHT)
   assert np.asarray(back["keypoint_visible"])[spec.RIGHT].sum() < b["keypoint_visible"][
       spec.RIGHT].sum()
+
+
+def test_label_known_flags_move_with_the_hand_and_an_unknown_mask_stays_unknown():
+  a = _frame(spec.LEFT, -0.1, 0.5)
+  b = _frame(spec.RIGHT, 0.1, 0.5)
+  # Without a mask b's hand cannot be cut out.
+  assert not bool(composite.can_composite(a, dict(b, segmentation_known=0), spec.RIGHT))
+  a_unknown = dict(a, segmentation=np.zeros_like(a["segmentation"]), segmentation_known=0,
+                   pose_known=np.array([0, 1]), orientation_known=np.array([1, 1]))
+  b = dict(b, pose_known=np.array([1, 1]), orientation_known=np.array([1, 0]))
+  assert bool(composite.can_composite(a_unknown, b, spec.RIGHT))
+  out = {k: np.asarray(v) for k, v in composite.composite(a_unknown, b, spec.RIGHT).items()}
+  assert out["segmentation_known"] == 0
+  np.testing.assert_array_equal(out["pose_known"], [0, 1])
+  np.testing.assert_array_equal(out["orientation_known"], [1, 0])
+  # a's keypoints are not lost to its unknown (all background) mask; b's hand is beside it.
+  np.testing.assert_array_equal(out["keypoint_visible"][spec.LEFT],
+                                a["keypoint_visible"][spec.LEFT])
+  known = composite.composite(a, b, spec.RIGHT)
+  assert int(known["segmentation_known"]) == 1

@@ -33,6 +33,9 @@ def _expected_shapes(b):
       "pose": ([b, spec.NUM_SIDES], tf.int32),
       "segmentation": ([b, _H // spec.SEGMENTATION_STRIDE, _W // spec.SEGMENTATION_STRIDE],
                        tf.int32),
+      "segmentation_known": ([b], tf.float32),
+      "pose_known": ([b, spec.NUM_SIDES], tf.float32),
+      "orientation_known": ([b, spec.NUM_SIDES], tf.float32),
   }
   for s in spec.DEEP_SUPERVISION_STRIDES:
     shapes[f"keypoint_index_s{s}"] = ([b, spec.NUM_SIDES, spec.NUM_KEYPOINTS], tf.int32)
@@ -116,6 +119,19 @@ def test_flip_swaps_sides_labels_and_mirrors_the_image():
   flat_in = batch["keypoint_visible"].numpy().reshape(-1, spec.NUM_AUX_CHANNELS)
   flat_out = out["keypoint_visible"].numpy().reshape(-1, spec.NUM_AUX_CHANNELS)
   np.testing.assert_array_equal(flat_out, flat_in[:, list(spec.AUX_FLIP_PERMUTATION)])
+
+
+def test_flip_swaps_label_known_flags_with_the_hands():
+  batch = _decoded_batch()
+  np.testing.assert_array_equal(batch["segmentation_known"], 1)  # The fixture has no flags.
+  batch = dict(batch, pose_known=tf.constant([[1, 0]] * 4), orientation_known=tf.constant(
+      [[0, 1]] * 4), segmentation_known=tf.constant([0, 1, 0, 1]))
+  cfg = pipeline.AugmentConfig(scale_range=(1.0, 1.0), max_rotation_deg=0.0,
+                               max_translation=0.0, flip_prob=1.0)
+  out = pipeline.augment(batch, cfg, tf.constant([0, 0], tf.int64))
+  np.testing.assert_array_equal(out["pose_known"], [[0, 1]] * 4)
+  np.testing.assert_array_equal(out["orientation_known"], [[1, 0]] * 4)
+  np.testing.assert_array_equal(out["segmentation_known"], [0, 1, 0, 1])
 
 
 def test_rotation_moves_keypoints_with_the_image():

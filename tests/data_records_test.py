@@ -35,6 +35,24 @@ def test_encode_decode_round_trip():
   assert back["frame_id"] == 17
 
 
+def test_label_known_flags_absent_means_known_and_are_written_only_when_unknown():
+  frame = scene.render_frame(4, scene.SceneConfig().scaled(60, 80))
+  plain = records.encode(frame, 17)
+  back = records.decode(plain)  # The generator writes no flags: all known.
+  assert back["segmentation_known"] == 1
+  np.testing.assert_array_equal(back["pose_known"], [1, 1])
+  np.testing.assert_array_equal(back["orientation_known"], [1, 1])
+  # All known: the same bytes as a record without flags (old data sets stay as they are).
+  assert records.encode(back, 17) == plain
+  unknown = dict(frame, segmentation_known=0, pose_known=[1, 0], orientation_known=[0, 1])
+  back = records.decode(records.encode(unknown, 17))
+  assert back["segmentation_known"] == 0
+  np.testing.assert_array_equal(back["pose_known"], [1, 0])
+  np.testing.assert_array_equal(back["orientation_known"], [0, 1])
+  with pytest.raises(records.RecordError, match="pose_known holds"):
+    records.encode(dict(frame, pose_known=[2, 0]), 17)
+
+
 def test_encode_rejects_wrong_shape():
   frame = scene.render_frame(4, scene.SceneConfig().scaled(60, 80))
   frame["keypoints_xy"] = frame["keypoints_xy"][:, :5]

@@ -14,6 +14,9 @@ from hand25d import spec
 # Keys with a leading side axis: they move with the hand.
 PER_SIDE_KEYS = ("keypoints_xy", "keypoints_depth", "keypoint_visible", "hand_present", "pose",
                  "orientation_bin", "roll_deg")
+# Label-known flags (hand25d.data.records.KNOWN_FEATURES) with a side axis:
+# they move with the hand too. A frame without them is fully labelled.
+PER_SIDE_FLAGS = ("pose_known", "orientation_known")
 # Keys whose last two axes are the image: pixels move with the hand.
 IMAGE_KEYS = ("amplitude", "depth", "true_depth", "phase_frames")
 
@@ -34,8 +37,17 @@ def keypoint_labels_at(segmentation: tf.Tensor, keypoints_xy: tf.Tensor) -> tf.T
   return tf.where(inside, tf.cast(tf.gather_nd(segmentation, idx), tf.int32), -1)
 
 
+def _known(frame: dict, name: str, shape) -> tf.Tensor:
+  """A label-known flag of a (batched) frame as bool; all known if the frame has none."""
+  if name in frame:
+    return tf.cast(frame[name], tf.bool)
+  return tf.ones(shape, tf.bool)
+
+
 def can_composite(a: dict, b: dict, side) -> tf.Tensor:
   """True where b has a hand of `side` and a has none (a frame holds one hand per side).
+
+  b's segmentation must be known: without a mask its hand cannot be cut out.
 
   Works on single frames (side an int) and on batches (side an int or [B]).
   """
@@ -43,7 +55,9 @@ def can_composite(a: dict, b: dict, side) -> tf.Tensor:
   present_b = tf.convert_to_tensor(b["hand_present"])
   side = tf.convert_to_tensor(side, tf.int32)
   take = lambda p: tf.gather(p, side, axis=-1, batch_dims=side.shape.rank)
-  return tf.cast(take(present_b), tf.bool) & tf.logical_not(tf.cast(take(present_a), tf.bool))
+  seg_known_b = _known(b, "segmentation_known", tf.shape(present_b)[:-1])
+  return (tf.cast(take(present_b), tf.bool) & tf.logical_not(tf.cast(take(present_a), tf.bool)) &
+          seg_known_b)
 
 
 def composite_batch(a: dict, b: dict, side: tf.Tensor, apply: tf.Tensor) -> dict:
@@ -88,9 +102,23 @@ def composite_batch(a: dict, b: dict, side: tf.Tensor, apply: tf.Tensor) -> dict
     va, vb = tf.convert_to_tensor(a[key]), tf.convert_to_tensor(b[key])
     mask = tf.reshape(is_side, [-1, spec.NUM_SIDES] + [1] * (va.shape.rank - 2))
     out[key] = tf.where(mask, tf.cast(vb, va.dtype), va)
-  # Visibility: still on its own hand's pixels in the merged mask.
-  labels = keypoint_labels_at(out["segmentation"], tf.cast(out["keypoints_xy"], tf.float32))
+  batch = tf.shape(seg_a)[:1]
+  per_side = tf.concat([batch, [spec.NUM_SIDES]], 0)
+  for key in PER_SIDE_FLAGS:
+    out[key] = tf.cast(tf.where(is_side, _known(b, key, per_side), _known(a, key, per_side)),
+                       tf.int32)
+  seg_known_a = _known(a, "segmentation_known", batch)
+  seg_known_b = _known(b, "segmentation_known", batch)
+  out["segmentation_known"] = tf.cast(tf.where(apply, seg_known_a & seg_known_b, seg_known_a),
+                                      tf.int32)
+  # Visibility: still on its own hand's pixels in the merged mask; with a's
+  # mask unknown, a's own keypoints only lose what the pasted hand covers.
+  xy = tf.cast(out["keypoints_xy"], tf.float32)
+  labels = keypoint_labels_at(out["segmentation"], xy)
   own = tf.equal(labels, tf.constant(spec.SIDE_SEGMENTATION_CLASS, tf.int32)[None, :, None])
+  covered = tf.equal(keypoint_labels_at(tf.cast(paste, tf.int32), xy), 1)
+  unknown_own = ~seg_known_a[:, None, None] & ~is_side[:, :, None]
+  own = own | (unknown_own & ~covered)
   vis = out["keypoint_visible"]
   out["keypoint_visible"] = tf.where(apply[:, None, None] & ~own, tf.zeros_like(vis), vis)
   present = out["hand_present"]

@@ -80,6 +80,7 @@ def parse(path: tf.Tensor, index: tf.Tensor, serialized: tf.Tensor) -> dict:
   spec_ = {"height": tf.io.VarLenFeature(tf.int64), "width": tf.io.VarLenFeature(tf.int64)}
   spec_.update({k: tf.io.VarLenFeature(tf.string) for k in _IMAGES})
   spec_.update({k: tf.io.VarLenFeature(d) for k, (d, _) in _LABELS.items()})
+  spec_.update({k: tf.io.VarLenFeature(tf.int64) for k in records.KNOWN_FEATURES})
   f = {k: tf.sparse.to_dense(v) for k, v in tf.io.parse_single_example(serialized, spec_).items()}
   where = ["shard", path, "record", index]
 
@@ -104,6 +105,11 @@ def parse(path: tf.Tensor, index: tf.Tensor, serialized: tf.Tensor) -> dict:
   for name, (dtype, shape) in _LABELS.items():
     values = checked(name, f[name], int(np.prod(shape)))
     out[name] = tf.reshape(tf.cast(values, tf.float32 if dtype == tf.float32 else tf.int32), shape)
+  for name, shape in records.KNOWN_FEATURES.items():  # Absent: all known.
+    n = int(np.prod(shape))
+    values = tf.cond(tf.equal(tf.size(f[name]), 0), lambda: tf.ones([n], tf.int64),
+                     lambda f=f[name]: f)
+    out[name] = tf.reshape(tf.cast(checked(name, values, n), tf.int32), shape)
   # Class labels outside their spec range would fail much later, in a gather
   # or a loss, naming no record.
   ranges = dict(records.LABEL_CLASSES, segmentation=spec.NUM_SEGMENTATION_CLASSES)
@@ -218,8 +224,8 @@ def augment(batch: dict, cfg: AugmentConfig, seed: tf.Tensor) -> dict:
   flat = tf.reshape(xy, [-1, _S * _K, 2])
   swapped = tf.reshape(tf.gather(flat, spec.AUX_FLIP_PERMUTATION, axis=1), [-1, _S, _K, 2])
   out["keypoints_xy"] = tf.where(flip[:, None, None, None], swapped, xy)
-  for key in composite.PER_SIDE_KEYS:
-    if key == "keypoints_xy":
+  for key in composite.PER_SIDE_KEYS + composite.PER_SIDE_FLAGS:
+    if key == "keypoints_xy" or key not in batch:
       continue
     v = batch[key]
     f = tf.reshape(flip, [-1] + [1] * (v.shape.rank - 1))
@@ -243,6 +249,9 @@ def targets(batch: dict, input_mode: str, with_extras: bool = False) -> tuple[di
       "hand_present": present,
       "orientation": tf.gather(spec.ORIENTATION_SOFT_LABELS, batch["orientation_bin"]),
       "pose": tf.cast(batch["pose"], tf.int32),
+      "segmentation_known": tf.cast(batch["segmentation_known"], tf.float32),
+      "pose_known": tf.cast(batch["pose_known"], tf.float32),
+      "orientation_known": tf.cast(batch["orientation_known"], tf.float32),
       "segmentation": tf.image.resize(
           batch["segmentation"][..., None],
           [height // spec.SEGMENTATION_STRIDE, width // spec.SEGMENTATION_STRIDE],

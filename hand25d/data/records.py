@@ -46,6 +46,16 @@ LABEL_FEATURES = {
     "user_id": ("int", ()),
     "frame_id": ("int", ()),
 }
+# Label-known flags: name -> shape; 1 = labelled, 0 = unknown (e.g. a COCO file
+# without mask_file, pose or roll_deg). A missing label is not a negative one:
+# the loss and the metrics skip unknown labels. A record without a flag reads
+# as all known, and encode writes a flag only when it holds an unknown, so
+# fully labelled data (every generated data set) keeps its bytes.
+KNOWN_FEATURES = {
+    "segmentation_known": (),
+    "pose_known": (_S,),
+    "orientation_known": (_S,),
+}
 
 
 # Label features with a class range: name -> number of classes (values in [0, n)).
@@ -54,6 +64,7 @@ LABEL_CLASSES = {
     "hand_present": 2,
     "pose": spec.NUM_POSE_CLASSES,
     "orientation_bin": spec.NUM_ORIENTATION_BINS,
+    **{name: 2 for name in KNOWN_FEATURES},
 }
 # How to recover from a bad shard (docs/data_format.md, "What is refused, and why").
 RECOVERY = ("regenerate that shard (rerun the command that wrote the data set: the generator "
@@ -65,10 +76,18 @@ class RecordError(ValueError):
   """A record or shard is corrupt or does not match the documented format."""
 
 
+def known_flags(frame: dict) -> dict[str, np.ndarray]:
+  """The frame's label-known flags (int64), 1 (known) for any it does not hold."""
+  return {name: np.asarray(frame.get(name, np.ones(shape)), np.int64).reshape(shape)
+          for name, shape in KNOWN_FEATURES.items()}
+
+
 def check_labels(frame: dict, where: str) -> None:
   """Raises RecordError if a class label or segmentation class is outside its spec range."""
   ranges = dict(LABEL_CLASSES, segmentation=spec.NUM_SEGMENTATION_CLASSES)
   for name, count in ranges.items():
+    if name not in frame and name in KNOWN_FEATURES:
+      continue
     value = np.asarray(frame[name])
     if value.size and (value.min() < 0 or value.max() >= count):
       raise RecordError(f"{where}: {name} holds {value.min()}..{value.max()}, outside the "
@@ -111,6 +130,9 @@ def encode(frame: dict[str, np.ndarray], frame_id: int) -> bytes:
         raise RecordError(f"frame {frame_id}: {name} has non-finite values")
       feats[name] = tf.train.Feature(float_list=tf.train.FloatList(value=value.ravel()))
     else:
+      feats[name] = tf.train.Feature(int64_list=tf.train.Int64List(value=value.ravel()))
+  for name, value in known_flags(frame).items():
+    if not np.all(value):  # Absent means known.
       feats[name] = tf.train.Feature(int64_list=tf.train.Int64List(value=value.ravel()))
   # deterministic=True sorts the feature map: same frame, same bytes in any process.
   return tf.train.Example(features=tf.train.Features(feature=feats)).SerializeToString(
@@ -165,6 +187,12 @@ def decode(serialized: bytes, where: str = "record") -> dict[str, np.ndarray]:
       raise RecordError(f"{where}: feature {name!r} has {len(values)} values, expected "
                         f"{int(np.prod(shape))} for shape {shape}")
     frame[name] = np.array(values, np.float32 if kind == "float" else np.int64).reshape(shape)
+  for name, shape in KNOWN_FEATURES.items():
+    values = f[name].int64_list.value if name in f else [1] * int(np.prod(shape))
+    if len(values) != int(np.prod(shape)):
+      raise RecordError(f"{where}: feature {name!r} has {len(values)} values, expected "
+                        f"{int(np.prod(shape))} for shape {shape}")
+    frame[name] = np.array(values, np.int64).reshape(shape)
   check_labels(frame, where)
   return frame
 
