@@ -135,6 +135,31 @@ def test_keypoint_order_comes_from_the_category(tmp_path):
     _import(path, tmp_path)
 
 
+# --- Missing optional labels are unknown, not negative ----------------------------------------
+
+
+def test_missing_mask_pose_and_roll_import_as_unknown(tmp_path):
+  path, _ = _case(tmp_path, "keypoints_only")  # No mask_file, pose or roll_deg.
+  (frame,) = _import(path, tmp_path)
+  assert list(frame["hand_present"]) == [0, 1]
+  assert frame["segmentation_known"] == 0
+  # The right hand's pose and orientation are unknown; the absent left hand's say nothing.
+  np.testing.assert_array_equal(frame["pose_known"], [1, 0])
+  np.testing.assert_array_equal(frame["orientation_known"], [1, 0])
+
+
+def test_given_labels_import_as_known(tmp_path):
+  def edit(data, root):
+    data["annotations"][0].update(pose="pinch", roll_deg=30.0)
+  path, _ = _tiny(tmp_path, edit)
+  (frame,) = _import(path, tmp_path)
+  assert frame["segmentation_known"] == 1
+  np.testing.assert_array_equal(frame["pose_known"], [1, 1])
+  np.testing.assert_array_equal(frame["orientation_known"], [1, 1])
+  assert frame["pose"][spec.LEFT] == spec.POSE_INDEX["pinch"]
+  assert frame["orientation_bin"][spec.LEFT] == spec.orientation_bin(30.0)
+
+
 # --- Images: read by their PNG header; mask classes and depth units --------------------------
 
 

@@ -4,12 +4,13 @@ The JSON layout (documented in docs/data_format.md):
   images: [{id, file_name (16-bit amplitude PNG, ADC counts), depth_file
             (16-bit depth PNG, millimetres, 0 = invalid), mask_file (optional
             8-bit greyscale or palette PNG of spec.SEGMENTATION_CLASSES
-            indices), user_id (optional), width, height (optional, checked)}]
+            indices; absent: the mask is unknown), user_id (optional), width, height (optional, checked)}]
   annotations: [{id, image_id, side ('left' | 'right'), keypoints (17 x
                  [x, y, v], v: 0 unlabelled, 1 labelled but occluded,
                  2 visible), num_keypoints, iscrowd, category_id (optional,
-                 checked), pose (optional name in spec.POSE_CLASSES, default
-                 'other'), roll_deg (optional, default 0), keypoints_depth
+                 checked), pose (optional name in spec.POSE_CLASSES; absent:
+                 unknown), roll_deg (optional; absent: the orientation is
+                 unknown), keypoints_depth
                  (optional 17 metres; default: the depth image at each
                  keypoint)}]
   categories: [{id, keypoints (optional: the order of the 17
@@ -19,7 +20,8 @@ Paths are relative to the image root and must stay inside it.
 Nothing is skipped or converted silently: input outside that contract is
 refused with a CocoError naming the JSON file and the image or annotation id
 (docs/data_format.md, "What the import refuses"), so bad input never becomes
-a bad label. The image files are read by hand25d.data.coco_images.
+a bad label; a label the file does not give is stored as unknown (the
+records' label-known flags), not as a negative label. The image files are read by hand25d.data.coco_images.
 """
 
 import json
@@ -187,11 +189,11 @@ def _parse_annotation(ann, index: int, json_path: str, images: dict, orders: dic
   if not labelled:
     raise CocoError(f"{where}: no keypoint is labelled (every v is 0); such a hand would train as "
                     "present with every keypoint 'not visible'; remove the annotation")
-  pose = ann.get("pose", "other")
-  if pose not in spec.POSE_CLASSES:
+  pose = ann.get("pose")
+  if pose is not None and pose not in spec.POSE_CLASSES:
     raise CocoError(f"{where}: pose {pose!r} is not one of {spec.POSE_CLASSES}")
-  roll = ann.get("roll_deg", 0.0)
-  if not _is_number(roll) or not np.isfinite(roll):
+  roll = ann.get("roll_deg")
+  if roll is not None and (not _is_number(roll) or not np.isfinite(roll)):
     raise CocoError(f"{where}: roll_deg must be a finite number of degrees, got {roll!r}")
   kd = ann.get("keypoints_depth")
   if kd is not None:
@@ -204,7 +206,8 @@ def _parse_annotation(ann, index: int, json_path: str, images: dict, orders: dic
     if order is not None:
       kd = kd[order]
   return {"id": ann["id"], "image_id": image_id, "side": spec.SIDES.index(ann["side"]),
-          "keypoints": kp, "pose": spec.POSE_INDEX[pose], "roll_deg": float(roll),
+          "keypoints": kp, "pose": None if pose is None else spec.POSE_INDEX[pose],
+          "roll_deg": None if roll is None else float(roll),
           "keypoints_depth": kd}
 
 
@@ -256,7 +259,11 @@ def _frame(image: dict, hands: list[dict], image_root: str, json_path: str) -> d
   depth = depth_mm.astype(np.float32) / 1000.0
   frame = dict(scene.empty_labels(), amplitude=amp, depth=depth, true_depth=depth,
                segmentation=seg if seg is not None else np.zeros((h, w), np.uint8),
-               user_id=np.int64(image.get("user_id", 0)))
+               user_id=np.int64(image.get("user_id", 0)),
+               # Labels the file does not give are unknown, not "background" or "other".
+               segmentation_known=np.int64(seg is not None),
+               pose_known=np.ones(spec.NUM_SIDES, np.int64),
+               orientation_known=np.ones(spec.NUM_SIDES, np.int64))
   for hand in hands:
     kp, side = hand["keypoints"], hand["side"]
     visible = kp[:, 2] == 2
@@ -275,9 +282,15 @@ def _frame(image: dict, hands: list[dict], image_root: str, json_path: str) -> d
     frame["keypoints_depth"][side] = kd
     frame["keypoint_visible"][side] = visible
     frame["hand_present"][side] = 1
-    frame["pose"][side] = hand["pose"]
-    frame["roll_deg"][side] = hand["roll_deg"]
-    frame["orientation_bin"][side] = spec.orientation_bin(hand["roll_deg"])
+    if hand["pose"] is None:
+      frame["pose_known"][side] = 0
+    else:
+      frame["pose"][side] = hand["pose"]
+    if hand["roll_deg"] is None:
+      frame["orientation_known"][side] = 0
+    else:
+      frame["roll_deg"][side] = hand["roll_deg"]
+      frame["orientation_bin"][side] = spec.orientation_bin(hand["roll_deg"])
   return frame
 
 
@@ -368,18 +381,22 @@ def _write_png(path: str, image: np.ndarray) -> None:
 def write_coco(frames: list[dict], out_dir: str, json_name: str = "annotations.json") -> str:
   """Writes frames (render_frame or records.decode dicts) as COCO JSON + PNGs.
 
+  Labels a frame flags as unknown are left out (no mask_file, pose, roll_deg).
+
   Returns:
     The path of the JSON file.
   """
   images, annotations = [], []
   for i, frame in enumerate(frames):
-    names = {"file_name": f"amplitude/{i:06d}.png", "depth_file": f"depth/{i:06d}.png",
-             "mask_file": f"mask/{i:06d}.png"}
+    known = records.known_flags(frame)
+    names = {"file_name": f"amplitude/{i:06d}.png", "depth_file": f"depth/{i:06d}.png"}
     _write_png(os.path.join(out_dir, names["file_name"]), np.asarray(frame["amplitude"], np.uint16))
     depth_mm = np.clip(np.round(np.asarray(frame["depth"]) * 1000.0), 0, 65535).astype(np.uint16)
     _write_png(os.path.join(out_dir, names["depth_file"]), depth_mm)
-    _write_png(os.path.join(out_dir, names["mask_file"]),
-               np.asarray(frame["segmentation"], np.uint8))
+    if known["segmentation_known"]:
+      names["mask_file"] = f"mask/{i:06d}.png"
+      _write_png(os.path.join(out_dir, names["mask_file"]),
+                 np.asarray(frame["segmentation"], np.uint8))
     h, w = frame["amplitude"].shape
     images.append(dict(id=i, width=w, height=h, user_id=int(frame["user_id"]), **names))
     for side in range(spec.NUM_SIDES):
@@ -388,11 +405,14 @@ def write_coco(frames: list[dict], out_dir: str, json_name: str = "annotations.j
       xy = np.asarray(frame["keypoints_xy"][side], np.float64)
       vis = np.asarray(frame["keypoint_visible"][side]) > 0
       kp = np.concatenate([xy, np.where(vis, 2, 1)[:, None]], axis=1)
-      annotations.append({
-          "id": len(annotations), "image_id": i, "side": spec.SIDES[side],
-          "keypoints": kp.ravel().tolist(), "pose": spec.POSE_CLASSES[int(frame["pose"][side])],
-          "roll_deg": float(frame["roll_deg"][side]),
-          "keypoints_depth": np.asarray(frame["keypoints_depth"][side], np.float64).tolist()})
+      ann = {"id": len(annotations), "image_id": i, "side": spec.SIDES[side],
+             "keypoints": kp.ravel().tolist(),
+             "keypoints_depth": np.asarray(frame["keypoints_depth"][side], np.float64).tolist()}
+      if known["pose_known"][side]:
+        ann["pose"] = spec.POSE_CLASSES[int(frame["pose"][side])]
+      if known["orientation_known"][side]:
+        ann["roll_deg"] = float(frame["roll_deg"][side])
+      annotations.append(ann)
   coco = {"images": images, "annotations": annotations,
           "categories": [{"id": 1, "name": "hand", "keypoints": list(spec.KEYPOINT_NAMES),
                           "skeleton": [[i, p] for i, p in enumerate(spec.KEYPOINT_PARENTS)
