@@ -4,7 +4,10 @@
 
 Every term is a per-example sum divided by the *global* batch size, so that the
 gradients of a batch split over replicas (tf.distribute) add up to the
-gradient of the whole batch on one device.
+gradient of the whole batch on one device. The segmentation, pose and
+orientation terms skip labels whose label-known flag is 0 and are divided by
+the global batch size less the unknown labels (LABEL_KNOWN): the same as the
+others when every label is known.
 
 Targets are the dicts made by `hand25d.data.pipeline` (see docs/data_format.md);
 outputs are the dict of logits of `hand25d.model.network.build_training_model`,
@@ -199,6 +202,12 @@ def _kphv_loss(outputs: Tensors, targets: Tensors, weights: LossWeights) -> tf.T
   return tf.reduce_mean(visibility, axis=[1, 2]) + tf.reduce_mean(presence, axis=1)
 
 
+def _known(targets: Tensors, term: str, shape: tf.Tensor) -> tf.Tensor:
+  """The label-known flags of a term's labels (float, 1 = known); all known if absent."""
+  name = LABEL_KNOWN[term]
+  return targets[name] if name in targets else tf.ones(shape)
+
+
 def _per_hand_mean(per_hand: tf.Tensor, present: tf.Tensor) -> tf.Tensor:
   """[B, sides] -> [B]: mean over the hands that are present."""
   return tf.reduce_sum(per_hand * present, axis=1) / float(spec.NUM_SIDES)
@@ -208,21 +217,24 @@ def _cho_loss(outputs: Tensors, targets: Tensors, weights: LossWeights) -> tf.Te
   del weights
   ce = tf.nn.softmax_cross_entropy_with_logits(labels=targets["orientation"],
                                                logits=outputs[spec.ORIENTATION])
-  return _per_hand_mean(ce, targets["hand_present"])
+  return _per_hand_mean(ce, targets["hand_present"] * _known(targets, "cho", tf.shape(ce)))
 
 
 def _dhp_loss(outputs: Tensors, targets: Tensors, weights: LossWeights) -> tf.Tensor:
   del weights
   ce = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=targets["pose"],
                                                       logits=outputs[spec.POSE])
-  return _per_hand_mean(ce, targets["hand_present"])
+  return _per_hand_mean(ce, targets["hand_present"] * _known(targets, "dhp", tf.shape(ce)))
 
 
 def _seg_loss(outputs: Tensors, targets: Tensors, weights: LossWeights) -> tf.Tensor:
   del weights
   ce = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=targets["segmentation"],
                                                       logits=outputs[spec.SEGMENTATION])
-  return tf.reduce_mean(ce, axis=[1, 2])
+  per_example = tf.reduce_mean(ce, axis=[1, 2])
+  # tf.where, not a product: an unknown mask contributes exactly 0 and no gradient.
+  known = _known(targets, "seg", tf.shape(per_example))
+  return tf.where(known > 0, per_example * known, 0.0)
 
 
 # Each term: (outputs, targets, weights) -> [B] per-example loss.
@@ -237,6 +249,27 @@ LOSS_FNS: dict[str, Callable[[Tensors, Tensors, LossWeights], tf.Tensor]] = {
 }
 
 
+# Terms whose labels may be unknown (docs/data_format.md, label-known flags):
+# term -> the target holding the flags. Such a term is averaged over the
+# known labels of the global batch, not over all examples.
+LABEL_KNOWN = {"cho": "orientation_known", "dhp": "pose_known", "seg": "segmentation_known"}
+
+
+def _unknown_count(targets: Tensors, term: str, batch_size: tf.Tensor) -> tf.Tensor:
+  """Examples' worth of unknown labels of `term` in the global batch.
+
+  One minus the mean of an example's flags (an unknown hand of two counts
+  half an example), summed over the batch and over the replicas; exactly 0
+  when every label is known.
+  """
+  flags = tf.reshape(_known(targets, term, [batch_size]), [batch_size, -1])
+  unknown = tf.reduce_sum(1.0 - tf.reduce_mean(flags, axis=1))
+  context = tf.distribute.get_replica_context()
+  if context is None:  # Cross-replica context: the batch is the whole batch.
+    return unknown
+  return context.all_reduce(tf.distribute.ReduceOp.SUM, unknown)
+
+
 def compute_losses(outputs: Tensors, targets: Tensors, weights: LossWeights,
                    global_batch_size: int) -> dict[str, tf.Tensor]:
   """Every active term (unweighted, averaged over the global batch) and 'total'.
@@ -248,11 +281,19 @@ def compute_losses(outputs: Tensors, targets: Tensors, weights: LossWeights,
     global_batch_size: examples in the batch over all replicas.
 
   Returns:
-    {term: scalar} for the active terms, plus 'total' = the weighted sum.
+    {term: scalar} for the active terms, plus 'total' = the weighted sum. A
+    term with label-known flags in the targets (LABEL_KNOWN) is divided by
+    the global batch size less its unknown labels (_unknown_count): the
+    same when all are known, 0 when none is.
   """
   losses = {}
   for term in weights.active():
     per_example = LOSS_FNS[term](outputs, targets, weights)
-    losses[term] = tf.reduce_sum(per_example) / float(global_batch_size)
+    if term in LABEL_KNOWN and LABEL_KNOWN[term] in targets:
+      # Over the known labels only; none known: 0, not NaN.
+      known = float(global_batch_size) - _unknown_count(targets, term, tf.shape(per_example)[0])
+      losses[term] = tf.math.divide_no_nan(tf.reduce_sum(per_example), known)
+    else:
+      losses[term] = tf.reduce_sum(per_example) / float(global_batch_size)
   losses["total"] = tf.add_n([getattr(weights, t) * losses[t] for t in weights.active()])
   return losses

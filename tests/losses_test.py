@@ -180,3 +180,47 @@ def test_bad_weights():
     losses.LossWeights(target_sigma_cells=-1.0)
   with pytest.raises(ValueError, match="at least one term"):
     losses.LossWeights(**{t: 0.0 for t in losses.TERMS})
+
+
+def _with_flags(targets, seg, pose, orientation):
+  return dict(targets, segmentation_known=tf.constant(seg, tf.float32),
+              pose_known=tf.constant(pose, tf.float32),
+              orientation_known=tf.constant(orientation, tf.float32))
+
+
+def test_all_known_flags_leave_every_term_unchanged(batch):
+  outputs, targets = batch
+  plain = losses.compute_losses(outputs, targets, losses.LossWeights(), B)
+  flagged = losses.compute_losses(
+      outputs, _with_flags(targets, [1, 1], [[1, 1]] * B, [[1, 1]] * B), losses.LossWeights(), B)
+  for term, value in plain.items():
+    assert flagged[term].numpy() == value.numpy(), term
+
+
+def test_unknown_labels_get_no_gradient_and_are_left_out_of_the_mean(batch):
+  outputs, targets = batch
+  flagged = _with_flags(targets, [0, 1], [[1, 1], [0, 1]], [[0, 1], [1, 1]])
+  heads = {k: tf.Variable(outputs[k]) for k in (spec.SEGMENTATION, spec.POSE, spec.ORIENTATION)}
+  with tf.GradientTape() as tape:
+    got = losses.compute_losses({**outputs, **heads}, flagged, losses.LossWeights(), B)
+  grads = {k: g.numpy() for k, g in zip(heads, tape.gradient(got["total"], list(heads.values())))}
+  assert not np.any(grads[spec.SEGMENTATION][0]) and np.all(np.any(grads[spec.SEGMENTATION][1]))
+  assert not np.any(grads[spec.POSE][1, 0]) and np.any(grads[spec.POSE][0, 0])
+  assert not np.any(grads[spec.ORIENTATION][0, 0]) and np.any(grads[spec.ORIENTATION][0, 1])
+  # Averaged over the known labels only: the segmentation term is example 1's alone.
+  alone = losses.compute_losses({k: v[1:] for k, v in outputs.items()},
+                                {k: v[1:] for k, v in targets.items()}, losses.LossWeights(), 1)
+  np.testing.assert_allclose(got["seg"].numpy(), alone["seg"].numpy(), rtol=1e-6)
+
+
+def test_a_batch_without_known_labels_contributes_zero_not_nan(batch):
+  outputs, targets = batch
+  flagged = _with_flags(targets, [0, 0], [[0, 0]] * B, [[0, 0]] * B)
+  seg = tf.Variable(outputs[spec.SEGMENTATION])
+  with tf.GradientTape() as tape:
+    got = losses.compute_losses({**outputs, spec.SEGMENTATION: seg}, flagged,
+                                losses.LossWeights(), B)
+  for term in ("seg", "dhp", "cho"):
+    assert got[term].numpy() == 0.0, term
+  assert np.isfinite(got["total"].numpy())
+  assert not np.any(tape.gradient(got["total"], seg).numpy())
