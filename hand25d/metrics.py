@@ -3,7 +3,9 @@
 The paper's metric is the mean 2D Euclidean error in pixels of the network
 input over the visible primary keypoints. Alongside it: per keypoint and per
 side errors, PCK, pose and orientation accuracy, visibility and presence F1
-and segmentation mIoU. Heads missing from the outputs are skipped.
+and segmentation mIoU. Heads missing from the outputs are skipped, and so are
+labels whose label-known flag is 0 (pose, orientation, segmentation): an
+unknown label is not counted as wrong.
 """
 
 from typing import Mapping, Optional
@@ -57,19 +59,22 @@ class Evaluator:
       self._errors.append(err[mask])
     if spec.POSE in outputs:
       hit = np.argmax(outputs[spec.POSE], axis=-1) == np.asarray(targets["pose"])
-      self._add("pose", [np.sum(hit & present), np.sum(present)])
+      counted = present & _known(targets, "pose_known", present.shape)
+      self._add("pose", [np.sum(hit & counted), np.sum(counted)])
     if spec.ORIENTATION in outputs:
       true_bin = np.argmax(targets["orientation"], axis=-1)
       hit = np.argmax(outputs[spec.ORIENTATION], axis=-1) == true_bin
-      self._add("orientation", [np.sum(hit & present), np.sum(present)])
+      counted = present & _known(targets, "orientation_known", present.shape)
+      self._add("orientation", [np.sum(hit & counted), np.sum(counted)])
     if spec.VISIBILITY in outputs:
       self._add("visibility", _confusion(np.asarray(outputs[spec.VISIBILITY]) > 0, visible))
     if spec.PRESENCE in outputs:
       self._add("presence", _confusion(np.asarray(outputs[spec.PRESENCE]) > 0, present))
     if spec.SEGMENTATION in outputs:
       k = spec.NUM_SEGMENTATION_CLASSES
-      pred = np.argmax(outputs[spec.SEGMENTATION], axis=-1).ravel()
-      true = np.asarray(targets["segmentation"]).ravel()
+      known = _known(targets, "segmentation_known", present.shape[:1])
+      pred = np.argmax(outputs[spec.SEGMENTATION], axis=-1)[known].ravel()
+      true = np.asarray(targets["segmentation"])[known].ravel()
       self._seg_confusion += np.bincount(true * k + pred, minlength=k * k).reshape(k, k)
 
   def result(self) -> dict:
@@ -106,6 +111,11 @@ class Evaluator:
       res["segmentation_iou"] = iou
       res["segmentation_miou"] = float(np.mean(valid)) if valid else None
     return res
+
+
+def _known(targets: Mapping[str, np.ndarray], name: str, shape) -> np.ndarray:
+  """A label-known flag of the targets as bool (all known if the targets lack it)."""
+  return np.asarray(targets[name]) > 0.5 if name in targets else np.ones(shape, bool)
 
 
 def _confusion(pred: np.ndarray, true: np.ndarray) -> list[int]:

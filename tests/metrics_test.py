@@ -84,3 +84,27 @@ def test_classification_f1_and_miou():
   assert "mean_px_error" in res and res["mean_px_error"] is None
   table = metrics.format_markdown(res)
   assert "| pose accuracy | 1.000 |" in table and "n/a" in table
+
+
+def test_unknown_labels_are_skipped_not_counted_wrong():
+  targets = {"keypoints_xy": np.zeros((2, 2, 17, 2)), "keypoint_visible": np.zeros((2, 2, 17)),
+             "hand_present": np.ones((2, 2), np.float32), "pose": np.zeros((2, 2), np.int32),
+             "orientation": spec.ORIENTATION_SOFT_LABELS[np.zeros((2, 2), int)],
+             "segmentation": np.zeros((2, 3, 4), np.int32),
+             "pose_known": np.array([[1, 1], [0, 0]], np.float32),
+             "orientation_known": np.array([[1, 0], [1, 0]], np.float32),
+             "segmentation_known": np.array([1, 0], np.float32)}
+  pose = np.zeros((2, 2, spec.NUM_POSE_CLASSES))
+  pose[1, :, 1] = 9.0  # Wrong, but on unknown poses.
+  orientation = np.zeros((2, 2, spec.NUM_ORIENTATION_BINS))
+  orientation[:, 0, 0] = 9.0
+  orientation[:, 1, 3] = 9.0  # Wrong, but on unknown orientations.
+  seg = np.zeros((2, 3, 4, spec.NUM_SEGMENTATION_CLASSES))
+  seg[0, ..., 0] = 9.0
+  seg[1, ..., 2] = 9.0  # Wrong, but on an unknown mask.
+  ev = metrics.Evaluator()
+  ev.update({spec.POSE: pose, spec.ORIENTATION: orientation, spec.SEGMENTATION: seg}, targets)
+  res = ev.result()
+  assert res["pose_accuracy"] == 1.0
+  assert res["orientation_accuracy"] == 1.0
+  assert res["segmentation_iou"]["background"] == 1.0
