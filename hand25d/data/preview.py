@@ -129,11 +129,15 @@ def augmented_batch_png(data_dir: str, split: str = "train", num_frames: int = 8
         centre = decoding.cell_to_pixel(cell, stride)
         ax.scatter(centre[vis, 0], centre[vis, 1], s=size, marker="s", facecolors="none",
                    edgecolors=colour, lw=0.4, alpha=0.8)
-      pose = spec.POSE_CLASSES[int(t["pose"][i, side])]
-      labels.append(f"{spec.SIDES[side]}: {pose}, bin {int(np.argmax(t['orientation'][i, side]))}")
+      pose = (spec.POSE_CLASSES[int(t["pose"][i, side])] if t["pose_known"][i, side] > 0.5
+              else "pose ?")
+      orientation = (f"bin {int(np.argmax(t['orientation'][i, side]))}"
+                     if t["orientation_known"][i, side] > 0.5 else "bin ?")
+      labels.append(f"{spec.SIDES[side]}: {pose}, {orientation}")
     ax.set_xlim(-0.5, image.shape[1] - 0.5)
     ax.set_ylim(image.shape[0] - 0.5, -0.5)
-    ax.set_title("; ".join(labels) or "no hand", fontsize=7)
+    mask_note = "" if t["segmentation_known"][i] > 0.5 else " (mask unknown)"
+    ax.set_title(("; ".join(labels) or "no hand") + mask_note, fontsize=7)
   fig.suptitle(f"augmented {split} batch (seed {seed}): targets over the network input; "
                f"squares = target cells at strides {spec.OUTPUT_STRIDE} and {coarse}; "
                "cyan = left, red = right", fontsize=8)
