@@ -2,6 +2,8 @@
 
 import os
 import shutil
+import subprocess
+import sys
 
 import numpy as np
 
@@ -65,3 +67,43 @@ def test_keypoints_only_import_trains_no_segmentation_pose_or_orientation(tmp_pa
   for grad in tape.gradient(got["total"], list(heads.values())):
     assert not np.any(grad.numpy())
   assert got["kp"].numpy() > 0.0  # The keypoints it does label still train.
+
+
+_MIRRORED = """
+import sys
+import numpy as np
+from hand25d.training import distribute
+distribute.configure_cpu_devices(2)
+from hand25d import losses, spec
+import tensorflow as tf
+rng = np.random.default_rng(0)
+b, h, w = 4, 6, 8
+outputs = {spec.SEGMENTATION: rng.normal(size=(b, h, w, 3)), spec.POSE: rng.normal(size=(b, 2, 9)),
+           spec.ORIENTATION: rng.normal(size=(b, 2, 8))}
+targets = {"segmentation": rng.integers(0, 3, (b, h, w)), "pose": rng.integers(0, 9, (b, 2)),
+           "orientation": spec.ORIENTATION_SOFT_LABELS[rng.integers(0, 8, (b, 2))],
+           "hand_present": np.ones((b, 2)), "segmentation_known": [1, 0, 0, 0],
+           "pose_known": [[1, 1], [1, 0], [0, 0], [0, 1]], "orientation_known": np.ones((b, 2))}
+outputs = {k: tf.constant(v, tf.float32) for k, v in outputs.items()}
+targets = {k: tf.constant(v, tf.int32 if k in ("segmentation", "pose") else tf.float32)
+           for k, v in targets.items()}
+weights = losses.LossWeights(kp=0, akp=0, kphv=0, ds=0)
+whole = losses.compute_losses(outputs, targets, weights, b)
+two = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+half = lambda ctx, d: {k: v[ctx.replica_id_in_sync_group * 2:][:2] for k, v in d.items()}
+o = two.experimental_distribute_values_from_function(lambda ctx: half(ctx, outputs))
+t = two.experimental_distribute_values_from_function(lambda ctx: half(ctx, targets))
+run = tf.function(lambda o, t: two.run(losses.compute_losses, (o, t, weights, b)))
+per_replica = run(o, t)
+for k, v in whole.items():
+  got = float(two.reduce(tf.distribute.ReduceOp.SUM, per_replica[k], axis=None))
+  np.testing.assert_allclose(got, float(v), rtol=1e-6, err_msg=k)
+print("MIRRORED_OK")
+"""
+
+
+def test_known_label_count_is_global_over_replicas():
+  """Split over 2 replicas, the terms add up to the whole batch's (the count is all-reduced)."""
+  result = subprocess.run([sys.executable, "-c", _MIRRORED], capture_output=True, text=True,
+                          timeout=600)
+  assert "MIRRORED_OK" in result.stdout, result.stderr[-3000:]
