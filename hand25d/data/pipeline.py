@@ -107,8 +107,9 @@ def parse(path: tf.Tensor, index: tf.Tensor, serialized: tf.Tensor) -> dict:
     out[name] = tf.reshape(tf.cast(values, tf.float32 if dtype == tf.float32 else tf.int32), shape)
   for name, shape in records.KNOWN_FEATURES.items():  # Absent: all known.
     n = int(np.prod(shape))
-    values = tf.cond(tf.equal(tf.size(f[name]), 0), lambda: tf.ones([n], tf.int64),
-                     lambda f=f[name]: f)
+    given = f[name]
+    values = tf.cond(tf.equal(tf.size(given), 0), lambda: tf.ones([n], tf.int64),
+                     lambda: given)
     out[name] = tf.reshape(tf.cast(checked(name, values, n), tf.int32), shape)
   # Class labels outside their spec range would fail much later, in a gather
   # or a loss, naming no record.
