@@ -115,6 +115,30 @@ def model_name(quant: str) -> str:
   return f"hand25d_{quant}"
 
 
+def check_config(cfg: ExportConfig) -> None:
+  """Refuses, before any model is built, an export that cannot be made.
+
+  int8 QAT of a backbone in model_config.QAT_UNSUPPORTED_BACKBONES fails
+  inside tensorflow-model-optimization, after float32 and PTQ have run; it is
+  refused here instead, naming the backbone and the reason.
+
+  Raises:
+    CheckpointError: no run config above cfg.checkpoint.
+    ExportError: int8_qat asked of a backbone QAT cannot export.
+  """
+  if "int8_qat" not in cfg.quant:
+    return
+  try:
+    backbone = train_config.load(evaluation.find_run(cfg.checkpoint)[0]).model.backbone
+  except (FileNotFoundError, ValueError) as e:
+    raise CheckpointError(f"cannot export {cfg.checkpoint}: {e}") from e
+  if backbone in model_config.QAT_UNSUPPORTED_BACKBONES:
+    others = [q for q in cfg.quant if q != "int8_qat"] or ["float32", "int8_ptq"]
+    raise ExportError(f"int8_qat cannot export backbone {backbone!r} of {cfg.checkpoint}: "
+                      f"{model_config.QAT_UNSUPPORTED_BACKBONES[backbone]}; export it with "
+                      f"--quant={','.join(others)}")
+
+
 def load_inference_model(checkpoint: str
                          ) -> tuple[keras.Model, train_config.TrainConfig, str]:
   """(inference model with the checkpoint's weights, the run's TrainConfig, prefix).
@@ -272,10 +296,12 @@ def export(cfg: ExportConfig) -> dict:
 
   Raises:
     CheckpointError: a missing checkpoint or one of another architecture.
+    ExportError: int8_qat of a backbone QAT cannot export (`check_config`).
     BudgetError: a float32 model over cfg.max_float32_bytes, or an op that
       TensorFlow Lite Micro cannot run.
     ExportError: no evaluation frames, or a network the SHAVE blob cannot hold.
   """
+  check_config(cfg)
   atomic.remove_stale(cfg.out_dir)  # Of a killed export.
   inference, train_cfg, prefix = load_inference_model(cfg.checkpoint)
   data_dir = cfg.data_dir or train_cfg.data_dir

@@ -11,6 +11,16 @@ from hand25d import spec
 
 BACKBONES = ("ours", "mobilenet_v2", "densenet121")
 GROUPED_FORMS = ("fast", "native")
+# Backbones whose network int8 QAT (export/qat.py) cannot export, and why.
+# Found by running qat.fuse and qat.quantize on each backbone's inference
+# model; the export refuses them before any work (export/exporter.py,
+# check_config) and training warns at the start (hand25d/training/loop.py).
+QAT_UNSUPPORTED_BACKBONES = {
+    "mobilenet_v2": ("tensorflow-model-optimization has no quantization for the Resizing layer "
+                     "that adapts its features to the decoder (adapter_resize)"),
+    "densenet121": ("its pre-activation batch norms (e.g. conv2_block1_0_bn) follow a pooling "
+                    "or concatenation, not a convolution, so they cannot be folded"),
+}
 
 # Resolution of the encoder output (Tier-3 / baseline features) relative to the
 # input: the coarsest deep-supervision stride.

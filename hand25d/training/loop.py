@@ -23,6 +23,7 @@ from hand25d import atomic
 from hand25d.data import pipeline
 from hand25d.data import integrity
 from hand25d.data import records
+from hand25d.model import config as model_config
 from hand25d.model import network
 from hand25d.training import config as config_lib
 from hand25d.training import distribute
@@ -155,6 +156,10 @@ def train_and_evaluate(cfg: config_lib.TrainConfig, workdir: str) -> dict:
     NonFiniteLossError: cfg.max_nonfinite_steps consecutive non-finite steps.
   """
   cfg = config_lib.with_heads_for_losses(cfg)
+  if cfg.model.backbone in model_config.QAT_UNSUPPORTED_BACKBONES:
+    logging.warning("backbone %s: this run can be exported as float32 and int8 PTQ, not as "
+                    "int8 QAT: %s", cfg.model.backbone,
+                    model_config.QAT_UNSUPPORTED_BACKBONES[cfg.model.backbone])
   skipped = check_data(cfg)
   keras.utils.set_random_seed(cfg.seed)  # Python, numpy and TensorFlow.
   if cfg.deterministic:
