@@ -169,12 +169,17 @@ def test_per_worker_shards_are_disjoint_and_cover_the_split():
   assert sorted(a + b) == sorted(ids(0, 1))
 
 
-def test_bad_record_fails_naming_shard_and_record(tmp_path):
+@pytest.mark.parametrize("feature, values", [("pose", None), ("pose_known", [1]),
+                                             ("segmentation_known", [2])])
+def test_bad_record_fails_naming_shard_and_record(tmp_path, feature, values):
   manifest = records.load_manifest(FIXTURE)
   src = records.shard_paths(FIXTURE, manifest, "val")[0]
   raw = list(tf.data.TFRecordDataset(src).as_numpy_iterator())
   ex = tf.train.Example.FromString(raw[0])
-  ex.features.feature["pose"].int64_list.value.append(3)  # Wrong size.
+  if values is None:
+    ex.features.feature[feature].int64_list.value.append(3)  # Wrong size.
+  else:  # A flag of the wrong size (1 value, not 2) or out of range (2, not 0 or 1).
+    ex.features.feature[feature].int64_list.value.extend(values)
   path = str(tmp_path / "val-00000-of-00001.tfrecord")
   records.write_shard(path, [ex.SerializeToString()])
   manifest["splits"]["val"]["shards"] = [{"file": os.path.basename(path), "num_frames": 1,
@@ -182,5 +187,5 @@ def test_bad_record_fails_naming_shard_and_record(tmp_path):
   atomic.write_bytes(str(tmp_path / records.MANIFEST),
                        __import__("json").dumps(manifest).encode())
   with pytest.raises(tf.errors.InvalidArgumentError,
-                     match=r"(?s)val-00000-of-00001.tfrecord.*record.*0.*feature pose"):
+                     match=rf"(?s)val-00000-of-00001.tfrecord.*record.*0.*{feature}"):
     next(iter(pipeline.make_dataset(str(tmp_path), "val", 1)))
