@@ -202,6 +202,12 @@ def _kphv_loss(outputs: Tensors, targets: Tensors, weights: LossWeights) -> tf.T
   return tf.reduce_mean(visibility, axis=[1, 2]) + tf.reduce_mean(presence, axis=1)
 
 
+# Terms whose labels may be unknown (docs/data_format.md, label-known flags):
+# term -> the target holding the flags. Such a term is averaged over the
+# known labels of the global batch, not over all examples.
+LABEL_KNOWN = {"cho": "orientation_known", "dhp": "pose_known", "seg": "segmentation_known"}
+
+
 def _known(targets: Tensors, term: str, shape: tf.Tensor) -> tf.Tensor:
   """The label-known flags of a term's labels (float, 1 = known); all known if absent."""
   name = LABEL_KNOWN[term]
@@ -247,12 +253,6 @@ LOSS_FNS: dict[str, Callable[[Tensors, Tensors, LossWeights], tf.Tensor]] = {
     "seg": _seg_loss,
     "ds": _ds_loss,
 }
-
-
-# Terms whose labels may be unknown (docs/data_format.md, label-known flags):
-# term -> the target holding the flags. Such a term is averaged over the
-# known labels of the global batch, not over all examples.
-LABEL_KNOWN = {"cho": "orientation_known", "dhp": "pose_known", "seg": "segmentation_known"}
 
 
 def _unknown_count(targets: Tensors, term: str, batch_size: tf.Tensor) -> tf.Tensor:
