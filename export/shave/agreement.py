@@ -24,8 +24,8 @@ from typing import Iterable
 
 import numpy as np
 
-from export import convert
 from export.shave import simulator
+from hand25d import litert as litert_lib
 from hand25d import spec
 from hand25d.data import pipeline
 
@@ -101,7 +101,7 @@ def compare(program: simulator.Program, tflite_model: bytes,
     images: [H, W, C] network inputs.
   """
   network = program.network
-  litert = convert.LiteRtModel(tflite_model)
+  litert = litert_lib.LiteRtModel(tflite_model)
   names = {key: (1,) + tuple(shape) for key, shape in network.output_shapes.items()}
   bound = ERROR_BOUNDS[program.dtype]
   # Largest |difference| and the output's range (min, max) over all frames: a

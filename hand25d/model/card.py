@@ -14,8 +14,8 @@ from typing import Any, Sequence
 import numpy as np
 import tensorflow as tf
 import tf_keras as keras
-from ai_edge_litert import interpreter as litert
 
+from hand25d import litert
 from hand25d.model import config as config_lib
 from hand25d.model import flops
 from hand25d.model import network
@@ -112,15 +112,6 @@ def convert(model: keras.Model) -> bytes:
   return converter.convert()
 
 
-def tflite_interpreter(model_bytes: bytes) -> litert.Interpreter:
-  """LiteRT interpreter running the builtin kernels (no XNNPACK rewriting of the graph)."""
-  interpreter = litert.Interpreter(
-      model_content=model_bytes,
-      experimental_op_resolver_type=litert.OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
-  interpreter.allocate_tensors()
-  return interpreter
-
-
 def _op_macs(op: dict, tensors: dict[int, dict]) -> int:
   """MACs of one TFLite op, from its filter and output shapes."""
   name = op["op_name"]
@@ -142,8 +133,8 @@ def tflite_stats(model_bytes: bytes) -> dict[str, Any]:
   the ops run in graph order (each tensor lives from the op that writes it to
   the last op that reads it); an arena planner can only need more.
   """
-  interpreter = tflite_interpreter(model_bytes)
-  ops = interpreter._get_ops_details()  # pylint: disable=protected-access
+  interpreter = litert.builtin_interpreter(model_bytes)
+  ops = litert.op_details(interpreter)
   tensors = {t["index"]: t for t in interpreter.get_tensor_details()}
   inputs = [d["index"] for d in interpreter.get_input_details()]
   outputs = [d["index"] for d in interpreter.get_output_details()]
