@@ -1,6 +1,6 @@
 """How closely a SHAVE program reproduces the float32 TFLite model on real frames.
 
-The deployment check of DESIGN.md §7: the program (from a blob) runs in the
+The deployment check of docs/embedded.md ("Matching TFLite"): the program (from a blob) runs in the
 simulator and the float32 TFLite model of the same Keras model runs in
 ai-edge-litert, on the same frames; then
 

@@ -87,12 +87,12 @@ which Keras applications do not offer.
 The peak activation memory (float32, batch 1, ops in graph order) is set by the last
 decoder stage: two 60x80x64 maps (the up-sampled input of the depthwise convolution and
 its output) while the 15x20x64 encoder output waits for the presence head. A runtime
-that needs less must tile that stage (as the SHAVE kernel of DESIGN.md §7 does) or run
+that needs less must tile that stage (as the SHAVE kernel of docs/embedded.md does) or run
 the presence head first.
 
 ## Grouped convolutions on CPU
 
-The slow "native grouped Conv2D" of DESIGN.md §3 is `tf_keras.layers.Conv2D(groups>1)`:
+The slow "native grouped Conv2D" (grouped convolutions as Keras builds them) is `tf_keras.layers.Conv2D(groups>1)`:
 it routes every grouped convolution through an XLA-compiled function
 (`_jit_compiled_convolution_op`, a CPU workaround in tf_keras). `GroupedConv2D` never
 uses that path: its "native" form calls `tf.nn.conv2d` with the grouped filter, which

@@ -1,4 +1,4 @@
-"""The 2.5D runtime (DESIGN.md §8): four phase frames in, 2.5D keypoints out.
+"""The 2.5D runtime (docs/runtime.md): four phase frames in, 2.5D keypoints out.
 
 Per frame:
   1. Check the phase frames (`frames.check_phase_frames`); a bad frame is
