@@ -30,16 +30,8 @@ _FLIP_SEGMENTATION[list(spec.SIDE_SEGMENTATION_CLASS)] = spec.SIDE_SEGMENTATION_
 def normalize_input(image, mode: str):
   """The network input from a raw image; numpy in -> numpy out, tensor in -> tensor out.
 
-  The numpy form is `sensor.normalize_input`, which the runtime uses.
-
-  Args:
-    image: amplitude in ADC counts (mode 'amplitude') or z-depth in metres
-      with 0 = invalid (mode 'depth'), any shape.
-    mode: one of spec.INPUT_MODES.
-
-  Returns:
-    float32 in [0, 1]: sqrt(amplitude / AMPLITUDE_FULL_SCALE) or
-    depth / DEPTH_FULL_SCALE_M, clipped.
+  `sensor.normalize_input` (which the runtime uses) for numpy arrays, the same
+  arithmetic in TensorFlow for tensors; arguments and result as there.
   """
   if isinstance(image, (np.ndarray, np.generic)):
     return sensor.normalize_input(image, mode)
