@@ -42,7 +42,7 @@ from hand25d.model import network
 from hand25d.training import config as train_config
 from hand25d.training import evaluation
 
-import tensorflow as tf  # After hand25d, which sets TF_USE_LEGACY_KERAS.
+import tensorflow as tf
 import tf_keras as keras
 
 # The paper's bound on the float32 model ("under 300 KB", docs/export.md), in bytes

@@ -38,7 +38,7 @@ from hand25d.training import evaluation
 from hand25d.training import loop
 from hand25d.training import recipes
 
-import tensorflow as tf  # After hand25d, which sets TF_USE_LEGACY_KERAS.
+import tensorflow as tf
 
 QUANT = ("float32", "int8_qat")
 # Intended use and limits, written into the model card.

@@ -12,6 +12,7 @@ flags given on the command line override it.
 from absl import app
 from absl import flags
 
+from hand25d import legacy_keras  # noqa: F401  (entry point: tf.keras is tf_keras)
 from hand25d import losses
 from hand25d.model import config as model_config
 from hand25d.training import config as config_lib

@@ -6,7 +6,6 @@ import os
 import subprocess
 import sys
 
-import hand25d  # noqa: F401  (before tensorflow)
 from export import c_array
 from export import convert
 from export import exporter

@@ -1,6 +1,5 @@
 """hand25d.litert: TFLM agrees with LiteRT, the smallest arena, unsupported ops named."""
 
-import hand25d  # noqa: F401  (before tensorflow)
 from hand25d import litert
 
 import numpy as np

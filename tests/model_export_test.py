@@ -1,6 +1,5 @@
 """The inference network converts to deployable TFLite and runs in TFLM and LiteRT."""
 
-import hand25d  # pylint: disable=unused-import  # Before TensorFlow: sets TF_USE_LEGACY_KERAS.
 from hand25d import litert as litert_lib
 from hand25d import spec
 from hand25d.model import card

@@ -1,6 +1,5 @@
 """Lifting rendered hands to 2.5D, and the hand mask taken from the depth image."""
 
-import hand25d  # pylint: disable=unused-import  # Before TensorFlow: sets TF_USE_LEGACY_KERAS.
 from hand25d import spec
 from hand25d.data import scene
 from hand25d.runtime import lifting

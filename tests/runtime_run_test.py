@@ -4,7 +4,6 @@ import json
 import subprocess
 import sys
 
-import hand25d  # pylint: disable=unused-import  # Before TensorFlow: sets TF_USE_LEGACY_KERAS.
 from hand25d import spec
 from hand25d.data import scene
 from hand25d.runtime import frames as frames_lib

@@ -23,7 +23,7 @@ from hand25d import spec
 from hand25d.data import records
 from hand25d.data import scene
 
-import tensorflow as tf  # After hand25d, which sets TF_USE_LEGACY_KERAS.
+import tensorflow as tf
 
 
 class CocoError(ValueError):

@@ -16,7 +16,7 @@ from hand25d import spec
 from hand25d.data import composite
 from hand25d.data import records
 
-import tensorflow as tf  # After hand25d, which sets TF_USE_LEGACY_KERAS.
+import tensorflow as tf
 
 # Input normalisation constants: hand25d/sensor.py.
 AMPLITUDE_FULL_SCALE = sensor.AMPLITUDE_FULL_SCALE
