@@ -42,7 +42,7 @@ demo: $(STAMP)
 	$(PY) -m export.tflite_main --checkpoint=$(DEMO)/train --out=$(DEMO)/export \
 	  --quant=float32,int8_ptq,int8_qat
 	@echo "== 5/5 2.5D runtime on a synthetic sequence, with the trained model shipped in hand25d/pretrained"
-	$(PY) -m hand25d.runtime.run_main --input=synthetic --out=$(DEMO)
+	$(PY) -m hand25d.runtime.demo.run_main --input=synthetic --out=$(DEMO)
 	@echo "== done: $(DEMO)/report.md"
 
 clean:

@@ -21,7 +21,8 @@ import json
 from absl import app
 from absl import flags
 
-from hand25d import atomic  # Before TensorFlow: importing hand25d sets TF_USE_LEGACY_KERAS.
+from hand25d import atomic
+from hand25d import legacy_keras  # noqa: F401  (entry point: tf.keras is tf_keras)
 from hand25d import decoding
 from hand25d import spec
 from hand25d.data import pipeline

@@ -28,9 +28,10 @@ import time
 from absl import app
 from absl import flags
 
-from export import convert  # Before TensorFlow: importing hand25d sets TF_USE_LEGACY_KERAS.
+from export import convert
 from export import exporter
 from hand25d import atomic
+from hand25d import legacy_keras  # noqa: F401  (entry point: tf.keras is tf_keras)
 from hand25d.data import pipeline
 from hand25d.model import config as config_lib
 from hand25d.model import flops

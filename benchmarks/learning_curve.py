@@ -14,7 +14,8 @@ import os
 from absl import app
 from absl import flags
 
-from hand25d import atomic  # Before TensorFlow: importing hand25d sets TF_USE_LEGACY_KERAS.
+from hand25d import atomic
+from hand25d import legacy_keras  # noqa: F401  (entry point: tf.keras is tf_keras)
 
 import matplotlib
 

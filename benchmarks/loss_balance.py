@@ -17,7 +17,8 @@ import os
 from absl import app
 from absl import flags
 
-from hand25d import atomic  # Before TensorFlow: importing hand25d sets TF_USE_LEGACY_KERAS.
+from hand25d import atomic
+from hand25d import legacy_keras  # noqa: F401  (entry point: tf.keras is tf_keras)
 from hand25d import losses
 from hand25d.data import pipeline
 from hand25d.model import config as model_config

@@ -22,7 +22,8 @@ import time
 from absl import app
 from absl import flags
 
-from hand25d import atomic  # Before TensorFlow: importing hand25d sets TF_USE_LEGACY_KERAS.
+from hand25d import atomic
+from hand25d import legacy_keras  # noqa: F401  (entry point: tf.keras is tf_keras)
 from hand25d.model import config as config_lib
 from hand25d.model import layers
 from hand25d.model import network

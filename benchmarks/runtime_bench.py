@@ -15,6 +15,10 @@ its 8 matching keypoints serve both sides so that decoding and lifting cost
 the same as ours (a real two-hand MediaPipe would also invoke twice and run
 a palm detector). Only its latency is comparable, not its accuracy.
 
+First, the import time of the runtime (`from hand25d.runtime import
+pipeline`) in a fresh process, beside that of `import tensorflow`, which the
+runtime never loads.
+
 Without --model the network is exported with fresh weights: its cost does
 not depend on them. Rows are measured in interleaved rounds so that load
 from other processes spreads over all of them. frames/s is frames over wall
@@ -25,20 +29,24 @@ sequentially.
 
 import os
 import platform
+import statistics
+import subprocess
+import sys
 import tempfile
 import time
 
 from absl import app
 from absl import flags
 
-from hand25d import atomic  # Before TensorFlow: importing hand25d sets TF_USE_LEGACY_KERAS.
+from hand25d import atomic
+from hand25d import legacy_keras  # noqa: F401  (entry point: tf.keras is tf_keras)
+from hand25d import sensor
 from hand25d import spec
-from hand25d.data import pipeline as data_pipeline
 from hand25d.data import scene
 from hand25d.model import config as config_lib
 from hand25d.model import network
-from hand25d.runtime import evaluation
 from hand25d.runtime import pipeline
+from hand25d.runtime.demo import evaluation
 from export import convert
 
 import numpy as np
@@ -54,6 +62,7 @@ _ROUNDS = flags.DEFINE_integer("rounds", 3, "Interleaved rounds.")
 _WARMUP = flags.DEFINE_integer("warmup", 20, "Untimed frames per row and round.")
 _SEED = flags.DEFINE_integer("seed", 7, "Seed of the rendered clip (two hands).")
 _CLIP = flags.DEFINE_integer("clip_frames", 30, "Distinct rendered frames, cycled.")
+_IMPORTS = flags.DEFINE_integer("import_runs", 5, "Fresh processes per import-time row.")
 
 TARGET_FPS = 200.0
 # MediaPipe's 21 landmarks for each of our primary keypoints (hand_center: the
@@ -68,7 +77,7 @@ class PeerModel:
 
   def __init__(self, path: str, sensor_shape: tuple[int, int]):
     with open(path, "rb") as f:
-      self._model = convert.LiteRtModel(f.read())
+      self._model = litert.LiteRtModel(f.read())
     self._size = int(self._model.inputs[0]["shape"][1])
     h, w = sensor_shape
     # Nearest-neighbour resize of the sensor image to the peer's square input.
@@ -80,7 +89,7 @@ class PeerModel:
       self._landmarks[k, list(_PEER_LANDMARKS[name])] = 1.0 / len(_PEER_LANDMARKS[name])
 
   def infer(self, amplitude: np.ndarray) -> dict[str, np.ndarray]:
-    image = data_pipeline.normalize_input(amplitude[self._rows[:, None], self._cols], "amplitude")
+    image = sensor.normalize_input(amplitude[self._rows[:, None], self._cols], "amplitude")
     self._model.set_inputs([np.repeat(image[None, :, :, None], 3, axis=-1)])
     self._model.interpreter.invoke()
     landmarks, presence = self._model.output_arrays()[:2]  # Image landmarks, hand flag.
@@ -95,18 +104,48 @@ class PeerModel:
 
 
 def _rows(model_path: str) -> dict[str, dict]:
-  sensor = (spec.SENSOR.height, spec.SENSOR.width)
+  sensor_shape = (spec.SENSOR.height, spec.SENSOR.width)
   full_path = dict(presence_threshold=0.0, min_keypoint_confidence=0.0)
   rows = {}
   for parallel in (False, True):
     mode = "parallel" if parallel else "sequential"
     options = pipeline.PipelineOptions(parallel_depth=parallel, **full_path)
     rows[f"ours litert {mode}"] = {"model": model_path, "options": options}
-    rows[f"peer litert {mode}"] = {"model": PeerModel(_PEER.value, sensor), "options": options}
+    rows[f"peer litert {mode}"] = {"model": PeerModel(_PEER.value, sensor_shape), "options": options}
   rows["ours tflm parallel"] = {
       "model": model_path,
       "options": pipeline.PipelineOptions(backend="tflm", parallel_depth=True, **full_path)}
   return rows
+
+
+# Import time, each in a fresh process: the runtime, and TensorFlow (which
+# the runtime does not load) as the peer.
+_IMPORT_ROWS = {"hand25d.runtime.pipeline": "from hand25d.runtime import pipeline",
+                "tensorflow (peer)": "import tensorflow"}
+
+
+def _import_seconds(statement: str) -> tuple[float, bool]:
+  """Seconds `statement` takes in a fresh interpreter, and whether it loaded TensorFlow."""
+  code = ("import sys, time; t = time.perf_counter(); " + statement + "; "
+          "print(time.perf_counter() - t, 'tensorflow' in sys.modules)")
+  out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True,
+                       text=True, cwd=_ROOT).stdout.split()
+  return float(out[-2]), out[-1] == "True"
+
+
+def _import_times(runs: int) -> dict[str, dict]:
+  """Median and spread of each _IMPORT_ROWS statement over `runs` fresh processes."""
+  results = {}
+  for name, statement in _IMPORT_ROWS.items():
+    measured = [_import_seconds(statement) for _ in range(runs)]
+    seconds = [m[0] for m in measured]
+    results[name] = {"median_s": statistics.median(seconds), "min_s": min(seconds),
+                     "max_s": max(seconds), "runs": runs,
+                     "loads_tensorflow": any(m[1] for m in measured)}
+    print(f"import {name:28s} {results[name]['median_s']:6.2f} s median "
+          f"({min(seconds):.2f}-{max(seconds):.2f}, {runs} fresh processes); "
+          f"loads tensorflow: {results[name]['loads_tensorflow']}", flush=True)
+  return results
 
 
 def _measure(p: pipeline.Pipeline, frames: list[np.ndarray], n: int, warmup: int,
@@ -126,6 +165,7 @@ def _measure(p: pipeline.Pipeline, frames: list[np.ndarray], n: int, warmup: int
 
 def main(argv):
   del argv
+  imports = _import_times(_IMPORTS.value)
   clip = scene.render_sequence(_SEED.value, _CLIP.value)
   frames = [f["phase_frames"] for f in clip]
   with tempfile.TemporaryDirectory() as tmp:
@@ -167,7 +207,7 @@ def main(argv):
             "model": _MODEL.value or "fresh weights", "peer": _PEER.value,
             "cpu_count": os.cpu_count(), "load_average_before": load_before,
             "load_average_after": os.getloadavg(), "machine": platform.machine(),
-            "target_fps": TARGET_FPS, "rows": results}
+            "target_fps": TARGET_FPS, "rows": results, "import_time": imports}
   atomic.write_json(_OUT.value, report)
   print(f"wrote {_OUT.value}")
 

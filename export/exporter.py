@@ -29,10 +29,10 @@ import numpy as np
 from export import c_array
 from export import convert
 from export import qat as qat_lib
-from export import tflm
 from export.shave import blob
 from export.shave import memory
 from hand25d import atomic
+from hand25d import litert
 from hand25d import metrics
 from hand25d.data import pipeline
 from hand25d.model import card
@@ -43,10 +43,11 @@ from hand25d.training import config as train_config
 from hand25d.training import distribute
 from hand25d.training import evaluation
 
-import tensorflow as tf  # After hand25d, which sets TF_USE_LEGACY_KERAS.
+import tensorflow as tf
 import tf_keras as keras
 
-# The paper's bound on the float32 model (DESIGN.md §6), in bytes (1 KB = 1000 B).
+# The paper's bound on the float32 model ("under 300 KB", docs/export.md), in bytes
+# (1 KB = 1000 B).
 FLOAT32_BUDGET_BYTES = 300_000
 # Size target of an int8 model (reported, not enforced).
 INT8_TARGET_BYTES = 80_000
@@ -196,15 +197,15 @@ def _check_size(quant: str, size: int, budget: int) -> None:
                       "(ExportConfig.max_float32_bytes); make the network smaller")
 
 
-def _tflm_arena(quant: str, model: bytes, image: np.ndarray, lite: convert.LiteRtModel) -> int:
+def _tflm_arena(quant: str, model: bytes, image: np.ndarray, lite: litert.LiteRtModel) -> int:
   try:
-    return tflm.smallest_arena(model, [convert.quantize(image, lite.inputs[0])])
-  except tflm.TflmError as e:
+    return litert.smallest_arena(model, [litert.quantize(image, lite.inputs[0])])
+  except litert.TflmError as e:
     hint = "; build those layers from ops TFLM has" if e.unsupported_ops else ""
     raise BudgetError(f"{quant} model does not run in TensorFlow Lite Micro: {e}{hint}") from e
 
 
-def _output_names(lite: convert.LiteRtModel, names: dict[str, tuple[int, ...]]) -> list[str]:
+def _output_names(lite: litert.LiteRtModel, names: dict[str, tuple[int, ...]]) -> list[str]:
   """The output name of each LiteRT output, in the model's order (matched by shape)."""
   return [next(n for n, shape in names.items() if shape == tuple(d["shape"]))
           for d in lite.outputs]
@@ -221,7 +222,7 @@ def _export_one(quant: str, inference: keras.Model, train_cfg: train_config.Trai
   """Converts, checks and evaluates one mode: (model bytes, its report)."""
   model_bytes, reference = _convert(quant, inference, train_cfg, data_dir, cfg)
   _check_size(quant, len(model_bytes), cfg.max_float32_bytes)
-  lite = convert.LiteRtModel(model_bytes)
+  lite = litert.LiteRtModel(model_bytes)
   arena = _tflm_arena(quant, model_bytes, frames[0][0], lite)
   names = {name: tuple(t.shape) for name, t in inference.output.items()}
 
@@ -229,7 +230,7 @@ def _export_one(quant: str, inference: keras.Model, train_cfg: train_config.Trai
   def keras_outputs(image):
     return reference(image, training=False)
 
-  reference_kernels = convert.LiteRtModel(model_bytes, reference=True)
+  reference_kernels = litert.LiteRtModel(model_bytes, reference=True)
   evaluator, keras_evaluator = metrics.Evaluator(), metrics.Evaluator()
   keras_diff, tflm_diff, tflm_default_diff = {}, {}, {}
   for i, (image, targets) in enumerate(frames):
@@ -239,10 +240,10 @@ def _export_one(quant: str, inference: keras.Model, train_cfg: train_config.Trai
     evaluator.update(got, targets)
     _max_diff(expected, got, keras_diff)
     if i < cfg.tflm_frames:
-      micro = tflm.run(model_bytes, [convert.quantize(image, lite.inputs[0])], arena,
-                       num_outputs=len(lite.outputs))
+      micro = litert.tflm_run(model_bytes, [litert.quantize(image, lite.inputs[0])], arena,
+                            num_outputs=len(lite.outputs))
       micro = dict(zip(_output_names(lite, names),
-                       [convert.dequantize(m, d) for m, d in zip(micro, lite.outputs)]))
+                       [litert.dequantize(m, d) for m, d in zip(micro, lite.outputs)]))
       _max_diff(reference_kernels([image], names), micro, tflm_diff)
       _max_diff(got, micro, tflm_default_diff)
   stats = card.tflite_stats(model_bytes)

@@ -26,10 +26,10 @@ import time
 from absl import logging
 import numpy as np
 
-from export import convert
 from export import exporter
 from export import qat
 from hand25d import atomic
+from hand25d import litert
 from hand25d import pretrained
 from hand25d import spec
 from hand25d.data import generate
@@ -38,7 +38,7 @@ from hand25d.training import evaluation
 from hand25d.training import loop
 from hand25d.training import recipes
 
-import tensorflow as tf  # After hand25d, which sets TF_USE_LEGACY_KERAS.
+import tensorflow as tf
 
 QUANT = ("float32", "int8_qat")
 # Intended use and limits, written into the model card.
@@ -82,7 +82,7 @@ class BuildConfig:
 
 def latency_ms(model_bytes: bytes, invokes: int, warmup: int = 20) -> dict:
   """Median and minimum ms of one LiteRT invoke, one thread, default delegate."""
-  model = convert.LiteRtModel(model_bytes, num_threads=1)
+  model = litert.LiteRtModel(model_bytes, num_threads=1)
   model.set_inputs([np.zeros(model.inputs[0]["shape"], np.float32)])
   times = []
   for i in range(warmup + invokes):

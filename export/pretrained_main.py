@@ -10,6 +10,7 @@ from absl import app
 from absl import flags
 
 from export import pretrained
+from hand25d import legacy_keras  # noqa: F401  (entry point: tf.keras is tf_keras)
 from hand25d.training import recipes
 
 _RECIPE = flags.DEFINE_string("recipe", "quick",

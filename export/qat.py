@@ -24,7 +24,9 @@ from typing import Iterable, Optional
 
 from absl import logging
 import tensorflow as tf
-import tensorflow_model_optimization as tfmot
+# tfmot resolves tf.keras when it is imported: tf_keras must be in effect first.
+from hand25d import legacy_keras  # noqa: F401  # pylint: disable=g-bad-import-order
+import tensorflow_model_optimization as tfmot  # pylint: disable=g-bad-import-order
 import tf_keras as keras
 
 from hand25d.data import pipeline

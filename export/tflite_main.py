@@ -16,6 +16,7 @@ from absl import flags
 from export import convert
 from export import exporter
 from export import qat
+from hand25d import legacy_keras  # noqa: F401  (entry point: tf.keras is tf_keras)
 
 _CHECKPOINT = flags.DEFINE_string("checkpoint", None,
                                   "Checkpoint prefix, checkpoint directory or run workdir.",

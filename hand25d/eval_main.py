@@ -9,6 +9,7 @@ workdir (its best checkpoint).
 from absl import app
 from absl import flags
 
+from hand25d import legacy_keras  # noqa: F401  (entry point: tf.keras is tf_keras)
 from hand25d import metrics
 from hand25d.training import evaluation
 

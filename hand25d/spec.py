@@ -2,7 +2,7 @@
 
 Every other module takes keypoint names, class lists, channel layouts, sensor
 geometry and output names from here; nothing else hard-codes "16" or "17".
-See DESIGN.md §1 and docs/spec.md.
+See docs/spec.md.
 
 Conventions:
   * Images are H x W (rows x columns); pixel (x, y) means column x, row y, with

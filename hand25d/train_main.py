@@ -14,6 +14,7 @@ import sys
 from absl import app
 from absl import flags
 
+from hand25d import legacy_keras  # noqa: F401  (entry point: tf.keras is tf_keras)
 from hand25d import losses
 from hand25d.data import records
 from hand25d.model import config as model_config

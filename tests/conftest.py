@@ -1,6 +1,8 @@
-"""Fixtures shared by several test files."""
+"""Fixtures shared by several test files; pytest's entry point puts tf_keras in effect."""
 
 import pytest
+
+from hand25d import legacy_keras  # noqa: F401  (entry point: tf.keras is tf_keras)
 
 
 @pytest.fixture(scope="session")

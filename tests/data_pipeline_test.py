@@ -10,7 +10,7 @@ from hand25d import spec
 from hand25d.data import pipeline
 from hand25d.data import records
 
-import tensorflow as tf  # After hand25d.
+import tensorflow as tf
 
 FIXTURE = os.path.join(os.path.dirname(__file__), "..", "testdata", "tof_tiny")
 _H, _W = spec.INPUT_HEIGHT, spec.INPUT_WIDTH

@@ -11,7 +11,7 @@ from hand25d.data import generate
 from hand25d.data import records
 from hand25d.data import scene
 
-import tensorflow as tf  # After hand25d.
+import tensorflow as tf
 
 _TINY = dict(height=48, width=64, frames_per_shard=2, users_per_split=(2, 1, 1))
 

@@ -3,7 +3,6 @@
 import json
 import os
 
-import hand25d  # noqa: F401  (before tensorflow)
 from hand25d import spec
 from hand25d.data import generate
 from hand25d.data import pipeline

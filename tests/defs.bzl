@@ -16,7 +16,8 @@ def pytest_test(name, deps = [], data = [], size = "small", **kwargs):
         main = "pytest_runner.py",
         args = [native.package_name() + "/" + name + ".py"],
         data = data + native.glob(["conftest.py"]),
-        deps = deps,
+        # conftest.py imports it.
+        deps = deps + ["//hand25d:legacy_keras"],
         size = size,
         python_version = "PY3",
         **kwargs

@@ -7,7 +7,6 @@ import os
 import re
 import shutil
 
-import hand25d  # noqa: F401  (before tensorflow)
 from hand25d.experiments import plan
 from hand25d.experiments import results
 from hand25d.experiments import runner

@@ -6,13 +6,12 @@ import os
 import subprocess
 import sys
 
-import hand25d  # noqa: F401  (before tensorflow)
 from export import c_array
 from export import convert
 from export import exporter
 from export import qat
-from export import tflm
 from export.shave import blob
+from hand25d import litert as litert_lib
 from hand25d import losses
 from hand25d.model import card
 from hand25d.model import layers
@@ -103,7 +102,7 @@ def test_report_and_files(exported):
     assert set(r["ops"]) <= DEPLOYABLE_OPS, r["ops"]
     assert r["ops"]["CONV_2D"] == 32 and r["ops"]["RESIZE_NEAREST_NEIGHBOR"] == 2
     assert r["eval"]["frames"] > 0 and r["eval"]["mean_px_error"] is not None
-    assert r["tflm"]["arena_bytes"] % tflm.ARENA_GRANULE == 0
+    assert r["tflm"]["arena_bytes"] % litert_lib.ARENA_GRANULE == 0
   float32, ptq = report["exports"]["float32"], report["exports"]["int8_ptq"]
   assert float32["size_bytes"] <= exporter.FLOAT32_BUDGET_BYTES
   # int8 weights: about a quarter of the float model, and a quarter of its arena.
@@ -127,7 +126,7 @@ def test_float32_tflite_matches_keras(exported):
 def test_int8_is_within_tolerance_of_float(exported, frames, quant):
   cfg, _ = exported
   model, data = frames
-  lite = convert.LiteRtModel(_tflite(cfg, quant))
+  lite = litert_lib.LiteRtModel(_tflite(cfg, quant))
   assert lite.inputs[0]["dtype"] == np.int8
   names = {name: tuple(t.shape) for name, t in model.output.items()}
   for name in names:
@@ -141,10 +140,9 @@ def test_int8_is_within_tolerance_of_float(exported, frames, quant):
 def test_qat_model_converts_to_true_grouped_int8_convolutions(exported, frames):
   cfg, report = exported
   model, _ = frames
-  interpreter = card.tflite_interpreter(_tflite(cfg, "int8_qat"))
+  interpreter = litert_lib.builtin_interpreter(_tflite(cfg, "int8_qat"))
   tensors = {t["index"]: t for t in interpreter.get_tensor_details()}
-  convs = [op for op in interpreter._get_ops_details()  # pylint: disable=protected-access
-           if op["op_name"] == "CONV_2D"]
+  convs = [op for op in litert_lib.op_details(interpreter) if op["op_name"] == "CONV_2D"]
   filters = {tuple(tensors[op["inputs"][1]]["shape"]) for op in convs}
   assert all(tensors[op["inputs"][1]]["dtype"] == np.int8 for op in convs)
   for layer in model.layers:
@@ -163,27 +161,27 @@ def test_tflm_matches_litert(exported, frames, quant):
   model, data = frames
   model_bytes = _tflite(cfg, quant)
   r = report["exports"][quant]
-  reference = convert.LiteRtModel(model_bytes, reference=True)
+  reference = litert_lib.LiteRtModel(model_bytes, reference=True)
   names = {name: tuple(t.shape) for name, t in model.output.items()}
   image = data[0][0]
   reference([image], names)
-  micro = tflm.run(model_bytes, [convert.quantize(image, reference.inputs[0])],
-                   r["tflm"]["arena_bytes"], num_outputs=len(names))
+  micro = litert_lib.tflm_run(model_bytes, [litert_lib.quantize(image, reference.inputs[0])],
+                              r["tflm"]["arena_bytes"], num_outputs=len(names))
   steps = r["output_quantization_step"] or {name: 1e-5 for name in names}
   # TFLM and LiteRT's reference kernels compute the same integer arithmetic but
   # for the rounding of a tie: at most one output quantization step apart (the
   # shipped model's export measured 0 on every output).
   for value, detail, litert in zip(micro, reference.outputs, reference.output_arrays()):
     step = detail["quantization"][0] if detail["dtype"] != np.float32 else 0.0
-    np.testing.assert_allclose(convert.dequantize(value, detail), litert, atol=step + 1e-5,
+    np.testing.assert_allclose(litert_lib.dequantize(value, detail), litert, atol=step + 1e-5,
                                err_msg=detail["name"])
   for name, diff in r["tflm"]["max_abs_diff_vs_litert_reference"].items():
     assert diff <= steps[name] + 1e-5, name
   for name, diff in r["tflm"]["max_abs_diff_vs_litert_default"].items():
     assert diff <= INT8_KERNEL_STEPS * steps[name], name
-  with pytest.raises(tflm.TflmError, match="bytes missing"):
-    tflm.run(model_bytes, [convert.quantize(image, reference.inputs[0])],
-             r["tflm"]["arena_bytes"] - tflm.ARENA_GRANULE)
+  with pytest.raises(litert_lib.TflmError, match="bytes missing"):
+    litert_lib.tflm_run(model_bytes, [litert_lib.quantize(image, reference.inputs[0])],
+                        r["tflm"]["arena_bytes"] - litert_lib.ARENA_GRANULE)
 
 
 @pytest.mark.parametrize("quant", convert.QUANT_MODES)

@@ -1,6 +1,5 @@
 """The multi-task loss (Eq. 1) on hand-made cases."""
 
-import hand25d  # noqa: F401  (before tensorflow)
 from hand25d import losses
 from hand25d import spec
 

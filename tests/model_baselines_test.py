@@ -1,6 +1,5 @@
 """Table-2 baselines: keras.applications backbones under the same decoder and heads."""
 
-import hand25d  # pylint: disable=unused-import  # Before TensorFlow: sets TF_USE_LEGACY_KERAS.
 from hand25d import spec
 from hand25d.model import config as config_lib
 from hand25d.model import flops

@@ -2,7 +2,6 @@
 
 import json
 
-import hand25d  # pylint: disable=unused-import  # Before TensorFlow: sets TF_USE_LEGACY_KERAS.
 from hand25d import spec
 from hand25d.model import card
 from hand25d.model import config as config_lib

@@ -1,6 +1,6 @@
 """The inference network converts to deployable TFLite and runs in TFLM and LiteRT."""
 
-import hand25d  # pylint: disable=unused-import  # Before TensorFlow: sets TF_USE_LEGACY_KERAS.
+from hand25d import litert as litert_lib
 from hand25d import spec
 from hand25d.model import card
 from hand25d.model import config as config_lib
@@ -50,7 +50,7 @@ def test_only_deployable_ops_and_true_grouped_convolutions(exported):
   assert stats["ops"]["RESIZE_NEAREST_NEIGHBOR"] == 2
   assert stats["size_bytes"] < 300 * 1024  # Paper: under 300 KB in float32.
   # Every grouped layer is one CONV_2D whose filter depth is Cin / groups.
-  interpreter = card.tflite_interpreter(model_bytes)
+  interpreter = litert_lib.builtin_interpreter(model_bytes)
   tensors = {t["index"]: t for t in interpreter.get_tensor_details()}
   filters = sorted(
       (tuple(tensors[op["inputs"][0]]["shape"][1:]), tuple(tensors[op["inputs"][1]]["shape"]))
@@ -74,7 +74,7 @@ def test_litert_and_tflm_match_keras(exported, image):
   model, model_bytes = exported
   expected = {k: v.numpy() for k, v in model(image).items()}
 
-  interpreter = card.tflite_interpreter(model_bytes)
+  interpreter = litert_lib.builtin_interpreter(model_bytes)
   interpreter.set_tensor(interpreter.get_input_details()[0]["index"], image)
   interpreter.invoke()
   litert = _by_shape([interpreter.get_tensor(d["index"])

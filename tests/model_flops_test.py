@@ -1,6 +1,5 @@
 """The analytic FLOP counter on hand-computed cases (model_export_test checks it on TFLite)."""
 
-import hand25d  # pylint: disable=unused-import  # Before TensorFlow: sets TF_USE_LEGACY_KERAS.
 from hand25d.model import flops
 from hand25d.model import layers
 

@@ -1,6 +1,5 @@
 """GroupedConv2D: the fast (block-diagonal) and native forms are the same convolution."""
 
-import hand25d  # pylint: disable=unused-import  # Before TensorFlow: sets TF_USE_LEGACY_KERAS.
 from hand25d.model import layers
 
 import numpy as np

@@ -2,7 +2,6 @@
 
 import dataclasses
 
-import hand25d  # pylint: disable=unused-import  # Before TensorFlow: sets TF_USE_LEGACY_KERAS.
 from hand25d import spec
 from hand25d.model import config as config_lib
 from hand25d.model import flops
@@ -64,7 +63,8 @@ def test_parameter_counts_and_budget_are_pinned(training_model):
   assert model.count_params() == INFERENCE_PARAMS
   assert sum(int(np.prod(w.shape)) for w in model.trainable_weights) == INFERENCE_TRAINABLE_PARAMS
   assert flops.total_macs(model) == INFERENCE_MACS
-  # DESIGN.md §3: about 41K parameters (+-10%) and at most 35 MFLOPs.
+  # The paper's budget (docs/model_card.md): about 41K parameters (+-10%) and at most
+  # 35 MFLOPs.
   assert abs(INFERENCE_TRAINABLE_PARAMS - 41_000) <= 4_100
   assert abs(INFERENCE_PARAMS - 41_000) <= 4_100
   assert flops.total_flops(model) <= 35e6

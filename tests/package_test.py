@@ -1,44 +1,56 @@
-"""The packages import, and importing hand25d puts Keras 2 (tf_keras) in effect."""
+"""The packages import without side effects; hand25d.legacy_keras makes tf.keras tf_keras.
+
+TensorFlow resolves `tf.keras` when it is first used, so the order of imports
+does not matter: only a `tf.keras` used before TF_USE_LEGACY_KERAS=1 is set
+is an error, and it says so.
+"""
 
 import os
 import subprocess
 import sys
 
-import hand25d  # First: it must run before TensorFlow is imported.
-import export  # noqa: F401
+import export
+import hand25d
 
 
-def test_legacy_keras_env_is_set():
-  assert os.environ["TF_USE_LEGACY_KERAS"] == "1"
+def _run(code: str) -> subprocess.CompletedProcess:
+  env = {k: v for k, v in os.environ.items() if k != "TF_USE_LEGACY_KERAS"}
+  env["PYTHONPATH"] = os.pathsep.join(sys.path)
+  return subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                        text=True, timeout=300)
 
 
-def test_tf_keras_is_keras_2():
-  import tensorflow as tf
-  import tf_keras as keras
+def test_packages_import():
+  assert hand25d.__version__
+  assert export.__doc__
 
+
+def test_importing_hand25d_and_export_sets_nothing():
+  result = _run("import os, hand25d, export\nprint(os.environ.get('TF_USE_LEGACY_KERAS'))")
+  assert result.returncode == 0, result.stderr
+  assert result.stdout.strip() == "None"
+
+
+def test_tf_keras_is_keras_2_in_tests():
+  import tensorflow as tf  # pylint: disable=import-outside-toplevel
+  import tf_keras as keras  # pylint: disable=import-outside-toplevel
+
+  assert os.environ["TF_USE_LEGACY_KERAS"] == "1"  # tests/conftest.py imports legacy_keras.
   assert keras.__version__.startswith("2.")
   # tensorflow-model-optimization uses tf.keras: it must be the same Keras.
   assert tf.keras.layers.Conv2D is keras.layers.Conv2D
 
 
-def _run(code: str, env: dict[str, str]) -> subprocess.CompletedProcess:
-  return subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
-                        text=True, timeout=120)
+def test_tensorflow_may_be_imported_first():
+  result = _run("import tensorflow as tf\nfrom hand25d import legacy_keras\nimport tf_keras\n"
+                "from export import qat\n"
+                "print(tf.keras.layers.Conv2D is tf_keras.layers.Conv2D)")
+  assert result.returncode == 0, result.stderr[-2000:]
+  assert result.stdout.strip().endswith("True")
 
 
-def test_tensorflow_first_without_env_is_a_clear_error():
-  env = {k: v for k, v in os.environ.items() if k != "TF_USE_LEGACY_KERAS"}
-  env["PYTHONPATH"] = os.pathsep.join(sys.path)
-  result = _run("import tensorflow\nimport hand25d", env)
+def test_tf_keras_used_as_keras_3_first_is_a_clear_error():
+  result = _run("import tensorflow as tf\ntf.keras.layers\nfrom hand25d import legacy_keras")
   assert result.returncode != 0
   assert "TF_USE_LEGACY_KERAS=1" in result.stderr
-  assert "Import hand25d before tensorflow" in result.stderr
-
-
-def test_import_sets_env_in_fresh_process():
-  env = {k: v for k, v in os.environ.items() if k != "TF_USE_LEGACY_KERAS"}
-  env["PYTHONPATH"] = os.pathsep.join(sys.path)
-  result = _run("import os, hand25d\nprint(os.environ['TF_USE_LEGACY_KERAS'])", env)
-  assert result.returncode == 0, result.stderr
-  assert result.stdout.strip() == "1"
-  assert hand25d.__version__
+  assert "Import hand25d.legacy_keras before anything uses tf.keras" in result.stderr

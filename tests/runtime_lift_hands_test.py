@@ -1,10 +1,9 @@
 """Lifting rendered hands to 2.5D, and the hand mask taken from the depth image."""
 
-import hand25d  # pylint: disable=unused-import  # Before TensorFlow: sets TF_USE_LEGACY_KERAS.
 from hand25d import spec
 from hand25d.data import scene
-from hand25d.runtime import evaluation
 from hand25d.runtime import lifting
+from hand25d.runtime.demo import evaluation
 
 import numpy as np
 import pytest

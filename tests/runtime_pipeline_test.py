@@ -2,7 +2,6 @@
 
 import dataclasses
 
-import hand25d  # pylint: disable=unused-import  # Before TensorFlow: sets TF_USE_LEGACY_KERAS.
 from hand25d import decoding
 from hand25d import spec
 from hand25d.data import pipeline as data_pipeline

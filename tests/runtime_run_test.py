@@ -4,15 +4,14 @@ import json
 import subprocess
 import sys
 
-import hand25d  # pylint: disable=unused-import  # Before TensorFlow: sets TF_USE_LEGACY_KERAS.
 from hand25d import spec
 from hand25d.data import scene
-from hand25d.runtime import evaluation
 from hand25d.runtime import frames as frames_lib
 from hand25d.runtime import pipeline
-from hand25d.runtime import runner
-from hand25d.runtime import sequence
 from hand25d.runtime import smoothing
+from hand25d.runtime.demo import evaluation
+from hand25d.runtime.demo import runner
+from hand25d.runtime.demo import sequence
 from export import convert
 
 import numpy as np
@@ -94,7 +93,7 @@ def test_run_on_a_directory_writes_every_output(model_path, tmp_path):
 
 def test_cli_runs_on_synthetic_input(model_path, tmp_path):
   proc = subprocess.run(
-      [sys.executable, "-m", "hand25d.runtime.run_main", f"--model={model_path}",
+      [sys.executable, "-m", "hand25d.runtime.demo.run_main", f"--model={model_path}",
        f"--out={tmp_path}", "--clips=1", "--frames_per_clip=3", "--num_images=1",
        "--presence_threshold=0.99"], capture_output=True, text=True, check=False)
   assert proc.returncode == 0, proc.stderr[-2000:]

@@ -5,7 +5,7 @@ import pytest
 
 from export.shave import comb
 from export.shave import layout
-import tensorflow as tf  # after export: hand25d sets TF_USE_LEGACY_KERAS first
+import tensorflow as tf
 
 
 @pytest.mark.parametrize("dtype", [np.float16, np.float32])

@@ -6,7 +6,7 @@ import pytest
 from export.shave import cost
 from export.shave import graph
 from export.shave import simulator
-import tf_keras as keras  # after export: hand25d sets TF_USE_LEGACY_KERAS first
+import tf_keras as keras
 
 
 def _single_conv(**conv_kwargs) -> graph.Network:

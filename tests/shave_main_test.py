@@ -10,7 +10,7 @@ import sys
 
 from export import convert
 from export.shave import blob
-import tf_keras as keras  # after export: hand25d sets TF_USE_LEGACY_KERAS first
+import tf_keras as keras
 
 FIXTURE = os.path.join(os.path.dirname(__file__), "..", "testdata", "tof_tiny")
 

@@ -8,7 +8,7 @@ import pytest
 from export.shave import graph
 from export.shave import memory
 from export.shave import simulator
-import tf_keras as keras  # after export: hand25d sets TF_USE_LEGACY_KERAS first
+import tf_keras as keras
 
 
 def _conv_bn(x, filters, kernel, name, relu=True, **kwargs):

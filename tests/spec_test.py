@@ -1,4 +1,4 @@
-"""Pins the data model of DESIGN.md §1."""
+"""Pins the data model of hand25d/spec.py (docs/spec.md)."""
 
 import numpy as np
 import pytest

@@ -6,7 +6,6 @@ import socket
 import subprocess
 import sys
 
-import hand25d  # noqa: F401  (before tensorflow)
 from hand25d.training import config as config_lib
 
 import tensorflow as tf

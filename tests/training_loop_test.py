@@ -8,7 +8,6 @@ import subprocess
 import sys
 import time
 
-import hand25d  # noqa: F401  (before tensorflow)
 from hand25d.data import pipeline
 from hand25d.training import config as config_lib
 from hand25d.training import evaluation

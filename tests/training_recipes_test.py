@@ -5,7 +5,6 @@ import os
 import subprocess
 import sys
 
-import hand25d  # noqa: F401  (before tensorflow)
 from hand25d.training import config as config_lib
 from hand25d.training import recipes
 

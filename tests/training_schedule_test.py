@@ -1,6 +1,5 @@
 """The learning-rate schedule: warm-up, then linear decay to 0."""
 
-import hand25d  # noqa: F401  (before tensorflow)
 from hand25d.training import schedule
 
 import numpy as np

@@ -4,7 +4,6 @@ import os
 import subprocess
 import sys
 
-import hand25d  # noqa: F401  (before tensorflow)
 from hand25d import losses
 from hand25d.data import pipeline
 from hand25d.model import config as model_config
@@ -57,7 +56,7 @@ def test_tiny_overfit_and_nonfinite_skip():
 
 _MIRRORED = r"""
 import sys
-import hand25d
+from hand25d import legacy_keras
 import numpy as np, tensorflow as tf
 from hand25d.training import distribute
 distribute.configure_cpu_devices(2)

@@ -1,6 +1,6 @@
 """How closely a SHAVE program reproduces the float32 TFLite model on real frames.
 
-The deployment check of DESIGN.md §7: the program (from a blob) runs in the
+The deployment check of docs/embedded.md ("Matching TFLite"): the program (from a blob) runs in the
 simulator and the float32 TFLite model of the same Keras model runs in
 ai-edge-litert, on the same frames; then
 
@@ -24,8 +24,8 @@ from typing import Iterable
 
 import numpy as np
 
-from export import convert
 from export.shave import simulator
+from hand25d import litert as litert_lib
 from hand25d import spec
 from hand25d.data import pipeline
 
@@ -101,7 +101,7 @@ def compare(program: simulator.Program, tflite_model: bytes,
     images: [H, W, C] network inputs.
   """
   network = program.network
-  litert = convert.LiteRtModel(tflite_model)
+  litert = litert_lib.LiteRtModel(tflite_model)
   names = {key: (1,) + tuple(shape) for key, shape in network.output_shapes.items()}
   bound = ERROR_BOUNDS[program.dtype]
   # Largest |difference| and the output's range (min, max) over all frames: a

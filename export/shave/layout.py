@@ -1,4 +1,4 @@
-"""Channel-interleaved activations and the reordered kernel stack (DESIGN.md §7).
+"""Channel-interleaved activations and the reordered kernel stack (docs/embedded.md).
 
 A SHAVE vector register is 128 bits: LANES[dtype] lanes of fp16 (8) or fp32
 (4). Activations are stored *channel-interleaved*: a [H, W, C] tensor becomes

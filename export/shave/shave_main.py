@@ -19,13 +19,13 @@ import os
 from absl import app
 from absl import flags
 
-import export  # noqa: F401  (puts TF_USE_LEGACY_KERAS=1 in effect first)
 from export.shave import agreement
 from export.shave import blob
 from export.shave import cost
 from export.shave import graph
 from export.shave import memory
 from export.shave import simulator
+from hand25d import legacy_keras  # noqa: F401  (entry point: tf.keras is tf_keras)
 from hand25d import spec
 from hand25d.model import config as config_lib
 from hand25d.model import layers

@@ -38,7 +38,7 @@ from hand25d.data import coco_images
 from hand25d.data import records
 from hand25d.data import scene
 
-import tensorflow as tf  # After hand25d, which sets TF_USE_LEGACY_KERAS.
+import tensorflow as tf
 
 VISIBILITY_FLAGS = (0, 1, 2)  # COCO: unlabelled, labelled but occluded, visible.
 _K = spec.NUM_KEYPOINTS

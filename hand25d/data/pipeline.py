@@ -11,18 +11,17 @@ import math
 
 import numpy as np
 
+from hand25d import sensor
 from hand25d import spec
 from hand25d.data import composite
 from hand25d.data import integrity
 from hand25d.data import records
 
-import tensorflow as tf  # After hand25d, which sets TF_USE_LEGACY_KERAS.
+import tensorflow as tf
 
-# Amplitude normalisation: sqrt(amplitude / AMPLITUDE_FULL_SCALE) clipped to
-# [0, 1]; the square root compresses the 1/r^2 fall-off of the return.
-AMPLITUDE_FULL_SCALE = 2048.0
-# Depth normalisation: metres / DEPTH_FULL_SCALE_M clipped to [0, 1]; invalid = 0.
-DEPTH_FULL_SCALE_M = 2.0
+# Input normalisation constants: hand25d/sensor.py.
+AMPLITUDE_FULL_SCALE = sensor.AMPLITUDE_FULL_SCALE
+DEPTH_FULL_SCALE_M = sensor.DEPTH_FULL_SCALE_M
 _S, _K = spec.NUM_SIDES, spec.NUM_KEYPOINTS
 # Segmentation class after a horizontal flip (left hand <-> right hand).
 _FLIP_SEGMENTATION = np.arange(spec.NUM_SEGMENTATION_CLASSES, dtype=np.int32)
@@ -32,22 +31,12 @@ _FLIP_SEGMENTATION[list(spec.SIDE_SEGMENTATION_CLASS)] = spec.SIDE_SEGMENTATION_
 def normalize_input(image, mode: str):
   """The network input from a raw image; numpy in -> numpy out, tensor in -> tensor out.
 
-  Args:
-    image: amplitude in ADC counts (mode 'amplitude') or z-depth in metres
-      with 0 = invalid (mode 'depth'), any shape.
-    mode: one of spec.INPUT_MODES.
-
-  Returns:
-    float32 in [0, 1]: sqrt(amplitude / AMPLITUDE_FULL_SCALE) or
-    depth / DEPTH_FULL_SCALE_M, clipped.
+  `sensor.normalize_input` (which the runtime uses) for numpy arrays, the same
+  arithmetic in TensorFlow for tensors; arguments and result as there.
   """
-  if mode not in spec.INPUT_MODES:
-    raise ValueError(f"input mode {mode!r} is not one of {spec.INPUT_MODES}")
   if isinstance(image, (np.ndarray, np.generic)):
-    x = image.astype(np.float32)
-    x = np.sqrt(np.clip(x / AMPLITUDE_FULL_SCALE, 0.0, 1.0)) if mode == "amplitude" else np.clip(
-        x / DEPTH_FULL_SCALE_M, 0.0, 1.0)
-    return x.astype(np.float32)
+    return sensor.normalize_input(image, mode)
+  sensor.check_input_mode(mode)
   x = tf.cast(image, tf.float32)
   if mode == "amplitude":
     return tf.sqrt(tf.clip_by_value(x / AMPLITUDE_FULL_SCALE, 0.0, 1.0))

@@ -17,7 +17,7 @@ import numpy as np
 from hand25d import atomic
 from hand25d import spec
 
-import tensorflow as tf  # After hand25d, which sets TF_USE_LEGACY_KERAS.
+import tensorflow as tf
 
 FORMAT = "hand25d-tof-v1"
 MANIFEST = "manifest.json"

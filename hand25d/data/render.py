@@ -8,49 +8,19 @@ and z-buffered. Primitives: capsules (fingers, forearm, distractors),
 cylinders, ellipsoids (palm, spheres), oriented boxes and planes.
 """
 
-import dataclasses
-import functools
 import math
 
 import numpy as np
 
+from hand25d import sensor
 from hand25d import spec
 
 NO_HIT = np.inf
 
 
-@dataclasses.dataclass
-class Camera:
-  """A pinhole camera: image size and intrinsics, with cached per-pixel rays.
-
-  Attributes (computed):
-    rays: [H, W, 3] float64 pixel ray directions with z = 1.
-    ray_sq: [H, W] float64 |ray|^2.
-    radial: [H, W] float32 |ray|: radial distance = z-depth * radial.
-  """
-  height: int
-  width: int
-  intrinsics: spec.Intrinsics
-
-  def __post_init__(self):
-    k = self.intrinsics
-    xs = (np.arange(self.width) - k.cx) / k.fx
-    ys = (np.arange(self.height) - k.cy) / k.fy
-    self.rays = np.stack(np.broadcast_arrays(xs[None, :], ys[:, None], 1.0), axis=-1)
-    self.ray_sq = xs[None, :]**2 + ys[:, None]**2 + 1.0
-    self.radial = np.sqrt(self.ray_sq).astype(np.float32)
-
-  def project(self, points: np.ndarray) -> np.ndarray:
-    """[..., 3] camera points -> [..., 2] pixel (x, y)."""
-    k = self.intrinsics
-    z = np.maximum(points[..., 2], 1e-6)
-    return np.stack([points[..., 0] / z * k.fx + k.cx, points[..., 1] / z * k.fy + k.cy], -1)
-
-
-@functools.lru_cache(maxsize=8)
-def camera(height: int, width: int, intrinsics: spec.Intrinsics) -> Camera:
-  """A shared (cached) Camera; treat its arrays as read-only."""
-  return Camera(height, width, intrinsics)
+# The camera is the runtime's (hand25d/sensor.py).
+Camera = sensor.Camera
+camera = sensor.camera
 
 
 class DepthBuffer:

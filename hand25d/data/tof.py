@@ -13,40 +13,24 @@ then adds shot noise (Gaussian with variance = electrons), read noise and ADC
 quantisation with saturation. A 5-tap optical blur of the complex return mixes
 signals across depth edges and so produces realistic flying pixels.
 
-Amplitude is a cheap linear combination (no arctangent, no square root):
-  amplitude = (|I_0 - I_180| + |I_90 - I_270|) / 2,
-the L1 approximation of A (between A and sqrt(2) A). Depth uses the
-arctangent, converts range to z-depth with the ray direction and rejects
-low-amplitude, saturated and flying pixels (depth 0 = invalid).
+Amplitude and depth from the frames (`amplitude`, `depth`), the ADC range
+and the sensor parameters (`TofConfig`) are the runtime's, defined in
+hand25d/sensor.py and used here.
 """
 
-import dataclasses
 import functools
 import statistics
 
 import numpy as np
 
+from hand25d import sensor
 from hand25d import spec
 from hand25d.data import render
 
-ADC_MAX = 4095  # 12-bit ADC.
-# amplitude() and depth() combine the frames as the 4-bucket scheme below.
-if tuple(spec.SENSOR.phase_offsets_deg) != (0.0, 90.0, 180.0, 270.0):
-  raise ValueError(f"tof.py needs phase offsets (0, 90, 180, 270) degrees, spec.SENSOR has "
-                   f"{spec.SENSOR.phase_offsets_deg}")
-
-
-@dataclasses.dataclass(frozen=True)
-class TofConfig:
-  """Parameters of the simulated sensor (electrons unless stated)."""
-  signal_at_1m: float = 400.0  # Return of a white Lambertian target at 1 m.
-  contrast: float = 0.85  # Demodulation contrast.
-  ambient_range: tuple[float, float] = (100.0, 1000.0)  # Per-frame ambient offset.
-  read_noise: float = 6.0
-  gain: float = 0.12  # ADC counts per electron.
-  optical_blur: float = 0.15  # Weight of each of the 4 neighbours in the PSF.
-  min_amplitude: float = 10.0  # ADC counts; below this depth is invalid.
-  flying_pixel_ratio: float = 0.08  # Depth jump (relative) flagging a mixed pixel.
+ADC_MAX = sensor.ADC_MAX
+TofConfig = sensor.TofConfig
+amplitude = sensor.amplitude
+depth = sensor.depth
 
 
 def incidence_cosine(depth: np.ndarray, camera: render.Camera) -> np.ndarray:
@@ -121,38 +105,3 @@ def _blur(x: np.ndarray, w: float) -> np.ndarray:
   p = np.pad(x, 1, mode="edge")
   return (np.float32(1 - 4 * w) * x +
           np.float32(w) * (p[:-2, 1:-1] + p[2:, 1:-1] + p[1:-1, :-2] + p[1:-1, 2:]))
-
-
-def amplitude(frames: np.ndarray) -> np.ndarray:
-  """[H, W] uint16 amplitude (ADC counts) by the L1 combination of the 4 frames."""
-  f = frames.astype(np.int32)
-  return ((np.abs(f[0] - f[2]) + np.abs(f[1] - f[3])) // 2).astype(np.uint16)
-
-
-def depth(frames: np.ndarray, camera: render.Camera,
-          config: TofConfig = TofConfig()) -> np.ndarray:
-  """[H, W] float32 z-depth in metres from the 4 frames; 0 marks invalid pixels.
-
-  Invalid: amplitude below config.min_amplitude, any frame saturated, or a
-  flying pixel (differs from both horizontal or both vertical neighbours by
-  more than config.flying_pixel_ratio of its depth, i.e. it matches neither
-  side of an edge).
-  """
-  f = frames.astype(np.float32)
-  i, q = f[0] - f[2], f[3] - f[1]
-  phi = np.arctan2(q, i)
-  # Wrap (-pi, pi] to [0, 2 pi); np.mod would cost 7x more than this.
-  phi = np.where(phi < 0.0, phi + np.float32(2.0 * np.pi), phi)
-  r = phi * spec.SPEED_OF_LIGHT_M_S / (4.0 * np.pi * spec.SENSOR.modulation_hz)
-  z = (r / camera.radial).astype(np.float32)
-  amp = amplitude(frames)
-  valid = (amp >= config.min_amplitude) & np.all(frames < ADC_MAX, axis=0)
-  z = np.where(valid, z, 0.0).astype(np.float32)
-  p = np.pad(z, 1, mode="edge")
-  tol = config.flying_pixel_ratio * z
-
-  def off(n):
-    return np.abs(n - z) > tol
-
-  flying = ((off(p[1:-1, :-2]) & off(p[1:-1, 2:])) | (off(p[:-2, 1:-1]) & off(p[2:, 1:-1])))
-  return np.where(flying, 0.0, z).astype(np.float32)

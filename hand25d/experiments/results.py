@@ -31,7 +31,7 @@ FIGURE_ROWS = (plan.OURS, "depth_all")
 REPRODUCE_COMMAND = "python -m hand25d.experiments.reproduce_main --data=" + plan.BENCHMARK_DIR
 RESULTS_COMMAND = "python -m hand25d.experiments.results_main"
 NOT_RUN = "not run"
-# Targets of issue 9.
+# Targets of the reproduction (docs/results.md).
 MIN_AUX_GAIN = 0.05  # All supervision at least 5% below no auxiliary losses.
 MAX_ERROR_RATIO_TO_MOBILENET = 1.10
 MAX_FLOPS_RATIO_TO_MOBILENET = 0.03
@@ -158,7 +158,7 @@ def _missing(results: dict[str, RowResult], names: Sequence[str]) -> list[str]:
 
 
 def targets(results: dict[str, RowResult]) -> list[str]:
-  """One bullet per target of issue 9: met / not met with the numbers, or not evaluated."""
+  """One bullet per reproduction target: met / not met with the numbers, or not evaluated."""
   lines = []
 
   def not_evaluated(what: str, names: Sequence[str]) -> str:

@@ -15,6 +15,7 @@ from absl import app
 from absl import flags
 
 from hand25d import atomic
+from hand25d import legacy_keras  # noqa: F401  (entry point: tf.keras is tf_keras)
 from hand25d.experiments import plan
 from hand25d.experiments import runner
 from hand25d.experiments import timing

@@ -1,4 +1,4 @@
-"""Blocks, units and tiers of the hand25d encoder (paper §3, Fig. 1; DESIGN.md §3).
+"""Blocks, units and tiers of the hand25d encoder (paper §3, Fig. 1; docs/model_card.md).
 
 A tier concatenates units; a unit combines blocks; a block is Conv-BN-ReLU.
 

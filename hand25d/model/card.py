@@ -14,8 +14,8 @@ from typing import Any, Sequence
 import numpy as np
 import tensorflow as tf
 import tf_keras as keras
-from ai_edge_litert import interpreter as litert
 
+from hand25d import litert
 from hand25d.model import config as config_lib
 from hand25d.model import flops
 from hand25d.model import network
@@ -87,12 +87,12 @@ which Keras applications do not offer.
 The peak activation memory (float32, batch 1, ops in graph order) is set by the last
 decoder stage: two 60x80x64 maps (the up-sampled input of the depthwise convolution and
 its output) while the 15x20x64 encoder output waits for the presence head. A runtime
-that needs less must tile that stage (as the SHAVE kernel of DESIGN.md §7 does) or run
+that needs less must tile that stage (as the SHAVE kernel of docs/embedded.md does) or run
 the presence head first.
 
 ## Grouped convolutions on CPU
 
-The slow "native grouped Conv2D" of DESIGN.md §3 is `tf_keras.layers.Conv2D(groups>1)`:
+The slow "native grouped Conv2D" (grouped convolutions as Keras builds them) is `tf_keras.layers.Conv2D(groups>1)`:
 it routes every grouped convolution through an XLA-compiled function
 (`_jit_compiled_convolution_op`, a CPU workaround in tf_keras). `GroupedConv2D` never
 uses that path: its "native" form calls `tf.nn.conv2d` with the grouped filter, which
@@ -110,15 +110,6 @@ def convert(model: keras.Model) -> bytes:
   converter = tf.lite.TFLiteConverter.from_keras_model(model)
   converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
   return converter.convert()
-
-
-def tflite_interpreter(model_bytes: bytes) -> litert.Interpreter:
-  """LiteRT interpreter running the builtin kernels (no XNNPACK rewriting of the graph)."""
-  interpreter = litert.Interpreter(
-      model_content=model_bytes,
-      experimental_op_resolver_type=litert.OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
-  interpreter.allocate_tensors()
-  return interpreter
 
 
 def _op_macs(op: dict, tensors: dict[int, dict]) -> int:
@@ -142,8 +133,8 @@ def tflite_stats(model_bytes: bytes) -> dict[str, Any]:
   the ops run in graph order (each tensor lives from the op that writes it to
   the last op that reads it); an arena planner can only need more.
   """
-  interpreter = tflite_interpreter(model_bytes)
-  ops = interpreter._get_ops_details()  # pylint: disable=protected-access
+  interpreter = litert.builtin_interpreter(model_bytes)
+  ops = litert.op_details(interpreter)
   tensors = {t["index"]: t for t in interpreter.get_tensor_details()}
   inputs = [d["index"] for d in interpreter.get_input_details()]
   outputs = [d["index"] for d in interpreter.get_output_details()]

@@ -11,6 +11,7 @@ from absl import app
 from absl import flags
 
 from hand25d import atomic
+from hand25d import legacy_keras  # noqa: F401  (entry point: tf.keras is tf_keras)
 from hand25d import spec
 from hand25d.model import card
 from hand25d.model import config as config_lib

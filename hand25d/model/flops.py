@@ -1,7 +1,7 @@
 """Analytic cost of a Keras model, layer by layer.
 
-FLOPs follow DESIGN.md §3: FLOPs = 2 x multiply-accumulates (MACs) of the
-convolutions and dense layers, for one example. Everything else (batch norm,
+FLOPs follow the paper (docs/model_card.md): FLOPs = 2 x multiply-accumulates
+(MACs) of the convolutions and dense layers, for one example. Everything else (batch norm,
 activations, additions, pooling, resizing, concatenation) is counted apart as
 "other" element operations, so the headline figure is the one the paper
 reports and the rest stays visible.

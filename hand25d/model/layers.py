@@ -1,8 +1,8 @@
 """Grouped convolution that trains fast on CPU and exports as a true grouped conv.
 
 TensorFlow's native grouped `Conv2D` is 20-80x slower than a dense convolution
-on CPU, above all in its backward pass (DESIGN.md §3). `GroupedConv2D` keeps
-one set of weights, shaped exactly like a native grouped kernel
+on CPU, above all in its backward pass (docs/model_card.md, "Grouped
+convolutions on CPU"). `GroupedConv2D` keeps one set of weights, shaped exactly like a native grouped kernel
 `[kh, kw, in_channels // groups, filters]`, and runs it in one of two forms:
 
   * "fast": the grouped kernel is expanded into a block-diagonal dense kernel

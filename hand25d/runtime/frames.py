@@ -11,8 +11,8 @@ from typing import Sequence
 
 import numpy as np
 
+from hand25d import sensor
 from hand25d import spec
-from hand25d.data import tof
 
 # Kinds of bad frame, as reported in FrameResult.error_kind.
 WRONG_SHAPE = "wrong_shape"
@@ -82,21 +82,21 @@ def check_phase_frames(frames: np.ndarray | Sequence[np.ndarray | None],
     if not np.all(np.isfinite(frames)):
       raise BadFrameError(NON_FINITE, f"{np.size(frames) - np.isfinite(frames).sum()} "
                           "NaN or Inf values")
-    if frames.min() < 0 or frames.max() > tof.ADC_MAX:
-      raise BadFrameError(WRONG_DTYPE, f"float frames outside ADC range [0, {tof.ADC_MAX}]")
+    if frames.min() < 0 or frames.max() > sensor.ADC_MAX:
+      raise BadFrameError(WRONG_DTYPE, f"float frames outside ADC range [0, {sensor.ADC_MAX}]")
     frames = np.round(frames).astype(np.uint16)
   elif frames.dtype not in (np.uint16, np.int32, np.int64, np.uint32):
     raise BadFrameError(WRONG_DTYPE, f"expected uint16 ADC counts, got {frames.dtype}")
-  elif frames.min() < 0 or frames.max() > tof.ADC_MAX:
-    raise BadFrameError(WRONG_DTYPE, f"values outside ADC range [0, {tof.ADC_MAX}]")
+  elif frames.min() < 0 or frames.max() > sensor.ADC_MAX:
+    raise BadFrameError(WRONG_DTYPE, f"values outside ADC range [0, {sensor.ADC_MAX}]")
   frames = frames.astype(np.uint16, copy=False)
   flat = frames.reshape(n, -1)
   dead = [i for i in range(n) if not flat[i].any()]
   if dead:
     raise BadFrameError(MISSING_PHASE, f"phase frames {dead} are all zero")
   # Counting is the costliest check: only when some pixel is saturated at all.
-  saturated = (np.count_nonzero(flat >= tof.ADC_MAX, axis=1).max() / flat.shape[1]
-               if flat.max() >= tof.ADC_MAX else 0.0)
+  saturated = (np.count_nonzero(flat >= sensor.ADC_MAX, axis=1).max() / flat.shape[1]
+               if flat.max() >= sensor.ADC_MAX else 0.0)
   if saturated > checks.max_saturated_fraction:
     raise BadFrameError(SATURATED, f"{saturated:.0%} of pixels saturated (limit "
                         f"{checks.max_saturated_fraction:.0%})")

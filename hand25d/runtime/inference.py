@@ -2,7 +2,7 @@
 
 `TfliteModel` loads a model exported from `network.inference_model`, checks
 its signature, feeds it exactly as training does (area resize of the
-amplitude to the model's input size, then `pipeline.normalize_input`) and
+amplitude to the model's input size, then `sensor.normalize_input`) and
 decodes its score maps to sensor pixels. The runtime pipeline talks to it
 through two calls, `infer` (amplitude -> raw outputs) and `decode` (raw
 outputs -> keypoints), so that the early out on hand presence can skip
@@ -22,10 +22,9 @@ from typing import Protocol
 import numpy as np
 
 from hand25d import decoding
+from hand25d import litert
+from hand25d import sensor
 from hand25d import spec
-from hand25d.data import pipeline as data_pipeline
-from export import convert
-from export import tflm
 
 BACKENDS = ("litert", "tflm")
 
@@ -47,9 +46,9 @@ class ModelSignatureError(ValueError):
 def network_input(amplitude: np.ndarray, height: int, width: int) -> np.ndarray:
   """[H, W] amplitude -> [1, height, width, 1] network input, as in training.
 
-  Training resizes by area averaging (`data.pipeline.resize`), which for an
-  integer reduction is the mean of each block, then applies
-  `data.pipeline.normalize_input`. The block mean is a sum of strided views
+  Training resizes by area averaging (`hand25d.data.pipeline.resize`), which
+  for an integer reduction is the mean of each block, then applies
+  `sensor.normalize_input`. The block mean is a sum of strided views
   (about 10x faster here than a reshape and mean).
 
   Raises:
@@ -63,7 +62,7 @@ def network_input(amplitude: np.ndarray, height: int, width: int) -> np.ndarray:
   image = amplitude.astype(np.float32)
   block_sum = sum(image[i::fy, j::fx] for i in range(fy) for j in range(fx))
   mean = block_sum * np.float32(1.0 / (fy * fx))
-  return data_pipeline.normalize_input(mean, "amplitude")[None, :, :, None]
+  return sensor.normalize_input(mean, "amplitude")[None, :, :, None]
 
 
 def expected_outputs(height: int, width: int) -> dict[str, tuple[int, ...]]:
@@ -96,12 +95,12 @@ class TfliteModel:
 
     Raises:
       ModelSignatureError: inputs or outputs other than the expected ones.
-      export.tflm.TflmError: the TFLM interpreter cannot load the model.
+      litert.TflmError: the TFLM interpreter cannot load the model.
     """
     if backend not in BACKENDS:
       raise ValueError(f"unknown backend {backend!r}; expected one of {BACKENDS}")
     # LiteRT also reads the signature and quantization parameters for TFLM.
-    self._litert = convert.LiteRtModel(model, num_threads=num_threads)
+    self._litert = litert.LiteRtModel(model, num_threads=num_threads)
     inputs, outputs = self._litert.inputs, self._litert.outputs
     shape = tuple(int(d) for d in inputs[0]["shape"]) if len(inputs) == 1 else None
     if shape is None or len(shape) != 4 or shape[0] != 1 or shape[3] != spec.INPUT_CHANNELS:
@@ -134,8 +133,7 @@ class TfliteModel:
     self._backend = backend
     self._refine = refine
     if backend == "tflm":
-      # pylint: disable-next=protected-access
-      self._tflm = tflm._interpreter(model, tflm_arena_bytes)
+      self._tflm = litert.tflm_interpreter(model, tflm_arena_bytes)
       got = [tuple(self._tflm.get_output_details(i)["shape"]) for i in range(len(outputs))]
       if got != [tuple(d["shape"]) for d in outputs]:
         raise ModelSignatureError(f"{name}: TFLM lists output shapes {got}, LiteRT "
@@ -150,9 +148,9 @@ class TfliteModel:
     x = network_input(amplitude, self.input_height, self.input_width)
     if self._backend == "litert":
       return self._litert([x], self._names)
-    self._tflm.set_input(convert.quantize(x, self._litert.inputs[0]), 0)
+    self._tflm.set_input(litert.quantize(x, self._litert.inputs[0]), 0)
     self._tflm.invoke()
-    return {name: convert.dequantize(np.array(self._tflm.get_output(i)), detail)
+    return {name: litert.dequantize(np.array(self._tflm.get_output(i)), detail)
             for i, (name, detail) in enumerate(zip(self.output_names, self._litert.outputs))}
 
   def decode(self, outputs: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:

@@ -1,4 +1,4 @@
-"""Lifting 2D keypoints to 2.5D with the measured depth image (DESIGN.md §8).
+"""Lifting 2D keypoints to 2.5D with the measured depth image (docs/runtime.md).
 
 The paper lifts its 2D predictions "using simple filtering and heuristics to
 ensure valid depth". Here, for each keypoint:

@@ -1,4 +1,4 @@
-"""The 2.5D runtime (DESIGN.md §8): four phase frames in, 2.5D keypoints out.
+"""The 2.5D runtime (docs/runtime.md): four phase frames in, 2.5D keypoints out.
 
 Per frame:
   1. Check the phase frames (`frames.check_phase_frames`); a bad frame is
@@ -7,7 +7,7 @@ Per frame:
   2. Amplitude path: the cheap amplitude image -> the network
      (`inference.TfliteModel.infer`). Depth path, at the same time on a
      worker thread: arctangent, range to z, invalid and flying pixels
-     (`tof.depth`), then `frames.check_depth`. With `parallel_depth` off the
+     (`sensor.depth`), then `frames.check_depth`. With `parallel_depth` off the
      depth path runs after decoding, on the calling thread.
   3. Early out: when the presence output puts both hands below
      `presence_threshold`, nothing is decoded or lifted and the depth job is
@@ -33,9 +33,8 @@ import time
 
 import numpy as np
 
+from hand25d import sensor
 from hand25d import spec
-from hand25d.data import render
-from hand25d.data import tof
 from hand25d.runtime import frames as frames_lib
 from hand25d.runtime import inference
 from hand25d.runtime import lifting
@@ -62,7 +61,7 @@ class PipelineOptions:
   sensor_width: int = spec.SENSOR.width
   lift: lifting.LiftConfig = lifting.LiftConfig()
   checks: frames_lib.FrameChecks = frames_lib.FrameChecks()
-  sensor_model: tof.TofConfig = tof.TofConfig()
+  sensor_model: sensor.TofConfig = sensor.TofConfig()
 
   def __post_init__(self):
     for name in ("presence_threshold", "min_keypoint_confidence", "visibility_threshold"):
@@ -206,7 +205,7 @@ class Pipeline:
           model, sensor_shape, backend=options.backend, num_threads=options.num_threads,
           tflm_arena_bytes=options.tflm_arena_bytes, refine=options.refine)
     self.model = model
-    self._camera = render.camera(*sensor_shape, intrinsics)
+    self._camera = sensor.camera(*sensor_shape, intrinsics)
     self._executor = (concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="depth")
                       if options.parallel_depth else None)
     self._smoother = (smoothing_lib.HandSmoother(options.smoothing, _S)
@@ -234,7 +233,7 @@ class Pipeline:
     Raises:
       frames.BadFrameError: (almost) no pixel has valid depth.
     """
-    depth = tof.depth(phase_frames, self._camera, self.options.sensor_model)
+    depth = sensor.depth(phase_frames, self._camera, self.options.sensor_model)
     frames_lib.check_depth(depth, self.options.checks)
     return depth
 
@@ -287,7 +286,7 @@ class Pipeline:
       frames = frames_lib.check_phase_frames(phase_frames, o.checks, o.sensor_height,
                                              o.sensor_width)
     with _timed(timings, "amplitude"):
-      amplitude = tof.amplitude(frames)
+      amplitude = sensor.amplitude(frames)
     pending = self._executor.submit(self._timed_depth, frames) if self._executor else None
     with _timed(timings, "network"):
       outputs = self.model.infer(amplitude)

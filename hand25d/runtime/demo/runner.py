@@ -26,13 +26,13 @@ import numpy as np
 
 from hand25d import atomic
 from hand25d import spec
-from hand25d.runtime import evaluation
 from hand25d.runtime import frames as frames_lib
 from hand25d.runtime import lifting
 from hand25d.runtime import pipeline
-from hand25d.runtime import report
-from hand25d.runtime import sequence
 from hand25d.runtime import smoothing
+from hand25d.runtime.demo import evaluation
+from hand25d.runtime.demo import report
+from hand25d.runtime.demo import sequence
 
 
 @dataclasses.dataclass(frozen=True)

@@ -1,7 +1,7 @@
 r"""Runs the 2.5D runtime on a synthetic sequence or a directory of recorded frames.
 
-  .venv/bin/python -m hand25d.runtime.run_main --input=synthetic --out=runs/runtime
-  .venv/bin/python -m hand25d.runtime.run_main --model=model.tflite --out=runs/runtime
+  .venv/bin/python -m hand25d.runtime.demo.run_main --input=synthetic --out=runs/runtime
+  .venv/bin/python -m hand25d.runtime.demo.run_main --model=model.tflite --out=runs/runtime
 
 Without --model it runs the trained model shipped with hand25d
 (hand25d.pretrained, docs/pretrained.md).
@@ -16,9 +16,9 @@ from absl import flags
 from hand25d import pretrained
 from hand25d.runtime import inference
 from hand25d.runtime import pipeline
-from hand25d.runtime import runner
-from hand25d.runtime import sequence
 from hand25d.runtime import smoothing
+from hand25d.runtime.demo import runner
+from hand25d.runtime.demo import sequence
 
 _MODEL = flags.DEFINE_string("model", None,
                              "Exported .tflite model; default: the shipped trained model.")

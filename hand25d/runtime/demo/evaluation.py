@@ -25,8 +25,8 @@ import numpy as np
 from hand25d import spec
 from hand25d.runtime import lifting
 from hand25d.runtime import pipeline
-from hand25d.runtime import sequence
 from hand25d.runtime import smoothing
+from hand25d.runtime.demo import sequence
 
 _PRIMARY = list(spec.PRIMARY_KEYPOINT_INDICES)
 _S, _P = spec.NUM_SIDES, spec.NUM_PRIMARY_KEYPOINTS
