@@ -60,13 +60,15 @@ class ModelConfig:
       variance 10x too large after 450 steps at 0.99, and the model, good in
       training mode, is useless in inference mode. 0.9 converges within about
       100 steps, which short CPU runs need.
-    decoder_shuffle: 0 (the default) or a number of channel blocks to
-      interleave (ShuffleNet's channel shuffle) before the primary decoder.
+    decoder_shuffle: the number of channel blocks to interleave
+      (ShuffleNet's channel shuffle) before the primary decoder; 0 or 1: none.
       The decoder's last layer gives each score map 4 consecutive Tier-3
       channels, so without a shuffle the 8 left-hand maps see only the first
-      Dilated-Ladder unit and the right hand's the deeper second one; 2
-      gives every map channels of both. Measured in docs/training.md ("What
-      limits accuracy").
+      Dilated-Ladder unit and the right hand's the deeper second one; 2 (the
+      default) gives every map 2 channels of each. No parameters or FLOPs;
+      RESHAPE, TRANSPOSE, RESHAPE in TFLite, one channel_shuffle layer on the
+      SHAVE (docs/embedded.md). Measured in docs/training.md ("What limits
+      accuracy").
     decoder_channels: 0 (the default: the decoder runs on all
       tier3_channels) or the width of a dense 1x1 Conv-BN-ReLU at 1/8 that
       starts the primary decoder. Every channel after it mixes both
@@ -98,7 +100,7 @@ class ModelConfig:
   spatial_path_channels: int = 32
   fusion_channels: int = 64
   batchnorm_momentum: float = 0.9
-  decoder_shuffle: int = 0
+  decoder_shuffle: int = 2
   decoder_channels: int = 0
 
   def __post_init__(self):
