@@ -38,6 +38,7 @@ _FIELDS = {
     "backbone": ("model", "backbone"),
     "input_mode": ("model", "input_mode"),
     "decoder_shuffle": ("model", "decoder_shuffle"),
+    "decoder_channels": ("model", "decoder_channels"),
     "batch_size": ("train", "batch_size"),
     "epochs": ("train", "epochs"),
     "learning_rate": ("train", "learning_rate"),
@@ -61,6 +62,8 @@ flags.DEFINE_enum("backbone", _MODEL.backbone, model_config.BACKBONES, "Encoder 
 flags.DEFINE_enum("input_mode", _MODEL.input_mode, ("amplitude", "depth"), "Network input image.")
 flags.DEFINE_integer("decoder_shuffle", _MODEL.decoder_shuffle,
                      "Interleave this many Tier-3 channel blocks before the decoder (0: off).")
+flags.DEFINE_integer("decoder_channels", _MODEL.decoder_channels,
+                     "Width of a dense 1x1 that starts the decoder (0: off, Tier-3's width).")
 flags.DEFINE_integer("batch_size", _TRAIN.batch_size, "Global batch size.")
 flags.DEFINE_integer("epochs", _TRAIN.epochs, "Epochs over the training split.")
 flags.DEFINE_float("learning_rate", _TRAIN.learning_rate, "Adam peak rate; decays to 0.")

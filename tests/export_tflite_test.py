@@ -28,8 +28,10 @@ DATA = os.path.join(os.path.dirname(__file__), "..", "testdata", "tof_tiny")
 CFG = config_lib.with_heads_for_losses(config_lib.TrainConfig(
     data_dir=DATA, batch_size=4,
     loss=losses.LossWeights(akp=0.0, cho=0.0, dhp=0.0, seg=0.0, ds=0.0)))
+# RESHAPE and TRANSPOSE: the decoder's channel shuffle (ModelConfig.decoder_shuffle).
 DEPLOYABLE_OPS = {"ADD", "CONCATENATION", "CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED",
-                  "MAX_POOL_2D", "MEAN", "QUANTIZE", "RESIZE_NEAREST_NEIGHBOR"}
+                  "MAX_POOL_2D", "MEAN", "QUANTIZE", "RESHAPE", "RESIZE_NEAREST_NEIGHBOR",
+                  "TRANSPOSE"}
 # int8 vs float32 tolerance on every output, as a fraction of the float
 # output's range over the evaluated frames: the largest deviation, and the mean.
 INT8_MAX_TOLERANCE = 0.1

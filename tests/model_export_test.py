@@ -16,8 +16,9 @@ from tflite_micro.python.tflite_micro import runtime
 
 CONFIG = config_lib.ModelConfig()
 # Builtins the TFLite Micro interpreter registers that this network may use.
+# RESHAPE and TRANSPOSE: the decoder's channel shuffle (ModelConfig.decoder_shuffle).
 DEPLOYABLE_OPS = {"ADD", "CONCATENATION", "CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED",
-                  "MAX_POOL_2D", "MEAN", "RESIZE_NEAREST_NEIGHBOR"}
+                  "MAX_POOL_2D", "MEAN", "RESHAPE", "RESIZE_NEAREST_NEIGHBOR", "TRANSPOSE"}
 TFLM_ARENA_BYTES = 8 << 20
 
 

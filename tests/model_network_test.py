@@ -199,7 +199,43 @@ def test_depth_mode_and_small_inputs():
     (dict(input_height=100), "multiple of 8"),
     (dict(tier3_bottleneck=36), "divisible by tier3_groups"),
     (dict(tier2_channels=33), "must be even"),
+    (dict(decoder_channels=24), "multiple of the 16 score maps"),
+    (dict(decoder_channels=32, decoder_shuffle=3), "divide the decoder's 32 channels"),
 ])
 def test_bad_config_is_explained(kwargs, message):
   with pytest.raises(ValueError, match=message):
     config_lib.ModelConfig(**kwargs)
+
+
+def _maps_moved_by_the_second_tier3_unit(config: config_lib.ModelConfig) -> np.ndarray:
+  """Per primary score map: whether shifting the second Dilated-Ladder unit moves it."""
+  keras.utils.set_random_seed(4)
+  model = network.inference_model(config, batch_size=2)
+  # Batch statistics (training=True) keep every ReLU live on random weights.
+  image = np.random.default_rng(0).uniform(0, 1, (2,) + config.input_shape).astype(np.float32)
+  before = model(image, training=True)[spec.KEYPOINTS].numpy()
+  for layer in model.layers:
+    if layer.name.startswith("tier3_unit2") and isinstance(layer, keras.layers.BatchNormalization):
+      gamma, beta, mean, var = layer.get_weights()
+      layer.set_weights([gamma * 2.0, beta + 1.0, mean, var])
+  after = model(image, training=True)[spec.KEYPOINTS].numpy()
+  return np.abs(after - before).max(axis=(0, 1, 2)) > 1e-6
+
+
+@pytest.mark.parametrize("kwargs,left_reads_both", [
+    (dict(decoder_shuffle=0), False), ({}, True),
+    (dict(decoder_shuffle=0, decoder_channels=32), True),
+    (dict(decoder_shuffle=0, decoder_channels=16), True)])
+def test_which_score_maps_read_the_deeper_tier3_unit(kwargs, left_reads_both):
+  config = config_lib.ModelConfig(input_height=32, input_width=48, **kwargs)
+  moved = _maps_moved_by_the_second_tier3_unit(config)
+  n = spec.NUM_PRIMARY_KEYPOINTS
+  assert moved[n:].all()  # The right hand's maps always read it.
+  assert moved[:n].all() == left_reads_both and moved[:n].any() == left_reads_both
+
+
+def test_decoder_channels_narrow_the_decoder_and_keep_the_budget():
+  model = network.inference_model(config_lib.ModelConfig(decoder_channels=16))
+  assert model.get_layer("decoder_reduce_conv").output.shape[-1] == 16
+  assert model.get_layer("decoder_up2_dwconv").output.shape == (1, 60, 80, 16)
+  assert flops.total_flops(model) <= 35e6

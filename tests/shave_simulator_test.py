@@ -207,3 +207,52 @@ def test_fused_upsampling_matches_keras_without_the_large_map():
   assert all(r.expand_vectors > 0 and r.tiles > 1 for r in fused_run.reports)
   assert (sum(r.dma_bytes for r in fused_run.reports)
           < sum(r.dma_bytes for r in unfused_run.reports) / 2)
+
+
+def _shuffle_model(groups: int) -> keras.Model:
+  # Imported here: the decoder's shuffle is the one the simulator must match.
+  from hand25d.model import network  # pylint: disable=import-outside-toplevel
+  image = keras.Input((12, 16, 1), batch_size=1, name="image")
+  a = keras.layers.Conv2D(8, 3, padding="same", name="a")(image)
+  b = keras.layers.Conv2D(8, 3, padding="same", name="b")(a)
+  x = keras.layers.Concatenate(name="concat")([a, b])
+  x = network.channel_shuffle(x, groups, "shuffle")
+  x = keras.layers.UpSampling2D(2, interpolation="nearest", name="up")(x)
+  head = keras.layers.Conv2D(4, 1, groups=4, name="head")(x)
+  pooled = keras.layers.GlobalAveragePooling2D(name="gap")(
+      keras.layers.Concatenate(name="concat2")([a, b]))
+  return keras.Model(image, {"head": head, "pooled": pooled})
+
+
+@pytest.mark.parametrize("groups", [2, 4])
+def test_channel_shuffle_is_one_layer_and_matches_keras(groups):
+  model = _shuffle_model(groups)
+  network = graph.from_keras(model)
+  shuffles = [layer for layer in network.layers if layer.kind == graph.CHANNEL_SHUFFLE]
+  assert [(layer.name, layer.inputs, layer.groups) for layer in shuffles] == [
+      ("shuffle_merge", ("concat",), groups)]
+  # The up-sampling after it still fuses into the grouped 1x1.
+  assert {layer.name: layer.upsample for layer in network.layers}["head"] == 2
+  image = np.random.default_rng(2).uniform(0, 1, (12, 16, 1)).astype(np.float32)
+  want = model(image[None], training=False)["head"].numpy()[0]
+  for dtype, tolerance in ((np.float32, 1e-5), (np.float16, 1e-2)):
+    got = simulator.simulate(network, image, dtype).outputs["head"]
+    assert np.abs(got - want).max() <= tolerance * float(want.max() - want.min())
+
+
+def test_channel_shuffle_equals_the_numpy_definition():
+  x = np.arange(2 * 3 * 8, dtype=np.float32).reshape(2, 3, 8)
+  # Channel g * (C / groups) + i -> i * groups + g: two blocks of 4 interleave.
+  np.testing.assert_array_equal(graph.shuffle_channels(x, 2)[0, 0], [0, 4, 1, 5, 2, 6, 3, 7])
+
+
+def test_other_reshapes_are_refused():
+  image = keras.Input((4, 4, 8), batch_size=1, name="image")
+  x = keras.layers.Reshape((16, 8), name="flatten")(image)
+  x = keras.layers.Reshape((4, 4, 8), name="unflatten")(x)
+  with pytest.raises(ValueError, match="'flatten' is not part of a channel shuffle"):
+    graph.from_keras(keras.Model(image, x))
+  x = keras.layers.Reshape((16, 2, 4), name="split")(image)
+  x = keras.layers.Permute((2, 1, 3), name="swap")(x)
+  with pytest.raises(ValueError, match="Permute 'swap' is not part of a channel shuffle"):
+    graph.from_keras(keras.Model(image, x))

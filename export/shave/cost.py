@@ -197,6 +197,8 @@ def _ours_compute(layer: graph.Layer, dtype, a: Assumptions,
     return _issue(0 if aligned else out_vectors, in_vectors + out_vectors, a), 0
   if layer.kind == graph.RESIZE_NEAREST:
     return _issue(0, in_vectors + out_vectors, a), 0
+  if layer.kind == graph.CHANNEL_SHUFFLE:  # A lane permutation per output vector.
+    return _issue(out_vectors, in_vectors + out_vectors, a), 0
   return _issue(in_vectors, in_vectors + out_vectors, a), 0  # global average pool
 
 

@@ -11,8 +11,9 @@ the layer that feeds it. Supported Keras layers:
   the same grouped kernel), BatchNormalization (after a convolution), ReLU
   (plain), Add,
   Concatenate (channels), UpSampling2D (nearest), MaxPooling2D (pool ==
-  stride, VALID), GlobalAveragePooling2D and Dense (as a 1x1 convolution on
-  the pooled 1x1 map).
+  stride, VALID), GlobalAveragePooling2D, Dense (as a 1x1 convolution on
+  the pooled 1x1 map), and a channel shuffle written as Reshape, Permute,
+  Reshape (hand25d.model.network.channel_shuffle; one layer, `groups` blocks).
 
 A grouped convolution with one input and one filter per group is a depthwise
 convolution and becomes one (lane-wise, docs/embedded.md). A nearest-neighbour
@@ -36,7 +37,10 @@ CONCAT = "concat"
 RESIZE_NEAREST = "resize_nearest"
 MAX_POOL = "max_pool"
 GLOBAL_AVG_POOL = "global_avg_pool"
-KINDS = (CONV, DEPTHWISE, ADD, CONCAT, RESIZE_NEAREST, MAX_POOL, GLOBAL_AVG_POOL)
+CHANNEL_SHUFFLE = "channel_shuffle"
+# New kinds go at the end: a blob stores a layer's kind as its index here.
+KINDS = (CONV, DEPTHWISE, ADD, CONCAT, RESIZE_NEAREST, MAX_POOL, GLOBAL_AVG_POOL,
+         CHANNEL_SHUFFLE)
 # Kinds whose output a following ReLU can be fused into.
 RELU_FUSABLE = (CONV, DEPTHWISE, ADD)
 # Exact types: subclasses such as Conv2DTranspose compute something else.
@@ -57,7 +61,7 @@ class Layer:
     kernel_size: (kh, kw) of a convolution, or the pool window of max_pool.
     strides: spatial stride (convolution, max_pool).
     dilation: dilation rate (convolution).
-    groups: groups of a CONV (1: dense).
+    groups: groups of a CONV (1: dense); blocks of a CHANNEL_SHUFFLE.
     padding: "SAME" or "VALID".
     scale: up-sampling factor of resize_nearest.
     upsample: CONV/DEPTHWISE only: the input is up-sampled (nearest) by this
@@ -133,6 +137,13 @@ class Network:
 
   def macs(self) -> int:
     return sum(layer.macs() for layer in self.layers)
+
+
+def shuffle_channels(x: np.ndarray, groups: int) -> np.ndarray:
+  """ShuffleNet's channel shuffle on the last axis: channel g * (C / groups) + i
+  moves to i * groups + g (hand25d.model.network.channel_shuffle)."""
+  c = x.shape[-1]
+  return x.reshape(x.shape[:-1] + (groups, c // groups)).swapaxes(-1, -2).reshape(x.shape)
 
 
 def _square(value, what: str, layer) -> int:
@@ -276,9 +287,22 @@ def from_keras(model: keras.Model, fuse: bool = True) -> Network:
   alias = {input_layer.name: input_layer.name}
   shapes = {input_layer.name: _shape(model.inputs[0].shape)}
   layers: dict[str, Layer] = {}
+  # A channel shuffle in flight: Reshape or Permute name -> (source, groups).
+  shuffles: dict[str, tuple[str, int]] = {}
   for layer in model.layers:
     if layer is input_layer:
       continue
+    if isinstance(layer, (keras.layers.Reshape, keras.layers.Permute)):
+      descriptor = _shuffle_part(layer, alias, shapes, shuffles, consumers)
+      if descriptor is not None:
+        layers[layer.name] = descriptor
+        alias[layer.name] = layer.name
+        shapes[layer.name] = descriptor.out_shape
+      continue
+    for source in _inbound(layer):
+      if source.name in shuffles:
+        raise ValueError(f"layer {layer.name!r} reads {source.name!r}, the inside of a channel "
+                         "shuffle; only the shuffle's last Reshape may be read")
     sources = [alias[s.name] for s in _inbound(layer)]
     in_shapes = tuple(shapes[s] for s in sources)
     out_shape = _shape(layer.output_shape)
@@ -339,6 +363,44 @@ def from_keras(model: keras.Model, fuse: bool = True) -> Network:
                     layers=tuple(layers.values()), outputs=outputs,
                     output_shapes=output_shapes)
   return fuse_resize(network) if fuse else network
+
+
+def _shuffle_part(layer, alias, shapes, shuffles, consumers) -> Optional[Layer]:
+  """One layer of Reshape [H*W, G, C/G] -> Permute (1, 3, 2) -> Reshape [H, W, C].
+
+  Returns the CHANNEL_SHUFFLE Layer at the last Reshape, None before it.
+
+  Raises:
+    ValueError: naming the layer, for any other use of Reshape or Permute.
+  """
+  (source,) = _inbound(layer)
+  out_shape = tuple(int(d) for d in layer.output_shape[1:])
+  refuse = ValueError(f"{type(layer).__name__} {layer.name!r} is not part of a channel shuffle "
+                      "(Reshape [H*W, G, C/G], Permute (1, 3, 2), Reshape [H, W, C]); the "
+                      "SHAVE kernel runs no other reshape or transpose")
+  if source.name in shuffles and consumers[source.name] != 1:
+    raise refuse
+  if isinstance(layer, keras.layers.Permute):
+    if source.name not in shuffles or tuple(layer.dims) != (1, 3, 2):
+      raise refuse
+    shuffles[layer.name] = shuffles[source.name]
+    return None
+  if source.name not in shuffles:  # The first Reshape: [H, W, C] -> [H*W, G, C/G].
+    if source.name not in alias or len(out_shape) != 3:
+      raise refuse
+    h, w, c = shapes[alias[source.name]]
+    groups = out_shape[1]
+    if out_shape != (h * w, groups, c // groups) or c % groups:
+      raise refuse
+    shuffles[layer.name] = (alias[source.name], groups)
+    return None
+  if not isinstance(source, keras.layers.Permute):
+    raise refuse
+  origin, groups = shuffles[source.name]
+  if out_shape != shapes[origin]:
+    raise refuse
+  return Layer(name=layer.name, kind=CHANNEL_SHUFFLE, inputs=(origin,),
+               in_shapes=(shapes[origin],), out_shape=out_shape, groups=groups)
 
 
 def _named_outputs(model: keras.Model) -> dict:

@@ -375,7 +375,7 @@ def _fetch_rows(views, ddr, dma, layer, slot, start, stop) -> list[np.ndarray]:
 
 
 def _run_rows(layer, views, ddr, dma, tile) -> int:
-  """Add, concat, resize, max-pool and global pooling: row tiles, no halo."""
+  """Add, concat, channel shuffle, resize, max-pool and global pooling: row tiles, no halo."""
   target, tiles, rows = ddr[layer.name], 0, tile.rows
   if layer.kind == graph.GLOBAL_AVG_POOL:
     views["sum"][...] = 0
@@ -389,6 +389,11 @@ def _run_rows(layer, views, ddr, dma, tile) -> int:
       parts = _fetch_rows(views, ddr, dma, layer, slot, r0, r1)
       channels = [layout.from_interleaved(t, s[-1]) for t, s in zip(parts, layer.in_shapes)]
       out[...] = layout.to_interleaved(np.concatenate(channels, -1), out.shape[-1])
+    elif layer.kind == graph.CHANNEL_SHUFFLE:
+      (source,) = _fetch_rows(views, ddr, dma, layer, slot, r0, r1)
+      channels = layout.from_interleaved(source, layer.in_shapes[0][-1])
+      out[...] = layout.to_interleaved(graph.shuffle_channels(channels, layer.groups),
+                                       out.shape[-1])
     elif layer.kind == graph.RESIZE_NEAREST:
       k = layer.scale
       (source,) = _fetch_rows(views, ddr, dma, layer, slot, r0 // k, (r1 - 1) // k + 1)

@@ -70,13 +70,20 @@ class ModelConfig:
       variance 10x too large after 450 steps at 0.99, and the model, good in
       training mode, is useless in inference mode. 0.9 converges within about
       100 steps, which short CPU runs need.
-    decoder_shuffle: 0 (the default) or a number of channel blocks to
-      interleave (ShuffleNet's channel shuffle) before the primary decoder.
+    decoder_shuffle: the number of channel blocks to interleave
+      (ShuffleNet's channel shuffle) before the primary decoder; 0 or 1: none.
       The decoder's last layer gives each score map 4 consecutive Tier-3
       channels, so without a shuffle the 8 left-hand maps see only the first
-      Dilated-Ladder unit and the right hand's the deeper second one; 2
-      gives every map channels of both. Measured in docs/training.md ("What
-      limits accuracy"); the SHAVE blob does not support it.
+      Dilated-Ladder unit and the right hand's the deeper second one; 2 (the
+      default) gives every map 2 channels of each. No parameters or FLOPs;
+      RESHAPE, TRANSPOSE, RESHAPE in TFLite, one channel_shuffle layer on the
+      SHAVE (docs/embedded.md). Measured in docs/training.md ("What limits
+      accuracy").
+    decoder_channels: 0 (the default: the decoder runs on all
+      tier3_channels) or the width of a dense 1x1 Conv-BN-ReLU at 1/8 that
+      starts the primary decoder. Every channel after it mixes both
+      Dilated-Ladder units, and the up-sampled maps are decoder_channels
+      wide instead of tier3_channels; a multiple of the 16 score maps.
   """
   backbone: str = "ours"
   input_height: int = spec.INPUT_HEIGHT
@@ -103,7 +110,8 @@ class ModelConfig:
   spatial_path_channels: int = 32
   fusion_channels: int = 64
   batchnorm_momentum: float = 0.9
-  decoder_shuffle: int = 0
+  decoder_shuffle: int = 2
+  decoder_channels: int = 0
 
   def __post_init__(self):
     if self.backbone not in BACKBONES:
@@ -117,10 +125,13 @@ class ModelConfig:
     if self.input_height % ENCODER_STRIDE or self.input_width % ENCODER_STRIDE:
       raise ValueError(f"input {self.input_height}x{self.input_width} must be a multiple of "
                        f"{ENCODER_STRIDE} in both dimensions")
-    if self.decoder_shuffle < 0 or (self.decoder_shuffle > 1 and
-                                    self.tier3_channels % self.decoder_shuffle):
-      raise ValueError(f"decoder_shuffle={self.decoder_shuffle} must be 0 or divide "
-                       f"tier3_channels={self.tier3_channels}")
+    width = self.decoder_channels or self.tier3_channels
+    if self.decoder_shuffle < 0 or (self.decoder_shuffle > 1 and width % self.decoder_shuffle):
+      raise ValueError(f"decoder_shuffle={self.decoder_shuffle} must be 0 or divide the "
+                       f"decoder's {width} channels")
+    if self.decoder_channels < 0 or self.decoder_channels % spec.NUM_PRIMARY_CHANNELS:
+      raise ValueError(f"decoder_channels={self.decoder_channels} must be 0 or a multiple of "
+                       f"the {spec.NUM_PRIMARY_CHANNELS} score maps")
     if not 0.0 <= self.batchnorm_momentum < 1.0:
       raise ValueError(f"batchnorm_momentum={self.batchnorm_momentum} must be in [0, 1)")
     for tier, channels, inner, groups in (

@@ -57,10 +57,13 @@ def channel_shuffle(x: tf.Tensor, groups: int, name: str) -> tf.Tensor:
   return keras.layers.Reshape((h, w, c), name=f"{name}_merge")(x)
 
 
-def primary_decoder(x: tf.Tensor, form: str, shuffle: int = 0
+def primary_decoder(x: tf.Tensor, form: str, shuffle: int = 0, channels: int = 0
                     ) -> tuple[tf.Tensor, dict[int, tf.Tensor]]:
   """Lean channel-wise decoder: features at 1/8 -> primary score maps at 1/2.
 
+  With `channels`, a dense 1x1 Conv-BN-ReLU first maps the features to that
+  many channels (ModelConfig.decoder_channels); with `shuffle`, a channel
+  shuffle of that many blocks interleaves them (ModelConfig.decoder_shuffle).
   Each up-sampling stage is nearest-neighbour x2 (RESIZE_NEAREST_NEIGHBOR in
   TFLite) followed by a depthwise 3x3 Conv-BN-ReLU; the score maps come from a
   1x1 convolution with one group per output channel.
@@ -70,6 +73,8 @@ def primary_decoder(x: tf.Tensor, form: str, shuffle: int = 0
     stride of DECODER_STRIDES feeds a deep-supervision head.
   """
   taps = {DECODER_STRIDES[0]: x}
+  if channels:
+    x = blocks.conv_bn_relu(x, channels, 1, "decoder_reduce")
   if shuffle > 1:
     x = channel_shuffle(x, shuffle, "decoder_shuffle")
   for i, stride in enumerate(DECODER_STRIDES[1:], start=1):
@@ -147,7 +152,8 @@ def build_training_model(config: config_lib.ModelConfig,
   """
   image = keras.Input(config.input_shape, name=config.input_mode)
   x = features(image, config, config.grouped_form)
-  keypoints, taps = primary_decoder(x, config.grouped_form, config.decoder_shuffle)
+  keypoints, taps = primary_decoder(x, config.grouped_form, config.decoder_shuffle,
+                                    config.decoder_channels)
   outputs = {spec.KEYPOINTS: keypoints}
   if config.aux_keypoints:
     outputs[spec.AUX_KEYPOINTS] = _aux_decoder(x, config.aux_decoder_channels)
@@ -216,7 +222,8 @@ def inference_model(config: config_lib.ModelConfig,
   """
   image = keras.Input(config.input_shape, batch_size=batch_size, name=config.input_mode)
   x = features(image, config, "native")
-  keypoints, _ = primary_decoder(x, "native", config.decoder_shuffle)
+  keypoints, _ = primary_decoder(x, "native", config.decoder_shuffle,
+                                 config.decoder_channels)
   outputs = {spec.KEYPOINTS: keypoints}
   if config.exports_presence:
     pooled = keras.layers.GlobalAveragePooling2D(name="pool")(x)
