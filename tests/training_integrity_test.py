@@ -6,7 +6,6 @@ import json
 import os
 import shutil
 
-import hand25d  # noqa: F401  (before tensorflow)
 from hand25d import atomic
 from hand25d.data import records
 from hand25d.training import config as config_lib

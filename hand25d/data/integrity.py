@@ -14,7 +14,7 @@ import struct
 
 from hand25d.data import records
 
-import tensorflow as tf  # After hand25d, which sets TF_USE_LEGACY_KERAS.
+import tensorflow as tf
 
 # TFRecord framing: uint64 length, uint32 masked CRC of the length, data, uint32 CRC of the data.
 _HEADER, _FOOTER = 12, 4
