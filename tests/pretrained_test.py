@@ -16,9 +16,10 @@ from hand25d.runtime import inference
 # Frames rendered from these seeds at the sensor's resolution (a fixed fixture:
 # the renderer is deterministic). Their hands are unlike the training users'.
 SEEDS = tuple(range(100, 112))
-# Measured on the shipped quick model: float32 7.1 px, int8 6.5 px (66 visible
-# keypoints, network-input pixels). A model that does not find hands is far above.
-MAX_MEAN_ERROR_PX = {pretrained.FLOAT32: 8.5, pretrained.INT8: 8.5}
+# Measured on the shipped quick model: float32 5.9 px, int8 5.4 px (66 visible
+# keypoints, network-input pixels); the model before the decoder's channel
+# shuffle: 7.1 and 6.5. A model that does not find hands is far above.
+MAX_MEAN_ERROR_PX = {pretrained.FLOAT32: 7.5, pretrained.INT8: 7.5}
 DATA = os.path.join(os.path.dirname(__file__), "..", "testdata", "tof_tiny")
 
 
