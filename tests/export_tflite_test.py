@@ -37,8 +37,9 @@ DEPLOYABLE_OPS = {"ADD", "CONCATENATION", "CONV_2D", "DEPTHWISE_CONV_2D", "FULLY
 INT8_MAX_TOLERANCE = 0.1
 INT8_MEAN_TOLERANCE = 0.01
 # LiteRT's optimized int8 kernels may round differently from its reference
-# kernels (and TFLM) by a few output quantization steps.
-INT8_KERNEL_STEPS = 16
+# kernels (and TFLM) by some output quantization steps: up to 18 measured (the
+# PTQ fixture's keypoint logits, after the decoder's channel shuffle; 16 before).
+INT8_KERNEL_STEPS = 24
 
 
 def _save_run(workdir: str, cfg: config_lib.TrainConfig) -> None:
