@@ -53,6 +53,8 @@ def test_run_writes_config_summary_best_checkpoint_and_logs(reference):
     summary = json.load(f)
   assert summary["last_eval"]["num_examples"] > 0
   assert summary["best_mean_px_error"] is not None
+  # Rerunning the finished run changes nothing, its last evaluation included.
+  assert loop.train_and_evaluate(CFG, workdir) == summary
   assert tf.train.latest_checkpoint(os.path.join(workdir, "checkpoints", "best"))
   assert os.listdir(os.path.join(workdir, "train"))  # TensorBoard events.
 

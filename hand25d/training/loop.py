@@ -8,6 +8,7 @@ left off: the step, the optimizer and the position in the data (each epoch's
 data order is fixed by the seed, and a resumed epoch skips what was done).
 """
 
+import json
 import os
 import signal
 import sys
@@ -136,6 +137,15 @@ def divergence(model: keras.Model, last_loss: float | None) -> str | None:
   return None
 
 
+def _previous_summary(workdir: str) -> dict:
+  """The summary an earlier process of this run wrote, or {}."""
+  path = os.path.join(workdir, SUMMARY_FILE)
+  if not os.path.exists(path):
+    return {}
+  with open(path) as f:
+    return json.load(f)
+
+
 def train_and_evaluate(cfg: config_lib.TrainConfig, workdir: str) -> dict:
   """Trains (or resumes) the run in `workdir`, evaluating as it goes.
 
@@ -241,7 +251,9 @@ def train_and_evaluate(cfg: config_lib.TrainConfig, workdir: str) -> dict:
 
   progress = cfg.progress and chief and sys.stderr.isatty()
   consecutive_bad = 0
-  last_eval, last_loss = None, None
+  # A resumed run keeps its last evaluation until it makes a new one.
+  last_eval = _previous_summary(workdir).get("last_eval")
+  last_loss = None
   step = int(step_var.numpy())
   busy, examples = 0.0, 0  # Seconds in train steps (data included) since the last log.
   run_busy, run_examples = 0.0, 0  # The same since this process started.
