@@ -98,7 +98,8 @@ it routes every grouped convolution through an XLA-compiled function
 uses that path: its "native" form calls `tf.nn.conv2d` with the grouped filter, which
 oneDNN runs as a grouped convolution, and its "fast" form multiplies a block-diagonal
 dense kernel. `benchmarks/model_bench.py` measures all three per layer and the two
-`GroupedConv2D` forms on the whole training step.
+`GroupedConv2D` forms on the whole training step (one run: docs/training.md,
+"Grouped convolution forms").
 """
 
 # Multiply-accumulate ops of a TFLite graph; everything else is "other".
