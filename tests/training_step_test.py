@@ -40,7 +40,7 @@ def test_tiny_overfit_and_nonfinite_skip():
   batch = _batch()
   dist = lambda b: strategy.experimental_distribute_values_from_function(lambda _: b)
   first = float(train_step(dist(batch))["kp"])
-  for _ in range(60):
+  for _ in range(100):  # 60 steps halved the loss only just (0.505 of it once).
     out = train_step(dist(batch))
   assert bool(out["applied"])
   assert float(out["kp"]) < 0.5 * first, (first, float(out["kp"]))
