@@ -57,3 +57,17 @@ def test_train_main_takes_the_recipe_and_flags_override_it(tmp_path):
   assert (cfg.batch_size, cfg.epochs, cfg.warmup_steps) == (4, 1, 1)  # From the recipe.
   assert cfg.loss.target_sigma_cells == 1.0  # Nested, from the recipe.
   assert cfg.learning_rate == 0.002  # The flag wins.
+
+
+def test_a_run_saved_before_the_channel_shuffle_loads_without_it(tmp_path):
+  cfg = config_lib.TrainConfig(data_dir="unused")
+  assert cfg.model.decoder_shuffle == 2  # Today's default.
+  saved = json.loads(json.dumps(config_lib.to_dict(cfg)))
+  del saved["model"]["decoder_shuffle"], saved["model"]["decoder_channels"]
+  with open(tmp_path / config_lib.CONFIG_FILE, "w") as f:
+    json.dump(saved, f)
+  loaded = config_lib.load(str(tmp_path))
+  assert (loaded.model.decoder_shuffle, loaded.model.decoder_channels) == (0, 0)
+  # Resuming it with today's default network is refused, naming the field.
+  with pytest.raises(ValueError, match="model.decoder_shuffle: saved 0, now 2"):
+    config_lib.save_or_check(cfg, str(tmp_path))

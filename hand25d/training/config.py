@@ -113,6 +113,21 @@ def from_dict(data: dict) -> TrainConfig:
   return _from_dict(TrainConfig, data)
 
 
+# Model fields added after runs were saved, with the value those runs had
+# (today's default may differ: the channel shuffle is on since it was
+# measured, docs/training.md). A saved config without one is read with it, so
+# an older run is never rebuilt, evaluated or resumed as another network.
+SAVED_BEFORE_FIELD = {"decoder_shuffle": 0, "decoder_channels": 0}
+
+
+def _as_saved(data: dict) -> dict:
+  """A saved config dict with the fields it predates filled in (SAVED_BEFORE_FIELD)."""
+  model = dict(data.get("model", {}))
+  for name, value in SAVED_BEFORE_FIELD.items():
+    model.setdefault(name, value)
+  return {**data, "model": model}
+
+
 def differences(a: dict, b: dict, prefix: str = "") -> list[str]:
   """Readable differences between two config dicts (as saved), ignoring RESUMABLE_FIELDS."""
   out = []
@@ -135,7 +150,7 @@ def save_or_check(cfg: TrainConfig, workdir: str) -> None:
   current = json.loads(json.dumps(to_dict(cfg)))  # Tuples as lists, as on disk.
   if os.path.exists(path):
     with open(path) as f:
-      saved = json.load(f)
+      saved = _as_saved(json.load(f))
     changed = differences(saved, current)
     if changed:
       raise ValueError(
@@ -150,4 +165,4 @@ def load(workdir: str) -> TrainConfig:
   if not os.path.exists(path):
     raise FileNotFoundError(f"no {CONFIG_FILE} in {workdir}: not a hand25d training run")
   with open(path) as f:
-    return from_dict(json.load(f))
+    return from_dict(_as_saved(json.load(f)))
