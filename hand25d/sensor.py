@@ -2,7 +2,10 @@
 
 What both the deployable runtime and the synthetic data engine need to know
 about the sensor, in one place:
-  * the camera: pixel rays of spec.SENSOR's pinhole intrinsics (`Camera`);
+  * the camera: pixel rays of pinhole intrinsics (`Camera`);
+  * a real sensor's numbers (`SensorConfig`: resolution, intrinsics,
+    modulation frequency, phase offsets, depth units, amplitude scale; the
+    default is the simulated sensor, spec.SENSOR), loadable from JSON;
   * amplitude and depth from the four phase frames (`amplitude`, `depth`),
     with the sensor parameters they use (`TofConfig`, `ADC_MAX`);
   * the network input normalisation (`normalize_input`).
@@ -13,21 +16,22 @@ Amplitude is a cheap linear combination (no arctangent, no square root):
   amplitude = (|I_0 - I_180| + |I_90 - I_270|) / 2,
 the L1 approximation of A (between A and sqrt(2) A). Depth uses the
 arctangent, converts range to z-depth with the ray direction and rejects
-low-amplitude, saturated and flying pixels (depth 0 = invalid).
+low-amplitude, saturated and flying pixels (depth 0 = invalid). Both take
+the frames in the order of the sensor's phase offsets (`SensorConfig`): four
+offsets 90 degrees apart, in any order and with any common offset.
 """
 
 import dataclasses
 import functools
+import json
+import math
 
 import numpy as np
 
+from hand25d import atomic
 from hand25d import spec
 
 ADC_MAX = 4095  # 12-bit ADC.
-# amplitude() and depth() combine the frames as the 4-bucket scheme below.
-if tuple(spec.SENSOR.phase_offsets_deg) != (0.0, 90.0, 180.0, 270.0):
-  raise ValueError(f"sensor.py needs phase offsets (0, 90, 180, 270) degrees, spec.SENSOR has "
-                   f"{spec.SENSOR.phase_offsets_deg}")
 
 # Amplitude normalisation: sqrt(amplitude / AMPLITUDE_FULL_SCALE) clipped to
 # [0, 1]; the square root compresses the 1/r^2 fall-off of the return.
@@ -51,6 +55,161 @@ class TofConfig:
   optical_blur: float = 0.15  # Weight of each of the 4 neighbours in the PSF.
   min_amplitude: float = 10.0  # ADC counts; below this depth is invalid.
   flying_pixel_ratio: float = 0.08  # Depth jump (relative) flagging a mixed pixel.
+
+
+class SensorConfigError(ValueError):
+  """A SensorConfig value (or JSON file) that cannot describe a sensor; names the field and file."""
+
+
+def _bucket_order(offsets_deg: tuple[float, ...]) -> tuple[tuple[int, ...], float]:
+  """Frame order giving offsets (t0, t0 + 90, t0 + 180, t0 + 270) degrees, and t0 in degrees.
+
+  Raises:
+    SensorConfigError: not four offsets 90 degrees apart.
+  """
+  wrapped = [float(o) % 360.0 for o in offsets_deg]
+  if len(wrapped) == spec.NUM_PHASE_FRAMES:
+    t0 = min(wrapped)
+    steps = [(o - t0) / 90.0 for o in wrapped]
+    order = tuple(sorted(range(len(steps)), key=steps.__getitem__))
+    if all(abs(steps[k] - j) < 1e-6 for j, k in enumerate(order)):
+      return order, t0
+  raise SensorConfigError(
+      f"phase_offsets_deg {tuple(offsets_deg)} are not {spec.NUM_PHASE_FRAMES} offsets 90 "
+      "degrees apart (e.g. 0, 90, 180, 270 in any order): amplitude and depth use the "
+      "4-bucket scheme")
+
+
+@dataclasses.dataclass(frozen=True)
+class SensorConfig:
+  """The numbers of the sensor whose frames the runtime gets (default: spec.SENSOR).
+
+  Load one for a real camera from JSON (`load`, `from_dict`); `save` writes
+  one. Frames must have this resolution; the runtime resizes the amplitude to
+  the network's input and maps the keypoints back to these pixels, so the
+  intrinsics are those of the frames as they arrive.
+
+  Attributes:
+    height, width: frame size in pixels.
+    fx, fy, cx, cy: pinhole intrinsics in pixels at this resolution (pixel
+      centres at integer coordinates, x right, y down).
+    modulation_hz: continuous-wave modulation frequency (phase frames only).
+    phase_offsets_deg: the phase offset of each of the four phase frames, in
+      the order they arrive: 90 degrees apart, in any order, with any common
+      offset (e.g. (0, 180, 90, 270) or (45, 135, 225, 315)).
+    depth_unit_m: metres per unit of integer depth images (0.001: millimetres,
+      as Azure Kinect and Orbbec SDKs write them). Float depth is in metres.
+    amplitude_scale: multiplies the amplitude (or IR image, in counts) before
+      the network's input normalisation (`normalize_input`), so that a
+      camera's IR counts span the range the network was trained on (the
+      simulated sensor's ADC counts: 1.0).
+  """
+  height: int = spec.SENSOR.height
+  width: int = spec.SENSOR.width
+  fx: float = spec.SENSOR.intrinsics.fx
+  fy: float = spec.SENSOR.intrinsics.fy
+  cx: float = spec.SENSOR.intrinsics.cx
+  cy: float = spec.SENSOR.intrinsics.cy
+  modulation_hz: float = spec.SENSOR.modulation_hz
+  phase_offsets_deg: tuple[float, ...] = spec.SENSOR.phase_offsets_deg
+  depth_unit_m: float = 0.001
+  amplitude_scale: float = 1.0
+
+  def __post_init__(self):
+    for name in ("height", "width"):
+      value = getattr(self, name)
+      if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise SensorConfigError(f"{name} must be a positive integer, got {value!r}")
+    for name in ("fx", "fy", "cx", "cy", "modulation_hz", "depth_unit_m", "amplitude_scale"):
+      value = getattr(self, name)
+      if isinstance(value, bool) or not isinstance(value, (int, float, np.number)) or not (
+          math.isfinite(value)):
+        raise SensorConfigError(f"{name} must be a finite number, got {value!r}")
+      if name not in ("cx", "cy") and not value > 0:
+        raise SensorConfigError(f"{name} must be positive, got {value!r}")
+    offsets = self.phase_offsets_deg
+    if isinstance(offsets, (str, bytes)) or not hasattr(offsets, "__len__"):
+      raise SensorConfigError(f"phase_offsets_deg must be a sequence, got {offsets!r}")
+    try:
+      offsets = tuple(float(o) for o in offsets)
+    except (TypeError, ValueError) as e:
+      raise SensorConfigError(f"phase_offsets_deg must be numbers, got {offsets!r}") from e
+    object.__setattr__(self, "phase_offsets_deg", offsets)
+    _bucket_order(self.phase_offsets_deg)
+
+  @property
+  def shape(self) -> tuple[int, int]:
+    """(height, width)."""
+    return (self.height, self.width)
+
+  @property
+  def intrinsics(self) -> spec.Intrinsics:
+    return spec.Intrinsics(fx=float(self.fx), fy=float(self.fy), cx=float(self.cx),
+                           cy=float(self.cy))
+
+  @property
+  def bucket_order(self) -> tuple[tuple[int, ...], float]:
+    """The frame order of the 4-bucket scheme and its common offset in degrees."""
+    return _bucket_order(self.phase_offsets_deg)
+
+  def camera(self) -> "Camera":
+    """The (cached, shared) Camera of this resolution and intrinsics."""
+    return camera(self.height, self.width, self.intrinsics)
+
+  def resized(self, height: int, width: int) -> "SensorConfig":
+    """The same sensor with frames resized to height x width (intrinsics scaled to match)."""
+    k = self.intrinsics.scaled(width / self.width, height / self.height)
+    return dataclasses.replace(self, height=height, width=width, fx=k.fx, fy=k.fy, cx=k.cx,
+                               cy=k.cy)
+
+  def to_dict(self) -> dict:
+    d = dataclasses.asdict(self)
+    d["phase_offsets_deg"] = list(self.phase_offsets_deg)
+    return d
+
+  @classmethod
+  def from_dict(cls, data, source: str = "sensor config") -> "SensorConfig":
+    """A SensorConfig from a mapping of field names; missing fields keep their defaults.
+
+    Raises:
+      SensorConfigError: not a mapping, an unknown field or a bad value,
+        naming `source` (e.g. the file).
+    """
+    if not isinstance(data, dict):
+      raise SensorConfigError(f"{source}: expected a JSON object of SensorConfig fields, got "
+                              f"{type(data).__name__}")
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - known)
+    if unknown:
+      raise SensorConfigError(f"{source}: unknown fields {unknown}; SensorConfig has "
+                              f"{sorted(known)}")
+    try:
+      return cls(**data)
+    except SensorConfigError as e:
+      raise SensorConfigError(f"{source}: {e}") from e
+
+  @classmethod
+  def load(cls, path: str) -> "SensorConfig":
+    """Reads a JSON file written by `save` (or by hand: any subset of the fields).
+
+    Raises:
+      FileNotFoundError: no such file.
+      SensorConfigError: not JSON, or not a valid SensorConfig (naming the file).
+    """
+    with open(path, encoding="utf-8") as f:
+      text = f.read()
+    try:
+      data = json.loads(text)
+    except json.JSONDecodeError as e:
+      raise SensorConfigError(f"{path}: not valid JSON: {e}") from e
+    return cls.from_dict(data, source=path)
+
+  def save(self, path: str) -> None:
+    """Writes the config as JSON (atomically)."""
+    atomic.write_text(path, json.dumps(self.to_dict(), indent=2) + "\n")
+
+
+DEFAULT_SENSOR = SensorConfig()
 
 
 @dataclasses.dataclass
@@ -90,29 +249,48 @@ def camera(height: int, width: int, intrinsics: spec.Intrinsics) -> Camera:
   return Camera(height, width, intrinsics)
 
 
-def amplitude(frames: np.ndarray) -> np.ndarray:
-  """[H, W] uint16 amplitude (ADC counts) by the L1 combination of the 4 frames."""
-  f = frames.astype(np.int32)
+def _in_bucket_order(frames: np.ndarray, sensor_config: SensorConfig) -> np.ndarray:
+  """The frames reordered to offsets (t0, t0 + 90, t0 + 180, t0 + 270); no copy if in order."""
+  order, _ = sensor_config.bucket_order
+  return frames if order == tuple(range(len(order))) else frames[list(order)]
+
+
+def amplitude(frames: np.ndarray, sensor_config: SensorConfig = DEFAULT_SENSOR) -> np.ndarray:
+  """[H, W] uint16 amplitude (ADC counts) by the L1 combination of the 4 frames.
+
+  Args:
+    frames: [4, H, W] phase frames in the order of sensor_config.phase_offsets_deg.
+    sensor_config: the sensor (only its phase offsets are used).
+  """
+  f = _in_bucket_order(frames, sensor_config).astype(np.int32)
   return ((np.abs(f[0] - f[2]) + np.abs(f[1] - f[3])) // 2).astype(np.uint16)
 
 
 def depth(frames: np.ndarray, camera: Camera,  # pylint: disable=redefined-outer-name
-          config: TofConfig = TofConfig()) -> np.ndarray:
+          config: TofConfig = TofConfig(),
+          sensor_config: SensorConfig = DEFAULT_SENSOR) -> np.ndarray:
   """[H, W] float32 z-depth in metres from the 4 frames; 0 marks invalid pixels.
 
+  The phase of the return, from the frames in the order of
+  sensor_config.phase_offsets_deg (less their common offset), gives the range
+  at sensor_config.modulation_hz; the camera's rays turn range into z.
   Invalid: amplitude below config.min_amplitude, any frame saturated, or a
   flying pixel (differs from both horizontal or both vertical neighbours by
   more than config.flying_pixel_ratio of its depth, i.e. it matches neither
   side of an edge).
   """
-  f = frames.astype(np.float32)
+  ordered = _in_bucket_order(frames, sensor_config)
+  f = ordered.astype(np.float32)
   i, q = f[0] - f[2], f[3] - f[1]
   phi = np.arctan2(q, i)
-  # Wrap (-pi, pi] to [0, 2 pi); np.mod would cost 7x more than this.
+  _, t0_deg = sensor_config.bucket_order
+  if t0_deg:  # The frames measured phi + t0, t0 in [0, 90) degrees.
+    phi = phi - np.float32(np.deg2rad(t0_deg))
+  # Wrap (-pi, pi] (less t0) to [0, 2 pi); np.mod would cost 7x more than this.
   phi = np.where(phi < 0.0, phi + np.float32(2.0 * np.pi), phi)
-  r = phi * spec.SPEED_OF_LIGHT_M_S / (4.0 * np.pi * spec.SENSOR.modulation_hz)
+  r = phi * spec.SPEED_OF_LIGHT_M_S / (4.0 * np.pi * sensor_config.modulation_hz)
   z = (r / camera.radial).astype(np.float32)
-  amp = amplitude(frames)
+  amp = amplitude(ordered)
   valid = (amp >= config.min_amplitude) & np.all(frames < ADC_MAX, axis=0)
   z = np.where(valid, z, 0.0).astype(np.float32)
   p = np.pad(z, 1, mode="edge")
