@@ -80,8 +80,15 @@ def test_network_input_is_fed_as_in_training(clip):
   expected = data_pipeline.normalize_input(resized["amplitude"], "amplitude").numpy()
   assert got.shape == (1, spec.INPUT_HEIGHT, spec.INPUT_WIDTH, 1) and got.dtype == np.float32
   np.testing.assert_allclose(got[0, ..., 0], expected, atol=1e-6)
-  with pytest.raises(ValueError, match="not an integer multiple"):
-    inference.network_input(frame["amplitude"][:, :300], spec.INPUT_HEIGHT, spec.INPUT_WIDTH)
+
+
+def test_area_resize_averages_each_footprint_at_any_size():
+  """A 240x300 frame (not a multiple of 120x160) against supersampling to 240x2400."""
+  image = np.random.default_rng(0).integers(0, 4000, (240, 300)).astype(np.uint16)
+  got = inference.area_resize(image, spec.INPUT_HEIGHT, spec.INPUT_WIDTH)
+  # 2400 = 300 * 8 = 160 * 15: each output pixel is the mean of a 2x15 block.
+  expected = np.repeat(image.astype(np.float64), 8, axis=1).reshape(120, 2, 160, 15).mean((1, 3))
+  np.testing.assert_allclose(got, expected, rtol=1e-6)
 
 
 def _assert_same(a: pipeline.FrameResult, b: pipeline.FrameResult) -> None:
@@ -190,9 +197,9 @@ def test_model_signature_is_checked(tmp_path):
   with pytest.raises(inference.ModelSignatureError, match=r"one input of shape \[1, H, W, 1\]"):
     inference.TfliteModel.from_file(_tiny_model(tmp_path, "rgb", input_shape=(120, 160, 3)),
                                     sensor)
-  with pytest.raises(inference.ModelSignatureError, match="does not divide the sensor"):
-    inference.TfliteModel.from_file(_tiny_model(tmp_path, "odd", input_shape=(112, 160, 1)),
-                                    sensor)
+  with pytest.raises(inference.ModelFileError, match="config.json is not a TFLite model"):
+    (tmp_path / "config.json").write_text('{"model": "not a flatbuffer"}')
+    inference.TfliteModel.from_file(str(tmp_path / "config.json"), sensor)
 
 
 def test_pose_visibility_and_presence_outputs_are_used(tmp_path, clip):
@@ -203,6 +210,8 @@ def test_pose_visibility_and_presence_outputs_are_used(tmp_path, clip):
   index_tip = spec.PRIMARY_KEYPOINT_NAMES.index("index_tip")
   for hand in result.hands:
     assert hand.present and hand.presence > 0.99 and hand.pose == "c_pose"
+    assert 0.99 < hand.pose_score <= 1.0 and hand.to_json()["pose_score"] == round(
+        hand.pose_score, 6)
     assert not hand.visible[index_tip] and np.delete(hand.visible, index_tip).all()
     assert np.isnan(hand.keypoints_3d[index_tip]).all()
 

@@ -1,14 +1,19 @@
 """The runtime's runner and CLI: sources, outputs, report, jitter with and without smoothing."""
 
+import csv
+import dataclasses
+import io
 import json
 import subprocess
 import sys
 
+from hand25d import sensor
 from hand25d import spec
 from hand25d.data import scene
 from hand25d.runtime import frames as frames_lib
 from hand25d.runtime import pipeline
 from hand25d.runtime import smoothing
+from hand25d.runtime import tracker
 from hand25d.runtime.demo import evaluation
 from hand25d.runtime.demo import runner
 from hand25d.runtime.demo import sequence
@@ -126,3 +131,79 @@ def test_jitter_ignores_cuts_between_clips():
       tracks.add(clip, np.array([[start + 3.0 * t, 0.0]]))
   assert tracks.jitter() == pytest.approx(0.0)
   assert evaluation.Tracks().jitter() is None
+
+
+def _write_png_recording(directory, frames) -> None:
+  for sub in ("ir", "depth"):
+    (directory / sub).mkdir(parents=True)
+  lines = ["name,timestamp_s"]
+  for i, frame in enumerate(frames):
+    Image.fromarray(frame["amplitude"]).save(directory / "ir" / f"{i:04d}.png")
+    Image.fromarray(np.round(frame["depth"] * 1e3).astype(np.uint16)).save(
+        directory / "depth" / f"{i:04d}.png")
+    lines.append(f"{i:04d},{7.0 + 0.1 * i}")
+  (directory / "timestamps.csv").write_text("\n".join(lines) + "\n")
+
+
+def test_cli_on_a_png_recording_with_a_sensor_config(model_path, tmp_path):
+  frames = scene.render_sequence(5, 3)
+  _write_png_recording(tmp_path / "rec", frames)
+  Image.fromarray(np.zeros((240, 320), np.uint8)).save(tmp_path / "rec" / "depth" / "0001.png")
+  camera = dataclasses.replace(sensor.DEFAULT_SENSOR, fx=250.0, fy=250.0)
+  camera.save(str(tmp_path / "camera.json"))
+  out = tmp_path / "out"
+  proc = subprocess.run(
+      [sys.executable, "-m", "hand25d.runtime.demo.run_main", f"--model={model_path}",
+       f"--out={out}", f"--input={tmp_path / 'rec'}", f"--sensor_config={tmp_path / 'camera.json'}",
+       "--sensor_cx=150", "--presence_threshold=0", "--min_keypoint_confidence=0",
+       "--num_images=1"], capture_output=True, text=True, check=False)
+  assert proc.returncode == 0, proc.stderr[-2000:]
+  assert "bad frames skipped: {'unreadable': 1}" in proc.stdout
+  config = json.loads((out / "config.json").read_text())["options"]["sensor_config"]
+  assert (config["fx"], config["fy"], config["cx"], config["cy"]) == (250.0, 250.0, 150.0, 119.5)
+  lines = [json.loads(line) for line in (out / "frames.jsonl").read_text().splitlines()]
+  assert [line["timestamp_s"] for line in lines] == [7.0, 7.1, 7.2]
+  assert "8-bit greyscale" in lines[1]["error"] and "0001.png" in lines[1]["error"]
+  hands = [json.loads(line) for line in (out / "hands.jsonl").read_text().splitlines()]
+  with open(out / "hands.csv", newline="") as f:
+    rows = list(csv.DictReader(f))
+  assert len(hands) == len(rows) == 4  # Both hands of frames 0 and 2.
+  assert [r["frame"] for r in rows] == ["0", "0", "2", "2"]
+  assert [h["handedness"] for h in hands] == [r["handedness"] for r in rows] == [
+      "left", "right"] * 2
+  tip = hands[0]["keypoints"][tracker.KEYPOINT_NAMES.index("index_tip")]
+  assert float(rows[0]["index_tip_x_px"]) == tip["x_px"]
+  x, z = tip["position_m"][0], tip["position_m"][2]
+  assert x == pytest.approx((tip["x_px"] - 150.0) * z / 250.0, abs=1e-5)
+
+
+def test_a_run_goes_on_past_bad_files(model_path, tmp_path):
+  """A .npy header claiming (4, 100000, 100000), bad ground truth: those frames are unreadable."""
+  frames = scene.render_sequence(7, 3)  # A hand in every frame.
+  (tmp_path / "npy").mkdir()
+  for i, frame in enumerate(frames):
+    np.save(tmp_path / "npy" / f"{i}.npy", frame["phase_frames"])
+  header = io.BytesIO()
+  np.lib.format.write_array_header_1_0(
+      header, {"descr": "<u2", "fortran_order": False, "shape": (4, 100000, 100000)})
+  (tmp_path / "npy" / "1.npy").write_bytes(b"\x93NUMPY\x01\x00" + header.getvalue()[8:])
+  (tmp_path / "npz").mkdir()
+  for i, frame in enumerate(frames):
+    arrays = {k: frame[k] for k in ("phase_frames",) + sequence.TRUTH_KEYS}
+    if i == 1:
+      arrays["keypoints_xy"] = arrays["keypoints_xy"].copy()
+      side = int(np.argmax(frame["hand_present"]))
+      k = int(np.argmax(frame["keypoint_visible"][side]))  # A visible keypoint of a hand.
+      arrays["keypoints_xy"][side, k, 0] = np.nan
+    np.savez(tmp_path / "npz" / f"{i}.npz", **arrays)
+  for name, words in (("npy", "header says shape (4, 100000, 100000)"),
+                      ("npz", "ground truth of 1 visible keypoints is not finite")):
+    summary = runner.run(runner.RunConfig(
+        model_path=model_path, out_dir=str(tmp_path / f"out_{name}"),
+        input=str(tmp_path / name), num_images=0, gif_max_frames=0,
+        options=pipeline.PipelineOptions(min_keypoint_confidence=0.0)))
+    assert summary["frames"]["processed"] == 2 and summary["frames"]["bad"] == {
+        frames_lib.UNREADABLE: 1}
+    lines = (tmp_path / f"out_{name}" / "frames.jsonl").read_text().splitlines()
+    assert words in json.loads(lines[1])["error"], lines[1]
+  assert summary["accuracy"]["keypoints_in_truth"] > 0  # The good frames' truth is used.

@@ -1,9 +1,11 @@
-"""Checks of incoming phase frames: a bad frame is reported and skipped.
+"""Checks of incoming frames: a bad frame is reported and skipped.
 
 A stream of TOF frames can carry anything a real sensor or driver produces:
 a dropped phase frame, a wrong buffer, NaN from an upstream filter, a
-saturated exposure. `check_phase_frames` names what is wrong so the runtime
-can report the frame, skip it and go on with the next one.
+saturated exposure, depth in other units than declared.
+`check_phase_frames` (four phase frames) and `check_amplitude_depth` (an
+amplitude or IR image with its depth image) name what is wrong so the
+runtime can report the frame, skip it and go on with the next one.
 """
 
 import dataclasses
@@ -21,9 +23,17 @@ NON_FINITE = "non_finite"
 MISSING_PHASE = "missing_phase_frame"
 SATURATED = "saturated"
 NO_VALID_DEPTH = "no_valid_depth"
+WRONG_UNITS = "wrong_units"  # Depth not in the units declared (metres, or depth_unit_m).
 UNREADABLE = "unreadable"  # A recorded frame whose file cannot be read.
 BAD_FRAME_KINDS = (WRONG_SHAPE, WRONG_DTYPE, NON_FINITE, MISSING_PHASE, SATURATED,
-                   NO_VALID_DEPTH, UNREADABLE)
+                   NO_VALID_DEPTH, WRONG_UNITS, UNREADABLE)
+
+# Plausible z-depth of a valid pixel for hand tracking with a TOF or depth
+# camera: none deeper than MAX_DEPTH_M (a deeper one means other units, or a
+# sentinel such as 65535 where 0 should mark invalid), and a mean no nearer than
+# MIN_MEAN_DEPTH_M (nearer means metres read as millimetres, or centimetres).
+MAX_DEPTH_M = 10.0
+MIN_MEAN_DEPTH_M = 0.1
 
 
 class BadFrameError(ValueError):
@@ -101,6 +111,71 @@ def check_phase_frames(frames: np.ndarray | Sequence[np.ndarray | None],
     raise BadFrameError(SATURATED, f"{saturated:.0%} of pixels saturated (limit "
                         f"{checks.max_saturated_fraction:.0%})")
   return frames
+
+
+def _image(x, what: str, height: int, width: int) -> np.ndarray:
+  """x as an [height, width] array of real numbers (BadFrameError otherwise)."""
+  if x is None:
+    raise BadFrameError(WRONG_SHAPE, f"no {what} image")
+  x = np.asarray(x)
+  if x.dtype.kind not in "uif":
+    raise BadFrameError(WRONG_DTYPE, f"{what} must be integers or floats, got {x.dtype}")
+  if x.shape != (height, width):
+    raise BadFrameError(WRONG_SHAPE, f"{what} must have shape {(height, width)} (the "
+                        f"SensorConfig's), got {x.shape}")
+  return x
+
+
+def check_amplitude_depth(amplitude, depth, height: int, width: int, depth_unit_m: float
+                          ) -> tuple[np.ndarray, np.ndarray]:
+  """Validates an amplitude (IR) image and its depth image; returns them, depth in metres.
+
+  Args:
+    amplitude: [H, W] amplitude or IR counts, integers or finite floats >= 0.
+    depth: [H, W] z-depth: floats in metres, or integers in units of
+      `depth_unit_m` metres; 0 marks invalid pixels (and for floats, NaN or
+      Inf too).
+    height, width: the resolution expected (sensor.SensorConfig).
+    depth_unit_m: metres per unit of integer depth.
+
+  Returns:
+    The amplitude as given, and [H, W] float32 depth in metres (0 = invalid).
+
+  Raises:
+    BadFrameError: wrong shape or dtype, non-finite or negative amplitude,
+      negative depth, or depth implausible in the units declared
+      (WRONG_UNITS: a valid pixel deeper than MAX_DEPTH_M, or a mean nearer
+      than MIN_MEAN_DEPTH_M).
+  """
+  amplitude = _image(amplitude, "amplitude", height, width)
+  depth = _image(depth, "depth", height, width)
+  if amplitude.dtype.kind == "f" and not np.all(np.isfinite(amplitude)):
+    bad = np.size(amplitude) - np.count_nonzero(np.isfinite(amplitude))
+    raise BadFrameError(NON_FINITE, f"amplitude has {bad} NaN or Inf values")
+  if amplitude.dtype.kind != "u" and amplitude.min() < 0:
+    raise BadFrameError(WRONG_DTYPE, f"amplitude has negative values (min {amplitude.min()})")
+  if depth.dtype.kind == "f":
+    metres = np.where(np.isfinite(depth), depth, 0.0).astype(np.float32)
+    units = "metres (float depth)"
+  else:
+    metres = depth.astype(np.float32) * np.float32(depth_unit_m)
+    units = f"units of {depth_unit_m:g} m (integer depth, SensorConfig.depth_unit_m)"
+  if metres.min() < 0:
+    raise BadFrameError(WRONG_DTYPE, f"depth has negative values (min {metres.min():g} m)")
+  valid = metres > 0
+  count = int(np.count_nonzero(valid))
+  if count:
+    deepest = float(metres.max())
+    if deepest > MAX_DEPTH_M:
+      raise BadFrameError(WRONG_UNITS, f"depth read as {units} has pixels {deepest:g} m deep, "
+                          f"beyond {MAX_DEPTH_M:g} m: other units, or a sentinel where 0 "
+                          "should mark invalid pixels")
+    mean = float(metres.sum(dtype=np.float64)) / count
+    if mean < MIN_MEAN_DEPTH_M:
+      raise BadFrameError(WRONG_UNITS, f"depth read as {units} has a mean valid depth of "
+                          f"{mean:g} m, nearer than {MIN_MEAN_DEPTH_M:g} m: other units "
+                          "(e.g. metres read as millimetres)")
+  return amplitude, metres
 
 
 def check_depth(depth: np.ndarray, checks: FrameChecks = FrameChecks()) -> None:

@@ -3,7 +3,9 @@
 `TfliteModel` loads a model exported from `network.inference_model`, checks
 its signature, feeds it exactly as training does (area resize of the
 amplitude to the model's input size, then `sensor.normalize_input`) and
-decodes its score maps to sensor pixels. The runtime pipeline talks to it
+decodes its score maps to sensor pixels. The sensor's frames may have any
+size: the area resize averages over the exact footprint of each input pixel,
+and the keypoints are mapped back to the frame's pixels. The runtime pipeline talks to it
 through two calls, `infer` (amplitude -> raw outputs) and `decode` (raw
 outputs -> keypoints), so that the early out on hand presence can skip
 decoding, and so that a benchmark can put another network in its place.
@@ -17,6 +19,7 @@ are not stable across converters):
   pose       [1, 2, 9] logits (optional)
 """
 
+import functools
 from typing import Protocol
 
 import numpy as np
@@ -33,7 +36,11 @@ class KeypointModel(Protocol):
   """What the runtime pipeline needs of a keypoint network."""
 
   def infer(self, amplitude: np.ndarray) -> dict[str, np.ndarray]:
-    """[H, W] sensor amplitude (ADC counts) -> raw outputs named by spec output names."""
+    """[H, W] amplitude -> raw outputs named by spec output names.
+
+    The amplitude is in the simulated sensor's ADC counts (a camera's with
+    SensorConfig.amplitude_scale applied), at any resolution.
+    """
 
   def decode(self, outputs: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
     """Raw outputs -> (xy [S, P, 2] in sensor pixels, confidence [S, P])."""
@@ -43,26 +50,71 @@ class ModelSignatureError(ValueError):
   """The model's inputs or outputs are not those the runtime can run."""
 
 
+class ModelFileError(ValueError):
+  """The model file is not a TFLite flatbuffer (or LiteRT cannot load it); names the file."""
+
+
+# A TFLite flatbuffer carries this file identifier at bytes 4..8.
+TFLITE_IDENTIFIER = b"TFL3"
+
+
+@functools.lru_cache(maxsize=16)
+def _area_weights(size_in: int, size_out: int) -> np.ndarray:
+  """[size_out, size_in] float32: the share of each input pixel in each output pixel.
+
+  Output pixel i covers input coordinates [i s, (i + 1) s) with s = size_in /
+  size_out; each weight is the overlap with input pixel j's [j, j + 1),
+  divided by s, so every row sums to 1.
+  """
+  s = size_in / size_out
+  lo = np.arange(size_out)[:, None] * s
+  j = np.arange(size_in)[None, :]
+  overlap = np.clip(np.minimum(lo + s, j + 1) - np.maximum(lo, j), 0.0, None)
+  return (overlap / s).astype(np.float32)
+
+
+def area_resize(image: np.ndarray, height: int, width: int) -> np.ndarray:
+  """[H, W] -> [height, width] float32 by area averaging (any sizes).
+
+  For an integer reduction this is the mean of each block, the area resize of
+  training (`hand25d.data.pipeline.resize`), computed as a sum of strided views
+  (about 10x faster here than a reshape and mean). Otherwise each output
+  pixel is the average over its exact footprint (two small matrix products).
+  """
+  h, w = image.shape
+  image = image.astype(np.float32)
+  if h % height == 0 and w % width == 0:
+    fy, fx = h // height, w // width
+    block_sum = sum(image[i::fy, j::fx] for i in range(fy) for j in range(fx))
+    return block_sum * np.float32(1.0 / (fy * fx))
+  return _area_weights(h, height) @ image @ _area_weights(w, width).T
+
+
 def network_input(amplitude: np.ndarray, height: int, width: int) -> np.ndarray:
   """[H, W] amplitude -> [1, height, width, 1] network input, as in training.
 
-  Training resizes by area averaging (`hand25d.data.pipeline.resize`), which
-  for an integer reduction is the mean of each block, then applies
-  `sensor.normalize_input`. The block mean is a sum of strided views
-  (about 10x faster here than a reshape and mean).
+  Training resizes by area averaging (`hand25d.data.pipeline.resize`), then
+  applies `sensor.normalize_input`; `area_resize` does the first at any size.
+  """
+  return sensor.normalize_input(area_resize(amplitude, height, width),
+                                "amplitude")[None, :, :, None]
+
+
+def read_model(path: str) -> bytes:
+  """The bytes of a .tflite file, checked to be a TFLite flatbuffer.
 
   Raises:
-    ValueError: if the sensor size is not an integer multiple of the input.
+    FileNotFoundError: no such file.
+    ModelFileError: the file is not a TFLite model (naming it and what it holds).
   """
-  h, w = amplitude.shape
-  if h % height or w % width:
-    raise ValueError(f"the sensor image {h}x{w} is not an integer multiple of the model "
-                     f"input {height}x{width}")
-  fy, fx = h // height, w // width
-  image = amplitude.astype(np.float32)
-  block_sum = sum(image[i::fy, j::fx] for i in range(fy) for j in range(fx))
-  mean = block_sum * np.float32(1.0 / (fy * fx))
-  return sensor.normalize_input(mean, "amplitude")[None, :, :, None]
+  with open(path, "rb") as f:
+    model = f.read()
+  if model[4:8] != TFLITE_IDENTIFIER:
+    raise ModelFileError(
+        f"{path} is not a TFLite model: its file identifier is {model[4:8]!r}, a .tflite "
+        f"flatbuffer has {TFLITE_IDENTIFIER!r} ({len(model)} bytes, starting "
+        f"{model[:8]!r}); pass a model exported by `python -m export.tflite_main`")
+  return model
 
 
 def expected_outputs(height: int, width: int) -> dict[str, tuple[int, ...]]:
@@ -86,7 +138,8 @@ class TfliteModel:
 
     Args:
       model: the .tflite flatbuffer.
-      sensor_shape: (H, W) of the amplitude images it will get.
+      sensor_shape: (H, W) of the amplitude images it will get (any size; the
+        amplitude is area-resized to the model's input).
       backend: one of BACKENDS.
       num_threads: LiteRT interpreter threads.
       tflm_arena_bytes: tensor arena of the TFLM interpreter.
@@ -94,13 +147,17 @@ class TfliteModel:
       name: how errors name the model (e.g. its path).
 
     Raises:
+      ModelFileError: LiteRT cannot load the bytes as a model.
       ModelSignatureError: inputs or outputs other than the expected ones.
       litert.TflmError: the TFLM interpreter cannot load the model.
     """
     if backend not in BACKENDS:
       raise ValueError(f"unknown backend {backend!r}; expected one of {BACKENDS}")
     # LiteRT also reads the signature and quantization parameters for TFLM.
-    self._litert = litert.LiteRtModel(model, num_threads=num_threads)
+    try:
+      self._litert = litert.LiteRtModel(model, num_threads=num_threads)
+    except (ValueError, RuntimeError) as e:
+      raise ModelFileError(f"{name}: LiteRT cannot load it as a TFLite model: {e}") from e
     inputs, outputs = self._litert.inputs, self._litert.outputs
     shape = tuple(int(d) for d in inputs[0]["shape"]) if len(inputs) == 1 else None
     if shape is None or len(shape) != 4 or shape[0] != 1 or shape[3] != spec.INPUT_CHANNELS:
@@ -112,9 +169,6 @@ class TfliteModel:
                                 "the runtime feeds the network the amplitude image")
     self.input_height, self.input_width = shape[1], shape[2]
     h, w = sensor_shape
-    if h % self.input_height or w % self.input_width:
-      raise ModelSignatureError(f"{name}: input {self.input_height}x{self.input_width} does "
-                                f"not divide the sensor image {h}x{w}")
     self._sensor_scale = np.array([w / self.input_width, h / self.input_height])
     self._names = expected_outputs(self.input_height, self.input_width)
     names_by_shape = {v: k for k, v in self._names.items()}
@@ -141,8 +195,8 @@ class TfliteModel:
 
   @classmethod
   def from_file(cls, path: str, sensor_shape: tuple[int, int], **kwargs) -> "TfliteModel":
-    with open(path, "rb") as f:
-      return cls(f.read(), sensor_shape, name=path, **kwargs)
+    """Loads a .tflite file (see `read_model` and __init__ for the errors, which name it)."""
+    return cls(read_model(path), sensor_shape, name=path, **kwargs)
 
   def infer(self, amplitude: np.ndarray) -> dict[str, np.ndarray]:
     x = network_input(amplitude, self.input_height, self.input_width)

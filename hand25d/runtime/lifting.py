@@ -110,7 +110,11 @@ def keypoint_depths(depth: np.ndarray, xy: np.ndarray, valid: np.ndarray,
   Returns:
     z: [K] metres, NaN where no depth was found or the keypoint is not valid.
     sources: [K] how each depth was found (SOURCE_*).
+
+  Raises:
+    ValueError: a valid keypoint with a NaN or infinite coordinate.
   """
+  _check_finite(xy, valid)
   near_m, far_m = cfg.min_depth_m, cfg.max_depth_m
   if depth_range is not None:
     near_m, far_m = max(near_m, depth_range[0]), min(far_m, depth_range[1])
@@ -130,6 +134,14 @@ def keypoint_depths(depth: np.ndarray, xy: np.ndarray, valid: np.ndarray,
       z[k] = hand_depth
       sources[k] = SOURCE_HAND
   return z, sources
+
+
+def _check_finite(xy: np.ndarray, valid: np.ndarray) -> None:
+  bad = np.flatnonzero(np.asarray(valid, bool) & ~np.isfinite(xy).all(axis=-1))
+  if bad.size:
+    raise ValueError(f"keypoints {bad.tolist()} are marked valid but have non-finite "
+                     f"coordinates {np.asarray(xy)[bad].tolist()}; mark them not valid (not "
+                     "visible) or give their pixel coordinates")
 
 
 def back_project(xy: np.ndarray, z: np.ndarray, intrinsics: spec.Intrinsics) -> np.ndarray:

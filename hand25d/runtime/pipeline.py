@@ -1,14 +1,21 @@
-"""The 2.5D runtime (docs/runtime.md): four phase frames in, 2.5D keypoints out.
+"""The 2.5D runtime (docs/runtime.md): a TOF capture in, 2.5D keypoints out.
+
+A capture is either the four phase frames of the sensor (`Pipeline.process`)
+or an amplitude (IR) image with its depth image, as depth cameras and TOF
+SDKs deliver them (`Pipeline.process_images`). The sensor's numbers
+(resolution, intrinsics, modulation, phase offsets, depth units, amplitude
+scale) come from `PipelineOptions.sensor_config` (sensor.SensorConfig).
 
 Per frame:
-  1. Check the phase frames (`frames.check_phase_frames`); a bad frame is
-     reported in its FrameResult (`error_kind`) and skipped, and the stream
-     goes on.
-  2. Amplitude path: the cheap amplitude image -> the network
-     (`inference.TfliteModel.infer`). Depth path, at the same time on a
-     worker thread: arctangent, range to z, invalid and flying pixels
-     (`sensor.depth`), then `frames.check_depth`. With `parallel_depth` off the
-     depth path runs after decoding, on the calling thread.
+  1. Check the input (`frames.check_phase_frames`,
+     `frames.check_amplitude_depth`); a bad frame is reported in its
+     FrameResult (`error_kind`) and skipped, and the stream goes on.
+  2. Amplitude path: the amplitude image (from phase frames: the cheap L1
+     combination) -> the network (`inference.TfliteModel.infer`). Depth path
+     of phase frames, at the same time on a worker thread: arctangent, range
+     to z, invalid and flying pixels (`sensor.depth`), then
+     `frames.check_depth`. With `parallel_depth` off the depth path runs after
+     decoding, on the calling thread. A given depth image is only checked.
   3. Early out: when the presence output puts both hands below
      `presence_threshold`, nothing is decoded or lifted and the depth job is
      cancelled (or, if running, not waited for).
@@ -19,7 +26,8 @@ Per frame:
      cluster against flying pixels, hand mask from depth, fallbacks) and
      back-project with the intrinsics.
   6. Optionally smooth each hand with One Euro filters
-     (`smoothing.HandSmoother`, over pixels and depth) and back-project.
+     (`smoothing.HandSmoother`, over pixels and depth, keyed by the frames'
+     timestamps) and back-project.
 
 The worker thread pays off because numpy's array operations and the LiteRT
 invoke release the GIL; one persistent worker serves every frame.
@@ -57,11 +65,12 @@ class PipelineOptions:
   visibility_threshold: float = 0.5  # On sigmoid(visibility logit), if the model has it.
   smoothing: smoothing_lib.OneEuroConfig | None = None
   frame_interval_s: float = 1.0 / 30.0  # Timestamps of frames given without one.
-  sensor_height: int = spec.SENSOR.height
-  sensor_width: int = spec.SENSOR.width
+  # The sensor: resolution, intrinsics, modulation, phase offsets, depth units,
+  # amplitude scale (default: the simulated sensor, spec.SENSOR).
+  sensor_config: sensor.SensorConfig = sensor.DEFAULT_SENSOR
   lift: lifting.LiftConfig = lifting.LiftConfig()
   checks: frames_lib.FrameChecks = frames_lib.FrameChecks()
-  sensor_model: sensor.TofConfig = sensor.TofConfig()
+  sensor_model: sensor.TofConfig = sensor.TofConfig()  # Depth's invalid-pixel thresholds.
 
   def __post_init__(self):
     for name in ("presence_threshold", "min_keypoint_confidence", "visibility_threshold"):
@@ -71,8 +80,8 @@ class PipelineOptions:
       raise ValueError(f"frame_interval_s must be positive, got {self.frame_interval_s}")
 
 
-def _number(x) -> float | None:
-  """A JSON number, None for NaN."""
+def json_number(x) -> float | None:
+  """A JSON number (6 decimals), None for None and NaN."""
   return None if x is None or not math.isfinite(x) else round(float(x), 6)
 
 
@@ -86,6 +95,7 @@ class HandResult:
       model without a presence output).
     presence: sigmoid of the presence logit; None without a presence output.
     pose: spec.POSE_CLASSES entry if present and the model has a pose output.
+    pose_score: softmax probability of that pose class (None without pose).
     keypoints_2d: [P, 2] (x, y) sensor pixels of the primary keypoints.
     confidence: [P] peak softmax probability of each score map.
     visible: [P] bool, the keypoints that passed the gates (and are lifted).
@@ -101,6 +111,7 @@ class HandResult:
   visible: np.ndarray
   keypoints_3d: np.ndarray
   depth_sources: tuple[str, ...]
+  pose_score: float | None = None
 
   def to_json(self) -> dict:
     keypoints = []
@@ -108,11 +119,11 @@ class HandResult:
       for k, name in enumerate(spec.PRIMARY_KEYPOINT_NAMES):
         (x, y), point = self.keypoints_2d[k], self.keypoints_3d[k]
         keypoints.append({
-            "name": name, "x": _number(x), "y": _number(y),
-            "confidence": _number(self.confidence[k]), "visible": bool(self.visible[k]),
-            "xyz_m": [_number(v) for v in point], "depth_source": self.depth_sources[k]})
-    return {"side": self.side, "present": self.present, "presence": _number(self.presence),
-            "pose": self.pose, "keypoints": keypoints}
+            "name": name, "x": json_number(x), "y": json_number(y),
+            "confidence": json_number(self.confidence[k]), "visible": bool(self.visible[k]),
+            "xyz_m": [json_number(v) for v in point], "depth_source": self.depth_sources[k]})
+    return {"side": self.side, "present": self.present, "presence": json_number(self.presence),
+            "pose": self.pose, "pose_score": json_number(self.pose_score), "keypoints": keypoints}
 
 
 def _absent(side: int, presence: float | None) -> HandResult:
@@ -138,8 +149,9 @@ class FrameResult:
       and nothing lifted.
     error_kind: frames.BAD_FRAME_KINDS entry for a skipped frame, else None.
     error: what was wrong with it.
-    amplitude: [H, W] amplitude image (not serialised).
-    depth: [H, W] depth image in metres when it was used (not serialised).
+    amplitude: [H, W] amplitude image as computed or given (not serialised).
+    depth: [H, W] depth image in metres (0 = invalid) when it was computed
+      (phase frames with a hand present) or given (not serialised).
   """
   index: int
   timestamp_s: float
@@ -156,7 +168,7 @@ class FrameResult:
     return self.error_kind is None
 
   def to_json(self) -> dict:
-    return {"frame": self.index, "timestamp_s": _number(self.timestamp_s), "ok": self.ok,
+    return {"frame": self.index, "timestamp_s": json_number(self.timestamp_s), "ok": self.ok,
             "error_kind": self.error_kind, "error": self.error, "early_out": self.early_out,
             "hands": [h.to_json() for h in self.hands],
             "timings_ms": {k: round(v, 4) for k, v in self.timings_ms.items()}}
@@ -176,13 +188,12 @@ def _sigmoid(x: np.ndarray) -> np.ndarray:
 
 
 class Pipeline:
-  """Phase frames -> FrameResult; one instance per stream (it keeps filter state).
+  """Captures -> FrameResult; one instance per stream (it keeps filter state).
 
   Use as a context manager, or call close(), to stop the depth worker.
   """
 
   def __init__(self, model: str | inference.KeypointModel,
-               intrinsics: spec.Intrinsics = spec.SENSOR.intrinsics,
                options: PipelineOptions = PipelineOptions()):
     """Builds the pipeline.
 
@@ -191,21 +202,22 @@ class Pipeline:
         signature it must have), loaded with the options' backend,
         num_threads, tflm_arena_bytes and refine; or a ready KeypointModel
         (which may be shared by pipelines that do not run at once).
-      intrinsics: pinhole intrinsics of the sensor at its full resolution.
-      options: how to run.
+      options: how to run, and the sensor (options.sensor_config).
 
     Raises:
+      FileNotFoundError: no model file at that path.
+      inference.ModelFileError: the file is not a TFLite model.
       inference.ModelSignatureError: the model has unexpected inputs or outputs.
     """
     self.options = options
-    self.intrinsics = intrinsics
-    sensor_shape = (options.sensor_height, options.sensor_width)
+    cfg = options.sensor_config
+    self.intrinsics = cfg.intrinsics
     if isinstance(model, str):
       model = inference.TfliteModel.from_file(
-          model, sensor_shape, backend=options.backend, num_threads=options.num_threads,
+          model, cfg.shape, backend=options.backend, num_threads=options.num_threads,
           tflm_arena_bytes=options.tflm_arena_bytes, refine=options.refine)
     self.model = model
-    self._camera = sensor.camera(*sensor_shape, intrinsics)
+    self._camera = cfg.camera()
     self._executor = (concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="depth")
                       if options.parallel_depth else None)
     self._smoother = (smoothing_lib.HandSmoother(options.smoothing, _S)
@@ -233,7 +245,8 @@ class Pipeline:
     Raises:
       frames.BadFrameError: (almost) no pixel has valid depth.
     """
-    depth = sensor.depth(phase_frames, self._camera, self.options.sensor_model)
+    depth = sensor.depth(phase_frames, self._camera, self.options.sensor_model,
+                         self.options.sensor_config)
     frames_lib.check_depth(depth, self.options.checks)
     return depth
 
@@ -243,29 +256,35 @@ class Pipeline:
     return depth, 1e3 * (time.perf_counter() - start)
 
   def process(self, phase_frames, timestamp_s: float | None = None) -> FrameResult:
-    """Runs one frame; bad frames come back with error_kind set, never raise.
+    """Runs one frame of phase frames; bad frames come back with error_kind set, never raise.
 
     Args:
       phase_frames: the spec.NUM_PHASE_FRAMES phase frames as one [4, H, W]
         array of ADC counts or a sequence of [H, W] arrays (None for a frame
-        that never arrived).
-      timestamp_s: the frame's time, increasing (for smoothing); default
-        index * options.frame_interval_s.
+        that never arrived), in the order of the sensor's phase offsets and
+        at its resolution (options.sensor_config).
+      timestamp_s: the frame's time in seconds, increasing (for smoothing);
+        default index * options.frame_interval_s.
 
     Raises:
       ValueError: with smoothing, a timestamp that does not increase.
     """
-    index, timestamp_s = self._advance(timestamp_s)
-    timings = {}
-    start = time.perf_counter()
-    try:
-      hands, early_out, amplitude, depth = self._process(phase_frames, timestamp_s, timings)
-    except frames_lib.BadFrameError as e:
-      timings["total"] = 1e3 * (time.perf_counter() - start)
-      return FrameResult(index, timestamp_s, (), timings, error_kind=e.kind, error=str(e))
-    timings["total"] = 1e3 * (time.perf_counter() - start)
-    return FrameResult(index, timestamp_s, hands, timings, early_out, amplitude=amplitude,
-                       depth=depth)
+    return self._frame(self._from_phase, phase_frames, timestamp_s)
+
+  def process_images(self, amplitude, depth, timestamp_s: float | None = None) -> FrameResult:
+    """Runs one frame given as amplitude (IR) and depth images; bad frames never raise.
+
+    Args:
+      amplitude: [H, W] amplitude or IR counts at the sensor's resolution
+        (multiplied by options.sensor_config.amplitude_scale for the network).
+      depth: [H, W] z-depth, floats in metres or integers in units of
+        options.sensor_config.depth_unit_m; 0 marks invalid pixels.
+      timestamp_s: as for `process`.
+
+    Raises:
+      ValueError: with smoothing, a timestamp that does not increase.
+    """
+    return self._frame(self._from_images, (amplitude, depth), timestamp_s)
 
   def skip(self, error: frames_lib.BadFrameError,
            timestamp_s: float | None = None) -> FrameResult:
@@ -278,24 +297,77 @@ class Pipeline:
     self._next_index += 1
     return index, index * self.options.frame_interval_s if timestamp_s is None else timestamp_s
 
-  def _process(self, phase_frames, timestamp_s: float, timings: dict[str, float]):
-    o = self.options
+  def _frame(self, run, data, timestamp_s: float | None) -> FrameResult:
+    index, timestamp_s = self._advance(timestamp_s)
+    timings = {}
+    start = time.perf_counter()
+    try:
+      hands, early_out, amplitude, depth = run(data, timestamp_s, timings)
+    except frames_lib.BadFrameError as e:
+      timings["total"] = 1e3 * (time.perf_counter() - start)
+      return FrameResult(index, timestamp_s, (), timings, error_kind=e.kind, error=str(e))
+    timings["total"] = 1e3 * (time.perf_counter() - start)
+    return FrameResult(index, timestamp_s, hands, timings, early_out, amplitude=amplitude,
+                       depth=depth)
+
+  def _from_phase(self, phase_frames, timestamp_s: float, timings: dict[str, float]):
+    o, cfg = self.options, self.options.sensor_config
     with _timed(timings, "check"):
       if phase_frames is None:
         raise frames_lib.BadFrameError(frames_lib.MISSING_PHASE, "no phase frames")
-      frames = frames_lib.check_phase_frames(phase_frames, o.checks, o.sensor_height,
-                                             o.sensor_width)
+      frames = frames_lib.check_phase_frames(phase_frames, o.checks, cfg.height, cfg.width)
     with _timed(timings, "amplitude"):
-      amplitude = sensor.amplitude(frames)
+      amplitude = sensor.amplitude(frames, cfg)
     pending = self._executor.submit(self._timed_depth, frames) if self._executor else None
+
+    def depth_now():
+      """The depth when the hands need it: from the worker, or computed here."""
+      if pending is None:
+        with _timed(timings, "depth"):
+          return self.depth_image(frames)
+      with _timed(timings, "depth_wait"):
+        # On a busy machine the worker may not have started yet: then the
+        # calling thread computes the depth itself rather than wait for it.
+        depth, timings["depth"] = (self._timed_depth(frames) if pending.cancel()
+                                   else pending.result())
+      return depth
+
+    def cancel():
+      if pending is not None:
+        pending.cancel()  # Unless the worker has started on it already.
+
+    return self._track(amplitude, depth_now, cancel, None, timestamp_s, timings)
+
+  def _from_images(self, images, timestamp_s: float, timings: dict[str, float]):
+    cfg = self.options.sensor_config
+    with _timed(timings, "check"):
+      amplitude, depth = frames_lib.check_amplitude_depth(*images, cfg.height, cfg.width,
+                                                          cfg.depth_unit_m)
+
+    def depth_now():
+      with _timed(timings, "depth"):
+        frames_lib.check_depth(depth, self.options.checks)
+      return depth
+
+    return self._track(amplitude, depth_now, lambda: None, depth, timestamp_s, timings)
+
+  def _track(self, amplitude: np.ndarray, depth_now, cancel_depth, given_depth,
+             timestamp_s: float, timings: dict[str, float]):
+    """Network, early out, decoding, lifting and smoothing of a checked frame.
+
+    Returns (hands, early_out, amplitude, depth); depth_now() gives the depth
+    image when a hand needs it, cancel_depth() drops it otherwise.
+    """
+    o = self.options
+    scale = o.sensor_config.amplitude_scale
     with _timed(timings, "network"):
-      outputs = self.model.infer(amplitude)
+      outputs = self.model.infer(amplitude if scale == 1.0 else
+                                 amplitude.astype(np.float32) * np.float32(scale))
     presence = _sigmoid(outputs[spec.PRESENCE][0]) if spec.PRESENCE in outputs else None
     presence_values = [None] * _S if presence is None else [float(p) for p in presence]
     if presence is not None and not np.any(presence >= o.presence_threshold):
-      if pending is not None:
-        pending.cancel()  # Unless the worker has started on it already.
-      return self._no_hands(presence_values), True, amplitude, None
+      cancel_depth()
+      return self._no_hands(presence_values), True, amplitude, given_depth
     with _timed(timings, "decode"):
       xy, confidence = self.model.decode(outputs)
       visible = confidence >= o.min_keypoint_confidence
@@ -304,20 +376,16 @@ class Pipeline:
       present = (presence >= o.presence_threshold if presence is not None
                  else visible.any(axis=1))
       visible &= present[:, None]
-      pose = np.argmax(outputs[spec.POSE][0], axis=-1) if spec.POSE in outputs else None
+      pose, pose_score = None, None
+      if spec.POSE in outputs:
+        logits = np.asarray(outputs[spec.POSE][0], np.float64)
+        pose = np.argmax(logits, axis=-1)
+        e = np.exp(logits - logits.max(axis=-1, keepdims=True))
+        pose_score = (e / e.sum(axis=-1, keepdims=True)).max(axis=-1)
     if not present.any():  # A model without presence output found no keypoint.
-      if pending is not None:
-        pending.cancel()
-      return self._no_hands(presence_values), True, amplitude, None
-    if pending is None:
-      with _timed(timings, "depth"):
-        depth = self.depth_image(frames)
-    else:
-      with _timed(timings, "depth_wait"):
-        # On a busy machine the worker may not have started yet: then the
-        # calling thread computes the depth itself rather than wait for it.
-        depth, timings["depth"] = (self._timed_depth(frames) if pending.cancel()
-                                   else pending.result())
+      cancel_depth()
+      return self._no_hands(presence_values), True, amplitude, given_depth
+    depth = depth_now()
     with _timed(timings, "lift"):
       z = np.full((_S, _P), np.nan)
       sources = [(lifting.SOURCE_NONE,) * _P] * _S
@@ -337,7 +405,8 @@ class Pipeline:
           pose=None if pose is None else spec.POSE_CLASSES[pose[side]],
           keypoints_2d=xy[side], confidence=confidence[side], visible=visible[side],
           keypoints_3d=lifting.back_project(xy[side], z[side], self.intrinsics),
-          depth_sources=sources[side]))
+          depth_sources=sources[side],
+          pose_score=None if pose_score is None else float(pose_score[side])))
     return tuple(hands), False, amplitude, depth
 
   def _no_hands(self, presence: list[float | None]) -> tuple[HandResult, ...]:

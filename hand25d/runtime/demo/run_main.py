@@ -1,21 +1,23 @@
-r"""Runs the 2.5D runtime on a synthetic sequence or a directory of recorded frames.
+r"""Runs the 2.5D runtime on a synthetic sequence or a recording (docs/runtime.md).
 
   .venv/bin/python -m hand25d.runtime.demo.run_main --input=synthetic --out=runs/runtime
-  .venv/bin/python -m hand25d.runtime.demo.run_main --model=model.tflite --out=runs/runtime
+  .venv/bin/python -m hand25d.runtime.demo.run_main --input=recording/ \
+      --sensor_config=my_camera.json --out=runs/runtime
 
-Without --model it runs the trained model shipped with hand25d
-(hand25d.pretrained, docs/pretrained.md).
-
-Writes frames.jsonl, summary.json, annotated PNGs, sequence.gif and report.md
-into --out (see docs/runtime.md).
+Without --model it runs the shipped model (hand25d.pretrained). A recording is
+read by hand25d/runtime/recordings.py; --sensor_config is a SensorConfig JSON,
+the --sensor_* flags override single fields. Writes frames.jsonl, hands.jsonl,
+hands.csv, summary.json, annotated PNGs, sequence.gif and report.md into --out.
 """
 
 from absl import app
 from absl import flags
 
 from hand25d import pretrained
+from hand25d import sensor
 from hand25d.runtime import inference
 from hand25d.runtime import pipeline
+from hand25d.runtime import recordings
 from hand25d.runtime import smoothing
 from hand25d.runtime.demo import runner
 from hand25d.runtime.demo import sequence
@@ -23,8 +25,28 @@ from hand25d.runtime.demo import sequence
 _MODEL = flags.DEFINE_string("model", None,
                              "Exported .tflite model; default: the shipped trained model.")
 _INPUT = flags.DEFINE_string("input", "synthetic",
-                             "'synthetic' or a directory of .npz frames (docs/runtime.md).")
+                             "'synthetic', or a recording: a directory of .npz, .npy or ir/ + "
+                             "depth/ 16-bit PNG frames, or a .npz sequence (docs/runtime.md).")
 _OUT = flags.DEFINE_string("out", None, "Output directory.", required=True)
+_SENSOR = flags.DEFINE_string("sensor_config", None, "SensorConfig JSON of the recording's "
+                              "sensor (default: the simulated one); --sensor_* override fields.")
+_SENSOR_FIELDS = {
+    "height": flags.DEFINE_integer("sensor_height", None, "Frame height in pixels."),
+    "width": flags.DEFINE_integer("sensor_width", None, "Frame width in pixels."),
+    "fx": flags.DEFINE_float("sensor_fx", None, "Focal length x in pixels."),
+    "fy": flags.DEFINE_float("sensor_fy", None, "Focal length y in pixels."),
+    "cx": flags.DEFINE_float("sensor_cx", None, "Principal point x in pixels."),
+    "cy": flags.DEFINE_float("sensor_cy", None, "Principal point y in pixels."),
+    "modulation_hz": flags.DEFINE_float("sensor_modulation_hz", None, "Modulation frequency."),
+    "phase_offsets_deg": flags.DEFINE_list("sensor_phase_offsets_deg", None,
+                                           "Phase offset of each phase frame, in degrees."),
+    "depth_unit_m": flags.DEFINE_float("sensor_depth_unit_m", None,
+                                       "Metres per unit of integer depth (0.001: mm)."),
+    "amplitude_scale": flags.DEFINE_float("sensor_amplitude_scale", None,
+                                          "Factor from the camera's IR counts to the network's."),
+}
+_FPS = flags.DEFINE_float("fps", recordings.DEFAULT_FPS,
+                          "Frame rate of recorded frames without timestamps.")
 _SEED = flags.DEFINE_integer("seed", sequence.SyntheticConfig.seed, "Seed of the synthetic clips.")
 _CLIPS = flags.DEFINE_integer("clips", sequence.SyntheticConfig.num_clips, "Synthetic clips.")
 _FRAMES = flags.DEFINE_integer("frames_per_clip", sequence.SyntheticConfig.frames_per_clip,
@@ -44,19 +66,34 @@ _IMAGES = flags.DEFINE_integer("num_images", runner.RunConfig.num_images, "Annot
 
 def main(argv):
   del argv
+  try:
+    base = sensor.SensorConfig.load(_SENSOR.value) if _SENSOR.value else sensor.DEFAULT_SENSOR
+    sensor_config = sensor.SensorConfig.from_dict(
+        dict(base.to_dict(), **{k: f.value for k, f in _SENSOR_FIELDS.items()
+                                if f.value is not None}), source="--sensor_* flags")
+  except (OSError, sensor.SensorConfigError) as e:
+    raise app.UsageError(str(e)) from e
   options = pipeline.PipelineOptions(
       parallel_depth=_PARALLEL.value, backend=_BACKEND.value,
       presence_threshold=_PRESENCE.value, min_keypoint_confidence=_CONFIDENCE.value,
-      smoothing=smoothing.OneEuroConfig() if _SMOOTHING.value else None)
+      smoothing=smoothing.OneEuroConfig() if _SMOOTHING.value else None,
+      sensor_config=sensor_config)
   config = runner.RunConfig(
-      model_path=_MODEL.value or pretrained.path(pretrained.FLOAT32), out_dir=_OUT.value, input=_INPUT.value,
+      model_path=_MODEL.value or pretrained.path(pretrained.FLOAT32), out_dir=_OUT.value,
+      input=_INPUT.value, fps=_FPS.value,
       synthetic=sequence.SyntheticConfig(seed=_SEED.value, num_clips=_CLIPS.value,
                                          frames_per_clip=_FRAMES.value),
       options=options, num_images=_IMAGES.value)
-  summary = runner.run(config)
-  lat = summary["latency"]
-  print(f"{summary['frames']['total']} frames, {lat.get('fps', 0):.0f} frames/s, "
-        f"p50 {lat.get('p50_ms', 0):.2f} ms; report: {_OUT.value}/report.md")
+  try:
+    summary = runner.run(config)
+  except recordings.RecordingError as e:
+    raise app.UsageError(str(e)) from e
+  lat, frames = summary["latency"], summary["frames"]
+  print(f"{frames['total']} frames, {lat.get('fps', 0):.0f} frames/s, "
+        f"p50 {lat.get('p50_ms', 0):.2f} ms; report: {_OUT.value}/report.md" +
+        (f"; bad frames skipped: {frames['bad']} (frames.jsonl says why)" if frames["bad"] else ""))
+  if frames["processed"] == 0:
+    raise SystemExit(f"no frame of {_INPUT.value} could be processed; frames.jsonl says why")
 
 
 if __name__ == "__main__":

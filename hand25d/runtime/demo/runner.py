@@ -3,6 +3,9 @@
 `run(config)` writes into config.out_dir:
   config.json     the RunConfig of the run
   frames.jsonl    one FrameResult.to_json() per frame (+ name, clip)
+  hands.jsonl     one tracker.Hand.to_json() per present hand per frame (+ frame,
+                  name, timestamp_s)
+  hands.csv       the same, one row per hand per frame (tracker.CSV_COLUMNS)
   summary.json    frames, latency (fps, percentiles, stages), accuracy and
                   jitter against ground truth when the input has it
   images/*.png    annotated frames (keypoints over amplitude and depth)
@@ -17,7 +20,9 @@ smoothed with a smoothing.HandSmoother, to show the lifting on its own.
 """
 
 import collections
+import csv
 import dataclasses
+import io
 import json
 import math
 import os
@@ -29,7 +34,9 @@ from hand25d import spec
 from hand25d.runtime import frames as frames_lib
 from hand25d.runtime import lifting
 from hand25d.runtime import pipeline
+from hand25d.runtime import recordings
 from hand25d.runtime import smoothing
+from hand25d.runtime import tracker
 from hand25d.runtime.demo import evaluation
 from hand25d.runtime.demo import report
 from hand25d.runtime.demo import sequence
@@ -42,10 +49,11 @@ class RunConfig:
   Attributes:
     model_path: exported .tflite model (see inference.py for its signature).
     out_dir: where the outputs go (created).
-    input: "synthetic" or a directory of .npz frames (sequence.py).
+    input: "synthetic" or a recording (recordings.py: a directory of .npz,
+      .npy or 16-bit PNG frames, or a .npz sequence).
     synthetic: the clips rendered for "synthetic".
-    options: how the pipeline runs.
-    intrinsics: of the sensor at full resolution.
+    options: how the pipeline runs, and the sensor (options.sensor_config).
+    fps: frame rate of recorded frames without timestamps.
     num_images: annotated PNGs, spread evenly over the run.
     gif_max_frames: the GIF shows every k-th frame so that it has at most this many.
     compare_smoothing: run the second pipeline for jitter with and without smoothing.
@@ -55,7 +63,7 @@ class RunConfig:
   input: str = "synthetic"
   synthetic: sequence.SyntheticConfig = sequence.SyntheticConfig()
   options: pipeline.PipelineOptions = pipeline.PipelineOptions()
-  intrinsics: spec.Intrinsics = spec.SENSOR.intrinsics
+  fps: float = recordings.DEFAULT_FPS
   num_images: int = 4
   gif_max_frames: int = 60
   compare_smoothing: bool = True
@@ -100,22 +108,23 @@ def run(config: RunConfig) -> dict:
   out = config.out_dir
   os.makedirs(os.path.join(out, "images"), exist_ok=True)
   atomic.write_json(os.path.join(out, "config.json"), dataclasses.asdict(config))
-  source = sequence.open_source(config.input, config.synthetic)
+  options = config.options
+  cfg = options.sensor_config
+  source = sequence.open_source(config.input, config.synthetic, cfg, config.fps)
   n = len(source)
   image_at = set(np.linspace(0, n - 1, config.num_images).round().astype(int).tolist()
                  if config.num_images else [])
   gif_every = max(1, math.ceil(n / config.gif_max_frames)) if config.gif_max_frames else 0
-  options = config.options
   smoothing_config = options.smoothing or smoothing.OneEuroConfig()
   other_options = dataclasses.replace(
       options, parallel_depth=False, smoothing=None if options.smoothing else smoothing_config)
-  lines, timings, bad, images, pictures = [], [], collections.Counter(), [], []
+  lines, hand_lines, rows = [], [], []
+  timings, bad, images, pictures, times = [], collections.Counter(), [], [], []
   early_outs = 0
-  accuracy = evaluation.Accuracy(config.intrinsics)
-  jitter = _Jitter(smoothing_config, config.intrinsics)
-  main = pipeline.Pipeline(config.model_path, config.intrinsics, options)
-  other = (pipeline.Pipeline(main.model, config.intrinsics, other_options)
-           if config.compare_smoothing else None)
+  accuracy = evaluation.Accuracy(cfg.intrinsics)
+  jitter = _Jitter(smoothing_config, cfg.intrinsics)
+  main = pipeline.Pipeline(config.model_path, options)
+  other = (pipeline.Pipeline(main.model, other_options) if config.compare_smoothing else None)
   clip = None
   try:
     for i, frame in enumerate(source):
@@ -124,8 +133,14 @@ def run(config: RunConfig) -> dict:
         for stateful in (main, other, jitter):
           if stateful is not None:
             stateful.reset()
-      result = main.skip(frame.error) if frame.error else main.process(frame.phase_frames)
+      result = _process(main, frame)
       lines.append(json.dumps(dict(result.to_json(), name=frame.name, clip=frame.clip)))
+      tracked = tracker.TrackingResult.from_frame(result, cfg.height, cfg.width)
+      hand_lines += [json.dumps(dict(frame=tracked.index, name=frame.name,
+                                     timestamp_s=tracked.to_json()["timestamp_s"],
+                                     **hand.to_json())) for hand in tracked.hands]
+      rows += tracker.csv_rows(tracked)
+      times.append(result.timestamp_s)
       if result.ok:
         timings.append(result.timings_ms)
         early_outs += result.early_out
@@ -133,9 +148,7 @@ def run(config: RunConfig) -> dict:
         bad[result.error_kind] += 1
       jitter.add_network("main", clip, result)
       if other is not None:
-        other_result = (other.skip(frame.error) if frame.error
-                        else other.process(frame.phase_frames))
-        jitter.add_network("other", clip, other_result)
+        jitter.add_network("other", clip, _process(other, frame))
       if frame.truth is not None and result.ok:
         lifted = _lift_truth(main, frame, result, config)
         if lifted is not None:
@@ -151,11 +164,17 @@ def run(config: RunConfig) -> dict:
     if other is not None:
       other.close()
   atomic.write_text(os.path.join(out, "frames.jsonl"), "\n".join(lines) + "\n")
+  atomic.write_text(os.path.join(out, "hands.jsonl"), "".join(line + "\n" for line in hand_lines))
+  table = io.StringIO()
+  writer = csv.DictWriter(table, tracker.CSV_COLUMNS, lineterminator="\n")
+  writer.writeheader()
+  writer.writerows(rows)
+  atomic.write_text(os.path.join(out, "hands.csv"), table.getvalue())
   gif = None
   if pictures:
     gif = "sequence.gif"
-    report.write_gif(os.path.join(out, gif), pictures, fps=1.0 / (options.frame_interval_s *
-                                                                   gif_every))
+    report.write_gif(os.path.join(out, gif), pictures,
+                     fps=1.0 / (_frame_interval(times, options.frame_interval_s) * gif_every))
   smoothed, raw = ("main", "other") if options.smoothing else ("other", "main")
   summary = {
       "model": config.model_path, "input": config.input,
@@ -165,22 +184,39 @@ def run(config: RunConfig) -> dict:
       "latency": evaluation.latency(timings),
       "accuracy": accuracy.summary() if accuracy.frames else None,
       "jitter": jitter.summary(smoothed, raw) if other is not None else None,
-      "outputs": {"frames": "frames.jsonl", "images": images, "gif": gif, "report": "report.md"},
+      "outputs": {"frames": "frames.jsonl", "hands": "hands.jsonl", "hands_csv": "hands.csv",
+                  "images": images, "gif": gif, "report": "report.md"},
   }
   atomic.write_json(os.path.join(out, "summary.json"), summary)
   atomic.write_text(os.path.join(out, "report.md"), report.markdown(summary, out, images, gif))
   return summary
 
 
-def _lift_truth(p: pipeline.Pipeline, frame: sequence.Frame, result: pipeline.FrameResult,
-                config: RunConfig) -> np.ndarray | None:
+def _process(p: pipeline.Pipeline, frame: recordings.RecordedFrame) -> pipeline.FrameResult:
+  """Runs a frame of the source through a pipeline (phase, or amplitude and depth)."""
+  if frame.error is not None:
+    return p.skip(frame.error, frame.timestamp_s)
+  if frame.phase_frames is not None:
+    return p.process(frame.phase_frames, frame.timestamp_s)
+  return p.process_images(frame.amplitude, frame.depth, frame.timestamp_s)
+
+
+def _frame_interval(times: list[float], default: float) -> float:
+  """The median interval between consecutive frames' timestamps (default if none is positive)."""
+  steps = np.diff(np.asarray(times, np.float64))
+  steps = steps[steps > 0]
+  return float(np.median(steps)) if steps.size else default
+
+
+def _lift_truth(p: pipeline.Pipeline, frame: recordings.RecordedFrame,
+                result: pipeline.FrameResult, config: RunConfig) -> np.ndarray | None:
   """The true 2D keypoints lifted with the frame's depth (computed if the run skipped it)."""
+  o = config.options
   depth = result.depth
   if depth is None:
     try:
       depth = p.depth_image(frames_lib.check_phase_frames(
-          frame.phase_frames, config.options.checks, config.options.sensor_height,
-          config.options.sensor_width))
+          frame.phase_frames, o.checks, o.sensor_config.height, o.sensor_config.width))
     except frames_lib.BadFrameError:
       return None
-  return evaluation.lift_truth(depth, frame.truth, config.intrinsics, config.options.lift)
+  return evaluation.lift_truth(depth, frame.truth, o.sensor_config.intrinsics, o.lift)

@@ -1,0 +1,435 @@
+"""Recorded frames from files, for HandTracker and run_main (docs/runtime.md).
+
+`open_recording(path, sensor_config, fps)` reads, by what `path` is:
+
+  a directory of .npz   one file per frame, in file-name order, holding
+                        `phase_frames` [4, H, W] integer ADC counts, or
+                        `amplitude` [H, W] (IR counts) and `depth` [H, W] (float
+                        metres, or integers in SensorConfig.depth_unit_m);
+                        optionally `timestamp_s` and `clip` (scalars) and the
+                        ground truth (TRUTH_KEYS, all four or none, and TRUE_DEPTH)
+  a directory of .npy   one [4, H, W] phase-frame array per frame
+  a directory with      16-bit greyscale PNGs paired by file name, as depth-camera
+  ir/ and depth/        and TOF SDKs export them (e.g. Azure Kinect, Orbbec Femto):
+                        IR (or amplitude/ for amplitude) counts, and depth in
+                        units of SensorConfig.depth_unit_m (millimetres by default)
+  a .npz file           a whole sequence: `phase_frames` [T, 4, H, W], or
+                        `amplitude` and `depth` [T, H, W]; optional
+                        `timestamps_s` [T] (read into memory at once)
+
+Timestamps: a frame's own (`timestamp_s`, `timestamps_s`), else the
+directory's `timestamps.csv` sidecar (a header `name,timestamp_s`; name is the
+file name without its extension), else index / fps. They are seconds and
+must increase within a clip, so that smoothing runs on real time.
+
+Every array's header (shape, dtype, byte count) is checked against what the
+frame must be before anything is read, so a file whose header claims
+(4, 100000, 100000) costs nothing. A frame that cannot be read, or breaks the
+contract (shape, bit depth, units, ground truth, timestamp), comes back with
+`error` (a frames.BadFrameError of kind UNREADABLE naming the file) and
+iteration goes on. What spoils the whole recording (no such path, no frames,
+a bad sidecar or sequence file) raises RecordingError.
+
+numpy only, and Pillow for the PNGs (imported when the first PNG is read).
+"""
+
+import csv
+import dataclasses
+import glob
+import math
+import os
+from typing import Callable, Iterator
+import zipfile
+
+import numpy as np
+
+from hand25d import sensor
+from hand25d import spec
+from hand25d.runtime import frames as frames_lib
+
+DEFAULT_FPS = 30.0  # Timestamps of frames that carry none: index / fps.
+TIMESTAMPS_CSV = "timestamps.csv"
+# Subdirectories of an image recording: the amplitude (IR) images, then the depth.
+AMPLITUDE_DIRS = ("ir", "amplitude")
+DEPTH_DIR = "depth"
+
+# Ground-truth arrays a frame may carry (all of them or none), and an optional one.
+TRUTH_KEYS = ("keypoints_xy", "keypoints_depth", "keypoint_visible", "hand_present")
+TRUE_DEPTH = "true_depth"
+_S, _K = spec.NUM_SIDES, spec.NUM_KEYPOINTS
+TRUTH_SHAPES = {"keypoints_xy": (_S, _K, 2), "keypoints_depth": (_S, _K),
+                "keypoint_visible": (_S, _K), "hand_present": (_S,)}
+
+
+class RecordingError(ValueError):
+  """A recording that cannot be read at all; the message names the path."""
+
+
+class _FrameFileError(ValueError):
+  """One frame's file breaks the contract (becomes an UNREADABLE frame)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class RecordedFrame:
+  """One capture as read from a recording.
+
+  Exactly one of `phase_frames` and (`amplitude`, `depth`) is set, unless
+  `error` is: then neither is.
+
+  Attributes:
+    name: the file (or, for a sequence file, 'file[index]') it came from.
+    timestamp_s: seconds; None only for frames made elsewhere (the runtime
+      then assumes its frame interval).
+    phase_frames: [4, H, W] phase frames as stored.
+    amplitude: [H, W] amplitude or IR counts as stored.
+    depth: [H, W] depth as stored: float metres or integer depth units.
+    truth: TRUTH_KEYS (and TRUE_DEPTH, if known) -> array, or None.
+    clip: the continuous recording it belongs to (smoothing restarts between clips).
+    error: why the frame cannot be used, else None.
+  """
+  name: str
+  timestamp_s: float | None
+  phase_frames: np.ndarray | None = None
+  amplitude: np.ndarray | None = None
+  depth: np.ndarray | None = None
+  truth: dict[str, np.ndarray] | None = None
+  clip: int = 0
+  error: frames_lib.BadFrameError | None = None
+
+
+def _npy_header(f, name: str) -> tuple[tuple[int, ...], np.dtype]:
+  """(shape, dtype) from the .npy header at f's position (f is left at the data)."""
+  version = np.lib.format.read_magic(f)
+  if version == (1, 0):
+    shape, _, dtype = np.lib.format.read_array_header_1_0(f)
+  elif version == (2, 0):
+    shape, _, dtype = np.lib.format.read_array_header_2_0(f)
+  else:
+    raise _FrameFileError(f"{name}: .npy format version {version} is not supported")
+  return tuple(int(d) for d in shape), dtype
+
+
+def _check_header(name: str, shape: tuple[int, ...], dtype: np.dtype,
+                  expected: tuple[int | None, ...], available_bytes: int) -> None:
+  """Refuses a header whose shape is not `expected` (None: any size) or whose data is missing."""
+  if dtype.hasobject or dtype.kind not in "buif":
+    raise _FrameFileError(f"{name}: dtype {dtype} is not numbers")
+  if len(shape) != len(expected) or any(e is not None and s != e
+                                         for s, e in zip(shape, expected)):
+    want = tuple("T" if e is None else e for e in expected)
+    raise _FrameFileError(f"{name}: its header says shape {shape}, expected {want}")
+  nbytes = math.prod(shape) * dtype.itemsize
+  if nbytes > available_bytes:
+    raise _FrameFileError(f"{name}: its header says {shape} {dtype} ({nbytes} bytes) but the "
+                          f"file holds {available_bytes} bytes of data (truncated?)")
+
+
+def read_npy(path: str, expected: tuple[int | None, ...]) -> np.ndarray:
+  """Reads a .npy file whose header must claim shape `expected` (None: any size).
+
+  Raises:
+    ValueError: naming the file, if the header disagrees or the data is short.
+  """
+  with open(path, "rb") as f:
+    shape, dtype = _npy_header(f, path)
+    _check_header(path, shape, dtype, expected, os.path.getsize(path) - f.tell())
+  return np.load(path, allow_pickle=False)
+
+
+def read_npz(path: str, expected: dict[str, tuple[int | None, ...]]) -> dict[str, np.ndarray]:
+  """The arrays of `expected` (name -> shape, None: any size) present in a .npz file.
+
+  Each member's header is checked before it is read; other members are not read.
+
+  Raises:
+    ValueError: naming the file and array, if a header disagrees or the data is short.
+  """
+  with zipfile.ZipFile(path) as zf:
+    members = {n[:-len(".npy")]: n for n in zf.namelist() if n.endswith(".npy")}
+    for key, shape in expected.items():
+      if key in members:
+        info = zf.getinfo(members[key])
+        with zf.open(info) as f:
+          got, dtype = _npy_header(f, f"{path}[{key}]")
+          _check_header(f"{path}[{key}]", got, dtype, shape, info.file_size - f.tell())
+  with np.load(path, allow_pickle=False) as data:
+    return {k: data[k] for k in expected if k in members}
+
+
+def read_png16(path: str, height: int, width: int) -> np.ndarray:
+  """[height, width] uint16 from a 16-bit greyscale PNG, refused by its header otherwise.
+
+  Raises:
+    ValueError: naming the file: not a PNG, not 16-bit greyscale (bit depth
+      and colour type from the header), or another size.
+  """
+  from PIL import Image  # pylint: disable=import-outside-toplevel  (PNG recordings only)
+  try:
+    with Image.open(path) as im:
+      fmt, mode, size = im.format, im.mode, im.size
+      if fmt == "PNG" and mode == "I;16" and size == (width, height):
+        return np.asarray(im)
+  except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
+    raise _FrameFileError(f"{path}: cannot be decoded as a PNG: {e}") from e
+  if fmt != "PNG":
+    raise _FrameFileError(f"{path}: is {fmt}, expected a 16-bit greyscale PNG")
+  if mode != "I;16":
+    raise _FrameFileError(f"{path}: is {_MODE_NAMES.get(mode, mode)} (Pillow mode {mode}), "
+                          "expected a 16-bit greyscale PNG; nothing is rescaled (an 8-bit "
+                          "image would lose the depth or IR range)")
+  raise _FrameFileError(f"{path}: is {size[1]}x{size[0]} pixels, the SensorConfig says "
+                        f"{height}x{width}")
+
+
+# Pillow modes of PNG files, in the words of the PNG header.
+_MODE_NAMES = {"1": "1-bit greyscale", "L": "8-bit greyscale", "P": "palette (indexed colour)",
+               "LA": "8-bit greyscale+alpha", "RGB": "RGB colour",
+               "RGBA": "RGBA colour (or 16-bit greyscale+alpha)"}
+
+
+def check_truth(truth: dict[str, np.ndarray], height: int, width: int) -> None:
+  """Refuses ground truth that evaluation could not use.
+
+  Raises:
+    ValueError: wrong shapes, flags other than 0/1, or a visible keypoint of a
+      present hand with a non-finite coordinate or a depth that is not a
+      positive finite number of metres; TRUE_DEPTH not [H, W] finite >= 0.
+  """
+  for key, shape in TRUTH_SHAPES.items():
+    if np.shape(truth[key]) != shape:
+      raise ValueError(f"ground truth {key} has shape {np.shape(truth[key])}, expected {shape}")
+  for key in ("keypoint_visible", "hand_present"):
+    values = np.asarray(truth[key])
+    if not np.isin(values, (0, 1)).all():
+      raise ValueError(f"ground truth {key} must be 0 or 1, got {np.unique(values)[:8].tolist()}")
+  visible = (np.asarray(truth["keypoint_visible"]) > 0) & (
+      np.asarray(truth["hand_present"])[:, None] > 0)
+  xy, z = np.asarray(truth["keypoints_xy"], np.float64), np.asarray(truth["keypoints_depth"],
+                                                                    np.float64)
+  bad = visible & ~(np.isfinite(xy).all(axis=-1) & np.isfinite(z) & (z > 0))
+  if bad.any():
+    side, k = np.argwhere(bad)[0]
+    raise ValueError(f"ground truth of {int(bad.sum())} visible keypoints is not finite, e.g. "
+                     f"{spec.SIDES[side]} {spec.KEYPOINT_NAMES[k]}: xy {xy[side, k].tolist()}, "
+                     f"depth {z[side, k]}")
+  if TRUE_DEPTH in truth:
+    true_depth = np.asarray(truth[TRUE_DEPTH])
+    if true_depth.shape != (height, width) or not (np.isfinite(true_depth).all() and
+                                                   true_depth.min() >= 0):
+      raise ValueError(f"ground truth {TRUE_DEPTH} must be [{height}, {width}] finite metres "
+                       f">= 0, got shape {true_depth.shape}")
+
+
+def _scalar(value, name: str) -> float:
+  value = float(value)
+  if not math.isfinite(value):
+    raise _FrameFileError(f"{name} is {value}")
+  return value
+
+
+class Recording:
+  """The frames of a recording on disk (module docstring); a sized iterable of RecordedFrame."""
+
+  def __init__(self, path: str, sensor_config: sensor.SensorConfig = sensor.DEFAULT_SENSOR,
+               fps: float = DEFAULT_FPS):
+    """Finds the frames and their timestamps.
+
+    Args:
+      path: a directory or a .npz sequence file (module docstring).
+      sensor_config: the sensor: every frame must have its resolution;
+        integer depth is checked in its depth units.
+      fps: frame rate of frames without timestamps.
+
+    Raises:
+      RecordingError: no such path, no frames, an unknown layout, a bad
+        timestamps.csv or sequence file.
+    """
+    if not fps > 0:
+      raise RecordingError(f"fps must be positive, got {fps}")
+    self.path, self.sensor_config, self.fps = path, sensor_config, fps
+    h, w = sensor_config.shape
+    # (name, loader) per frame; a loader returns the frame's fields.
+    self._entries: list[tuple[str, Callable[[], dict]]] = []
+    if os.path.isfile(path) and path.endswith(".npz"):
+      self.kind = "sequence"
+      self._open_sequence(path)
+      return
+    if not os.path.isdir(path):
+      raise RecordingError(f"recording {path!r} is neither a directory nor a .npz file")
+    amplitude_dir = next((os.path.join(path, d) for d in AMPLITUDE_DIRS
+                          if os.path.isdir(os.path.join(path, d))), None)
+    npz, npy = (sorted(glob.glob(os.path.join(path, f"*.{e}"))) for e in ("npz", "npy"))
+    if amplitude_dir and os.path.isdir(os.path.join(path, DEPTH_DIR)):
+      self.kind = "png"
+      depth_dir = os.path.join(path, DEPTH_DIR)
+      stems = sorted({os.path.splitext(n)[0] for d in (amplitude_dir, depth_dir)
+                      for n in os.listdir(d) if n.endswith(".png")})
+      for stem in stems:
+        pair = (os.path.join(amplitude_dir, stem + ".png"), os.path.join(depth_dir, stem + ".png"))
+        self._entries.append((os.path.relpath(pair[0], path), lambda p=pair: self._load_png(*p)))
+    elif npz and npy:
+      raise RecordingError(f"recording {path!r} holds both .npz and .npy frames; keep one kind")
+    elif npz:
+      self.kind = "npz"
+      self._entries = [(os.path.basename(p), lambda p=p: self._load_npz(p)) for p in npz]
+    elif npy:
+      self.kind = "npy"
+      shape = (spec.NUM_PHASE_FRAMES, h, w)
+      self._entries = [(os.path.basename(p),
+                        lambda p=p: {"phase_frames": read_npy(p, shape)}) for p in npy]
+    if not self._entries:
+      raise RecordingError(
+          f"recording {path!r} has no frames: expected .npz or .npy files, or "
+          f"{'/ or '.join(AMPLITUDE_DIRS)}/ and {DEPTH_DIR}/ subdirectories of PNGs")
+    self._timestamps = self._read_sidecar(os.path.join(path, TIMESTAMPS_CSV))
+
+  def __len__(self) -> int:
+    return len(self._entries)
+
+  def __iter__(self) -> Iterator[RecordedFrame]:
+    last = {}  # clip -> timestamp of its last good frame
+    for i, (name, load) in enumerate(self._entries):
+      stem = os.path.splitext(os.path.basename(name))[0]
+      timestamp = self._timestamps.get(stem, i / self.fps)
+      try:
+        fields = load()
+        clip = int(fields.pop("clip", 0))
+        timestamp = fields.pop("timestamp_s", timestamp)
+        if clip in last and not timestamp > last[clip]:
+          raise _FrameFileError(f"{self._full(name)}: timestamp {timestamp} s does not "
+                                f"increase (the previous frame of clip {clip} is at "
+                                f"{last[clip]} s)")
+      except (OSError, EOFError, zipfile.BadZipFile, KeyError, TypeError, ValueError) as e:
+        message = str(e) if isinstance(e, _FrameFileError) else (
+            f"{self._full(name)}: {type(e).__name__}: {e}")
+        yield RecordedFrame(name=name, timestamp_s=timestamp,
+                            error=frames_lib.BadFrameError(frames_lib.UNREADABLE, message))
+        continue
+      last[clip] = timestamp
+      yield RecordedFrame(name=name, timestamp_s=timestamp, clip=clip, **fields)
+
+  def _full(self, name: str) -> str:
+    """The path of a frame's file (for a sequence: 'file[index]' beside it)."""
+    return os.path.join(os.path.dirname(self.path) if self.kind == "sequence" else self.path,
+                        name)
+
+  def _read_sidecar(self, csv_path: str) -> dict[str, float]:
+    """Frame name (without extension) -> timestamp from timestamps.csv, if there is one."""
+    if not os.path.exists(csv_path):
+      return {}
+    stems = {os.path.splitext(os.path.basename(name))[0] for name, _ in self._entries}
+    out = {}
+    with open(csv_path, newline="", encoding="utf-8") as f:
+      reader = csv.DictReader(f)
+      if not {"name", "timestamp_s"} <= set(reader.fieldnames or ()):
+        raise RecordingError(f"{csv_path}: needs a header with columns name,timestamp_s, got "
+                             f"{reader.fieldnames}")
+      for row in reader:
+        where = f"{csv_path}:{reader.line_num}"
+        try:
+          value = float(row["timestamp_s"])
+        except (TypeError, ValueError) as e:
+          raise RecordingError(f"{where}: timestamp_s {row['timestamp_s']!r} is not a number"
+                               ) from e
+        if not math.isfinite(value):
+          raise RecordingError(f"{where}: timestamp_s is {value}")
+        out[os.path.splitext(row["name"] or "")[0]] = value
+    missing = sorted(stems - set(out))
+    if missing:
+      raise RecordingError(f"{csv_path}: no timestamp for {len(missing)} frames, e.g. "
+                           f"{missing[:3]}")
+    return out
+
+  def _frame_arrays(self) -> dict[str, tuple[int | None, ...]]:
+    h, w = self.sensor_config.shape
+    return {"phase_frames": (spec.NUM_PHASE_FRAMES, h, w), "amplitude": (h, w),
+            "depth": (h, w)}
+
+  def _images(self, data: dict, name: str, check_units: bool = True) -> dict:
+    """The frame's phase frames, or amplitude and depth (checked in the sensor's units)."""
+    has_phase = "phase_frames" in data
+    has_images = "amplitude" in data or "depth" in data
+    if has_phase == has_images or (has_images and not {"amplitude", "depth"} <= set(data)):
+      found = sorted(k for k in ("phase_frames", "amplitude", "depth") if k in data)
+      raise _FrameFileError(f"{name}: needs phase_frames, or amplitude and depth; has {found}")
+    if has_phase:
+      return {"phase_frames": data["phase_frames"]}
+    if check_units:
+      self._check_units(data["amplitude"], data["depth"], name)
+    return {"amplitude": data["amplitude"], "depth": data["depth"]}
+
+  def _check_units(self, amplitude: np.ndarray, depth: np.ndarray, name: str) -> None:
+    cfg = self.sensor_config
+    try:
+      frames_lib.check_amplitude_depth(amplitude, depth, cfg.height, cfg.width, cfg.depth_unit_m)
+    except frames_lib.BadFrameError as e:
+      raise _FrameFileError(f"{name}: {e}") from e
+
+  def _load_npz(self, path: str) -> dict:
+    h, w = self.sensor_config.shape
+    expected = dict(self._frame_arrays(), clip=(), timestamp_s=(), **TRUTH_SHAPES)
+    expected[TRUE_DEPTH] = (h, w)
+    data = read_npz(path, expected)
+    out = self._images(data, path)
+    if "clip" in data:
+      out["clip"] = int(data["clip"])
+    if "timestamp_s" in data:
+      out["timestamp_s"] = _scalar(data["timestamp_s"], f"{path}: timestamp_s")
+    present = [k for k in TRUTH_KEYS if k in data]
+    if present and len(present) != len(TRUTH_KEYS):
+      raise _FrameFileError(f"{path}: has ground truth {present} but not "
+                            f"{sorted(set(TRUTH_KEYS) - set(present))}")
+    if present:
+      truth = {k: data[k] for k in TRUTH_KEYS + (TRUE_DEPTH,) if k in data}
+      try:
+        check_truth(truth, h, w)
+      except ValueError as e:
+        raise _FrameFileError(f"{path}: {e}") from e
+      out["truth"] = truth
+    return out
+
+  def _load_png(self, amplitude_path: str, depth_path: str) -> dict:
+    h, w = self.sensor_config.shape
+    for p in (amplitude_path, depth_path):
+      if not os.path.exists(p):
+        raise _FrameFileError(f"{p}: missing (every frame needs both an amplitude and a depth "
+                              "PNG of the same name)")
+    amplitude, depth = read_png16(amplitude_path, h, w), read_png16(depth_path, h, w)
+    self._check_units(amplitude, depth, depth_path)
+    return {"amplitude": amplitude, "depth": depth}
+
+  def _open_sequence(self, path: str) -> None:
+    try:
+      expected = {k: (None,) + s for k, s in self._frame_arrays().items()}
+      data = read_npz(path, dict(expected, timestamps_s=(None,)))
+      images = self._images(data, path, check_units=False)  # Per frame, when read.
+    except (OSError, EOFError, zipfile.BadZipFile, KeyError, ValueError) as e:
+      raise RecordingError(f"sequence file {path}: {e}") from e
+    lengths = {k: len(v) for k, v in data.items()}
+    if len(set(lengths.values())) != 1:
+      raise RecordingError(f"sequence file {path}: arrays of different lengths {lengths}")
+    n = next(iter(lengths.values()))
+    times = data.get("timestamps_s")
+    if times is not None and not np.isfinite(times).all():
+      raise RecordingError(f"sequence file {path}: timestamps_s has NaN or Inf")
+    self._timestamps = {}
+    for i in range(n):
+      name = f"{os.path.basename(path)}[{i}]"
+
+      def load(i=i, name=name):
+        fields = {k: v[i] for k, v in images.items()}
+        if "depth" in fields:
+          self._check_units(fields["amplitude"], fields["depth"], name)
+        if times is not None:
+          fields["timestamp_s"] = float(times[i])
+        return fields
+
+      self._entries.append((name, load))
+    if not self._entries:
+      raise RecordingError(f"sequence file {path}: holds no frames")
+
+
+def open_recording(path: str, sensor_config: sensor.SensorConfig = sensor.DEFAULT_SENSOR,
+                   fps: float = DEFAULT_FPS) -> Recording:
+  """The recording at `path` (see Recording and the module docstring)."""
+  return Recording(path, sensor_config, fps)
