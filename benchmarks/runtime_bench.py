@@ -8,7 +8,10 @@ amplitude, network, depth, decoding, lifting of both hands):
   * ours, depth path sequential (after the network) and parallel (worker
     thread beside the network), in LiteRT; and parallel in TFLM;
   * the peer: MediaPipe's hand_landmark_lite.tflite in place of our network,
-    on the amplitude image resized to 224x224x3, sequential and parallel.
+    on the amplitude image resized to 224x224x3, sequential and parallel;
+  * hand25d.HandTracker end to end (video mode: One Euro smoothing; results
+    converted to its dataclasses; depth parallel), fed phase frames, and fed
+    amplitude + uint16 millimetre depth as a depth camera delivers them.
 Every frame takes the full path (presence and confidence gates at 0: no
 early out), both hands are lifted. The peer predicts one hand per invoke;
 its 8 matching keypoints serve both sides so that decoding and lifting cost
@@ -16,8 +19,8 @@ the same as ours (a real two-hand MediaPipe would also invoke twice and run
 a palm detector). Only its latency is comparable, not its accuracy.
 
 First, the import time of the runtime (`from hand25d.runtime import
-pipeline`) in a fresh process, beside that of `import tensorflow`, which the
-runtime never loads.
+pipeline`, and `from hand25d import HandTracker`) in a fresh process, beside
+that of `import tensorflow`, which the runtime never loads.
 
 Without --model the network is exported with fresh weights: its cost does
 not depend on them. Rows are measured in interleaved rounds so that load
@@ -40,12 +43,14 @@ from absl import flags
 
 from hand25d import atomic
 from hand25d import legacy_keras  # noqa: F401  (entry point: tf.keras is tf_keras)
+from hand25d import litert
 from hand25d import sensor
 from hand25d import spec
 from hand25d.data import scene
 from hand25d.model import config as config_lib
 from hand25d.model import network
 from hand25d.runtime import pipeline
+from hand25d.runtime import tracker as tracker_lib
 from hand25d.runtime.demo import evaluation
 from export import convert
 
@@ -65,11 +70,14 @@ _CLIP = flags.DEFINE_integer("clip_frames", 30, "Distinct rendered frames, cycle
 _IMPORTS = flags.DEFINE_integer("import_runs", 5, "Fresh processes per import-time row.")
 
 TARGET_FPS = 200.0
-# MediaPipe's 21 landmarks for each of our primary keypoints (hand_center: the
-# mean of the wrist and the middle finger's MCP).
-_PEER_LANDMARKS = {"wrist_center": (0,), "hand_center": (0, 9), "thumb_mcp": (2,),
-                   "thumb_tip": (4,), "index_mcp": (5,), "index_pip": (6,), "index_tip": (8,),
-                   "middle_mcp": (9,)}
+TRACKER_TARGET_FPS = 300.0  # HandTracker end to end.
+# MediaPipe's 21 landmarks for each of our primary keypoints: the landmark of
+# the same joint (tracker.MEDIAPIPE_NAMES); hand_center, which MediaPipe does
+# not have, is the mean of the wrist and the middle finger's MCP.
+_PEER_LANDMARKS = {
+    name: ((0, 9) if tracker_lib.MEDIAPIPE_NAMES[name] is None else
+           (tracker_lib.MEDIAPIPE_HAND_LANDMARKS.index(tracker_lib.MEDIAPIPE_NAMES[name]),))
+    for name in spec.PRIMARY_KEYPOINT_NAMES}
 
 
 class PeerModel:
@@ -115,12 +123,20 @@ def _rows(model_path: str) -> dict[str, dict]:
   rows["ours tflm parallel"] = {
       "model": model_path,
       "options": pipeline.PipelineOptions(backend="tflm", parallel_depth=True, **full_path)}
+  for name in _TRACKER_ROWS:
+    rows[name] = {"model": model_path, "options": pipeline.PipelineOptions(**full_path),
+                  "tracker": True}
   return rows
+
+
+# HandTracker rows: how each is fed a frame of the clip.
+_TRACKER_ROWS = ("tracker phase", "tracker amplitude+depth")
 
 
 # Import time, each in a fresh process: the runtime, and TensorFlow (which
 # the runtime does not load) as the peer.
 _IMPORT_ROWS = {"hand25d.runtime.pipeline": "from hand25d.runtime import pipeline",
+                "hand25d.HandTracker": "from hand25d import HandTracker",
                 "tensorflow (peer)": "import tensorflow"}
 
 
@@ -163,11 +179,37 @@ def _measure(p: pipeline.Pipeline, frames: list[np.ndarray], n: int, warmup: int
   return timings, time.perf_counter() - t0, time.process_time() - c0
 
 
+def _measure_tracker(t: tracker_lib.HandTracker, name: str, frames: list[np.ndarray],
+                     images: list[tuple[np.ndarray, np.ndarray]], n: int, warmup: int,
+                     start: int) -> tuple[list[dict], float, float]:
+  """As _measure, through HandTracker in video mode (timestamps 1/30 s apart)."""
+
+  def run(i: int) -> tracker_lib.TrackingResult:
+    k, timestamp = (start + i) % len(frames), i / 30.0
+    if name == "tracker phase":
+      return t.process_phase(frames[k], timestamp_s=timestamp)
+    amplitude, depth_mm = images[k]
+    return t.process(amplitude=amplitude, depth=depth_mm, timestamp_s=timestamp)
+
+  for i in range(warmup):
+    run(i)
+  timings = []
+  t0, c0 = time.perf_counter(), time.process_time()
+  for i in range(warmup, warmup + n):
+    result = run(i)
+    if not result.ok:
+      raise RuntimeError(f"benchmark frame {i} was bad: {result.error}")
+    timings.append(result.timings_ms)
+  return timings, time.perf_counter() - t0, time.process_time() - c0
+
+
 def main(argv):
   del argv
   imports = _import_times(_IMPORTS.value)
   clip = scene.render_sequence(_SEED.value, _CLIP.value)
   frames = [f["phase_frames"] for f in clip]
+  # What a depth camera delivers: amplitude (IR) counts and uint16 millimetres.
+  images = [(f["amplitude"], np.round(f["depth"] * 1e3).astype(np.uint16)) for f in clip]
   with tempfile.TemporaryDirectory() as tmp:
     model_path = _MODEL.value
     if model_path is None:
@@ -182,8 +224,15 @@ def main(argv):
     cpu = {name: 0.0 for name in rows}
     for r in range(_ROUNDS.value):
       for name, row in rows.items():
-        with pipeline.Pipeline(row["model"], options=row["options"]) as p:
-          t, seconds, cpu_seconds = _measure(p, frames, per_round, _WARMUP.value, r * per_round)
+        if row.get("tracker"):
+          with tracker_lib.HandTracker(row["model"], mode=tracker_lib.VIDEO,
+                                       options=row["options"]) as tracker:
+            t, seconds, cpu_seconds = _measure_tracker(tracker, name, frames, images,
+                                                       per_round, _WARMUP.value, r * per_round)
+        else:
+          with pipeline.Pipeline(row["model"], options=row["options"]) as p:
+            t, seconds, cpu_seconds = _measure(p, frames, per_round, _WARMUP.value,
+                                               r * per_round)
         timings[name] += t
         wall[name] += seconds
         cpu[name] += cpu_seconds
@@ -198,16 +247,21 @@ def main(argv):
     stages = lat["stage_mean_ms"]
     print(f"{name:26s} {lat['fps_wall']:9.1f} {lat['mean_ms']:7.2f} {lat['p50_ms']:7.2f} "
           f"{lat['p90_ms']:7.2f} {lat['p99_ms']:7.2f} {stages['network']:8.2f} "
-          f"{stages['depth']:6.2f} {lat['cpu_ms_per_frame']:6.2f}", flush=True)
+          f"{stages.get('depth', 0.0):6.2f} {lat['cpu_ms_per_frame']:6.2f}", flush=True)
   best = max(results["ours litert sequential"]["fps_wall"],
              results["ours litert parallel"]["fps_wall"])
   print(f"target {TARGET_FPS:.0f} frames/s end to end: {'met' if best >= TARGET_FPS else 'MISSED'}"
         f" ({best:.0f})")
+  for name in _TRACKER_ROWS:
+    fps = results[name]["fps_wall"]
+    print(f"target {TRACKER_TARGET_FPS:.0f} frames/s through HandTracker, {name[8:]}: "
+          f"{'met' if fps >= TRACKER_TARGET_FPS else 'MISSED'} ({fps:.0f})")
   report = {"frames_per_row": len(timings[next(iter(rows))]), "rounds": _ROUNDS.value,
             "model": _MODEL.value or "fresh weights", "peer": _PEER.value,
             "cpu_count": os.cpu_count(), "load_average_before": load_before,
             "load_average_after": os.getloadavg(), "machine": platform.machine(),
-            "target_fps": TARGET_FPS, "rows": results, "import_time": imports}
+            "target_fps": TARGET_FPS, "tracker_target_fps": TRACKER_TARGET_FPS,
+            "rows": results, "import_time": imports}
   atomic.write_json(_OUT.value, report)
   print(f"wrote {_OUT.value}")
 
