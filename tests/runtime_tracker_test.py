@@ -19,6 +19,7 @@ from hand25d.runtime import frames as frames_lib
 from hand25d.runtime import inference
 from hand25d.runtime import lifting
 from hand25d.runtime import pipeline
+from hand25d.runtime import recordings
 from hand25d.runtime import tracker as tracker_lib
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -235,6 +236,15 @@ def test_video_mode_smooths_by_timestamp_and_needs_increasing_ones(clip):
       t.process_phase(frames[1], timestamp_s=1.0)
     t.reset()
     assert t.process_phase(frames[1], timestamp_s=0.5).ok
+    # Recorded frames: a new clip starts afresh (its timestamps may start over).
+    first = recordings.RecordedFrame("a", 0.2, phase_frames=frames[0], clip=1)
+    again = recordings.RecordedFrame("b", 0.1, phase_frames=frames[1], clip=2)
+    assert t.process_recorded(first).ok and t.process_recorded(again).ok
+    with pytest.raises(ValueError, match="does not increase"):
+      t.process_recorded(dataclasses.replace(again, name="c"))
+    unreadable = t.process_recorded(recordings.RecordedFrame(
+        "d.npy", 0.3, clip=2, error=frames_lib.BadFrameError(frames_lib.UNREADABLE, "d.npy: x")))
+    assert unreadable.error_kind == frames_lib.UNREADABLE and "d.npy" in unreadable.error
   with pytest.raises(ValueError, match="mode must be one of"):
     tracker_lib.HandTracker(mode="stream")
 

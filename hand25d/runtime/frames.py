@@ -160,7 +160,7 @@ def check_amplitude_depth(amplitude, depth, height: int, width: int, depth_unit_
   else:
     metres = depth.astype(np.float32) * np.float32(depth_unit_m)
     units = f"units of {depth_unit_m:g} m (integer depth, SensorConfig.depth_unit_m)"
-  if metres.min() < 0:
+  if depth.dtype.kind != "u" and metres.min() < 0:
     raise BadFrameError(WRONG_DTYPE, f"depth has negative values (min {metres.min():g} m)")
   valid = metres > 0
   count = int(np.count_nonzero(valid))

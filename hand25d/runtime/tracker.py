@@ -302,6 +302,7 @@ class HandTracker:
     self.sensor_config = options.sensor_config
     self.pipeline = pipeline.Pipeline(self.model_path, options)
     self._last_timestamp = None
+    self._clip = 0  # Of the last recorded frame.
 
   def close(self) -> None:
     self.pipeline.close()
@@ -356,8 +357,12 @@ class HandTracker:
   def process_recorded(self, frame: recordings.RecordedFrame) -> TrackingResult:
     """Tracks a frame read by recordings.open_recording (phase or amplitude + depth).
 
-    An unreadable frame is reported (its error_kind and error) and skipped.
+    An unreadable frame is reported (its error_kind and error) and skipped;
+    a frame of another clip than the last one starts smoothing afresh.
     """
+    if frame.clip != self._clip:
+      self.reset()
+      self._clip = frame.clip
     if frame.error is not None:
       return self._result(self.pipeline.skip(frame.error, frame.timestamp_s))
     if frame.phase_frames is not None:
