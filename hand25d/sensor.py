@@ -61,6 +61,7 @@ class SensorConfigError(ValueError):
   """A SensorConfig value (or JSON file) that cannot describe a sensor; names the field and file."""
 
 
+@functools.lru_cache(maxsize=32)  # Asked twice per frame (amplitude, depth).
 def _bucket_order(offsets_deg: tuple[float, ...]) -> tuple[tuple[int, ...], float]:
   """Frame order giving offsets (t0, t0 + 90, t0 + 180, t0 + 270) degrees, and t0 in degrees.
 
