@@ -17,7 +17,10 @@ each quantization mode of `cfg.quant`:
     `hand25d_<mode>.h/.cc`; with float32, also the SHAVE deployment blob
     of the float inference model (`export.shave.blob`, fp16).
 
-All results go into `report.json` (see docs/export.md), every file atomically.
+All results go into `report.json` (see docs/export.md). The files are written
+as one set: into a temporary directory beside `cfg.out_dir`, which then
+replaces it (`atomic.replacing_dir`), so a killed export leaves the previous
+set whole, never a new file beside an old model and report.
 """
 
 import dataclasses
@@ -63,7 +66,8 @@ class ExportConfig:
   Attributes:
     checkpoint: a checkpoint prefix, a checkpoint directory or a run's workdir
       (then its best checkpoint), as `hand25d.eval_main` takes.
-    out_dir: where the models, C arrays and report go.
+    out_dir: where the models, C arrays and report go; the export replaces
+      the directory as a whole (`check_out_dir` says what it may hold).
     quant: quantization modes to export, from `convert.QUANT_MODES`.
     data_dir: the data set for calibration, fine-tuning and evaluation;
       None takes the training run's.
@@ -111,9 +115,54 @@ class BudgetError(ExportError):
   """An exported model breaks a budget: too large, or not runnable in TFLM."""
 
 
+class OutDirError(ExportError):
+  """The output directory cannot take the export."""
+
+
 def model_name(quant: str) -> str:
   """Base name (and C symbol stem) of the files of one quantization mode."""
   return f"hand25d_{quant}"
+
+
+def export_files() -> frozenset[str]:
+  """The names of every file an export can write into its output directory."""
+  return frozenset([REPORT_FILE, SHAVE_BLOB_FILE] + [
+      model_name(q) + ext for q in convert.QUANT_MODES for ext in (".tflite", ".h", ".cc")])
+
+
+def check_out_dir(out_dir: str) -> None:
+  """Refuses, before any work, an output directory the export cannot replace.
+
+  The export replaces `out_dir` as a whole (`atomic.replacing_dir`), so it
+  must be a directory, or not exist yet below a directory; the directory
+  above it must be writable; and it may hold only files an export writes
+  (`export_files`) and the temporary files of a killed one: anything else
+  would be lost.
+
+  Raises:
+    OutDirError: naming the path and what is wrong with it.
+  """
+  path = os.path.realpath(out_dir)
+  if os.path.exists(path) and not os.path.isdir(path):
+    raise OutDirError(f"--out {out_dir} is not a directory")
+  parent = os.path.dirname(path)
+  while not os.path.exists(parent):  # The nearest directory that exists.
+    parent = os.path.dirname(parent)
+  if not os.path.isdir(parent):
+    raise OutDirError(f"--out {out_dir} cannot be created: {parent} is not a directory")
+  if not os.access(parent, os.W_OK | os.X_OK):
+    raise OutDirError(f"--out {out_dir}: {parent} is not writable (the export writes its "
+                      "files beside the output directory, then renames them into place)")
+  if os.path.isdir(path) and not os.access(path, os.W_OK | os.X_OK):
+    raise OutDirError(f"--out {out_dir} is not writable")
+  if os.path.isdir(path):
+    foreign = sorted(n for n in os.listdir(path) if n not in export_files()
+                     and not (n.startswith(".") and n.endswith(".tmp")))
+    if foreign:
+      raise OutDirError(f"--out {out_dir} holds {len(foreign)} entries an export does not "
+                        f"write ({', '.join(foreign[:5])}{', ...' if len(foreign) > 5 else ''}); "
+                        "the export replaces the directory as a whole: give an empty or new "
+                        "directory, or one an export wrote")
 
 
 def check_config(cfg: ExportConfig) -> None:
@@ -293,17 +342,24 @@ def _keras_px_error(model: keras.Model, frames: list[tuple]) -> Optional[float]:
 def export(cfg: ExportConfig) -> dict:
   """Exports the checkpoint in every mode of cfg.quant; returns (and writes) the report.
 
-  Nothing is written unless every mode meets its budgets.
+  Nothing is written unless every mode meets its budgets; then cfg.out_dir
+  is replaced by the new set of files as a whole (files of an earlier export
+  that this one does not write go too).
 
   Raises:
+    OutDirError: cfg.out_dir cannot take the export (`check_out_dir`).
     CheckpointError: a missing checkpoint or one of another architecture.
     ExportError: int8_qat of a backbone QAT cannot export (`check_config`).
-    BudgetError: a float32 model over cfg.max_float32_bytes, or an op that
-      TensorFlow Lite Micro cannot run.
+    BudgetError: a float32 model over cfg.max_float32_bytes, or a model that
+      TensorFlow Lite Micro cannot run (an op it lacks, a kernel refusing its
+      tensor types, ...).
     ExportError: no evaluation frames, or a network the SHAVE blob cannot hold.
   """
+  check_out_dir(cfg.out_dir)
   check_config(cfg)
-  atomic.remove_stale(cfg.out_dir)  # Of a killed export.
+  # Of a killed export: a set never renamed into place, or the old set left aside.
+  atomic.remove_stale_dirs(cfg.out_dir)
+  atomic.remove_stale(cfg.out_dir)  # Temporary files of exports that wrote in place.
   inference, train_cfg, prefix = load_inference_model(cfg.checkpoint)
   data_dir = cfg.data_dir or train_cfg.data_dir
   frames = list(_frames(data_dir, cfg.eval_split, cfg.max_eval_frames, train_cfg.model))
@@ -327,16 +383,17 @@ def export(cfg: ExportConfig) -> dict:
                         **{q: r["eval"]["mean_px_error"] for q, r in reports.items()}},
       "exports": reports,
   }
-  if "float32" in models:  # First: it is the one write that can still fail.
-    try:
-      report["shave_blob"] = {"file": SHAVE_BLOB_FILE, **blob.write_blob(
-          inference, os.path.join(cfg.out_dir, SHAVE_BLOB_FILE), "fp16")}
-    except (ValueError, memory.SliceOverflowError) as e:
-      raise ExportError(f"the SHAVE blob of {prefix} cannot be made: {e}") from e
-  for quant, model_bytes in models.items():
-    atomic.write_bytes(os.path.join(cfg.out_dir, f"{model_name(quant)}.tflite"), model_bytes)
-    c_array.write(model_bytes, cfg.out_dir, model_name(quant))
-  atomic.write_json(os.path.join(cfg.out_dir, REPORT_FILE), report)
+  with atomic.replacing_dir(cfg.out_dir) as staging:
+    if "float32" in models:
+      try:
+        report["shave_blob"] = {"file": SHAVE_BLOB_FILE, **blob.write_blob(
+            inference, os.path.join(staging, SHAVE_BLOB_FILE), "fp16")}
+      except (ValueError, memory.SliceOverflowError) as e:
+        raise ExportError(f"the SHAVE blob of {prefix} cannot be made: {e}") from e
+    for quant, model_bytes in models.items():
+      atomic.write_bytes(os.path.join(staging, f"{model_name(quant)}.tflite"), model_bytes)
+      c_array.write(model_bytes, staging, model_name(quant))
+    atomic.write_json(os.path.join(staging, REPORT_FILE), report)
   return report
 
 
