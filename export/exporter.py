@@ -11,8 +11,10 @@ each quantization mode of `cfg.quant`:
     op TensorFlow Lite Micro cannot run, raises `BudgetError` saying which
     and by how much, before anything is written;
   * measures the smallest TFLM tensor arena, checks TFLM against LiteRT and
-    LiteRT against Keras, and the mean keypoint error of the exported model
-    on `cfg.eval_split` (the paper's metric, `hand25d.metrics`);
+    LiteRT against Keras (a model further from its Keras reference than
+    FLOAT32_MAX_RELATIVE_DIFF or INT8_MAX_DIFF_STEPS allow raises
+    `AgreementError`), and the mean keypoint error of the exported model on
+    `cfg.eval_split` (the paper's metric, `hand25d.metrics`);
   * writes `hand25d_<mode>.tflite` and the firmware array
     `hand25d_<mode>.h/.cc`; with float32, also the SHAVE deployment blob
     of the float inference model (`export.shave.blob`, fp16).
@@ -57,6 +59,19 @@ INT8_TARGET_BYTES = 80_000
 REPORT_FILE = "report.json"
 # The SHAVE deployment blob (export/shave/blob.py) written with the float32 model.
 SHAVE_BLOB_FILE = "shave_fp16.blob"
+# How far an exported model may be from its Keras reference (largest
+# difference of an output over the evaluation frames) before the export is
+# refused as a conversion that changed what the network computes.
+# float32: as a fraction of the output's largest magnitude. Measured: at most
+# 1.7e-4 on keypoint logits of magnitude ~37 (the shipped model, 4,000 test
+# frames; 5e-6 of it), 6.6e-5 on the demo's; 1e-4 leaves a margin of ~20.
+FLOAT32_MAX_RELATIVE_DIFF = 1e-4
+# int8: in output quantization steps (the int8 output spans 256). Measured:
+# PTQ (against the float model) 34 and 41 steps on the demo's keypoint logits;
+# QAT (against the QAT model) 24 on the shipped model, 16-19 on the demo's.
+# 96 leaves a margin over 2 and stays under half the range, where a wrong
+# conversion lands.
+INT8_MAX_DIFF_STEPS = 96
 
 
 @dataclasses.dataclass(frozen=True)
@@ -113,6 +128,10 @@ class CheckpointError(ExportError):
 
 class BudgetError(ExportError):
   """An exported model breaks a budget: too large, or not runnable in TFLM."""
+
+
+class AgreementError(ExportError):
+  """An exported model computes something else than its Keras reference."""
 
 
 class OutDirError(ExportError):
@@ -260,9 +279,46 @@ def _output_names(lite: litert.LiteRtModel, names: dict[str, tuple[int, ...]]) -
           for d in lite.outputs]
 
 
+def _max_abs(values: dict[str, np.ndarray], into: dict) -> None:
+  for name, value in values.items():
+    into[name] = max(into.get(name, 0.0), float(np.max(np.abs(value))))
+
+
 def _max_diff(a: dict[str, np.ndarray], b: dict[str, np.ndarray], into: dict) -> None:
-  for name in a:
-    into[name] = max(into.get(name, 0.0), float(np.max(np.abs(a[name] - b[name]))))
+  _max_abs({name: a[name] - b[name] for name in a}, into)
+
+
+def _check_agreement(quant: str, checkpoint: str, reference: str, frames: int,
+                     diff: dict[str, float], magnitude: dict[str, float],
+                     steps: Optional[dict[str, float]]) -> None:
+  """Refuses a model further from its Keras reference than the tolerance of its mode.
+
+  Args:
+    diff: per output, the largest |TFLite - Keras| over the frames.
+    magnitude: per output, the largest |Keras| over the frames (float32).
+    steps: per output, the output quantization step (int8), else None.
+
+  Raises:
+    AgreementError: naming the model, the output, the measured and the
+      allowed difference.
+  """
+  for name, d in diff.items():
+    if steps is None:
+      allowed = FLOAT32_MAX_RELATIVE_DIFF * magnitude[name]
+      if d > allowed:
+        raise AgreementError(
+            f"{model_name(quant)}.tflite of {checkpoint} differs from its Keras reference "
+            f"({reference}) by {d:.3g} on output {name!r} over {frames} frames, over the "
+            f"{allowed:.3g} allowed ({FLOAT32_MAX_RELATIVE_DIFF:g} of the output's largest "
+            f"magnitude {magnitude[name]:.3g}, exporter.FLOAT32_MAX_RELATIVE_DIFF): the "
+            "conversion changed what the network computes")
+    elif d > INT8_MAX_DIFF_STEPS * steps[name]:
+      raise AgreementError(
+          f"{model_name(quant)}.tflite of {checkpoint} differs from its Keras reference "
+          f"({reference}) by {d:.3g} = {d / steps[name]:.0f} output quantization steps (of "
+          f"{steps[name]:.3g}) on output {name!r} over {frames} frames, over the "
+          f"{INT8_MAX_DIFF_STEPS} steps allowed (exporter.INT8_MAX_DIFF_STEPS): the "
+          "conversion changed what the network computes")
 
 
 def _export_one(quant: str, inference: keras.Model, train_cfg: train_config.TrainConfig,
@@ -281,13 +337,14 @@ def _export_one(quant: str, inference: keras.Model, train_cfg: train_config.Trai
 
   reference_kernels = litert.LiteRtModel(model_bytes, reference=True)
   evaluator, keras_evaluator = metrics.Evaluator(), metrics.Evaluator()
-  keras_diff, tflm_diff, tflm_default_diff = {}, {}, {}
+  keras_diff, keras_magnitude, tflm_diff, tflm_default_diff = {}, {}, {}, {}
   for i, (image, targets) in enumerate(frames):
     expected = {k: v.numpy() for k, v in keras_outputs(image).items()}
     keras_evaluator.update(expected, targets)
     got = lite([image], names)
     evaluator.update(got, targets)
     _max_diff(expected, got, keras_diff)
+    _max_abs(expected, keras_magnitude)
     if i < cfg.tflm_frames:
       micro = litert.tflm_run(model_bytes, [litert.quantize(image, lite.inputs[0])], arena,
                             num_outputs=len(lite.outputs))
@@ -295,6 +352,12 @@ def _export_one(quant: str, inference: keras.Model, train_cfg: train_config.Trai
                        [litert.dequantize(m, d) for m, d in zip(micro, lite.outputs)]))
       _max_diff(reference_kernels([image], names), micro, tflm_diff)
       _max_diff(got, micro, tflm_default_diff)
+  steps = ({name: float(d["quantization"][0])
+            for name, d in zip(_output_names(lite, names), lite.outputs)}
+           if quant != "float32" else None)
+  keras_reference = "QAT model" if quant == "int8_qat" else FLOAT_REFERENCE
+  _check_agreement(quant, cfg.checkpoint, keras_reference, len(frames), keras_diff,
+                   keras_magnitude, steps)
   stats = card.tflite_stats(model_bytes)
   result = evaluator.result()
   report = {
@@ -309,12 +372,9 @@ def _export_one(quant: str, inference: keras.Model, train_cfg: train_config.Trai
       "tflite_macs": stats["macs"],
       "ops": stats["ops"],
       "peak_activation_bytes": stats["peak_activation_bytes"],
-      "keras_reference": "QAT model" if quant == "int8_qat" else FLOAT_REFERENCE,
+      "keras_reference": keras_reference,
       "keras_vs_tflite_max_abs_diff": keras_diff,
-      "output_quantization_step": ({
-          name: float(d["quantization"][0]) for name, d in zip(_output_names(lite, names),
-                                                               lite.outputs)
-      } if quant != "float32" else None),
+      "output_quantization_step": steps,
       "eval": {"split": cfg.eval_split, "frames": len(frames),
                "mean_px_error": result["mean_px_error"], "pck": result["pck"],
                "keras_reference_mean_px_error": keras_evaluator.result()["mean_px_error"]},
@@ -342,9 +402,9 @@ def _keras_px_error(model: keras.Model, frames: list[tuple]) -> Optional[float]:
 def export(cfg: ExportConfig) -> dict:
   """Exports the checkpoint in every mode of cfg.quant; returns (and writes) the report.
 
-  Nothing is written unless every mode meets its budgets; then cfg.out_dir
-  is replaced by the new set of files as a whole (files of an earlier export
-  that this one does not write go too).
+  Nothing is written unless every mode meets its budgets and agrees with its
+  Keras reference; then cfg.out_dir is replaced by the new set of files as a
+  whole (files of an earlier export that this one does not write go too).
 
   Raises:
     OutDirError: cfg.out_dir cannot take the export (`check_out_dir`).
@@ -353,6 +413,8 @@ def export(cfg: ExportConfig) -> dict:
     BudgetError: a float32 model over cfg.max_float32_bytes, or a model that
       TensorFlow Lite Micro cannot run (an op it lacks, a kernel refusing its
       tensor types, ...).
+    AgreementError: a model further from its Keras reference than
+      FLOAT32_MAX_RELATIVE_DIFF or INT8_MAX_DIFF_STEPS allow.
     ExportError: no evaluation frames, or a network the SHAVE blob cannot hold.
   """
   check_out_dir(cfg.out_dir)

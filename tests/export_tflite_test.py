@@ -310,3 +310,36 @@ def test_a_killed_export_leaves_the_previous_set_whole(run, tmp_path):
     exporter.export(exporter.ExportConfig(checkpoint=str(tmp_path / "none"), out_dir=str(out)))
   assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
   assert {p.name: p.read_bytes() for p in out.iterdir()} == old
+
+
+def test_model_that_differs_from_its_keras_reference_is_refused(run, tmp_path, monkeypatch):
+  to_tflite = convert.to_tflite
+
+  def perturbed(model, quant, *args, **kwargs):
+    """Converts the model with one kernel nudged: a conversion that changed the network."""
+    layer = [l for l in model.layers if l.get_weights()][-1]
+    weights = layer.get_weights()
+    layer.set_weights([weights[0] + 0.05] + weights[1:])
+    try:
+      return to_tflite(model, quant, *args, **kwargs)
+    finally:
+      layer.set_weights(weights)
+
+  monkeypatch.setattr(convert, "to_tflite", perturbed)
+  out = tmp_path / "out"
+  with pytest.raises(exporter.AgreementError,
+                     match=r"hand25d_float32.tflite of .* differs from its Keras reference "
+                     r"\(float inference model\) by .* on output '\w+' over 1 frames, over "
+                     r"the .* allowed \(0.0001 of the output's largest magnitude"):
+    exporter.export(exporter.ExportConfig(checkpoint=run, out_dir=str(out)))
+  assert not out.exists()
+
+
+def test_int8_agreement_is_counted_in_output_steps():
+  check = exporter._check_agreement  # pylint: disable=protected-access
+  steps = {"keypoints": 0.1}
+  check("int8_ptq", "run", "float inference model", 3, {"keypoints": 9.5}, {}, steps)
+  with pytest.raises(exporter.AgreementError,
+                     match=r"hand25d_int8_ptq.tflite of run .* by 10 = 100 output quantization "
+                     r"steps \(of 0.1\) on output 'keypoints' over 3 frames, over the 96 steps"):
+    check("int8_ptq", "run", "float inference model", 3, {"keypoints": 10.0}, {}, steps)
