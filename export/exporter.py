@@ -62,15 +62,15 @@ SHAVE_BLOB_FILE = "shave_fp16.blob"
 # How far an exported model may be from its Keras reference (largest
 # difference of an output over the evaluation frames) before the export is
 # refused as a conversion that changed what the network computes.
-# float32: as a fraction of the output's largest magnitude. Measured: at most
-# 1.7e-4 on keypoint logits of magnitude ~37 (the shipped model, 4,000 test
-# frames; 5e-6 of it), 6.6e-5 on the demo's; 1e-4 leaves a margin of ~20.
+# float32: as a fraction of the output's largest magnitude. Measured: the
+# shipped model's keypoint logits differ by 1.7e-4 on 4,000 test frames and
+# reach a magnitude of ~37 (on testdata/tof_tiny's 12 frames): ~5e-6; the
+# demo's differ by 6.6e-5. 1e-4 leaves a margin of ~20.
 FLOAT32_MAX_RELATIVE_DIFF = 1e-4
 # int8: in output quantization steps (the int8 output spans 256). Measured:
 # PTQ (against the float model) 34 and 41 steps on the demo's keypoint logits;
 # QAT (against the QAT model) 24 on the shipped model, 16-19 on the demo's.
-# 96 leaves a margin over 2 and stays under half the range, where a wrong
-# conversion lands.
+# 96 is over twice the largest measured and under half the output's range.
 INT8_MAX_DIFF_STEPS = 96
 
 
