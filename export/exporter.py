@@ -11,13 +11,18 @@ each quantization mode of `cfg.quant`:
     op TensorFlow Lite Micro cannot run, raises `BudgetError` saying which
     and by how much, before anything is written;
   * measures the smallest TFLM tensor arena, checks TFLM against LiteRT and
-    LiteRT against Keras, and the mean keypoint error of the exported model
-    on `cfg.eval_split` (the paper's metric, `hand25d.metrics`);
+    LiteRT against Keras (a model further from its Keras reference than
+    FLOAT32_MAX_RELATIVE_DIFF or INT8_MAX_DIFF_STEPS allow raises
+    `AgreementError`), and the mean keypoint error of the exported model on
+    `cfg.eval_split` (the paper's metric, `hand25d.metrics`);
   * writes `hand25d_<mode>.tflite` and the firmware array
     `hand25d_<mode>.h/.cc`; with float32, also the SHAVE deployment blob
     of the float inference model (`export.shave.blob`, fp16).
 
-All results go into `report.json` (see docs/export.md), every file atomically.
+All results go into `report.json` (see docs/export.md). The files are written
+as one set: into a temporary directory beside `cfg.out_dir`, which then
+replaces it (`atomic.replacing_dir`), so a killed export leaves the previous
+set whole, never a new file beside an old model and report.
 """
 
 import dataclasses
@@ -54,6 +59,19 @@ INT8_TARGET_BYTES = 80_000
 REPORT_FILE = "report.json"
 # The SHAVE deployment blob (export/shave/blob.py) written with the float32 model.
 SHAVE_BLOB_FILE = "shave_fp16.blob"
+# How far an exported model may be from its Keras reference (largest
+# difference of an output over the evaluation frames) before the export is
+# refused as a conversion that changed what the network computes.
+# float32: as a fraction of the output's largest magnitude. Measured: the
+# shipped model's keypoint logits differ by 1.7e-4 on 4,000 test frames and
+# reach a magnitude of ~37 (on testdata/tof_tiny's 12 frames): ~5e-6; the
+# demo's differ by 6.6e-5. 1e-4 leaves a margin of ~20.
+FLOAT32_MAX_RELATIVE_DIFF = 1e-4
+# int8: in output quantization steps (the int8 output spans 256). Measured:
+# PTQ (against the float model) 34 and 41 steps on the demo's keypoint logits;
+# QAT (against the QAT model) 24 on the shipped model, 16-19 on the demo's.
+# 96 is over twice the largest measured and under half the output's range.
+INT8_MAX_DIFF_STEPS = 96
 
 
 @dataclasses.dataclass(frozen=True)
@@ -63,7 +81,8 @@ class ExportConfig:
   Attributes:
     checkpoint: a checkpoint prefix, a checkpoint directory or a run's workdir
       (then its best checkpoint), as `hand25d.eval_main` takes.
-    out_dir: where the models, C arrays and report go.
+    out_dir: where the models, C arrays and report go; the export replaces
+      the directory as a whole (`check_out_dir` says what it may hold).
     quant: quantization modes to export, from `convert.QUANT_MODES`.
     data_dir: the data set for calibration, fine-tuning and evaluation;
       None takes the training run's.
@@ -111,9 +130,58 @@ class BudgetError(ExportError):
   """An exported model breaks a budget: too large, or not runnable in TFLM."""
 
 
+class AgreementError(ExportError):
+  """An exported model computes something else than its Keras reference."""
+
+
+class OutDirError(ExportError):
+  """The output directory cannot take the export."""
+
+
 def model_name(quant: str) -> str:
   """Base name (and C symbol stem) of the files of one quantization mode."""
   return f"hand25d_{quant}"
+
+
+def export_files() -> frozenset[str]:
+  """The names of every file an export can write into its output directory."""
+  return frozenset([REPORT_FILE, SHAVE_BLOB_FILE] + [
+      model_name(q) + ext for q in convert.QUANT_MODES for ext in (".tflite", ".h", ".cc")])
+
+
+def check_out_dir(out_dir: str) -> None:
+  """Refuses, before any work, an output directory the export cannot replace.
+
+  The export replaces `out_dir` as a whole (`atomic.replacing_dir`), so it
+  must be a directory, or not exist yet below a directory; the directory
+  above it must be writable; and it may hold only files an export writes
+  (`export_files`) and the temporary files of a killed one: anything else
+  would be lost.
+
+  Raises:
+    OutDirError: naming the path and what is wrong with it.
+  """
+  path = os.path.realpath(out_dir)
+  if os.path.exists(path) and not os.path.isdir(path):
+    raise OutDirError(f"--out {out_dir} is not a directory")
+  parent = os.path.dirname(path)
+  while not os.path.exists(parent):  # The nearest directory that exists.
+    parent = os.path.dirname(parent)
+  if not os.path.isdir(parent):
+    raise OutDirError(f"--out {out_dir} cannot be created: {parent} is not a directory")
+  if not os.access(parent, os.W_OK | os.X_OK):
+    raise OutDirError(f"--out {out_dir}: {parent} is not writable (the export writes its "
+                      "files beside the output directory, then renames them into place)")
+  if os.path.isdir(path) and not os.access(path, os.W_OK | os.X_OK):
+    raise OutDirError(f"--out {out_dir} is not writable")
+  if os.path.isdir(path):
+    foreign = sorted(n for n in os.listdir(path) if n not in export_files()
+                     and not (n.startswith(".") and n.endswith(".tmp")))
+    if foreign:
+      raise OutDirError(f"--out {out_dir} holds {len(foreign)} entries an export does not "
+                        f"write ({', '.join(foreign[:5])}{', ...' if len(foreign) > 5 else ''}); "
+                        "the export replaces the directory as a whole: give an empty or new "
+                        "directory, or one an export wrote")
 
 
 def check_config(cfg: ExportConfig) -> None:
@@ -211,9 +279,46 @@ def _output_names(lite: litert.LiteRtModel, names: dict[str, tuple[int, ...]]) -
           for d in lite.outputs]
 
 
+def _max_abs(values: dict[str, np.ndarray], into: dict) -> None:
+  for name, value in values.items():
+    into[name] = max(into.get(name, 0.0), float(np.max(np.abs(value))))
+
+
 def _max_diff(a: dict[str, np.ndarray], b: dict[str, np.ndarray], into: dict) -> None:
-  for name in a:
-    into[name] = max(into.get(name, 0.0), float(np.max(np.abs(a[name] - b[name]))))
+  _max_abs({name: a[name] - b[name] for name in a}, into)
+
+
+def _check_agreement(quant: str, checkpoint: str, reference: str, frames: int,
+                     diff: dict[str, float], magnitude: dict[str, float],
+                     steps: Optional[dict[str, float]]) -> None:
+  """Refuses a model further from its Keras reference than the tolerance of its mode.
+
+  Args:
+    diff: per output, the largest |TFLite - Keras| over the frames.
+    magnitude: per output, the largest |Keras| over the frames (float32).
+    steps: per output, the output quantization step (int8), else None.
+
+  Raises:
+    AgreementError: naming the model, the output, the measured and the
+      allowed difference.
+  """
+  for name, d in diff.items():
+    if steps is None:
+      allowed = FLOAT32_MAX_RELATIVE_DIFF * magnitude[name]
+      if d > allowed:
+        raise AgreementError(
+            f"{model_name(quant)}.tflite of {checkpoint} differs from its Keras reference "
+            f"({reference}) by {d:.3g} on output {name!r} over {frames} frames, over the "
+            f"{allowed:.3g} allowed ({FLOAT32_MAX_RELATIVE_DIFF:g} of the output's largest "
+            f"magnitude {magnitude[name]:.3g}, exporter.FLOAT32_MAX_RELATIVE_DIFF): the "
+            "conversion changed what the network computes")
+    elif d > INT8_MAX_DIFF_STEPS * steps[name]:
+      raise AgreementError(
+          f"{model_name(quant)}.tflite of {checkpoint} differs from its Keras reference "
+          f"({reference}) by {d:.3g} = {d / steps[name]:.0f} output quantization steps (of "
+          f"{steps[name]:.3g}) on output {name!r} over {frames} frames, over the "
+          f"{INT8_MAX_DIFF_STEPS} steps allowed (exporter.INT8_MAX_DIFF_STEPS): the "
+          "conversion changed what the network computes")
 
 
 def _export_one(quant: str, inference: keras.Model, train_cfg: train_config.TrainConfig,
@@ -232,13 +337,14 @@ def _export_one(quant: str, inference: keras.Model, train_cfg: train_config.Trai
 
   reference_kernels = litert.LiteRtModel(model_bytes, reference=True)
   evaluator, keras_evaluator = metrics.Evaluator(), metrics.Evaluator()
-  keras_diff, tflm_diff, tflm_default_diff = {}, {}, {}
+  keras_diff, keras_magnitude, tflm_diff, tflm_default_diff = {}, {}, {}, {}
   for i, (image, targets) in enumerate(frames):
     expected = {k: v.numpy() for k, v in keras_outputs(image).items()}
     keras_evaluator.update(expected, targets)
     got = lite([image], names)
     evaluator.update(got, targets)
     _max_diff(expected, got, keras_diff)
+    _max_abs(expected, keras_magnitude)
     if i < cfg.tflm_frames:
       micro = litert.tflm_run(model_bytes, [litert.quantize(image, lite.inputs[0])], arena,
                             num_outputs=len(lite.outputs))
@@ -246,6 +352,12 @@ def _export_one(quant: str, inference: keras.Model, train_cfg: train_config.Trai
                        [litert.dequantize(m, d) for m, d in zip(micro, lite.outputs)]))
       _max_diff(reference_kernels([image], names), micro, tflm_diff)
       _max_diff(got, micro, tflm_default_diff)
+  steps = ({name: float(d["quantization"][0])
+            for name, d in zip(_output_names(lite, names), lite.outputs)}
+           if quant != "float32" else None)
+  keras_reference = "QAT model" if quant == "int8_qat" else FLOAT_REFERENCE
+  _check_agreement(quant, cfg.checkpoint, keras_reference, len(frames), keras_diff,
+                   keras_magnitude, steps)
   stats = card.tflite_stats(model_bytes)
   result = evaluator.result()
   report = {
@@ -260,12 +372,9 @@ def _export_one(quant: str, inference: keras.Model, train_cfg: train_config.Trai
       "tflite_macs": stats["macs"],
       "ops": stats["ops"],
       "peak_activation_bytes": stats["peak_activation_bytes"],
-      "keras_reference": "QAT model" if quant == "int8_qat" else FLOAT_REFERENCE,
+      "keras_reference": keras_reference,
       "keras_vs_tflite_max_abs_diff": keras_diff,
-      "output_quantization_step": ({
-          name: float(d["quantization"][0]) for name, d in zip(_output_names(lite, names),
-                                                               lite.outputs)
-      } if quant != "float32" else None),
+      "output_quantization_step": steps,
       "eval": {"split": cfg.eval_split, "frames": len(frames),
                "mean_px_error": result["mean_px_error"], "pck": result["pck"],
                "keras_reference_mean_px_error": keras_evaluator.result()["mean_px_error"]},
@@ -293,17 +402,26 @@ def _keras_px_error(model: keras.Model, frames: list[tuple]) -> Optional[float]:
 def export(cfg: ExportConfig) -> dict:
   """Exports the checkpoint in every mode of cfg.quant; returns (and writes) the report.
 
-  Nothing is written unless every mode meets its budgets.
+  Nothing is written unless every mode meets its budgets and agrees with its
+  Keras reference; then cfg.out_dir is replaced by the new set of files as a
+  whole (files of an earlier export that this one does not write go too).
 
   Raises:
+    OutDirError: cfg.out_dir cannot take the export (`check_out_dir`).
     CheckpointError: a missing checkpoint or one of another architecture.
     ExportError: int8_qat of a backbone QAT cannot export (`check_config`).
-    BudgetError: a float32 model over cfg.max_float32_bytes, or an op that
-      TensorFlow Lite Micro cannot run.
+    BudgetError: a float32 model over cfg.max_float32_bytes, or a model that
+      TensorFlow Lite Micro cannot run (an op it lacks, a kernel refusing its
+      tensor types, ...).
+    AgreementError: a model further from its Keras reference than
+      FLOAT32_MAX_RELATIVE_DIFF or INT8_MAX_DIFF_STEPS allow.
     ExportError: no evaluation frames, or a network the SHAVE blob cannot hold.
   """
+  check_out_dir(cfg.out_dir)
   check_config(cfg)
-  atomic.remove_stale(cfg.out_dir)  # Of a killed export.
+  # Of a killed export: a set never renamed into place, or the old set left aside.
+  atomic.remove_stale_dirs(cfg.out_dir)
+  atomic.remove_stale(cfg.out_dir)  # Temporary files of exports that wrote in place.
   inference, train_cfg, prefix = load_inference_model(cfg.checkpoint)
   data_dir = cfg.data_dir or train_cfg.data_dir
   frames = list(_frames(data_dir, cfg.eval_split, cfg.max_eval_frames, train_cfg.model))
@@ -327,16 +445,17 @@ def export(cfg: ExportConfig) -> dict:
                         **{q: r["eval"]["mean_px_error"] for q, r in reports.items()}},
       "exports": reports,
   }
-  if "float32" in models:  # First: it is the one write that can still fail.
-    try:
-      report["shave_blob"] = {"file": SHAVE_BLOB_FILE, **blob.write_blob(
-          inference, os.path.join(cfg.out_dir, SHAVE_BLOB_FILE), "fp16")}
-    except (ValueError, memory.SliceOverflowError) as e:
-      raise ExportError(f"the SHAVE blob of {prefix} cannot be made: {e}") from e
-  for quant, model_bytes in models.items():
-    atomic.write_bytes(os.path.join(cfg.out_dir, f"{model_name(quant)}.tflite"), model_bytes)
-    c_array.write(model_bytes, cfg.out_dir, model_name(quant))
-  atomic.write_json(os.path.join(cfg.out_dir, REPORT_FILE), report)
+  with atomic.replacing_dir(cfg.out_dir) as staging:
+    if "float32" in models:
+      try:
+        report["shave_blob"] = {"file": SHAVE_BLOB_FILE, **blob.write_blob(
+            inference, os.path.join(staging, SHAVE_BLOB_FILE), "fp16")}
+      except (ValueError, memory.SliceOverflowError) as e:
+        raise ExportError(f"the SHAVE blob of {prefix} cannot be made: {e}") from e
+    for quant, model_bytes in models.items():
+      atomic.write_bytes(os.path.join(staging, f"{model_name(quant)}.tflite"), model_bytes)
+      c_array.write(model_bytes, staging, model_name(quant))
+    atomic.write_json(os.path.join(staging, REPORT_FILE), report)
   return report
 
 

@@ -3,9 +3,12 @@ r"""Exports a trained checkpoint as TFLite (float32 / int8), with C arrays and a
   python -m export.tflite_main --checkpoint=runs/train --out=runs/export \
       --quant=float32,int8_ptq,int8_qat
 
-Exits non-zero with a message if the checkpoint is missing or of another
-architecture, if the float32 model is over budget, or if TensorFlow Lite
-Micro cannot run an op. See docs/export.md.
+Exits non-zero with a message, before any work, if --out cannot take the
+export (not a directory, not writable, or holding files an export does not
+write) or the checkpoint is missing or of another architecture; and, before
+anything is written, if the float32 model is over budget, TensorFlow Lite
+Micro cannot run a model, or a model differs from its Keras reference beyond
+the tolerance. See docs/export.md.
 """
 
 import sys

@@ -12,27 +12,36 @@ tflite_micro only.
   tflm_run             one TFLM inference
   smallest_arena       the smallest TFLM tensor arena that runs a model
 
-TFLM reports why a model does not load (an op it cannot resolve, an arena
-too small) only on the C++ side's stderr; the Python error just says
-"failed to allocate tensors". `tflm_interpreter` captures that output so the
-error can say which op or how many bytes were missing.
+TFLM reports why a model does not load or run (an op it cannot resolve, an
+arena too small, a kernel refusing its tensor types) only on the C++ side's
+stderr; the Python error just says "failed to allocate tensors" or
+"invocation failed". `tflm_interpreter` and `tflm_run` capture that output so
+`TflmError` gives TFLM's own words, and tell too small an arena
+(`TflmError.missing_bytes`) from every other failure.
 """
 
 import contextlib
+import json
 import os
 import re
+import signal
 import subprocess
 import sys
 import tempfile
-from typing import Mapping
+from typing import Mapping, Optional
 
 from ai_edge_litert import interpreter as litert_interpreter
 import numpy as np
 from tflite_micro.python.tflite_micro import runtime as tflm_runtime
 
-# TFLM arena sizes are searched in multiples of this (TFLM aligns buffers to 16 B).
+# TFLM arena sizes are given in multiples of this (TFLM aligns buffers to 16 B).
 ARENA_GRANULE = 256
 MAX_ARENA_BYTES = 64 * 1024 * 1024
+# TFLM's arena allocator (SingleArenaBufferAllocator) ends every message about
+# an arena too small with "missing: <bytes>"; no other failure prints it.
+_MISSING = re.compile(r"missing: (\d+)")
+# The most of TFLM's messages an error quotes (the end, where the cause is).
+_WORDS_CHARS = 600
 
 
 def quantize(x: np.ndarray, detail: dict) -> np.ndarray:
@@ -122,11 +131,21 @@ class LiteRtModel:
 
 
 class TflmError(RuntimeError):
-  """The model cannot run in TensorFlow Lite Micro; the message says why."""
+  """The model cannot run in TensorFlow Lite Micro; the message says why, in TFLM's words.
 
-  def __init__(self, message: str, unsupported_ops: tuple[str, ...] = ()):
+  Attributes:
+    unsupported_ops: builtin ops TFLM has no kernel for (empty otherwise).
+    missing_bytes: set when the tensor arena was too small: the bytes TFLM
+      said were missing (0 if it did not say how many); None for any other
+      failure (an unsupported op, a kernel refusing its tensor types or
+      parameters, a failed Prepare or Invoke, a crash).
+  """
+
+  def __init__(self, message: str, unsupported_ops: tuple[str, ...] = (),
+               missing_bytes: Optional[int] = None):
     super().__init__(message)
     self.unsupported_ops = unsupported_ops
+    self.missing_bytes = missing_bytes
 
 
 @contextlib.contextmanager
@@ -145,25 +164,51 @@ def _captured_stderr():
       log["text"] = tmp.read().decode("utf-8", "replace")
 
 
+def _tflm_words(log: str) -> str:
+  """What TFLM printed, without the noise of other libraries, shortened from the front."""
+  lines = [l for l in log.strip().splitlines() if l and not l.startswith("INFO: ")]
+  return " | ".join(lines)[-_WORDS_CHARS:]
+
+
 def tflm_interpreter(model: bytes, arena_size: int) -> tflm_runtime.Interpreter:
   """A TFLM interpreter of the model with an `arena_size`-byte tensor arena.
 
   Raises:
-    TflmError: an op TFLM cannot run, or too small an arena (with the bytes
-      missing when TFLM says).
+    TflmError: an op TFLM cannot run (`unsupported_ops`), too small an arena
+      (`missing_bytes`), or any other failure to prepare the model (e.g. a
+      kernel refusing its tensor types, as for a hybrid model with float
+      inputs and int8 weights), with what TFLM printed.
   """
   with _captured_stderr() as log:
     try:
       return tflm_runtime.Interpreter.from_bytes(model, arena_size=arena_size)
-    except RuntimeError as e:
+    except (RuntimeError, ValueError) as e:
       failure = e
   ops = tuple(sorted(set(re.findall(r"Didn't find op for builtin opcode '(\w+)'", log["text"]))))
   if ops:
     raise TflmError(f"TensorFlow Lite Micro cannot run op(s) {', '.join(ops)}", ops) from failure
-  missing = re.findall(r"missing: (\d+)", log["text"])
-  detail = f" ({missing[-1]} bytes missing)" if missing else ""
-  raise TflmError(f"TensorFlow Lite Micro could not load the model with a "
-                  f"{arena_size}-byte arena{detail}: {log['text'].strip()[-300:]}") from failure
+  words = _tflm_words(log["text"]) or str(failure)
+  missing = _MISSING.findall(log["text"])
+  if missing:
+    raise TflmError(f"TensorFlow Lite Micro could not load the model with a {arena_size}-byte "
+                    f"arena ({missing[-1]} bytes missing): {words}",
+                    missing_bytes=int(missing[-1])) from failure
+  raise TflmError(f"TensorFlow Lite Micro cannot prepare the model: {words}") from failure
+
+
+def _invoke(interpreter: tflm_runtime.Interpreter, inputs: list[np.ndarray]) -> None:
+  """Sets the inputs and runs one inference; TFLM's refusals become TflmError."""
+  with _captured_stderr() as log:
+    try:
+      for i, x in enumerate(inputs):
+        interpreter.set_input(x, i)
+      interpreter.invoke()
+      return
+    except (RuntimeError, ValueError) as e:
+      failure = e
+  words = _tflm_words(log["text"])
+  raise TflmError(f"TensorFlow Lite Micro failed to run the model: {failure}"
+                  + (f": {words}" if words else "")) from failure
 
 
 def tflm_run(model: bytes, inputs: list[np.ndarray], arena_size: int,
@@ -171,41 +216,89 @@ def tflm_run(model: bytes, inputs: list[np.ndarray], arena_size: int,
   """Runs one inference in TFLM and returns the first `num_outputs` outputs.
 
   Raises:
-    TflmError: an unsupported op or too small an arena.
+    TflmError: the model does not load (`tflm_interpreter`), TFLM refuses an
+      input (dtype or shape), or Invoke fails; with what TFLM said.
   """
   interpreter = tflm_interpreter(model, arena_size)
-  for i, x in enumerate(inputs):
-    interpreter.set_input(x, i)
-  interpreter.invoke()
+  _invoke(interpreter, inputs)
   return [np.array(interpreter.get_output(i)) for i in range(num_outputs)]
 
 
-def _fits(model_path: str, inputs_path: str, arena_size: int) -> bool:
-  """Whether the model runs with `arena_size`, tried in a child process.
+def _probe(model_path: str, inputs_path: str, arena_size: int) -> dict:
+  """Runs the model once in TFLM: {"used_bytes": arena bytes it used} or its TflmError.
 
-  TFLM can crash (not just fail) when the arena is too small even for its own
-  bookkeeping, so each probe runs in a process of its own; a crash counts as
-  "does not fit".
+  The body of the child process of `_probe_in_child`. The used bytes are
+  TFLM's own count (RecordingMicroAllocator, "Arena allocation total": the
+  head and tail of the arena after Invoke).
   """
-  code = ("import sys, numpy as np; from hand25d import litert; "
-          "d = np.load(sys.argv[2]); m = open(sys.argv[1], 'rb').read(); "
-          "litert.tflm_run(m, [d[k] for k in sorted(d.files)], int(sys.argv[3]))")
-  result = subprocess.run([sys.executable, "-c", code, model_path, inputs_path, str(arena_size)],
-                          capture_output=True, text=True, timeout=300)
-  if result.returncode == 0:
-    return True
-  ops = re.findall(r"cannot run op\(s\) ([\w, ]+)", result.stderr)
-  if ops:
-    names = tuple(o.strip() for o in ops[-1].split(","))
-    raise TflmError(f"TensorFlow Lite Micro cannot run op(s) {', '.join(names)}", names)
-  return False
+  with open(model_path, "rb") as f:
+    model = f.read()
+  with np.load(inputs_path) as data:
+    inputs = [data[k] for k in sorted(data.files)]
+  try:
+    interpreter = tflm_interpreter(model, arena_size)
+    _invoke(interpreter, inputs)
+  except TflmError as e:
+    return {"error": str(e), "unsupported_ops": list(e.unsupported_ops),
+            "missing_bytes": e.missing_bytes}
+  with _captured_stderr() as log:
+    interpreter.print_allocations()
+  used = re.search(r"Arena allocation total (\d+) bytes", log["text"])
+  if not used:
+    return {"error": "TensorFlow Lite Micro did not report its arena use: "
+                     f"{_tflm_words(log['text'])}", "unsupported_ops": [], "missing_bytes": None}
+  return {"used_bytes": int(used.group(1))}
+
+
+def _probe_in_child(model_path: str, inputs_path: str, arena_size: int) -> int:
+  """The arena bytes the model uses when run with `arena_size`, run in a child process.
+
+  A crash of TFLM (it can crash, not just fail) then ends the child, not the
+  caller.
+
+  Raises:
+    TflmError: as `tflm_run` says; or the child crashed (the signal and what
+      TFLM printed) or raised (its exception, e.g. of a file that is not a
+      TFLite model).
+  """
+  # The child imports this very hand25d (not another copy on its path).
+  code = ("import json, sys; sys.path.insert(0, sys.argv[4]); from hand25d import litert; "
+          "print(json.dumps(litert._probe(sys.argv[1], sys.argv[2], int(sys.argv[3]))))")
+  root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+  result = subprocess.run([sys.executable, "-c", code, model_path, inputs_path, str(arena_size),
+                           root],
+                          capture_output=True, text=True, timeout=300, check=False)
+  lines = result.stdout.strip().splitlines()
+  if result.returncode < 0:  # Killed by a signal: what TFLM printed before it.
+    raise TflmError(f"TensorFlow Lite Micro crashed (signal "
+                    f"{signal.Signals(-result.returncode).name}) running the model with a "
+                    f"{arena_size}-byte arena: {_tflm_words(result.stderr)}")
+  if result.returncode != 0 or not lines:  # A Python exception: its last line says which.
+    said = result.stderr.strip().splitlines()[-1:] or ["no output"]
+    raise TflmError(f"TensorFlow Lite Micro failed (exit status {result.returncode}) running "
+                    f"the model with a {arena_size}-byte arena: {said[0][-_WORDS_CHARS:]}")
+  report = json.loads(lines[-1])
+  if "error" in report:
+    raise TflmError(report["error"], tuple(report["unsupported_ops"]), report["missing_bytes"])
+  return report["used_bytes"]
 
 
 def smallest_arena(model: bytes, inputs: list[np.ndarray]) -> int:
   """The smallest tensor arena (bytes, a multiple of ARENA_GRANULE) that runs the model.
 
+  TFLM runs the model once with MAX_ARENA_BYTES and reports the bytes it
+  used; no smaller arena can hold those. That count rounded up to
+  ARENA_GRANULE is then tried, and grown by ARENA_GRANULE only while TFLM
+  says the arena is too small (an allocation made and freed during Prepare
+  may need more than the final count). Every run is a child process of its
+  own. On the shipped models this gives what a bisection over arena sizes
+  gives (hand25d/pretrained/model_card.json), in 2 runs instead of about 20.
+
   Raises:
-    TflmError: the model has ops TFLM cannot run, or needs over MAX_ARENA_BYTES.
+    TflmError: at once, with TFLM's words, for any failure other than too
+      small an arena: an op TFLM cannot run (`unsupported_ops`), a kernel
+      refusing its tensor types or parameters, a failed Prepare or Invoke, a
+      crash; or the model needs over MAX_ARENA_BYTES.
   """
   with tempfile.TemporaryDirectory() as tmp:
     model_path = os.path.join(tmp, "model.tflite")
@@ -213,17 +306,19 @@ def smallest_arena(model: bytes, inputs: list[np.ndarray]) -> int:
     with open(model_path, "wb") as f:
       f.write(model)
     np.savez(inputs_path, **{f"input_{i:03d}": x for i, x in enumerate(inputs)})
-    hi = 16 * 1024
-    while not _fits(model_path, inputs_path, hi):
-      hi *= 2
-      if hi > MAX_ARENA_BYTES:
-        raise TflmError(f"the model does not run in TFLM even with a {MAX_ARENA_BYTES}-byte "
-                        "arena")
-    lo = 0  # Below any arena that runs.
-    while hi - lo > ARENA_GRANULE:
-      mid = (lo + hi) // 2 // ARENA_GRANULE * ARENA_GRANULE
-      if _fits(model_path, inputs_path, mid):
-        hi = mid
-      else:
-        lo = mid
-    return hi
+    try:
+      used = _probe_in_child(model_path, inputs_path, MAX_ARENA_BYTES)
+    except TflmError as e:
+      if e.missing_bytes is None:
+        raise
+      raise TflmError(f"the model does not run in TFLM even with a {MAX_ARENA_BYTES}-byte "
+                      f"arena: {e}", missing_bytes=e.missing_bytes) from e
+    arena = -(-used // ARENA_GRANULE) * ARENA_GRANULE
+    while True:
+      try:
+        _probe_in_child(model_path, inputs_path, arena)
+        return arena
+      except TflmError as e:
+        if e.missing_bytes is None or arena + ARENA_GRANULE > MAX_ARENA_BYTES:
+          raise
+      arena += ARENA_GRANULE

@@ -244,3 +244,13 @@ def test_refused_import_leaves_the_output_as_it_was(tmp_path):
   with pytest.raises(coco.CocoError, match="image 2: mask file"):
     coco.import_coco(path, root, out, "train", frames_per_shard=1)
   assert {f: open(os.path.join(out, f), "rb").read() for f in os.listdir(out)} == before
+
+
+def test_what_a_killed_import_left_is_removed_on_start(tmp_path):
+  path, _ = _tiny(tmp_path)
+  out = tmp_path / "out"
+  (out / ".import-train-k1ll3d").mkdir(parents=True)
+  (out / ".import-train-k1ll3d" / "train-00000-of-00001.tfrecord").write_bytes(b"half")
+  (out / ".manifest.json.x1.tmp").write_bytes(b"{")
+  assert len(_import(path, tmp_path)) == 1
+  assert sorted(os.listdir(out)) == ["manifest.json", "train-00000-of-00001.tfrecord"]

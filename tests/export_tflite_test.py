@@ -250,3 +250,96 @@ def test_checkpoint_of_another_architecture_is_refused(run, tmp_path):
   os.symlink(os.path.join(run, "checkpoints"), os.path.join(other, "checkpoints"))
   with pytest.raises(exporter.CheckpointError, match=f"cannot export {other}.*does not fit"):
     exporter.export(exporter.ExportConfig(checkpoint=other, out_dir=str(tmp_path / "out")))
+
+
+def _no_work(*args, **kwargs):
+  raise AssertionError("the export started work")
+
+
+@pytest.mark.parametrize("make, said", [
+    (lambda p: p.write_text("a file"), "is not a directory"),
+    (lambda p: None, "cannot be created: .*blocker is not a directory"),
+    (lambda p: (p.mkdir(), (p / "notes.txt").write_text("mine")),
+     r"holds 1 entries an export does not write \(notes.txt\)"),
+])
+def test_out_that_cannot_take_the_export_is_refused_before_any_work(run, tmp_path, monkeypatch,
+                                                                    make, said):
+  out = tmp_path / "out"
+  make(out)
+  if not out.exists():  # Below a file.
+    (tmp_path / "blocker").write_text("a file")
+    out = tmp_path / "blocker" / "out"
+  monkeypatch.setattr(exporter, "load_inference_model", _no_work)
+  with pytest.raises(exporter.OutDirError, match=f"--out {out} {said}"):
+    exporter.export(exporter.ExportConfig(checkpoint=run, out_dir=str(out)))
+  if out.is_dir():
+    assert (out / "notes.txt").read_text() == "mine"
+
+
+def test_tflite_main_refuses_an_out_that_is_a_file(run, tmp_path):
+  out = tmp_path / "out"
+  out.write_text("a file")
+  proc = subprocess.run([sys.executable, "-m", "export.tflite_main", f"--checkpoint={run}",
+                         f"--out={out}"], capture_output=True, text=True, check=False)
+  assert proc.returncode == 1
+  assert proc.stderr.strip().splitlines()[-1] == f"export failed: --out {out} is not a directory"
+
+
+def test_a_killed_export_leaves_the_previous_set_whole(run, tmp_path):
+  out = tmp_path / "out"
+  out.mkdir()
+  old = {exporter.SHAVE_BLOB_FILE: b"old blob", "hand25d_float32.tflite": b"old model",
+         "hand25d_float32.h": b"old", "hand25d_float32.cc": b"old", exporter.REPORT_FILE: b"{}"}
+  for name, data in old.items():
+    (out / name).write_bytes(data)
+  # Killed (SIGKILL) once the blob and the model are written, before the C arrays.
+  code = ("import os, signal, sys\n"
+          "from hand25d import legacy_keras\n"
+          "from export import c_array, exporter\n"
+          "c_array.write = lambda *a: os.kill(os.getpid(), signal.SIGKILL)\n"
+          "exporter.export(exporter.ExportConfig(checkpoint=sys.argv[1], out_dir=sys.argv[2]))\n")
+  proc = subprocess.run([sys.executable, "-c", code, run, str(out)], capture_output=True,
+                        text=True, check=False)
+  assert proc.returncode == -9, proc.stderr[-2000:]
+  assert {p.name: p.read_bytes() for p in out.iterdir()} == old
+  (staging,) = [p for p in tmp_path.iterdir() if p.name.startswith(".out.")]
+  assert {p.name for p in staging.iterdir()} >= {exporter.SHAVE_BLOB_FILE,
+                                                 "hand25d_float32.tflite"}
+  # The next export removes the killed one's set on start.
+  with pytest.raises(exporter.CheckpointError):
+    exporter.export(exporter.ExportConfig(checkpoint=str(tmp_path / "none"), out_dir=str(out)))
+  assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+  assert {p.name: p.read_bytes() for p in out.iterdir()} == old
+
+
+def test_model_that_differs_from_its_keras_reference_is_refused(run, tmp_path, monkeypatch):
+  to_tflite = convert.to_tflite
+
+  def perturbed(model, quant, *args, **kwargs):
+    """Converts the model with one kernel nudged: a conversion that changed the network."""
+    layer = [l for l in model.layers if l.get_weights()][-1]
+    weights = layer.get_weights()
+    layer.set_weights([weights[0] + 0.05] + weights[1:])
+    try:
+      return to_tflite(model, quant, *args, **kwargs)
+    finally:
+      layer.set_weights(weights)
+
+  monkeypatch.setattr(convert, "to_tflite", perturbed)
+  out = tmp_path / "out"
+  with pytest.raises(exporter.AgreementError,
+                     match=r"hand25d_float32.tflite of .* differs from its Keras reference "
+                     r"\(float inference model\) by .* on output '\w+' over 1 frames, over "
+                     r"the .* allowed \(0.0001 of the output's largest magnitude"):
+    exporter.export(exporter.ExportConfig(checkpoint=run, out_dir=str(out)))
+  assert not out.exists()
+
+
+def test_int8_agreement_is_counted_in_output_steps():
+  check = exporter._check_agreement  # pylint: disable=protected-access
+  steps = {"keypoints": 0.1}
+  check("int8_ptq", "run", "float inference model", 3, {"keypoints": 9.5}, {}, steps)
+  with pytest.raises(exporter.AgreementError,
+                     match=r"hand25d_int8_ptq.tflite of run .* by 10 = 100 output quantization "
+                     r"steps \(of 0.1\) on output 'keypoints' over 3 frames, over the 96 steps"):
+    check("int8_ptq", "run", "float inference model", 3, {"keypoints": 10.0}, {}, steps)

@@ -150,6 +150,52 @@ def test_checkpoint_at_an_evaluation_step_holds_that_evaluations_best_error(tmp_
   assert stored == pytest.approx(summary["best_mean_px_error"])
 
 
+class _Killed(BaseException):
+  """Stands for a kill: no handler runs, nothing after it is saved."""
+
+
+def test_kill_between_an_evaluation_and_its_checkpoint_never_makes_best_worse(tmp_path,
+                                                                             monkeypatch):
+  """best/ is not replaced by a worse model when the resumed run evaluates that step again.
+
+  Killed after step 2's evaluation saved best/ (44.10 px) but before checkpoint
+  2, the run resumes from checkpoint 1; evaluating step 2 again gives 47.45 px
+  (as an evaluation of a run that is not bit-exact may).
+  """
+  cfg = dataclasses.replace(CFG, epochs=2, eval_every_steps=2)  # Evaluations at 2 and 4.
+  errors = iter([44.10, 47.45, 50.0])
+  make = evaluation.make_evaluator
+
+  def make_with_errors(model):
+    evaluate = make(model)
+
+    def with_errors(data):
+      return dict(evaluate(data), mean_px_error=next(errors))
+
+    return with_errors
+
+  save = tf.train.CheckpointManager.save
+
+  def killed_at_step_2(self, checkpoint_number=None, **kwargs):
+    if checkpoint_number == 2 and os.path.basename(self.directory) != loop.BEST_DIR:
+      raise _Killed
+    return save(self, checkpoint_number=checkpoint_number, **kwargs)
+
+  monkeypatch.setattr(evaluation, "make_evaluator", make_with_errors)
+  monkeypatch.setattr(tf.train.CheckpointManager, "save", killed_at_step_2)
+  with pytest.raises(_Killed):
+    loop.train_and_evaluate(cfg, str(tmp_path))
+  assert tf.train.latest_checkpoint(str(tmp_path / "checkpoints")).endswith("ckpt-1")
+  monkeypatch.setattr(tf.train.CheckpointManager, "save", save)
+  summary = loop.train_and_evaluate(cfg, str(tmp_path))
+  assert summary["status"] == "finished" and summary["last_eval"]["mean_px_error"] == 50.0
+  assert summary["best_mean_px_error"] == pytest.approx(44.10)
+  best = tf.train.latest_checkpoint(str(tmp_path / "checkpoints" / loop.BEST_DIR))
+  assert best.endswith("ckpt-2")
+  reader = tf.train.load_checkpoint(best)
+  assert reader.get_tensor("best_error/.ATTRIBUTES/VARIABLE_VALUE") == pytest.approx(44.10)
+
+
 def test_initial_weights_are_loaded_by_layer_name(tmp_path, reference):
   workdir, _ = reference
   model, _, _ = evaluation.load_model(os.path.join(workdir, "checkpoints"))

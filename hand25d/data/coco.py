@@ -314,6 +314,10 @@ def load_frames(json_path: str, image_root: str) -> Iterator[tuple[int, dict]]:
   return _frames(images, by_image, image_root, json_path)
 
 
+# Where import_coco writes the shards of a split before moving them into place.
+_STAGING = ".import-"
+
+
 def import_coco(json_path: str, image_root: str, out_dir: str, split: str = "train",
                 frames_per_shard: int = 256) -> dict:
   """Converts a COCO file into shards of `split` in out_dir and updates its manifest.
@@ -321,7 +325,9 @@ def import_coco(json_path: str, image_root: str, out_dir: str, split: str = "tra
   Other splits already in out_dir's manifest are kept, so one data set can be
   assembled from one COCO file per split. Frames stream into shards, which are
   written to a staging directory inside out_dir and moved into place only when
-  every image has passed, so a refused file leaves out_dir as it was.
+  every image has passed, so a refused file leaves out_dir as it was. What a
+  killed import left (its staging directory, temporary files) is removed on
+  start.
 
   Raises:
     CocoError: see load_frames; also an empty file, images of different sizes,
@@ -337,8 +343,12 @@ def import_coco(json_path: str, image_root: str, out_dir: str, split: str = "tra
   manifest_path = os.path.join(out_dir, records.MANIFEST)
   manifest = records.load_manifest(out_dir) if os.path.exists(manifest_path) else None
   os.makedirs(out_dir, exist_ok=True)
+  for name in os.listdir(out_dir):  # The staging directory of a killed import.
+    if name.startswith(_STAGING) and os.path.isdir(os.path.join(out_dir, name)):
+      shutil.rmtree(os.path.join(out_dir, name))
+  atomic.remove_stale(out_dir)  # A manifest or shard it was renaming into place.
   n_shards = -(-len(images) // frames_per_shard)
-  staging = tempfile.mkdtemp(prefix=f".import-{split}-", dir=out_dir)
+  staging = tempfile.mkdtemp(prefix=f"{_STAGING}{split}-", dir=out_dir)
   try:
     shards, chunk, users, size = [], [], set(), None
     for i, (image_id, frame) in enumerate(_frames(images, by_image, image_root, json_path)):

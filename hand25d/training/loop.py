@@ -38,6 +38,8 @@ SUMMARY_FILE = "summary.json"
 # so never skipped as non-finite, but useless (seen: weights ~1e30, loss ~1e13).
 DIVERGED_LOSS = 1e6
 DIVERGED_WEIGHT = 1e6
+# The best validation error, as the training and best/ checkpoints store it.
+_BEST_ERROR_KEY = "best_error/.ATTRIBUTES/VARIABLE_VALUE"
 
 
 class NonFiniteLossError(RuntimeError):
@@ -137,6 +139,26 @@ def divergence(model: keras.Model, last_loss: float | None) -> str | None:
   return None
 
 
+def _best_saved_error(workdir: str) -> float | None:
+  """The validation error the run's best/ checkpoint was saved with, or None.
+
+  None when there is no best/ checkpoint, when it was saved before best/
+  stored its error, or when it cannot be read. Read from the chief's
+  directory by every worker, so all take the same decisions.
+  """
+  found = distribute.checkpoints(os.path.join(workdir, "checkpoints", BEST_DIR))
+  if not found:
+    return None
+  try:
+    reader = tf.train.load_checkpoint(found[0])
+    if not reader.has_tensor(_BEST_ERROR_KEY):
+      return None
+    return float(reader.get_tensor(_BEST_ERROR_KEY))
+  except (tf.errors.OpError, IndexError, ValueError) as e:  # Damaged: as distribute.restore.
+    logging.warning("cannot read the best error of %s: %s", found[0], str(e).splitlines()[0])
+    return None
+
+
 def _previous_summary(workdir: str) -> dict:
   """The summary an earlier process of this run wrote, or {}."""
   path = os.path.join(workdir, SUMMARY_FILE)
@@ -195,14 +217,22 @@ def train_and_evaluate(cfg: config_lib.TrainConfig, workdir: str) -> dict:
                              best_error=best_error)
   ckpt_dir = distribute.checkpoint_dir(strategy, workdir)
   manager = tf.train.CheckpointManager(ckpt, ckpt_dir, max_to_keep=cfg.keep_checkpoints)
+  # best/ keeps the error it was chosen by, so a resume can never replace it by a worse model.
   best_manager = tf.train.CheckpointManager(
-      tf.train.Checkpoint(model=model), distribute.checkpoint_dir(strategy, workdir, BEST_DIR),
-      max_to_keep=1)
+      tf.train.Checkpoint(model=model, best_error=best_error),
+      distribute.checkpoint_dir(strategy, workdir, BEST_DIR), max_to_keep=1)
   resumed = distribute.restore_newest(ckpt, ckpt_dir)
   if resumed:
     logging.info("Resumed %s at step %d", resumed, int(step_var.numpy()))
   elif cfg.init_weights:
     load_initial_weights(model, cfg.init_weights)
+  best = _best_saved_error(workdir)
+  if best is not None and best < best_error.numpy():
+    # best/ was saved after the checkpoint resumed from (a kill between an
+    # evaluation and the next checkpoint): its error is the one to beat.
+    logging.info("best/ holds a model of mean px error %.4f, better than the resumed "
+                 "checkpoint's %s: later evaluations must beat it", best, best_error.numpy())
+    best_error.assign(best)
 
   train_step = step_lib.make_train_step(model, optimizer, strategy, cfg.loss, cfg.batch_size)
   evaluate = evaluation.make_evaluator(model)
