@@ -4,7 +4,8 @@ Every number of ours in the document comes from a summary written by
 `runner.run` (`<row>_seed<k>.json`), from the timing run (`timing.json`) or
 from the figure's record (`fig2.json`); rows without a summary are shown as
 "not run" and targets that need them as "not evaluated". The paper's numbers
-come from `plan.ROWS` and are always labelled as the paper's.
+come from hand25d/paper.py (through `plan.ROWS`) and are always labelled as the
+paper's.
 """
 
 import dataclasses
@@ -16,13 +17,13 @@ from typing import Optional, Sequence
 import numpy as np
 
 from hand25d import atomic
+from hand25d import paper
 from hand25d.data import generate
 from hand25d.data import records
 from hand25d.experiments import figure
 from hand25d.experiments import plan
 from hand25d.experiments import runner
 from hand25d.experiments import timing
-from hand25d.model import card
 
 FIGURE_PNG = "fig2.png"
 FIGURE_JSON = "fig2.json"
@@ -35,6 +36,8 @@ NOT_RUN = "not run"
 MIN_AUX_GAIN = 0.05  # All supervision at least 5% below no auxiliary losses.
 MAX_ERROR_RATIO_TO_MOBILENET = 1.10
 MAX_FLOPS_RATIO_TO_MOBILENET = 0.03
+# The auxiliary terms of Eq. 1 whose weights the reading quotes.
+_AUX_WEIGHTS = ("kphv", "cho", "dhp", "seg")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -106,6 +109,12 @@ def _ours_cells(result: Optional[RowResult]) -> list[str]:
   return [_num(result.mean), span, ", ".join(str(s) for s in result.seeds)]
 
 
+def _exponent(value: float) -> str:
+  """1e-3 as "1e-3" (one significant digit, no padded exponent)."""
+  mantissa, exponent = f"{value:.0e}".split("e")
+  return f"{mantissa}e{int(exponent)}"
+
+
 def _plural(count: int, word: str) -> str:
   return f"{count} {word}" + ("" if count == 1 else "s")
 
@@ -140,15 +149,15 @@ def table2(results: dict[str, RowResult]) -> list[str]:
            "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |"]
   for name in (plan.OURS, "mobilenet_v2", "densenet121"):
     row = plan.ROWS_BY_NAME[name]
-    paper = card.PAPER_TABLE2[row.backbone]
+    reported = paper.TABLE2[row.backbone]
     result = results.get(name)
     if result is None:
       size = [NOT_RUN, NOT_RUN]
     else:
       model = result.summaries[0]["model"]
       size = [f"{model['params'] / 1e6:.3f}M", f"{model['flops'] / 1e9:.4f}"]
-    lines.append(f"| {card.PAPER_NAMES[row.backbone]} (`{name}`) | " + " | ".join(size)
-                 + f" | {paper['params'] / 1e6:.3f}M | {paper['gflops']:.3f} "
+    lines.append(f"| {paper.BACKBONE_NAMES[row.backbone]} (`{name}`) | " + " | ".join(size)
+                 + f" | {reported['params'] / 1e6:.3f}M | {reported['gflops']:.3f} "
                  + f"| {row.paper_px:.3f} | " + " | ".join(_ours_cells(result)) + " |")
   return lines
 
@@ -164,7 +173,9 @@ def targets(results: dict[str, RowResult]) -> list[str]:
   def not_evaluated(what: str, names: Sequence[str]) -> str:
     return f"- **{what}: not evaluated** (needs rows {', '.join(f'`{n}`' for n in names)})."
 
-  what = "All supervision at least 5% below no auxiliary losses (paper: 6.054 → 5.556, 8.2%)"
+  base_px, ours_px = paper.TABLE1_PX["amplitude_no_aux"], paper.TABLE1_PX[plan.OURS]
+  what = ("All supervision at least 5% below no auxiliary losses (paper: "
+          f"{base_px:.3f} → {ours_px:.3f}, {100 * (1 - ours_px / base_px):.1f}%)")
   if missing := _missing(results, (plan.OURS, "amplitude_no_aux")):
     lines.append(not_evaluated(what, missing))
   else:
@@ -173,8 +184,10 @@ def targets(results: dict[str, RowResult]) -> list[str]:
     lines.append(f"- **{what}: {'met' if gain >= MIN_AUX_GAIN else 'not met'}**: "
                  f"{base:.3f} → {ours:.3f} px, {100 * gain:.1f}% lower.")
 
-  what = "Amplitude input no worse than depth input (paper: 5.556 vs 5.898; 6.054 vs 6.226)"
   pairs = ((plan.OURS, "depth_all"), ("amplitude_no_aux", "depth_no_aux"))
+  what = ("Amplitude input no worse than depth input (paper: "
+          + "; ".join(f"{paper.TABLE1_PX[a]:.3f} vs {paper.TABLE1_PX[d]:.3f}" for a, d in pairs)
+          + ")")
   done = [(a, d) for a, d in pairs if not _missing(results, (a, d))]
   if not done:
     lines.append(not_evaluated(what, _missing(results, [n for p in pairs for n in p])))
@@ -185,8 +198,11 @@ def targets(results: dict[str, RowResult]) -> list[str]:
     partial = "" if len(done) == len(pairs) else " (only the pairs that ran)"
     lines.append(f"- **{what}: {'met' if met else 'not met'}**{partial}: {detail}.")
 
+  ours_px, mobile_px = paper.TABLE2_PX["ours"], paper.TABLE2_PX["mobilenet_v2"]
+  flops_share = paper.TABLE2["ours"]["gflops"] / paper.TABLE2["mobilenet_v2"]["gflops"]
   what = ("Ours within 10% of MobileNetV2's error at no more than 3% of its FLOPs "
-          "(paper: 5.556 vs 5.306 px, +4.7%, at 2.9% of the FLOPs)")
+          f"(paper: {ours_px:.3f} vs {mobile_px:.3f} px, {100 * (ours_px / mobile_px - 1):+.1f}%, "
+          f"at {100 * flops_share:.1f}% of the FLOPs)")
   if missing := _missing(results, (plan.OURS, "mobilenet_v2")):
     lines.append(not_evaluated(what, missing))
   else:
@@ -265,10 +281,11 @@ def explanations(results: dict[str, RowResult]) -> list[str]:
             else f"{keypoints[0]:,}–{keypoints[-1]:,}")
   return [
       f"- **Budget.** Each row trains {steps} steps ({examples:,} examples over "
-      f"{train_frames:,} training frames), against the paper's 20 epochs over 225,733 "
-      "frames. Auxiliary tasks that regularise a long training may cost capacity or "
-      "slow the primary task down in a short one: with the weights of Eq. 1 (kphv 20, "
-      "cho 20, dhp 10, seg 50) the auxiliary terms are most of the total loss in the "
+      f"{train_frames:,} training frames), against the paper's {paper.EPOCHS} epochs over "
+      f"{paper.NUM_FRAMES:,} frames. Auxiliary tasks that regularise a long training may "
+      "cost capacity or slow the primary task down in a short one: with the weights of "
+      "Eq. 1 (" + ", ".join(f"{t} {paper.EQ1_WEIGHTS[t]:g}" for t in _AUX_WEIGHTS)
+      + ") the auxiliary terms are most of the total loss in the "
       "first few hundred steps (the training logs, `loss/*` in TensorBoard), so the "
       "shared encoder serves them first.",
       "- **Data.** The benchmark is synthetic: labels are exact, poses are jittered templates "
@@ -333,7 +350,8 @@ def benchmark_and_budget(results: dict[str, RowResult], timings: Optional[dict])
     planned[shard.split] += shard.stop - shard.start
   users = dict(zip(records.SPLITS, plan.BENCHMARK.users_per_split))
   lines = ["## Benchmark", "",
-           "One synthetic data set split by user, like the paper's 40 users split 28/4/8: "
+           f"One synthetic data set split by user, like the paper's {paper.NUM_USERS} users "
+           f"split {'/'.join(str(n) for n in paper.USERS_PER_SPLIT)}: "
            "train, validation and test users are disjoint, so the test split measures unseen "
            f"hands. {plan.BENCHMARK.num_frames:,} frames (seed {plan.BENCHMARK.seed}): "
            + ", ".join(f"{split} {planned[split]:,} frames of {users[split]} users"
@@ -359,8 +377,10 @@ def benchmark_and_budget(results: dict[str, RowResult], timings: Optional[dict])
             f"Every row: {_plural(budget.epochs, 'epoch')} over the {planned['train']:,} "
             "training frames at "
             f"batch {budget.batch_size} ({steps:,} steps, {steps * budget.batch_size:,} "
-            "examples; the paper: 20 epochs over the training users of its 225,733 frames), "
-            f"Adam at {budget.learning_rate:g} with linear decay to 0 (the paper: 1e-3, "
+            f"examples; the paper: {paper.EPOCHS} epochs over the training users of its "
+            f"{paper.NUM_FRAMES:,} frames), "
+            f"Adam at {budget.learning_rate:g} with linear decay to 0 (the paper: "
+            f"{_exponent(paper.LEARNING_RATE)}, "
             "tuned for its ~140K steps; a few hundred steps learn much faster at 1e-2, "
             "docs/training.md), validation every "
             + ("epoch" if budget.eval_every_epochs == 1
@@ -449,8 +469,9 @@ def markdown(results: dict[str, RowResult], timings: Optional[dict] = None,
       f"Generated by `{RESULTS_COMMAND}` from the run summaries in `docs/results/` (one JSON "
       f"per row and seed, written by `{REPRODUCE_COMMAND}`). Rows without a summary are "
       f"marked \"{NOT_RUN}\"; no number of ours here comes from anywhere else. The paper's "
-      "numbers are from its Tables 1 and 2 (an in-house TOF data set of 40 users, 225,733 "
-      "frames, 20 epochs); ours come from a reduced budget on synthetic data, so compare "
+      f"numbers are from its Tables 1 and 2 (an in-house TOF data set of {paper.NUM_USERS} "
+      f"users, {paper.NUM_FRAMES:,} frames, {paper.EPOCHS} epochs); ours come from a reduced "
+      "budget on synthetic data, so compare "
       "orderings and ratios, not absolute pixels. Error: mean 2D Euclidean error over the "
       "visible primary keypoints, in pixels of the 120x160 input, on the test split; "
       "\"Ours\" is the mean over the seeds listed.", ""]

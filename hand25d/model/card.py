@@ -16,18 +16,10 @@ import tensorflow as tf
 import tf_keras as keras
 
 from hand25d import litert
+from hand25d import paper
 from hand25d.model import config as config_lib
 from hand25d.model import flops
 from hand25d.model import network
-
-# Table 2 of the paper: parameters and GFLOPs of each backbone with the same
-# decoder.
-PAPER_TABLE2 = {
-    "ours": {"params": 0.041e6, "gflops": 0.035},
-    "mobilenet_v2": {"params": 1.893e6, "gflops": 1.209},
-    "densenet121": {"params": 7.017e6, "gflops": 4.866},
-}
-PAPER_NAMES = {"ours": "Ours", "mobilenet_v2": "MobileNetV2", "densenet121": "DenseNet-121"}
 
 # The design notes of docs/model_card.md (its hand-written part).
 NOTES = """
@@ -175,7 +167,7 @@ def model_card(config: config_lib.ModelConfig) -> dict[str, Any]:
       "flops": 2 * macs,
       "other_ops": sum(c.other_ops for c in costs),
       "tflite": tflite_stats(convert(model)),
-      "paper": PAPER_TABLE2[config.backbone],
+      "paper": paper.TABLE2[config.backbone],
       "layers": [
           {"name": c.name, "kind": c.kind, "params": c.params, "macs": c.macs,
            "flops": c.flops, "other_ops": c.other_ops, "output_shape": list(c.output_shape)}
@@ -218,10 +210,11 @@ def markdown(cards: Sequence[dict[str, Any]]) -> str:
       "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
   ]
   for card in cards:
-    paper = card["paper"]
+    reported = card["paper"]
     lines.append(
-        f"| {PAPER_NAMES[card['backbone']]} | {card['params'] / 1e6:.3f}M "
-        f"| {card['trainable_params'] / 1e6:.3f}M | {paper['params'] / 1e6:.3f}M | {card['flops'] / 1e9:.4f} | {paper['gflops']:.3f} "
+        f"| {paper.BACKBONE_NAMES[card['backbone']]} | {card['params'] / 1e6:.3f}M "
+        f"| {card['trainable_params'] / 1e6:.3f}M | {reported['params'] / 1e6:.3f}M "
+        f"| {card['flops'] / 1e9:.4f} | {reported['gflops']:.3f} "
         f"| {card['tflite']['size_bytes'] / 1024:.1f} "
         f"| {card['tflite']['peak_activation_bytes'] / 1024:.1f} |")
   ours = [c for c in cards if c["backbone"] == "ours"]
