@@ -40,4 +40,5 @@ def test_summary_and_markdown(ours):
   markdown = card.markdown([ours])
   assert "| Ours | 0.043M | 0.041M | 0.041M | 0.0346 | 0.035 |" in markdown
   assert "| tier1_conv | Conv2D | 30x40x16 | 400 | 0.960 |" in markdown
-  assert card.NOTES.strip() in markdown
+  assert markdown.endswith("\n\n" + card.notes().strip() + "\n")
+  assert card.notes().startswith("## How the network meets the budget")
