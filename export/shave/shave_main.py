@@ -24,7 +24,7 @@ from export.shave import blob
 from export.shave import cost
 from export.shave import graph
 from export.shave import memory
-from export.shave import simulator
+from export.shave import planner
 from hand25d import legacy_keras  # noqa: F401  (entry point: tf.keras is tf_keras)
 from hand25d import spec
 from hand25d.model import config as config_lib
@@ -53,7 +53,7 @@ _SPLIT = flags.DEFINE_string("split", "test", "With --tflite: split of --data_di
 _MODEL_FLAGS = ("keras_model", "input_height", "input_width", "dtype", "slice_kb", "save_blob")
 
 
-def _program() -> simulator.Program:
+def _program() -> planner.Program:
   """The program the flags name: a blob, or a Keras model compiled (and saved)."""
   if _BLOB.value:
     given = [f"--{name}" for name in _MODEL_FLAGS if not flags.FLAGS[name].using_default_value]
@@ -75,7 +75,7 @@ def _program() -> simulator.Program:
     summary = blob.write_blob(model, _SAVE_BLOB.value, _DTYPE.value, capacity)
     print(f"wrote {_SAVE_BLOB.value}: {summary}\n")
     return blob.read_blob(_SAVE_BLOB.value)
-  return simulator.compile_network(graph.from_keras(model), blob.DTYPES[_DTYPE.value],
+  return planner.compile_network(graph.from_keras(model), blob.DTYPES[_DTYPE.value],
                                    capacity=capacity)
 
 
