@@ -30,7 +30,7 @@ demo: $(STAMP)
 	@echo "== 1/5 generate $(DEMO_FRAMES) synthetic TOF frames (train/val/test by user)"
 	$(PY) -m hand25d.data.generate_main --out=$(DEMO)/data --num_frames=$(DEMO_FRAMES) \
 	  --seed=$(DEMO_SEED) --workers=2
-	$(PY) -m hand25d.data.preview_main --data_dir=$(DEMO)/data --out=$(DEMO)/data_preview.png
+	$(PY) -m hand25d.data.preview_main --data=$(DEMO)/data --out=$(DEMO)/data_preview.png
 	@echo "== 2/5 train the multi-task network: the quick recipe, shortened to $(DEMO_EPOCHS) epochs"
 	$(PY) -m hand25d.train_main --data=$(DEMO)/data --workdir=$(DEMO)/train --recipe=quick \
 	  --epochs=$(DEMO_EPOCHS) --seed=$(DEMO_SEED) \

@@ -30,6 +30,7 @@ from export import exporter
 from export import qat
 from hand25d import atomic
 from hand25d import litert
+from hand25d import paper
 from hand25d import pretrained
 from hand25d import spec
 from hand25d.data import generate
@@ -121,7 +122,8 @@ def card_markdown(card: dict) -> str:
       f"Synthetic only: hand25d generator version {card['data']['generator_version']}, "
       f"seed {card['data']['seed']}, {card['data']['num_frames']:,} frames "
       f"({', '.join(f'{s} {n:,}' for s, n in card['data']['split_frames'].items())}), "
-      "split by user (28/4/8 users, as the paper).", "",
+      f"split by user ({'/'.join(str(n) for n in paper.USERS_PER_SPLIT)} users, as the "
+      "paper).", "",
       "## Training", "",
       f"Recipe `{card['recipe']['name']}`: {card['recipe']['description']}", "",
       f"{card['training']['steps']:,} steps of batch {card['training']['batch_size']}, "

@@ -7,25 +7,25 @@ on where it stopped. See docs/pretrained.md.
 """
 
 from absl import app
-from absl import flags
 
 from export import pretrained
+from hand25d import config_flags
 from hand25d import legacy_keras  # noqa: F401  (entry point: tf.keras is tf_keras)
 from hand25d.training import recipes
 
-_RECIPE = flags.DEFINE_string("recipe", "quick",
-                              f"A recipe ({', '.join(recipes.names())}) or a recipe JSON file.")
-_WORKDIR = flags.DEFINE_string("workdir", "runs/pretrained",
+_DEFAULT = pretrained.BuildConfig(recipe="quick", workdir="runs/pretrained")
+_RECIPE = config_flags.define(_DEFAULT, "recipe", f"A recipe ({', '.join(recipes.names())}) or "
+                              "a recipe JSON file.")
+_WORKDIR = config_flags.define(_DEFAULT, "workdir",
                                "Where the data set, the run and the exports go.")
-_SEED = flags.DEFINE_integer("seed", pretrained.BuildConfig.seed,
-                             "Training seed (the data set's seed is the recipe's).")
-_WORKERS = flags.DEFINE_integer("workers", pretrained.BuildConfig.workers,
-                                "Processes generating the data set.")
-_INSTALL = flags.DEFINE_bool("install", False, "Copy the results into hand25d/pretrained/.")
-_QAT_STEPS = flags.DEFINE_integer("qat_steps", pretrained.BuildConfig.qat_steps,
-                                  "Quantization-aware fine-tuning steps of the int8 model.")
-_LATENCY_INVOKES = flags.DEFINE_integer("latency_invokes", pretrained.BuildConfig.latency_invokes,
-                                        "Timed invokes per model for the latency figures.")
+_SEED = config_flags.define(_DEFAULT, "seed",
+                            "Training seed (the data set's seed is the recipe's).")
+_WORKERS = config_flags.define(_DEFAULT, "workers", "Processes generating the data set.")
+_INSTALL = config_flags.define(_DEFAULT, "install", "Copy the results into hand25d/pretrained/.")
+_QAT_STEPS = config_flags.define(_DEFAULT, "qat_steps",
+                                 "Quantization-aware fine-tuning steps of the int8 model.")
+_LATENCY_INVOKES = config_flags.define(_DEFAULT, "latency_invokes",
+                                       "Timed invokes per model for the latency figures.")
 
 
 def main(argv):

@@ -24,11 +24,12 @@ from typing import Iterable, Optional
 
 from absl import logging
 import tensorflow as tf
-# tfmot resolves tf.keras when it is imported: tf_keras must be in effect first.
-from hand25d import legacy_keras  # noqa: F401  # pylint: disable=g-bad-import-order
-import tensorflow_model_optimization as tfmot  # pylint: disable=g-bad-import-order
+import tensorflow_model_optimization as tfmot
 import tf_keras as keras
 
+# tfmot reaches Keras through tf.keras: it must be tf_keras (the import order
+# does not matter, see hand25d/legacy_keras.py).
+from hand25d import legacy_keras  # noqa: F401
 from hand25d.data import pipeline
 from hand25d.model import layers as layers_lib
 from hand25d.training import config as train_config

@@ -19,35 +19,42 @@ from absl import flags
 from export import convert
 from export import exporter
 from export import qat
+from hand25d import config_flags
 from hand25d import legacy_keras  # noqa: F401  (entry point: tf.keras is tf_keras)
 
-_CHECKPOINT = flags.DEFINE_string("checkpoint", None,
-                                  "Checkpoint prefix, checkpoint directory or run workdir.",
-                                  required=True)
-_OUT = flags.DEFINE_string("out", None, "Output directory.", required=True)
-_QUANT = flags.DEFINE_list("quant", ["float32"],
-                           f"Quantization modes, any of {convert.QUANT_MODES}.")
-_DATA = flags.DEFINE_string("data", None, "Data set directory (default: the run's).")
-_SPLIT = flags.DEFINE_string("split", "val", "Split to evaluate the exported models on.")
-_MAX_EVAL_FRAMES = flags.DEFINE_integer("max_eval_frames", 0,
-                                        "Evaluate on at most this many frames (0: all).")
-_CALIBRATION_FRAMES = flags.DEFINE_integer("calibration_frames", 100,
-                                           "Training frames that calibrate int8 PTQ.")
-_MAX_FLOAT32_BYTES = flags.DEFINE_integer("max_float32_bytes", exporter.FLOAT32_BUDGET_BYTES,
-                                          "Size budget of the float32 model in bytes.")
-_QAT_STEPS = flags.DEFINE_integer("qat_steps", qat.QatConfig.steps,
-                                  "Quantization-aware fine-tuning steps.")
-_QAT_BATCH_SIZE = flags.DEFINE_integer("qat_batch_size", qat.QatConfig.batch_size,
-                                       "Quantization-aware fine-tuning batch size.")
-_QAT_LEARNING_RATE = flags.DEFINE_float("qat_learning_rate", qat.QatConfig.learning_rate,
-                                        "Initial QAT learning rate (linear decay to 0).")
+_EXPORT = exporter.ExportConfig
+_CHECKPOINT = config_flags.define(_EXPORT, "checkpoint",
+                                  "Checkpoint prefix, checkpoint directory or run workdir.")
+_OUT = config_flags.define(_EXPORT, "out_dir", "Output directory.", name="out")
+_QUANT = config_flags.define(_EXPORT, "quant", f"Quantization modes, any of {convert.QUANT_MODES}.")
+_DATA = config_flags.define(_EXPORT, "data_dir", "Data set directory (default: the run's).",
+                            name="data")
+_SPLIT = config_flags.define(_EXPORT, "eval_split", "Split to evaluate the exported models on.",
+                             name="split")
+# The exported models are evaluated one frame per batch.
+_MAX_EVAL_BATCHES = config_flags.define(
+    _EXPORT, "max_eval_frames", "Evaluate on at most this many batches of one frame (0: all).",
+    name="max_eval_batches")
+flags.DEFINE_alias("max_eval_frames", "max_eval_batches")  # The old name, for one release.
+_CALIBRATION_FRAMES = config_flags.define(_EXPORT, "calibration_frames",
+                                          "Training frames that calibrate int8 PTQ.")
+_MAX_FLOAT32_BYTES = config_flags.define(_EXPORT, "max_float32_bytes",
+                                         "Size budget of the float32 model in bytes.")
+_QAT_STEPS = config_flags.define(qat.QatConfig, "steps", "Quantization-aware fine-tuning steps.",
+                                 name="qat_steps")
+_QAT_BATCH_SIZE = config_flags.define(qat.QatConfig, "batch_size",
+                                      "Quantization-aware fine-tuning batch size.",
+                                      name="qat_batch_size")
+_QAT_LEARNING_RATE = config_flags.define(qat.QatConfig, "learning_rate",
+                                         "Initial QAT learning rate (linear decay to 0).",
+                                         name="qat_learning_rate")
 
 
 def main(argv):
   del argv
   cfg = exporter.ExportConfig(
       checkpoint=_CHECKPOINT.value, out_dir=_OUT.value, quant=tuple(_QUANT.value),
-      data_dir=_DATA.value, eval_split=_SPLIT.value, max_eval_frames=_MAX_EVAL_FRAMES.value,
+      data_dir=_DATA.value, eval_split=_SPLIT.value, max_eval_frames=_MAX_EVAL_BATCHES.value,
       calibration_frames=_CALIBRATION_FRAMES.value, max_float32_bytes=_MAX_FLOAT32_BYTES.value,
       qat=qat.QatConfig(steps=_QAT_STEPS.value, batch_size=_QAT_BATCH_SIZE.value,
                         learning_rate=_QAT_LEARNING_RATE.value))

@@ -20,6 +20,7 @@ from typing import Callable, Mapping
 import numpy as np
 import tensorflow as tf
 
+from hand25d import paper
 from hand25d import spec
 
 Tensors = Mapping[str, tf.Tensor]
@@ -27,14 +28,14 @@ Tensors = Mapping[str, tf.Tensor]
 
 @dataclasses.dataclass(frozen=True)
 class LossWeights:
-  """Weights of Eq. 1 (paper defaults). A weight of 0 switches a term off."""
-  kp: float = 1.0  # Primary keypoints.
-  akp: float = 1.0  # Auxiliary keypoints (all 17 per hand).
-  kphv: float = 20.0  # Keypoint visibility and hand presence.
-  cho: float = 20.0  # Categorical hand orientation.
-  dhp: float = 10.0  # Discrete hand pose.
-  seg: float = 50.0  # Segmentation.
-  ds: float = 1.0  # Deep supervision.
+  """Weights of Eq. 1 (the paper's by default). A weight of 0 switches a term off."""
+  kp: float = paper.EQ1_WEIGHTS["kp"]  # Primary keypoints.
+  akp: float = paper.EQ1_WEIGHTS["akp"]  # Auxiliary keypoints (all 17 per hand).
+  kphv: float = paper.EQ1_WEIGHTS["kphv"]  # Keypoint visibility and hand presence.
+  cho: float = paper.EQ1_WEIGHTS["cho"]  # Categorical hand orientation.
+  dhp: float = paper.EQ1_WEIGHTS["dhp"]  # Discrete hand pose.
+  seg: float = paper.EQ1_WEIGHTS["seg"]  # Segmentation.
+  ds: float = paper.EQ1_WEIGHTS["ds"]  # Deep supervision.
   fingertip_double: bool = True  # Table 1's "Wk": fingertips count twice.
   # How a keypoint term combines its channels: "sum" or "mean" (see
   # KEYPOINT_REDUCTIONS and docs/training.md, "What limits accuracy").

@@ -18,6 +18,8 @@ import math
 
 import numpy as np
 
+from hand25d import paper
+
 # --- Keypoints ---------------------------------------------------------------
 
 KEYPOINT_NAMES = (
@@ -60,7 +62,7 @@ PRIMARY_KEYPOINT_INDICES = tuple(KEYPOINT_INDEX[n] for n in PRIMARY_KEYPOINT_NAM
 FINGERTIP_NAMES = ("thumb_tip", "index_tip", "middle_tip", "ring_tip", "pinky_tip")
 FINGERTIP_INDICES = tuple(KEYPOINT_INDEX[n] for n in FINGERTIP_NAMES)
 # Fingertip keypoint loss terms count this many times (paper §4).
-FINGERTIP_LOSS_WEIGHT = 2.0
+FINGERTIP_LOSS_WEIGHT = paper.FINGERTIP_WEIGHT
 
 # Kinematic parent of each labelled keypoint (-1: root), for drawing skeletons.
 KEYPOINT_PARENTS = (

@@ -7,9 +7,11 @@ import os
 import re
 import shutil
 
+from hand25d.experiments import analysis
 from hand25d.experiments import plan
 from hand25d.experiments import results
 from hand25d.experiments import runner
+from hand25d.experiments import summaries as summaries_lib
 from hand25d.experiments import timing
 from hand25d.training import evaluation
 from hand25d.training import loop
@@ -170,7 +172,38 @@ def test_summary_of_another_row_definition_is_refused(done, tmp_path):
   with open(tmp_path / "all_supervision_seed0.json", "w") as f:
     json.dump(summary, f)
   with pytest.raises(ValueError, match="another definition of row 'all_supervision'"):
-    results.load(str(tmp_path))
+    summaries_lib.load(str(tmp_path))
+
+
+def _made_up(name: str, *errors: float) -> summaries_lib.RowResult:
+  return summaries_lib.RowResult(plan.ROWS_BY_NAME[name], tuple(
+      {"seed": seed, "test": {"mean_px_error": error}} for seed, error in enumerate(errors)))
+
+
+def test_analysis_of_made_up_errors():
+  made_up = {"all_supervision": _made_up("all_supervision", 5.0, 5.2),
+             "amplitude_no_aux": _made_up("amplitude_no_aux", 6.0),
+             "depth_all": _made_up("depth_all", 5.05)}
+  aux = analysis.aux_gain(made_up)
+  assert (aux.no_aux_px, aux.all_px) == (6.0, pytest.approx(5.1)) and aux.met
+  assert aux.gain == pytest.approx(0.15)
+  assert analysis.PAPER_AUX_GAIN.gain == pytest.approx(1 - 5.556 / 6.054)  # 8.2%.
+  pairs = analysis.input_pairs(made_up)  # Only all_supervision vs depth_all ran.
+  assert [(a, d) for a, _, d, _ in pairs.pairs] == [("all_supervision", "depth_all")]
+  assert not pairs.complete and not pairs.met
+  assert analysis.backbone_ratio(made_up) is None
+  assert analysis.missing(made_up, analysis.BACKBONE_ROWS) == ["mobilenet_v2"]
+  # -0.05 px here against the paper's +0.342: opposite signs, and within the
+  # 0.2 px seed-to-seed range of all_supervision, so not resolved.
+  c = analysis.compare(made_up, "depth_all", "all_supervision")
+  assert (c.ours, c.paper, c.spread) == (pytest.approx(-0.05), pytest.approx(0.342),
+                                         pytest.approx(0.2))
+  assert not c.same_sign and not c.resolved
+  order = analysis.ordering(made_up)
+  assert (order.pairs, order.agree, order.best) == (3, 2, "depth_all")
+  assert order.ratio == pytest.approx(5.05 / 5.898)
+  kinds = [(kind, c.name) for kind, c in analysis.reading_comparisons(made_up)]
+  assert kinds == [("supervision", "amplitude_no_aux"), ("input", "depth_all")]
 
 
 def test_estimate_adds_training_evaluations_and_setup():

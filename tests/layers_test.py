@@ -1,6 +1,7 @@
 """The packages import downward only (docs/design.md), and the runtime runs without TensorFlow.
 
 The layers, lowest first:
+  hand25d.paper                         the paper's numbers (standard library only)
   hand25d.spec, hand25d.sensor          numpy only (sensor writes its JSON with
                                         hand25d.atomic, standard library only)
   hand25d.litert                        LiteRT and TFLM interpreters
@@ -29,11 +30,12 @@ _SOURCE_TREE = pytest.mark.skipif(
 
 # TensorFlow and what comes with it: the training side's.
 TRAINING_THIRD_PARTY = ("tensorflow", "tf_keras", "tensorflow_model_optimization", "keras")
-_LOW = ("hand25d", "hand25d.spec", "hand25d.sensor")
+_LOW = ("hand25d", "hand25d.paper", "hand25d.spec", "hand25d.sensor")
 _POST = _LOW + ("hand25d.decoding",)
 # Module (or package prefix, ending in ".") -> the hand25d/export modules it may import.
 ALLOWED = {
-    "hand25d.spec": ("hand25d",),
+    "hand25d.paper": ("hand25d",),
+    "hand25d.spec": ("hand25d", "hand25d.paper"),
     "hand25d.atomic": ("hand25d",),
     "hand25d.sensor": _LOW + ("hand25d.atomic",),
     "hand25d.litert": ("hand25d",),
@@ -104,6 +106,11 @@ def test_sources_are_found():
   for module in list(ALLOWED) + ["hand25d.runtime.pipeline", "hand25d.runtime.demo.runner"]:
     assert module in HAND25D, module
   assert "export.exporter" in EXPORT
+
+
+@_SOURCE_TREE
+def test_the_paper_module_imports_nothing():
+  assert not HAND25D["hand25d.paper"], sorted(HAND25D["hand25d.paper"])
 
 
 @_SOURCE_TREE

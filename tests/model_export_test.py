@@ -1,6 +1,7 @@
 """The inference network converts to deployable TFLite and runs in TFLM and LiteRT."""
 
 from hand25d import litert as litert_lib
+from hand25d import paper
 from hand25d import spec
 from hand25d.model import card
 from hand25d.model import config as config_lib
@@ -49,7 +50,7 @@ def test_only_deployable_ops_and_true_grouped_convolutions(exported):
   stats = card.tflite_stats(model_bytes)
   assert set(stats["ops"]) <= DEPLOYABLE_OPS, stats["ops"]
   assert stats["ops"]["RESIZE_NEAREST_NEIGHBOR"] == 2
-  assert stats["size_bytes"] < 300 * 1024  # Paper: under 300 KB in float32.
+  assert stats["size_bytes"] < paper.FLOAT32_BUDGET_BYTES  # Under 300 KB in float32.
   # Every grouped layer is one CONV_2D whose filter depth is Cin / groups.
   interpreter = litert_lib.builtin_interpreter(model_bytes)
   tensors = {t["index"]: t for t in interpreter.get_tensor_details()}

@@ -49,6 +49,15 @@ def test_tensorflow_may_be_imported_first():
   assert result.stdout.strip().endswith("True")
 
 
+def test_tfmot_may_be_imported_before_legacy_keras():
+  """export/qat.py imports tensorflow-model-optimization first: tfmot also asks for tf_keras."""
+  result = _run("import tensorflow_model_optimization\nfrom export import qat\n"
+                "import tensorflow as tf\nimport tf_keras\n"
+                "print(tf.keras.layers.Conv2D is tf_keras.layers.Conv2D)")
+  assert result.returncode == 0, result.stderr[-2000:]
+  assert result.stdout.strip().endswith("True")
+
+
 def test_tf_keras_used_as_keras_3_first_is_a_clear_error():
   result = _run("import tensorflow as tf\ntf.keras.layers\nfrom hand25d import legacy_keras")
   assert result.returncode != 0

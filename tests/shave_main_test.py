@@ -51,7 +51,7 @@ def test_main_saves_a_blob_and_reports_on_it(tmp_path):
   # The same table as for the model the blob was written from.
   assert out.split("\n\n", 1)[1] == saved.split("\n\n", 1)[1]
   assert "drop --dtype" in _shave_main(f"--blob={blob_path}", "--dtype=fp32", ok=False).stderr
-  assert "--tflite needs --blob and --data_dir" in _shave_main(f"--tflite={blob_path}",
+  assert "--tflite needs --blob and --data" in _shave_main(f"--tflite={blob_path}",
                                                                ok=False).stderr
 
 
@@ -61,6 +61,7 @@ def test_main_compares_a_blob_with_tflite_on_test_frames(tmp_path):
   blob.write_blob(model, blob_path, "fp32")
   with open(tflite_path, "wb") as f:
     f.write(convert.to_tflite(model, "float32"))
+  # --data_dir: the old name of --data, still taken (an alias, for one release).
   out = _shave_main(f"--blob={blob_path}", f"--tflite={tflite_path}",
                     f"--data_dir={FIXTURE}").stdout
   assert "vs float32 TFLite over 3 frames" in out

@@ -7,6 +7,7 @@ import pytest
 
 from export.shave import graph
 from export.shave import memory
+from export.shave import planner
 from export.shave import simulator
 import tf_keras as keras
 
@@ -92,7 +93,7 @@ def test_row_tiles_with_halos_give_the_same_result(model_and_network, image):
   _, network = model_and_network
   planned = simulator.simulate(network, image, np.float32)
   one_row = {name: dataclasses.replace(tile, rows=1)
-             for name, tile in simulator.plan(network, np.float32).items()}
+             for name, tile in planner.plan(network, np.float32).items()}
   tiled = simulator.simulate(network, image, np.float32, schedule=one_row)
   for key in planned.outputs:
     np.testing.assert_allclose(tiled.outputs[key], planned.outputs[key], rtol=0, atol=1e-5)
@@ -113,14 +114,14 @@ def test_small_slice_forces_tiling_and_stays_inside(model_and_network, image):
 
 def test_schedule_over_the_slice_is_refused(model_and_network, image):
   _, network = model_and_network
-  schedule = {"grouped_d2_conv": simulator.Tile(rows=1000, blocks=4)}
+  schedule = {"grouped_d2_conv": planner.Tile(rows=1000, blocks=4)}
   with pytest.raises(memory.SliceOverflowError) as error:
     simulator.simulate(network, image, np.float32, schedule=schedule, capacity=4096)
   assert error.value.layer == "grouped_d2_conv"
   assert error.value.needed > error.value.limit == 4096
   assert "'grouped_d2_conv' needs" in str(error.value) and "4096 bytes" in str(error.value)
   with pytest.raises(memory.SliceOverflowError, match="even with one-row tiles"):
-    simulator.plan(network, np.float16, capacity=256)
+    planner.plan(network, np.float16, capacity=256)
 
 
 def test_dma_counts_bytes_and_descriptors(image):
@@ -128,8 +129,8 @@ def test_dma_counts_bytes_and_descriptors(image):
   x = keras.layers.Conv2D(8, 1, name="pointwise")(inputs)
   x = keras.layers.Conv2D(8, 3, padding="same", dilation_rate=2, name="dilated")(x)
   network = graph.from_keras(keras.Model(inputs, x))
-  schedule = {"pointwise": simulator.Tile(rows=6, blocks=1),
-              "dilated": simulator.Tile(rows=12, blocks=1)}
+  schedule = {"pointwise": planner.Tile(rows=6, blocks=1),
+              "dilated": planner.Tile(rows=12, blocks=1)}
   result = simulator.simulate(network, image, np.float16, schedule=schedule)
   pointwise, dilated = result.reports
   # 1x1: input (24x32 planar fp16) and weights in once, output out once;
@@ -140,7 +141,7 @@ def test_dma_counts_bytes_and_descriptors(image):
   assert pointwise.dma_transfers == 2 + 2 * 4
   # Comb fields gather and scatter with a pixel stride: one descriptor per
   # row; the padding rows of each field's halo are zeroed by the core.
-  assert dilated.tiles == 4 and dilated.tile == simulator.Tile(12, 1)
+  assert dilated.tiles == 4 and dilated.tile == planner.Tile(12, 1)
   assert dilated.dma_out_bytes == 24 * 32 * 8 * 2
   assert dilated.dma_transfers == 2 + 4 * 12 + 4 * 12
 
@@ -172,14 +173,14 @@ def test_depthwise_tiles_split_channel_blocks(image):
   # 64 fp32 channels x 34 padded columns = 8.5 KB a row: three input rows
   # double-buffered plus two output rows exceed a 40 KB slice.
   capacity = 40 * 1024
-  tile = simulator.plan_layer(network.layers[1], np.float32, capacity)
+  tile = planner.plan_layer(network.layers[1], np.float32, capacity)
   assert tile.blocks < 16
   result = simulator.simulate(network, image, np.float32, capacity=capacity)
   want = model(image[None]).numpy()[0]
   np.testing.assert_allclose(result.outputs[model.output_names[0]], want, atol=1e-4)
   assert result.reports[1].tile == tile and result.peak_bytes <= capacity
   with pytest.raises(ValueError, match="'widen' .* needs all 16 channel blocks"):
-    simulator.simulate(network, image, np.float32, schedule={"widen": simulator.Tile(4, 2)})
+    simulator.simulate(network, image, np.float32, schedule={"widen": planner.Tile(4, 2)})
 
 
 def test_fused_upsampling_matches_keras_without_the_large_map():

@@ -24,6 +24,7 @@ from typing import Iterable
 
 import numpy as np
 
+from export.shave import planner
 from export.shave import simulator
 from hand25d import litert as litert_lib
 from hand25d import spec
@@ -72,7 +73,7 @@ class Agreement:
     return self.decisive_equal / self.decisive if self.decisive else float("nan")
 
 
-def load_frames(data_dir: str, split: str, program: simulator.Program) -> list[np.ndarray]:
+def load_frames(data_dir: str, split: str, program: planner.Program) -> list[np.ndarray]:
   """The [H, W, 1] network inputs of every frame of a split, as the input pipeline makes them.
 
   The input mode is the name of the network input (hand25d's inference model
@@ -91,12 +92,12 @@ def load_frames(data_dir: str, split: str, program: simulator.Program) -> list[n
   return [features["image"].numpy()[0] for features, _ in dataset]
 
 
-def compare(program: simulator.Program, tflite_model: bytes,
+def compare(program: planner.Program, tflite_model: bytes,
             images: Iterable[np.ndarray]) -> Agreement:
   """Runs the program and the float32 TFLite model on each image and compares.
 
   Args:
-    program: from blob.read_blob (or simulator.compile_network).
+    program: from blob.read_blob (or planner.compile_network).
     tflite_model: float32 TFLite flatbuffer of the same network.
     images: [H, W, C] network inputs.
   """

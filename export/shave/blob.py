@@ -2,9 +2,9 @@
 
 `write_blob(model, path, dtype)` folds BatchNorm (graph.from_keras), reorders
 every kernel into the interleaved kernel-stack layout in fp16 or fp32, plans
-a tile per layer for the 128 KB slice (simulator.compile_network), checks the
+a tile per layer for the 128 KB slice (planner.compile_network), checks the
 schedule runs inside the slice, and writes the result atomically;
-`read_blob(path)` returns the simulator.Program the simulator runs, with the
+`read_blob(path)` returns the planner.Program the simulator runs, with the
 weights taken from the blob, never recomputed from Keras.
 
 Format, version 1 (docs/embedded.md), all integers little-endian; every
@@ -47,6 +47,7 @@ from export.shave import cost
 from export.shave import graph
 from export.shave import layout
 from export.shave import memory
+from export.shave import planner
 from export.shave import simulator
 from hand25d import atomic
 
@@ -89,7 +90,7 @@ def write_blob(model: keras.Model, path: str, dtype: str = "fp16",
   """
   if dtype not in DTYPES:
     raise ValueError(f"dtype must be one of {sorted(DTYPES)}, not {dtype!r}")
-  program = simulator.compile_network(graph.from_keras(model), DTYPES[dtype],
+  program = planner.compile_network(graph.from_keras(model), DTYPES[dtype],
                                       capacity=capacity)
   result = simulator.run(program, np.zeros(program.network.input_shape, np.float32))
   priced = cost.estimate(program.network, result, program.dtype, capacity)
@@ -100,7 +101,7 @@ def write_blob(model: keras.Model, path: str, dtype: str = "fp16",
           "modelled_ms": priced.ours_ms}
 
 
-def read_blob(path: str) -> simulator.Program:
+def read_blob(path: str) -> planner.Program:
   """Reads a blob written by write_blob.
 
   Raises:
@@ -137,7 +138,7 @@ class _Writer:
     self.align()
 
 
-def to_bytes(program: simulator.Program) -> bytes:
+def to_bytes(program: planner.Program) -> bytes:
   """The blob of a compiled program (format in the module docstring)."""
   network, out = program.network, _Writer()
   out.data += bytes(_HEADER.size)
@@ -241,7 +242,7 @@ def _check_envelope(data: bytes, source: str) -> tuple:
 
 
 def _read_layer(reader: _Reader, position: int, dtype, tensors: dict
-                ) -> tuple[graph.Layer, simulator.Tile, layout.KernelStack | None]:
+                ) -> tuple[graph.Layer, planner.Tile, layout.KernelStack | None]:
   """One layer record: its descriptor, tile and (for convolutions) kernel stack.
 
   tensors: index (-1: the network input) -> (name, shape) of the tensors so far.
@@ -267,7 +268,7 @@ def _read_layer(reader: _Reader, position: int, dtype, tensors: dict
       upsample=upsample, relu=bool(flags & _RELU))
   stack = None
   if layer.kind in _WEIGHTED:
-    expected, bias_shape = simulator.weight_shapes(layer, dtype)
+    expected, bias_shape = planner.weight_shapes(layer, dtype)
     if stack_shape != expected:
       raise BlobError(reader.source, f"layer {name!r}: kernel stack {stack_shape}, but its "
                       f"descriptor needs {expected}")
@@ -284,10 +285,10 @@ def _read_layer(reader: _Reader, position: int, dtype, tensors: dict
   if reader.offset - start != record:
     raise BlobError(reader.source, f"layer {name!r}: record of {reader.offset - start} bytes, "
                     f"its descriptor says {record}")
-  return layer, simulator.Tile(rows, blocks), stack
+  return layer, planner.Tile(rows, blocks), stack
 
 
-def from_bytes(data: bytes, source: str = "<bytes>") -> simulator.Program:
+def from_bytes(data: bytes, source: str = "<bytes>") -> planner.Program:
   """The program in a blob; `source` names it in errors (read_blob passes the path).
 
   Raises:
@@ -309,7 +310,7 @@ def from_bytes(data: bytes, source: str = "<bytes>") -> simulator.Program:
   for position in range(count):
     layer, tile, stack = _read_layer(reader, position, dtype, tensors)
     try:
-      simulator.check_tile(layer, tile, dtype, capacity)
+      planner.check_tile(layer, tile, dtype, capacity)
     except (ValueError, memory.SliceOverflowError) as e:
       raise BlobError(source, f"schedule: {e}") from e
     layers.append(layer)
@@ -326,5 +327,5 @@ def from_bytes(data: bytes, source: str = "<bytes>") -> simulator.Program:
       input_name=input_name, input_shape=input_shape, layers=tuple(layers),
       outputs={key: tensors[tensor][0] for key, tensor, _ in outputs},
       output_shapes={key: shape for key, _, shape in outputs})
-  return simulator.Program(network, dtype, stacks, schedule, capacity)
+  return planner.Program(network, dtype, stacks, schedule, capacity)
 

@@ -62,6 +62,7 @@ from export.shave import comb
 from export.shave import graph
 from export.shave import layout
 from export.shave import memory
+from export.shave import planner
 from export.shave import simulator
 
 # Accumulators (output pixels of one block) the convolution loop keeps in
@@ -170,7 +171,7 @@ def _ours_compute(layer: graph.Layer, dtype, a: Assumptions,
 
   expand_vectors: vectors written up-sampling a fused resize's input tiles.
   """
-  lanes = simulator.tensor_lanes(layer.out_shape[-1], dtype)
+  lanes = planner.tensor_lanes(layer.out_shape[-1], dtype)
   out_vectors = _vectors(layer.out_shape, lanes)
   relu = out_vectors if layer.relu else 0
   h, w, _ = layer.out_shape
@@ -185,7 +186,7 @@ def _ours_compute(layer: graph.Layer, dtype, a: Assumptions,
     macs = out_vectors * layer.kernel_size[0] * layer.kernel_size[1]
     lsu = macs + 2 * out_vectors + 2 * expand_vectors
     return _issue(macs + relu, lsu, a), macs
-  in_vectors = sum(_vectors(s, simulator.tensor_lanes(s[-1], dtype)) for s in layer.in_shapes)
+  in_vectors = sum(_vectors(s, planner.tensor_lanes(s[-1], dtype)) for s in layer.in_shapes)
   if layer.kind == graph.ADD:
     vau = out_vectors * (len(layer.inputs) - 1) + relu
     return _issue(vau, in_vectors + out_vectors, a), 0
@@ -304,7 +305,7 @@ def format_table(network: graph.Network, cost: NetworkCost) -> str:
   return "\n".join(lines)
 
 
-def report(program: simulator.Program, assumptions: Assumptions = Assumptions(),
+def report(program: planner.Program, assumptions: Assumptions = Assumptions(),
            seed: int = 0) -> str:
   """Simulates (on a seeded random image) and prices a program.
 

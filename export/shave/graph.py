@@ -71,7 +71,7 @@ class Layer:
     kernel: CONV [kh, kw, cin // groups, cout]; DEPTHWISE [kh, kw, C, 1];
       BatchNorm folded in. None for other kinds, and for layers read from a
       deployment blob, whose weights exist only as the reordered kernel
-      stacks of the simulator.Program (blob.py).
+      stacks of the planner.Program (blob.py).
     bias: [cout] with BatchNorm folded in; None where kernel is None.
   """
   name: str

@@ -25,7 +25,7 @@ class SliceOverflowError(RuntimeError):
     self.layer, self.needed, self.limit = layer, needed, limit
     super().__init__(f"layer {layer!r} needs {needed} bytes of slice memory but the slice "
                      f"holds {limit} bytes{detail}; use smaller row tiles (a schedule from "
-                     "simulator.plan) or a smaller layer")
+                     "planner.plan) or a smaller layer")
 
 
 class Slice:

@@ -5,13 +5,13 @@ r"""Prints the modelled SHAVE latency of a network, ours vs naive (Table 3).
   python -m export.shave.shave_main --keras_model=model.keras --save_blob=model.blob
   python -m export.shave.shave_main --blob=model.blob
   python -m export.shave.shave_main --blob=model.blob --tflite=model.tflite \
-      --data_dir=testdata/tof_tiny
+      --data=testdata/tof_tiny
 
 A Keras model is compiled for the slice (--save_blob also writes the
 deployment blob); a blob holds its layers, weights, type, slice and schedule.
 The program runs in the simulated slice and the cost model prices it; with
 --tflite the blob is also compared with the float32 TFLite model on the
-frames of --data_dir (docs/embedded.md).
+frames of --data (docs/embedded.md).
 """
 
 import os
@@ -24,7 +24,8 @@ from export.shave import blob
 from export.shave import cost
 from export.shave import graph
 from export.shave import memory
-from export.shave import simulator
+from export.shave import planner
+from hand25d import config_flags
 from hand25d import legacy_keras  # noqa: F401  (entry point: tf.keras is tf_keras)
 from hand25d import spec
 from hand25d.model import config as config_lib
@@ -36,8 +37,10 @@ _KERAS_MODEL = flags.DEFINE_string(
     "keras_model", None, "Saved tf_keras inference model (.keras or .h5); by default the "
     "hand25d inference network of --input_height x --input_width with fresh weights (the "
     "latency does not depend on the weights).")
-_INPUT_HEIGHT = flags.DEFINE_integer("input_height", spec.INPUT_HEIGHT, "Network input rows.")
-_INPUT_WIDTH = flags.DEFINE_integer("input_width", spec.INPUT_WIDTH, "Network input columns.")
+_INPUT_HEIGHT = config_flags.define(config_lib.ModelConfig(), "input_height",
+                                    "Network input rows.")
+_INPUT_WIDTH = config_flags.define(config_lib.ModelConfig(), "input_width",
+                                   "Network input columns.")
 _DTYPE = flags.DEFINE_enum("dtype", "fp16", sorted(blob.DTYPES),
                            "Storage type: fp16 (8 lanes) or fp32 (4 lanes).")
 _SLICE_KB = flags.DEFINE_integer("slice_kb", memory.SLICE_BYTES // 1024,
@@ -47,13 +50,14 @@ _SAVE_BLOB = flags.DEFINE_string("save_blob", None,
 _BLOB = flags.DEFINE_string("blob", None, "Report on this SHAVE deployment blob instead of a "
                             "Keras model (it fixes the network, type, slice and schedule).")
 _TFLITE = flags.DEFINE_string("tflite", None, "With --blob: float32 TFLite model of the same "
-                              "network to compare the blob with on --data_dir frames.")
-_DATA_DIR = flags.DEFINE_string("data_dir", None, "With --tflite: data set of the frames.")
-_SPLIT = flags.DEFINE_string("split", "test", "With --tflite: split of --data_dir.")
+                              "network to compare the blob with on --data frames.")
+_DATA = flags.DEFINE_string("data", None, "With --tflite: data set of the frames.")
+flags.DEFINE_alias("data_dir", "data")  # The old name, for one release.
+_SPLIT = flags.DEFINE_string("split", "test", "With --tflite: split of --data.")
 _MODEL_FLAGS = ("keras_model", "input_height", "input_width", "dtype", "slice_kb", "save_blob")
 
 
-def _program() -> simulator.Program:
+def _program() -> planner.Program:
   """The program the flags name: a blob, or a Keras model compiled (and saved)."""
   if _BLOB.value:
     given = [f"--{name}" for name in _MODEL_FLAGS if not flags.FLAGS[name].using_default_value]
@@ -75,20 +79,20 @@ def _program() -> simulator.Program:
     summary = blob.write_blob(model, _SAVE_BLOB.value, _DTYPE.value, capacity)
     print(f"wrote {_SAVE_BLOB.value}: {summary}\n")
     return blob.read_blob(_SAVE_BLOB.value)
-  return simulator.compile_network(graph.from_keras(model), blob.DTYPES[_DTYPE.value],
+  return planner.compile_network(graph.from_keras(model), blob.DTYPES[_DTYPE.value],
                                    capacity=capacity)
 
 
 def main(argv):
   del argv
-  if _TFLITE.value and not (_BLOB.value and _DATA_DIR.value):
-    raise app.UsageError("--tflite needs --blob and --data_dir")
+  if _TFLITE.value and not (_BLOB.value and _DATA.value):
+    raise app.UsageError("--tflite needs --blob and --data")
   program = _program()
   print(cost.report(program))
   if _TFLITE.value:
     with open(_TFLITE.value, "rb") as f:
       tflite_model = f.read()
-    frames = agreement.load_frames(_DATA_DIR.value, _SPLIT.value, program)
+    frames = agreement.load_frames(_DATA.value, _SPLIT.value, program)
     print()
     print(agreement.format_agreement(agreement.compare(program, tflite_model, frames)))
 

@@ -24,6 +24,7 @@ from absl import logging
 import numpy as np
 
 from hand25d import atomic
+from hand25d import paper
 from hand25d import spec
 from hand25d.data import integrity
 from hand25d.data import records
@@ -46,7 +47,7 @@ class GeneratorConfig:
   height: int = spec.SENSOR.height
   width: int = spec.SENSOR.width
   with_phase_frames: bool = False
-  users_per_split: tuple[int, int, int] = (28, 4, 8)  # train, val, test.
+  users_per_split: tuple[int, int, int] = paper.USERS_PER_SPLIT  # train, val, test.
 
   def __post_init__(self):
     if self.num_frames < 1 or self.frames_per_shard < 1:

@@ -1,6 +1,6 @@
 r"""Writes a copy of a data set at network resolution (see hand25d/data/resize.py).
 
-  python -m hand25d.data.resize_main --data_dir=runs/data --out=runs/data_120x160
+  python -m hand25d.data.resize_main --data=runs/data --out=runs/data_120x160
 
 Training on the copy gives the same batches up to rounding and skips the
 per-frame resize; rerunning the same command completes an interrupted copy.
@@ -12,7 +12,8 @@ from absl import flags
 from hand25d import spec
 from hand25d.data import resize
 
-_DATA_DIR = flags.DEFINE_string("data_dir", None, "Data set to copy.", required=True)
+_DATA = flags.DEFINE_string("data", None, "Data set to copy.", required=True)
+flags.DEFINE_alias("data_dir", "data")  # The old name, for one release.
 _OUT = flags.DEFINE_string("out", None, "Output directory.", required=True)
 _HEIGHT = flags.DEFINE_integer("height", spec.INPUT_HEIGHT, "Stored height.")
 _WIDTH = flags.DEFINE_integer("width", spec.INPUT_WIDTH, "Stored width.")
@@ -20,7 +21,7 @@ _WIDTH = flags.DEFINE_integer("width", spec.INPUT_WIDTH, "Stored width.")
 
 def main(argv):
   del argv
-  manifest = resize.resize_dataset(_DATA_DIR.value, _OUT.value, _HEIGHT.value, _WIDTH.value)
+  manifest = resize.resize_dataset(_DATA.value, _OUT.value, _HEIGHT.value, _WIDTH.value)
   print({split: info["num_frames"] for split, info in manifest["splits"].items()},
         f"at {manifest['height']}x{manifest['width']} in {_OUT.value}")
 

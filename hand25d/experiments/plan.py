@@ -19,6 +19,7 @@ import dataclasses
 import os
 
 from hand25d import losses
+from hand25d import paper
 from hand25d.data import generate
 from hand25d.model import config as model_config
 from hand25d.training import config as config_lib
@@ -44,7 +45,8 @@ class Row:
     table: 1 (ablation) or 2 (backbones). The all-supervision amplitude row
       is also Table 2's "Ours".
     label: what the row is, in words.
-    paper_px: the paper's mean 2D keypoint error (px) for the row.
+    paper_px: the paper's mean 2D keypoint error (px) for the row
+      (hand25d/paper.py).
     loss: the loss weights (a weight of 0 also removes the head).
     input_mode: "amplitude" or "depth".
     backbone: one of hand25d.model.config.BACKBONES.
@@ -71,26 +73,29 @@ class Row:
 
 # The rows in the paper's order. Table 1 prints them from worst to best.
 ROWS = (
-    Row("depth_no_aux", 1, "depth input, no auxiliary supervision", 6.226,
-        loss=NO_AUXILIARY, input_mode="depth"),
-    Row("amplitude_no_aux", 1, "amplitude input, no auxiliary supervision", 6.054,
-        loss=NO_AUXILIARY, key=True),
-    Row("no_orientation", 1, "without the orientation loss Lcho", 5.941,
-        loss=dataclasses.replace(ALL_SUPERVISION, cho=0.0)),
-    Row("no_fingertip_weighting", 1, "without fingertip doubling (Wk)", 5.730,
+    Row("depth_no_aux", 1, "depth input, no auxiliary supervision",
+        paper.TABLE1_PX["depth_no_aux"], loss=NO_AUXILIARY, input_mode="depth"),
+    Row("amplitude_no_aux", 1, "amplitude input, no auxiliary supervision",
+        paper.TABLE1_PX["amplitude_no_aux"], loss=NO_AUXILIARY, key=True),
+    Row("no_orientation", 1, "without the orientation loss Lcho",
+        paper.TABLE1_PX["no_orientation"], loss=dataclasses.replace(ALL_SUPERVISION, cho=0.0)),
+    Row("no_fingertip_weighting", 1, "without fingertip doubling (Wk)",
+        paper.TABLE1_PX["no_fingertip_weighting"],
         loss=dataclasses.replace(ALL_SUPERVISION, fingertip_double=False)),
-    Row("no_deep_supervision", 1, "without deep supervision Lds", 5.994,
-        loss=dataclasses.replace(ALL_SUPERVISION, ds=0.0)),
-    Row("no_segmentation", 1, "without segmentation Lseg", 5.690,
-        loss=dataclasses.replace(ALL_SUPERVISION, seg=0.0)),
-    Row("no_pose", 1, "without discrete pose Ldhp", 5.655,
-        loss=dataclasses.replace(ALL_SUPERVISION, dhp=0.0)),
-    Row("depth_all", 1, "depth input, all supervision", 5.898, input_mode="depth", key=True),
-    Row("all_supervision", 1, "amplitude input, all supervision (ours)", 5.556, key=True),
-    Row("mobilenet_v2", 2, "MobileNetV2 encoder, all supervision", 5.306,
-        backbone="mobilenet_v2"),
-    Row("densenet121", 2, "DenseNet-121 encoder, all supervision", 4.457,
-        backbone="densenet121"),
+    Row("no_deep_supervision", 1, "without deep supervision Lds",
+        paper.TABLE1_PX["no_deep_supervision"], loss=dataclasses.replace(ALL_SUPERVISION, ds=0.0)),
+    Row("no_segmentation", 1, "without segmentation Lseg",
+        paper.TABLE1_PX["no_segmentation"], loss=dataclasses.replace(ALL_SUPERVISION, seg=0.0)),
+    Row("no_pose", 1, "without discrete pose Ldhp",
+        paper.TABLE1_PX["no_pose"], loss=dataclasses.replace(ALL_SUPERVISION, dhp=0.0)),
+    Row("depth_all", 1, "depth input, all supervision", paper.TABLE1_PX["depth_all"],
+        input_mode="depth", key=True),
+    Row("all_supervision", 1, "amplitude input, all supervision (ours)",
+        paper.TABLE1_PX["all_supervision"], key=True),
+    Row("mobilenet_v2", 2, "MobileNetV2 encoder, all supervision",
+        paper.TABLE2_PX["mobilenet_v2"], backbone="mobilenet_v2"),
+    Row("densenet121", 2, "DenseNet-121 encoder, all supervision",
+        paper.TABLE2_PX["densenet121"], backbone="densenet121"),
 )
 ROWS_BY_NAME = {row.name: row for row in ROWS}
 OURS = "all_supervision"  # Table 2's "Ours" is Table 1's best row.

@@ -15,6 +15,7 @@ import math
 from absl import app
 from absl import flags
 
+from hand25d import config_flags
 from hand25d import legacy_keras  # noqa: F401  (entry point: tf.keras is tf_keras)
 from hand25d.experiments import plan
 from hand25d.experiments import runner
@@ -30,10 +31,10 @@ _ROWS = flags.DEFINE_list("rows", list(plan.DEFAULT_ROWS),
 _SEEDS = flags.DEFINE_list("seeds", None, "Seeds for every row (default: the budget's, "
                            f"{list(_DEFAULT.key_seeds)} for key rows, {list(_DEFAULT.seeds)} "
                            "for the others).")
-_EPOCHS = flags.DEFINE_integer("epochs", _DEFAULT.epochs, "Epochs per row.")
-_BATCH_SIZE = flags.DEFINE_integer("batch_size", _DEFAULT.batch_size, "Batch size.")
-_MAX_EVAL_BATCHES = flags.DEFINE_integer("max_eval_batches", _DEFAULT.max_eval_batches,
-                                         "Validation batches per evaluation (0: all).")
+_EPOCHS = config_flags.define(_DEFAULT, "epochs", "Epochs per row.")
+_BATCH_SIZE = config_flags.define(_DEFAULT, "batch_size", "Batch size.")
+_MAX_EVAL_BATCHES = config_flags.define(_DEFAULT, "max_eval_batches",
+                                        "Validation batches per evaluation (0: all).")
 _DRY_RUN = flags.DEFINE_bool("dry_run", False, "Print the runs and their expected wall time "
                              "(from the timing run's timing.json) without running.")
 

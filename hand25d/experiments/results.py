@@ -1,28 +1,33 @@
-"""docs/results.md from the runs' summary JSON: our tables beside the paper's, targets, reading.
+"""docs/results.md: our tables beside the paper's, the targets and a reading, as Markdown.
 
-Every number of ours in the document comes from a summary written by
+The text is results_template.md (package data) filled in with
+string.Template; this module computes what goes into it: tables, bullets and
+figures from the summaries (`summaries.load`) and their analysis
+(analysis.py). Every number of ours comes from a summary written by
 `runner.run` (`<row>_seed<k>.json`), from the timing run (`timing.json`) or
 from the figure's record (`fig2.json`); rows without a summary are shown as
 "not run" and targets that need them as "not evaluated". The paper's numbers
-come from `plan.ROWS` and are always labelled as the paper's.
+come from hand25d/paper.py (through `plan.ROWS`) and are always labelled as
+the paper's.
 """
 
-import dataclasses
+import functools
 import json
-import math
 import os
+import re
+import string
 from typing import Optional, Sequence
 
-import numpy as np
-
 from hand25d import atomic
-from hand25d.data import generate
+from hand25d import paper
 from hand25d.data import records
+from hand25d.experiments import analysis
 from hand25d.experiments import figure
 from hand25d.experiments import plan
-from hand25d.experiments import runner
+from hand25d.experiments import summaries as summaries_lib
 from hand25d.experiments import timing
-from hand25d.model import card
+
+Results = analysis.Results
 
 FIGURE_PNG = "fig2.png"
 FIGURE_JSON = "fig2.json"
@@ -31,65 +36,27 @@ FIGURE_ROWS = (plan.OURS, "depth_all")
 REPRODUCE_COMMAND = "python -m hand25d.experiments.reproduce_main --data=" + plan.BENCHMARK_DIR
 RESULTS_COMMAND = "python -m hand25d.experiments.results_main"
 NOT_RUN = "not run"
-# Targets of the reproduction (docs/results.md).
-MIN_AUX_GAIN = 0.05  # All supervision at least 5% below no auxiliary losses.
-MAX_ERROR_RATIO_TO_MOBILENET = 1.10
-MAX_FLOPS_RATIO_TO_MOBILENET = 0.03
+TEMPLATE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results_template.md")
+# The auxiliary terms of Eq. 1 whose weights the reading quotes.
+_AUX_WEIGHTS = ("kphv", "cho", "dhp", "seg")
 
 
-@dataclasses.dataclass(frozen=True)
-class RowResult:
-  """The finished runs (one per seed) of one row."""
-  row: plan.Row
-  summaries: tuple[dict, ...]  # Sorted by seed.
-
-  @property
-  def seeds(self) -> list[int]:
-    return [s["seed"] for s in self.summaries]
-
-  @property
-  def errors(self) -> list[float]:
-    """Test mean px error of each seed (seeds without visible test keypoints left out)."""
-    return [s["test"]["mean_px_error"] for s in self.summaries
-            if s["test"]["mean_px_error"] is not None]
-
-  @property
-  def mean(self) -> Optional[float]:
-    return float(np.mean(self.errors)) if self.errors else None
-
-  @property
-  def spread(self) -> Optional[float]:
-    """max - min over seeds; None with fewer than two seeds."""
-    return max(self.errors) - min(self.errors) if len(self.errors) > 1 else None
+@functools.cache
+def _blocks() -> dict[str, string.Template]:
+  """The named blocks of TEMPLATE (see its first lines)."""
+  with open(TEMPLATE, encoding="utf-8") as f:
+    parts = re.split(r"^<!-- (\w+) -->\n", f.read(), flags=re.MULTILINE)
+  return {name: string.Template(body.rstrip("\n"))
+          for name, body in zip(parts[1::2], parts[2::2])}
 
 
-def load(results_dir: str) -> dict[str, RowResult]:
-  """The summaries in `results_dir`, by row name (rows without any are absent).
+def _text(block: str, **values) -> str:
+  """Block `block` of the template with `values` filled in.
 
   Raises:
-    ValueError: a summary names an unknown row, another seed than its file
-      name, or was made with another definition of its row than plan.ROWS.
+    KeyError: the block uses a name `values` lacks.
   """
-  found: dict[str, list[dict]] = {}
-  names = sorted(os.listdir(results_dir)) if os.path.isdir(results_dir) else []
-  for name in names:
-    match = runner.SUMMARY_PATTERN.match(name)
-    if not match:
-      continue
-    path = os.path.join(results_dir, name)
-    row = plan.ROWS_BY_NAME.get(match["row"])
-    if row is None:
-      raise ValueError(f"{path}: no row named {match['row']!r} in plan.ROWS")
-    with open(path) as f:
-      summary = json.load(f)
-    if summary["seed"] != int(match["seed"]):
-      raise ValueError(f"{path} holds seed {summary['seed']}, its name says {match['seed']}")
-    if summary["row"] != json.loads(json.dumps(row.to_dict())):
-      raise ValueError(f"{path} was made with another definition of row {row.name!r} "
-                       f"({summary['row']}); rerun the row or delete the file")
-    found.setdefault(row.name, []).append(summary)
-  return {name: RowResult(plan.ROWS_BY_NAME[name], tuple(sorted(s, key=lambda x: x["seed"])))
-          for name, s in found.items()}
+  return _blocks()[block].substitute(values)
 
 
 def _num(value: Optional[float]) -> str:
@@ -97,7 +64,7 @@ def _num(value: Optional[float]) -> str:
   return "n/a" if value is None else f"{value:.3f}"
 
 
-def _ours_cells(result: Optional[RowResult]) -> list[str]:
+def _ours_cells(result: Optional[summaries_lib.RowResult]) -> list[str]:
   """[mean, min-max, seeds] cells of a row."""
   if result is None or not result.summaries:
     return [NOT_RUN, "", ""]
@@ -110,23 +77,26 @@ def _plural(count: int, word: str) -> str:
   return f"{count} {word}" + ("" if count == 1 else "s")
 
 
-def _ranks(values: dict[str, float]) -> dict[str, int]:
-  order = sorted(values, key=lambda name: values[name])
-  return {name: i + 1 for i, name in enumerate(order)}
+def _exponent(value: float) -> str:
+  """1e-3 as "1e-3" (one significant digit, no padded exponent)."""
+  mantissa, exponent = f"{value:.0e}".split("e")
+  return f"{mantissa}e{int(exponent)}"
 
 
-def table1(results: dict[str, RowResult]) -> list[str]:
-  rows = [r for r in plan.ROWS if r.table == 1]
-  ran = {r.name: results[r.name].mean for r in rows
-         if r.name in results and results[r.name].mean is not None}
-  ours_rank = _ranks(ran)
-  paper_rank = _ranks({name: plan.ROWS_BY_NAME[name].paper_px for name in ran})
+def _percent(fraction: float) -> str:
+  return f"{100 * fraction:.0f}%"
+
+
+def table1(results: Results) -> list[str]:
+  ours_rank, paper_rank = analysis.table1_ranks(results)
   columns = [c for c, _ in plan.TABLE1_COLUMNS]
   lines = ["| Row | Input | " + " | ".join(columns) + " | Paper (px) | Ours (px) | Ours min–max "
            "| Seeds | Rank paper | Rank ours |",
            "| --- | --- | " + " | ".join(":-:" for _ in columns) + " | ---: | ---: | ---: | --- "
            "| ---: | ---: |"]
-  for row in rows:
+  for row in plan.ROWS:
+    if row.table != 1:
+      continue
     marks = ["✓" if on else "×" for on in row.supervision().values()]
     lines.append(f"| `{row.name}` | {row.input_mode} | " + " | ".join(marks)
                  + f" | {row.paper_px:.3f} | " + " | ".join(_ours_cells(results.get(row.name)))
@@ -134,157 +104,118 @@ def table1(results: dict[str, RowResult]) -> list[str]:
   return lines
 
 
-def table2(results: dict[str, RowResult]) -> list[str]:
+def table2(results: Results) -> list[str]:
   lines = ["| Backbone | Params | GFLOPs | Params (paper) | GFLOPs (paper) | Paper (px) "
            "| Ours (px) | Ours min–max | Seeds |",
            "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |"]
   for name in (plan.OURS, "mobilenet_v2", "densenet121"):
     row = plan.ROWS_BY_NAME[name]
-    paper = card.PAPER_TABLE2[row.backbone]
+    reported = paper.TABLE2[row.backbone]
     result = results.get(name)
     if result is None:
       size = [NOT_RUN, NOT_RUN]
     else:
       model = result.summaries[0]["model"]
       size = [f"{model['params'] / 1e6:.3f}M", f"{model['flops'] / 1e9:.4f}"]
-    lines.append(f"| {card.PAPER_NAMES[row.backbone]} (`{name}`) | " + " | ".join(size)
-                 + f" | {paper['params'] / 1e6:.3f}M | {paper['gflops']:.3f} "
+    lines.append(f"| {paper.BACKBONE_NAMES[row.backbone]} (`{name}`) | " + " | ".join(size)
+                 + f" | {reported['params'] / 1e6:.3f}M | {reported['gflops']:.3f} "
                  + f"| {row.paper_px:.3f} | " + " | ".join(_ours_cells(result)) + " |")
   return lines
 
 
-def _missing(results: dict[str, RowResult], names: Sequence[str]) -> list[str]:
-  return [n for n in names if n not in results or results[n].mean is None]
+def _not_evaluated(what: str, names: Sequence[str]) -> str:
+  return f"- **{what}: not evaluated** (needs rows {', '.join(f'`{n}`' for n in names)})."
 
 
-def targets(results: dict[str, RowResult]) -> list[str]:
+def _met(met: bool) -> str:
+  return "met" if met else "not met"
+
+
+def targets(results: Results) -> list[str]:
   """One bullet per reproduction target: met / not met with the numbers, or not evaluated."""
   lines = []
-
-  def not_evaluated(what: str, names: Sequence[str]) -> str:
-    return f"- **{what}: not evaluated** (needs rows {', '.join(f'`{n}`' for n in names)})."
-
-  what = "All supervision at least 5% below no auxiliary losses (paper: 6.054 → 5.556, 8.2%)"
-  if missing := _missing(results, (plan.OURS, "amplitude_no_aux")):
-    lines.append(not_evaluated(what, missing))
+  aux = analysis.PAPER_AUX_GAIN
+  what = _text("target_aux", min_gain=_percent(analysis.MIN_AUX_GAIN),
+               paper_no_aux=f"{aux.no_aux_px:.3f}", paper_all=f"{aux.all_px:.3f}",
+               paper_gain=f"{100 * aux.gain:.1f}%")
+  if (ours := analysis.aux_gain(results)) is None:
+    lines.append(_not_evaluated(what, analysis.missing(results, analysis.AUX_ROWS)))
   else:
-    ours, base = results[plan.OURS].mean, results["amplitude_no_aux"].mean
-    gain = 1.0 - ours / base
-    lines.append(f"- **{what}: {'met' if gain >= MIN_AUX_GAIN else 'not met'}**: "
-                 f"{base:.3f} → {ours:.3f} px, {100 * gain:.1f}% lower.")
+    lines.append(f"- **{what}: {_met(ours.met)}**: {ours.no_aux_px:.3f} → {ours.all_px:.3f} px, "
+                 f"{100 * ours.gain:.1f}% lower.")
 
-  what = "Amplitude input no worse than depth input (paper: 5.556 vs 5.898; 6.054 vs 6.226)"
-  pairs = ((plan.OURS, "depth_all"), ("amplitude_no_aux", "depth_no_aux"))
-  done = [(a, d) for a, d in pairs if not _missing(results, (a, d))]
-  if not done:
-    lines.append(not_evaluated(what, _missing(results, [n for p in pairs for n in p])))
+  what = _text("target_input", paper_pairs="; ".join(
+      f"{a:.3f} vs {d:.3f}" for _, a, _, d in analysis.PAPER_INPUT_PAIRS.pairs))
+  if (pairs := analysis.input_pairs(results)) is None:
+    names = [n for pair in analysis.INPUT_PAIRS for n in pair]
+    lines.append(_not_evaluated(what, analysis.missing(results, names)))
   else:
-    met = all(results[a].mean <= results[d].mean for a, d in done)
-    detail = "; ".join(f"`{a}` {results[a].mean:.3f} vs `{d}` {results[d].mean:.3f} px"
-                       for a, d in done)
-    partial = "" if len(done) == len(pairs) else " (only the pairs that ran)"
-    lines.append(f"- **{what}: {'met' if met else 'not met'}**{partial}: {detail}.")
+    detail = "; ".join(f"`{a}` {a_px:.3f} vs `{d}` {d_px:.3f} px"
+                       for a, a_px, d, d_px in pairs.pairs)
+    partial = "" if pairs.complete else " (only the pairs that ran)"
+    lines.append(f"- **{what}: {_met(pairs.met)}**{partial}: {detail}.")
 
-  what = ("Ours within 10% of MobileNetV2's error at no more than 3% of its FLOPs "
-          "(paper: 5.556 vs 5.306 px, +4.7%, at 2.9% of the FLOPs)")
-  if missing := _missing(results, (plan.OURS, "mobilenet_v2")):
-    lines.append(not_evaluated(what, missing))
+  max_error = _percent(analysis.MAX_ERROR_RATIO_TO_MOBILENET - 1)
+  max_flops = _percent(analysis.MAX_FLOPS_RATIO_TO_MOBILENET)
+  reported = analysis.PAPER_BACKBONE_RATIO
+  what = _text("target_backbone", max_error=max_error, max_flops=max_flops,
+               paper_ours=f"{reported.ours_px:.3f}", paper_mobile=f"{reported.mobile_px:.3f}",
+               paper_error=f"{100 * (reported.error_ratio - 1):+.1f}%",
+               paper_flops=f"{100 * reported.flops_ratio:.1f}%")
+  if (ours := analysis.backbone_ratio(results)) is None:
+    lines.append(_not_evaluated(what, analysis.missing(results, analysis.BACKBONE_ROWS)))
   else:
-    ours, mobile = results[plan.OURS], results["mobilenet_v2"]
-    ratio = ours.mean / mobile.mean
-    flops_ratio = ours.summaries[0]["model"]["flops"] / mobile.summaries[0]["model"]["flops"]
-    error_ok = ratio <= MAX_ERROR_RATIO_TO_MOBILENET
-    flops_ok = flops_ratio <= MAX_FLOPS_RATIO_TO_MOBILENET
     lines.append(
-        f"- **{what}: {'met' if error_ok and flops_ok else 'not met'}**: error "
-        f"{ours.mean:.3f} vs {mobile.mean:.3f} px ({100 * (ratio - 1):+.1f}%, "
-        f"{'within' if error_ok else 'outside'} 10%); FLOPs "
-        f"{ours.summaries[0]['model']['flops'] / 1e6:.1f}M vs "
-        f"{mobile.summaries[0]['model']['flops'] / 1e6:.1f}M ({100 * flops_ratio:.1f}%, "
-        f"{'within' if flops_ok else 'above'} 3%).")
+        f"- **{what}: {_met(ours.met)}**: error "
+        f"{ours.ours_px:.3f} vs {ours.mobile_px:.3f} px ({100 * (ours.error_ratio - 1):+.1f}%, "
+        f"{'within' if ours.error_ok else 'outside'} {max_error}); FLOPs "
+        f"{ours.ours_flops / 1e6:.1f}M vs {ours.mobile_flops / 1e6:.1f}M "
+        f"({100 * ours.flops_ratio:.1f}%, {'within' if ours.flops_ok else 'above'} {max_flops}).")
   return lines
 
 
-def _compare(results: dict[str, RowResult], name: str, reference: str) -> str:
-  """How row `name` compares with `reference`, ours beside the paper's, with the seed spread."""
-  a, b = results[name], results[reference]
-  ours = a.mean - b.mean
-  paper = a.row.paper_px - b.row.paper_px
-  spreads = [s for s in (a.spread, b.spread) if s is not None]
-  same = (ours > 0) == (paper > 0)
-  text = (f"`{name}` − `{reference}`: {ours:+.3f} px here, {paper:+.3f} px in the paper "
-          f"({'same' if same else 'opposite'} sign)")
-  if spreads and abs(ours) <= max(spreads):
-    text += f"; within the seed-to-seed range ({max(spreads):.3f} px), so not resolved here"
-  elif not spreads:
+def _comparison(c: analysis.Comparison) -> str:
+  """How row c.name compares with c.reference, ours beside the paper's, with the seed spread."""
+  text = (f"`{c.name}` − `{c.reference}`: {c.ours:+.3f} px here, {c.paper:+.3f} px in the paper "
+          f"({'same' if c.same_sign else 'opposite'} sign)")
+  if c.spread is None:
     text += "; one seed only, so the seed-to-seed spread is unknown"
+  elif not c.resolved:
+    text += f"; within the seed-to-seed range ({c.spread:.3f} px), so not resolved here"
   return text + "."
 
 
-def reading(results: dict[str, RowResult]) -> list[str]:
+def reading(results: Results) -> list[str]:
   """Where our ordering agrees with the paper's and where not (facts from the runs)."""
-  ran = [r.name for r in plan.ROWS if r.table == 1 and r.name in results
-         and results[r.name].mean is not None]
-  if len(ran) < 2:
-    return ["Fewer than two Table-1 rows have run: no ordering to compare yet."]
-  pairs = [(a, b) for i, a in enumerate(ran) for b in ran[i + 1:]]
-  agree = sum((results[a].mean - results[b].mean) * (plan.ROWS_BY_NAME[a].paper_px
-                                                     - plan.ROWS_BY_NAME[b].paper_px) > 0
-              for a, b in pairs)
-  best = min(ran, key=lambda name: results[name].mean)
-  ratio = results[best].mean / plan.ROWS_BY_NAME[best].paper_px
-  lines = [f"- Level: the best Table-1 row here, `{best}`, has {results[best].mean:.3f} px, "
-           f"{ratio:.1f}x the paper's {plan.ROWS_BY_NAME[best].paper_px:.3f} px."
-           + (" At this level the networks are far less trained than the paper's, and "
-              "differences between rows mostly reflect how fast each learns early on."
-              if ratio > 2 else ""),
-           f"- Of the {_plural(len(pairs), 'pair')} of Table-1 rows that ran, {agree} "
-           f"{'is' if agree == 1 else 'are'} in the paper's order and {len(pairs) - agree} "
-           f"{'is' if len(pairs) - agree == 1 else 'are'} not."]
-  if plan.OURS in ran:  # Each supervision removed, on amplitude input.
-    for name in ran:
-      if name != plan.OURS and plan.ROWS_BY_NAME[name].input_mode == "amplitude":
-        lines.append("- Supervision: " + _compare(results, name, plan.OURS))
-  for amplitude, depth in ((plan.OURS, "depth_all"), ("amplitude_no_aux", "depth_no_aux")):
-    if amplitude in ran and depth in ran:
-      lines.append("- Input: " + _compare(results, depth, amplitude))
-  for name, reference in ((plan.OURS, "mobilenet_v2"), ("mobilenet_v2", "densenet121")):
-    if not _missing(results, (name, reference)):
-      lines.append("- Backbone: " + _compare(results, name, reference))
+  order = analysis.ordering(results)
+  if order is None:
+    return [_text("no_ordering")]
+  level = _text("level", best=order.best, px=f"{order.best_px:.3f}", ratio=f"{order.ratio:.1f}",
+                paper_px=f"{order.best_paper_px:.3f}")
+  if order.ratio > 2:
+    level += " " + _text("undertrained")
+  disagree = order.pairs - order.agree
+  lines = [f"- {level}",
+           f"- Of the {_plural(order.pairs, 'pair')} of Table-1 rows that ran, {order.agree} "
+           f"{'is' if order.agree == 1 else 'are'} in the paper's order and {disagree} "
+           f"{'is' if disagree == 1 else 'are'} not."]
+  for kind, comparison in analysis.reading_comparisons(results):
+    lines.append(f"- {kind.capitalize()}: {_comparison(comparison)}")
   return lines
 
 
-def explanations(results: dict[str, RowResult]) -> list[str]:
+def explanations(results: Results) -> str:
   """What may explain orderings that differ from the paper's (with the runs' own figures)."""
-  first = next(iter(results.values())).summaries[0]
-  steps = first["training"]["total_steps"]
-  examples = steps * first["train_config"]["batch_size"]
-  train_frames = first["data"]["splits"]["train"]["num_frames"]
-  keypoints = sorted({s["test"]["num_keypoints"] for r in results.values() for s in r.summaries})
-  counts = (f"{keypoints[0]:,}" if len(keypoints) == 1
-            else f"{keypoints[0]:,}–{keypoints[-1]:,}")
-  return [
-      f"- **Budget.** Each row trains {steps} steps ({examples:,} examples over "
-      f"{train_frames:,} training frames), against the paper's 20 epochs over 225,733 "
-      "frames. Auxiliary tasks that regularise a long training may cost capacity or "
-      "slow the primary task down in a short one: with the weights of Eq. 1 (kphv 20, "
-      "cho 20, dhp 10, seg 50) the auxiliary terms are most of the total loss in the "
-      "first few hundred steps (the training logs, `loss/*` in TensorBoard), so the "
-      "shared encoder serves them first.",
-      "- **Data.** The benchmark is synthetic: labels are exact, poses are jittered templates "
-      "of the 9 classes, and hand roll is uniform over 360° (docs/data.md), so the skew "
-      "against palm-facing data that the paper's orientation loss corrects is absent. "
-      "Distractors are simple primitives. An auxiliary task may help less (or more) here.",
-      "- **Depth vs amplitude.** Our depth is the simulated sensor's filtered depth (invalid "
-      "and flying pixels set to 0) and our amplitude the simulated return; how much "
-      "either helps depends on the simulator's noise model, not the paper's camera.",
-      f"- **Noise.** The test split has {counts} visible primary keypoints per run; "
-      "differences smaller than the seed-to-seed range above are not "
-      "resolved, and rows with one seed have no measured spread.",
-  ]
+  facts = analysis.run_facts(results)
+  low, high = facts.keypoints
+  return _text("explanations", steps=facts.steps, examples=f"{facts.examples:,}",
+               train_frames=f"{facts.train_frames:,}", paper_epochs=paper.EPOCHS,
+               paper_frames=f"{paper.NUM_FRAMES:,}",
+               aux_weights=", ".join(f"{t} {paper.EQ1_WEIGHTS[t]:g}" for t in _AUX_WEIGHTS),
+               keypoints=f"{low:,}" if low == high else f"{low:,}–{high:,}")
 
 
-def _runs_table(results: dict[str, RowResult]) -> list[str]:
+def _runs_table(results: Results) -> list[str]:
   lines = ["| Row | Seed | Steps | Best val (px) | Test (px) | PCK@4px | Pose acc | Orient. acc "
            "| Seg mIoU | Train + test (min) | Resumed | Load avg at end |",
            "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | ---: |"]
@@ -302,20 +233,6 @@ def _runs_table(results: dict[str, RowResult]) -> list[str]:
   return lines
 
 
-def _distinct(results: dict[str, RowResult], key) -> set:
-  return {json.dumps(key(s), sort_keys=True) for r in results.values() for s in r.summaries}
-
-
-def runs_budget(results: dict[str, RowResult]) -> plan.Budget:
-  """The budget the runs used (their epochs, batch, rate, validation limit), else the default."""
-  if not results:
-    return plan.Budget()
-  cfg = next(iter(results.values())).summaries[0]["train_config"]
-  return dataclasses.replace(plan.Budget(), epochs=cfg["epochs"], batch_size=cfg["batch_size"],
-                             learning_rate=cfg["learning_rate"],
-                             max_eval_batches=cfg["max_eval_batches"])
-
-
 def reproduce_command(budget: plan.Budget) -> str:
   """REPRODUCE_COMMAND with the flags that give `budget` where it is not the default."""
   default = plan.Budget()
@@ -325,158 +242,117 @@ def reproduce_command(budget: plan.Budget) -> str:
   return " ".join([REPRODUCE_COMMAND] + flags)
 
 
-def benchmark_and_budget(results: dict[str, RowResult], timings: Optional[dict]) -> list[str]:
-  budget = runs_budget(results)
-  jobs = plan.schedule(plan.rows_named(plan.DEFAULT_ROWS), budget)
-  planned = {split: 0 for split in records.SPLITS}
-  for shard in generate.plan(plan.BENCHMARK):
-    planned[shard.split] += shard.stop - shard.start
-  users = dict(zip(records.SPLITS, plan.BENCHMARK.users_per_split))
-  lines = ["## Benchmark", "",
-           "One synthetic data set split by user, like the paper's 40 users split 28/4/8: "
-           "train, validation and test users are disjoint, so the test split measures unseen "
-           f"hands. {plan.BENCHMARK.num_frames:,} frames (seed {plan.BENCHMARK.seed}): "
-           + ", ".join(f"{split} {planned[split]:,} frames of {users[split]} users"
-                       for split in records.SPLITS) + ". Generated by:", "",
-           "```sh", plan.generation_command(), "```", "", "The data set of the runs:", ""]
-  if results:
-    data = next(iter(results.values())).summaries[0]["data"]
-    for split in records.SPLITS:
-      info = data["splits"][split]
-      users = info["users"]
-      lines.append(f"- {split}: {info['num_frames']:,} frames of {len(users)} users "
-                   f"(ids {min(users)}–{max(users)})")
-    lines.append(f"- generator config {json.dumps(data['config'], sort_keys=True)}, "
-                 f"fingerprint `{data['fingerprint']}`")
-    if len(_distinct(results, lambda s: s["data"]["fingerprint"])) > 1:
-      lines.append("- **Warning: the runs used different data sets; their rows are not "
-                   "comparable.** See the fingerprints in the summaries.")
-  else:
-    lines.append("No run yet.")
-  steps = planned["train"] // budget.batch_size * budget.epochs
-  default = plan.Budget()
-  lines += ["", "## Budget", "",
-            f"Every row: {_plural(budget.epochs, 'epoch')} over the {planned['train']:,} "
-            "training frames at "
-            f"batch {budget.batch_size} ({steps:,} steps, {steps * budget.batch_size:,} "
-            "examples; the paper: 20 epochs over the training users of its 225,733 frames), "
-            f"Adam at {budget.learning_rate:g} with linear decay to 0 (the paper: 1e-3, "
-            "tuned for its ~140K steps; a few hundred steps learn much faster at 1e-2, "
-            "docs/training.md), validation every "
-            + ("epoch" if budget.eval_every_epochs == 1
-               else _plural(budget.eval_every_epochs, "epoch"))
-            + " for the best checkpoint, which is then evaluated on the test split"
-            + ("" if budget == default else
-               f" (the library's default budget: {default.epochs} epochs at batch "
-               f"{default.batch_size})")
-            + f". By default seeds {list(budget.key_seeds)} for the rows the "
-            f"targets compare ({', '.join(f'`{r.name}`' for r in plan.ROWS if r.key)}), "
-            f"{list(budget.seeds)} for the others (each run's seed is in the tables). "
-            "DenseNet-121 is not in the default set "
-            "(it trains much slower than ours, see below); run it with "
-            "`--rows=densenet121` where the time allows. The full set:", "",
-            "```sh", reproduce_command(budget), RESULTS_COMMAND, "```", ""]
-  if results and len(_distinct(results, lambda s: [s["train_config"]["epochs"],
-                                                   s["train_config"]["batch_size"],
-                                                   s["train_config"]["learning_rate"]])) > 1:
-    lines += ["**Warning: the runs used different budgets; their rows are not comparable.**",
-              ""]
-  optional = plan.schedule([r for r in plan.ROWS if r.name not in plan.DEFAULT_ROWS], budget)
-  lines += _wall_time(results, timings, budget, jobs, optional)
-  return lines
-
-
-def _wall_time(results: dict[str, RowResult], timings: Optional[dict], budget: plan.Budget,
-               jobs: list[tuple[plan.Row, int]],
-               optional: list[tuple[plan.Row, int]]) -> list[str]:
-  """Expected (timing run) and actual wall time of the default set, then the optional rows."""
-  estimates = timing.estimate_set(timings, budget, timings["data"]["splits"] if timings else {},
-                                  jobs + optional)
-  usable = any(not math.isnan(seconds) for _, _, seconds, _ in estimates)
-  if usable:
-    load_avg = timings["machine"]["load_average"]
-    lines = [f"Wall time per run: expected from the timing run of {timings['measured']} "
-             f"(`{timing.TIMING_JSON}`: {timings['steps']} timed steps per row, load average "
-             f"{load_avg[0]:.1f} on {timings['machine']['cpu_count']} cores), and as run.",
-             "", "| Row | Seed | Expected (min) | Timing of | As run (min) |",
-             "| --- | ---: | ---: | --- | ---: |"]
-  else:
-    lines = [f"Wall time per run as run (no `{timing.TIMING_JSON}` at batch "
-             f"{budget.batch_size} for an estimate).", "",
-             "| Row | Seed | As run (min) |", "| --- | ---: | ---: |"]
-  total_expected = total_run = 0.0
-  rows = []
-  for k, (row, seed, seconds, source) in enumerate(estimates):
-    done = [s for s in results.get(row.name, RowResult(row, ())).summaries if s["seed"] == seed]
-    actual = sum(done[0]["wall_seconds"].values()) if done else None
-    name = f"`{row.name}`" + (" (optional)" if k >= len(jobs) else "")
-    if k < len(jobs):
-      total_expected += seconds
-      total_run += actual or 0.0
-    run_cell = NOT_RUN if actual is None else f"{actual / 60:.1f}"
-    expected = f" {seconds / 60:.1f} | `{source}` |" if usable else ""
-    rows.append(f"| {name} | {seed} |{expected} {run_cell} |")
-    if k == len(jobs) - 1:
-      expected = f" **{total_expected / 60:.0f}** | |" if usable else ""
-      rows.append(f"| **default set, total** | |{expected} **{total_run / 60:.0f}** |")
-  return lines + rows + [""]
-
-
-def figure_section(info: Optional[dict], figure_link: str) -> list[str]:
-  lines = ["## Fig. 2 on our test frames", ""]
-  if info is None:
-    return lines + [f"Not generated yet: it needs the summaries and checkpoints of rows "
-                    f"`{FIGURE_ROWS[0]}` and `{FIGURE_ROWS[1]}` (run `{RESULTS_COMMAND}` "
-                    "where the runs' checkpoints are).", ""]
-  frames = ", ".join(
-      f"{f['frame_id']} (depth {_num(f['depth_px'])}, amplitude {_num(f['amplitude_px'])} px)"
-      for f in info["frames"])
-  return lines + [
-      f"![Fig. 2]({figure_link})", "",
-      f"Top: keypoints predicted on the depth image by `{info['rows'][1]}` seed "
-      f"{info['seeds'][1]}; middle: on the amplitude image by `{info['rows'][0]}` seed "
-      f"{info['seeds'][0]}; bottom: the amplitude model's segmentation output. Cyan left, "
-      "red right; white rings are the labelled visible keypoints; predictions are shown "
-      "where the model's own presence and visibility outputs say so. Test frames and "
-      f"their mean error over visible primary keypoints: {frames}.", ""]
-
-
-def markdown(results: dict[str, RowResult], timings: Optional[dict] = None,
-             figure_info: Optional[dict] = None, figure_link: str = "") -> str:
-  """The whole of docs/results.md."""
-  lines = [
-      "# Reproducing the paper's Tables 1 and 2 on the synthetic benchmark", "",
-      f"Generated by `{RESULTS_COMMAND}` from the run summaries in `docs/results/` (one JSON "
-      f"per row and seed, written by `{REPRODUCE_COMMAND}`). Rows without a summary are "
-      f"marked \"{NOT_RUN}\"; no number of ours here comes from anywhere else. The paper's "
-      "numbers are from its Tables 1 and 2 (an in-house TOF data set of 40 users, 225,733 "
-      "frames, 20 epochs); ours come from a reduced budget on synthetic data, so compare "
-      "orderings and ratios, not absolute pixels. Error: mean 2D Euclidean error over the "
-      "visible primary keypoints, in pixels of the 120x160 input, on the test split; "
-      "\"Ours\" is the mean over the seeds listed.", ""]
-  lines += benchmark_and_budget(results, timings)
-  lines += ["## Table 1: ablation of the supervision", "",
-            "✓ on, × removed (the 17-keypoint auxiliary loss Lakp is on in every row: the "
-            "paper does not ablate it). Ranks: 1 = lowest error among the rows that ran.", ""]
-  lines += table1(results) + [""]
-  lines += ["## Table 2: backbones", "",
-            "Same decoder, heads and training for all encoders. Params and GFLOPs: the "
-            "inference network at 120x160 (FLOPs = 2 x MACs of convolutions and dense "
-            "layers), from the runs' summaries.", ""]
-  lines += table2(results) + [""]
-  lines += ["## Targets", ""] + targets(results) + [""]
-  lines += ["## Reading", ""] + reading(results) + [""]
-  if results:
-    lines += ["What may explain orderings that differ from the paper's:", ""]
-    lines += explanations(results) + [""]
-  lines += figure_section(figure_info, figure_link)
-  lines += ["## Runs", ""]
-  lines += (_runs_table(results) if results else [f"None yet: `{REPRODUCE_COMMAND}`."]) + [""]
+def _runs_data(results: Results) -> str:
+  """The data set the runs used, per split, and its generator config."""
+  if not results:
+    return _text("no_runs_data")
+  data = next(iter(results.values())).summaries[0]["data"]
+  lines = []
+  for split in records.SPLITS:
+    info = data["splits"][split]
+    users = info["users"]
+    lines.append(f"- {split}: {info['num_frames']:,} frames of {len(users)} users "
+                 f"(ids {min(users)}–{max(users)})")
+  lines.append(f"- generator config {json.dumps(data['config'], sort_keys=True)}, "
+               f"fingerprint `{data['fingerprint']}`")
+  if analysis.data_differs(results):
+    lines.append(_text("data_warning"))
   return "\n".join(lines)
 
 
-def update_figure(results: dict[str, RowResult], results_dir: str,
-                  render: bool = True) -> Optional[dict]:
+def _wall_time(results: Results, timings: Optional[dict], budget: plan.Budget) -> str:
+  """Expected (timing run) and actual wall time of the default set, then the optional rows."""
+  times = analysis.wall_times(results, timings, budget)
+  usable = analysis.has_estimates(times)
+  if usable:
+    lines = [_text("wall_time_expected", measured=timings["measured"],
+                   timing_json=timing.TIMING_JSON, steps=timings["steps"],
+                   load_average=f"{timings['machine']['load_average'][0]:.1f}",
+                   cpu_count=timings["machine"]["cpu_count"]),
+             "", "| Row | Seed | Expected (min) | Timing of | As run (min) |",
+             "| --- | ---: | ---: | --- | ---: |"]
+  else:
+    lines = [_text("wall_time_as_run", timing_json=timing.TIMING_JSON,
+                   batch_size=budget.batch_size),
+             "", "| Row | Seed | As run (min) |", "| --- | ---: | ---: |"]
+  total_expected = total_run = 0.0
+  last_default = max(k for k, t in enumerate(times) if not t.optional)
+  for k, t in enumerate(times):
+    name = f"`{t.row.name}`" + (" (optional)" if t.optional else "")
+    if not t.optional:
+      total_expected += t.expected_seconds
+      total_run += t.actual_seconds or 0.0
+    run_cell = NOT_RUN if t.actual_seconds is None else f"{t.actual_seconds / 60:.1f}"
+    expected = f" {t.expected_seconds / 60:.1f} | `{t.source}` |" if usable else ""
+    lines.append(f"| {name} | {t.seed} |{expected} {run_cell} |")
+    if k == last_default:
+      expected = f" **{total_expected / 60:.0f}** | |" if usable else ""
+      lines.append(f"| **default set, total** | |{expected} **{total_run / 60:.0f}** |")
+  return "\n".join(lines)
+
+
+def _figure(info: Optional[dict], figure_link: str) -> str:
+  if info is None:
+    return _text("no_figure", amplitude_row=FIGURE_ROWS[0], depth_row=FIGURE_ROWS[1],
+                 results_command=RESULTS_COMMAND)
+  frames = ", ".join(
+      f"{f['frame_id']} (depth {_num(f['depth_px'])}, amplitude {_num(f['amplitude_px'])} px)"
+      for f in info["frames"])
+  return _text("figure", link=figure_link, depth_row=info["rows"][1], depth_seed=info["seeds"][1],
+               amplitude_row=info["rows"][0], amplitude_seed=info["seeds"][0], frames=frames)
+
+
+def markdown(results: Results, timings: Optional[dict] = None,
+             figure_info: Optional[dict] = None, figure_link: str = "") -> str:
+  """The whole of docs/results.md.
+
+  Args:
+    results: row name -> RowResult, from `summaries.load`.
+    timings: the timing run's record (`timing.load`), or None.
+    figure_info: the figure's record (`update_figure`), or None.
+    figure_link: the figure's path relative to the document.
+  """
+  budget = analysis.runs_budget(results)
+  planned = analysis.benchmark_frames()
+  users = dict(zip(records.SPLITS, plan.BENCHMARK.users_per_split))
+  steps = planned["train"] // budget.batch_size * budget.epochs
+  default = plan.Budget()
+  budget_warning = ""
+  if results and analysis.budget_differs(results):
+    budget_warning = _text("budget_warning") + "\n\n"
+  document = _text(
+      "document",
+      results_command=RESULTS_COMMAND, reproduce_command=REPRODUCE_COMMAND, not_run=NOT_RUN,
+      paper_users=paper.NUM_USERS, paper_frames=f"{paper.NUM_FRAMES:,}",
+      paper_epochs=paper.EPOCHS,
+      paper_split="/".join(str(n) for n in paper.USERS_PER_SPLIT),
+      benchmark_frames=f"{plan.BENCHMARK.num_frames:,}", benchmark_seed=plan.BENCHMARK.seed,
+      benchmark_splits=", ".join(f"{split} {planned[split]:,} frames of {users[split]} users"
+                                 for split in records.SPLITS),
+      generation_command=plan.generation_command(),
+      runs_data=_runs_data(results),
+      epochs=_plural(budget.epochs, "epoch"), train_frames=f"{planned['train']:,}",
+      batch_size=budget.batch_size, steps=f"{steps:,}",
+      examples=f"{steps * budget.batch_size:,}", learning_rate=f"{budget.learning_rate:g}",
+      paper_learning_rate=_exponent(paper.LEARNING_RATE),
+      eval_every=("epoch" if budget.eval_every_epochs == 1
+                  else _plural(budget.eval_every_epochs, "epoch")),
+      default_budget=("" if budget == default else " " + _text(
+          "default_budget", epochs=default.epochs, batch_size=default.batch_size)),
+      key_seeds=list(budget.key_seeds), seeds=list(budget.seeds),
+      key_rows=", ".join(f"`{r.name}`" for r in plan.ROWS if r.key),
+      budget_command=reproduce_command(budget),
+      budget_warning=budget_warning, wall_time=_wall_time(results, timings, budget),
+      table1="\n".join(table1(results)), table2="\n".join(table2(results)),
+      targets="\n".join(targets(results)), reading="\n".join(reading(results)),
+      explanations=explanations(results) + "\n\n" if results else "",
+      figure=_figure(figure_info, figure_link),
+      runs=("\n".join(_runs_table(results)) if results
+            else _text("no_runs", reproduce_command=REPRODUCE_COMMAND)))
+  return document + "\n"
+
+
+def update_figure(results: Results, results_dir: str, render: bool = True) -> Optional[dict]:
   """The figure of the FIGURE_ROWS' first seeds: rendered anew, or the one already there.
 
   With `render` and the two checkpoints on disk, writes fig2.png and its
@@ -516,8 +392,11 @@ def write_document(results_dir: str, out_path: str, render_figure: bool = True) 
 
   Returns:
     The markdown written.
+
+  Raises:
+    ValueError: a summary that does not fit the plan (`summaries.load`).
   """
-  results = load(results_dir)
+  results = summaries_lib.load(results_dir)
   timings = timing.load(results_dir)
   info = update_figure(results, results_dir, render=render_figure)
   link = os.path.relpath(os.path.join(results_dir, FIGURE_PNG),

@@ -10,6 +10,7 @@ amplitude and depth rows when they are on this machine.
 from absl import app
 from absl import flags
 
+from hand25d import legacy_keras  # noqa: F401  (entry point: tf.keras is tf_keras)
 from hand25d.experiments import results
 
 _RESULTS_DIR = flags.DEFINE_string("results_dir", "docs/results", "The run summaries.")

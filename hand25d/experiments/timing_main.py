@@ -15,6 +15,7 @@ from absl import app
 from absl import flags
 
 from hand25d import atomic
+from hand25d import config_flags
 from hand25d import legacy_keras  # noqa: F401  (entry point: tf.keras is tf_keras)
 from hand25d.experiments import plan
 from hand25d.experiments import runner
@@ -25,7 +26,7 @@ _RESULTS_DIR = flags.DEFINE_string("results_dir", "docs/results", "timing.json g
 _ROWS = flags.DEFINE_list("rows", [plan.OURS, "amplitude_no_aux", "mobilenet_v2", "densenet121"],
                           "Rows to time; the others use the timing of a row with their backbone.")
 _STEPS = flags.DEFINE_integer("steps", 30, "Timed training steps per row.")
-_BATCH_SIZE = flags.DEFINE_integer("batch_size", plan.Budget().batch_size, "Batch size.")
+_BATCH_SIZE = config_flags.define(plan.Budget(), "batch_size", "Batch size.")
 
 
 def main(argv):

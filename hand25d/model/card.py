@@ -5,10 +5,12 @@ parameters and per-layer MACs/FLOPs with the analytic counter
 (`hand25d.model.flops`), converts it to float32 TFLite and reads the
 converted graph for the op list, an independent MAC count (which must agree
 with the analytic one) and the peak activation memory. `markdown(cards)`
-renders the Table-2-style comparison of docs/model_card.md.
+renders the Table-2-style comparison of docs/model_card.md, followed by its
+hand-written design notes, card_notes.md (package data).
 """
 
 import collections
+import os
 from typing import Any, Sequence
 
 import numpy as np
@@ -16,92 +18,13 @@ import tensorflow as tf
 import tf_keras as keras
 
 from hand25d import litert
+from hand25d import paper
 from hand25d.model import config as config_lib
 from hand25d.model import flops
 from hand25d.model import network
 
-# Table 2 of the paper: parameters and GFLOPs of each backbone with the same
-# decoder.
-PAPER_TABLE2 = {
-    "ours": {"params": 0.041e6, "gflops": 0.035},
-    "mobilenet_v2": {"params": 1.893e6, "gflops": 1.209},
-    "densenet121": {"params": 7.017e6, "gflops": 4.866},
-}
-PAPER_NAMES = {"ours": "Ours", "mobilenet_v2": "MobileNetV2", "densenet121": "DenseNet-121"}
-
-# The design notes of docs/model_card.md (its hand-written part).
-NOTES = """
-## How the network meets the budget
-
-* **Tier-1**: one 5x5 convolution with stride 4 to 16 channels (120x160 -> 30x40).
-* **Tier-2** (1/4): two 131-ConvBlock units, 1x1 (16) -> grouped 3x3 (16, 4 groups) ->
-  1x1 (16), each Conv-BN-ReLU; unit 2 takes unit 1's output; the tier output is the
-  concatenation of both units without the tier input: 32 channels.
-* **Transition**: 2x2 max pooling to 1/8.
-* **Tier-3** (1/8): two Dilated-Ladder units, each 4 bottleneck ResNet blocks
-  32 -> 40 -> 32 with a grouped (8 groups) 3x3 of dilation 1, 2, 3, 4; the units are
-  concatenated: 64 channels at 15x20.
-* **Decoder**: twice (nearest-neighbour x2 up-sampling, depthwise 3x3 Conv-BN-ReLU), then
-  a 1x1 convolution with 16 groups (4 input channels per score map) to the 16 score maps
-  at 60x80. Depthwise is the grouped convolution with groups = channels.
-* **Presence** (for the early out): global average pooling of the Tier-3 output and a
-  64 -> 2 dense layer, 130 parameters; it needs only the encoder output, so a runtime
-  can run it before the decoder.
-
-Choices the paper leaves open, and the trades:
-
-* **Parameter count.** "Params" is Keras' count of the inference model, batch-norm
-  moving statistics included (as `model.summary()` prints); "Trainable" leaves them
-  out. The exported TFLite model folds batch norm into the convolutions.
-* **Tier-3 bottleneck width 40** (5 filters per group). Width 32 (4 per group, a
-  multiple of the 4 fp32 lanes of a SHAVE vector) gives 33.6K parameters, 18% under the
-  paper's 41K; width 48 gives 54.3K parameters and 40.9 MFLOPs, over both. 40 is the
-  only multiple of the 8 groups that meets both budgets; the embedded kernel must pad groups of 5 filters to 8 lanes (or the
-  width can be set back to 32 with `tier3_bottleneck`).
-* **Dense 1x1 convolutions around each grouped 3x3** (as ResNeXt). The paper groups "all
-  but the first tier"; with grouped 1x1s as well and no channel shuffle, each group would
-  stay a separate narrow network through the whole tier.
-* **Max-pool transition** between Tier-2 and Tier-3 rather than a strided block: it keeps
-  every Tier-3 block an identity-shortcut block and costs no parameters.
-* **Auxiliary heads** (training only): a dense 17-keypoint decoder (3x3 convolutions and a
-  transposed convolution to 1/2), pooled dense heads for visibility, presence,
-  orientation and pose, a BiSeNet spatial path (three Conv-BN-ReLU to 1/4) fused with
-  the up-sampled Tier-3 output by a feature fusion module with channel attention, and
-  1x1 deep-supervision heads at 1/8, 1/4 and 1/2.
-
-## Baselines
-
-MobileNetV2 and DenseNet-121 come from `tf_keras.applications` (`weights=None`,
-`include_top=False`, one input channel). MobileNetV2's features are taken before its
-last 1x1 convolution (320 -> 1280 channels, which only feeds the ImageNet classifier),
-as DeepLabv3 does; DenseNet-121 is used whole. The stride-32 feature map is adapted to
-the decoder's input by a 1x1 Conv-BN-ReLU to 64 channels and a nearest resize to 1/8;
-then the same decoder and heads follow. The parameter counts come within 2% of the
-paper's (3.2% for MobileNetV2's trainable weights). The paper's GFLOPs are 2.4x
-(DenseNet) and 5.4x (MobileNetV2) what these backbones need at 120x160; its baselines
-were most likely run on a larger input or with dilated (output stride 8) backbones,
-which Keras applications do not offer.
-
-## Memory
-
-The peak activation memory (float32, batch 1, ops in graph order) is set by the last
-decoder stage: two 60x80x64 maps (the up-sampled input of the depthwise convolution and
-its output) while the 15x20x64 encoder output waits for the presence head. A runtime
-that needs less must tile that stage (as the SHAVE kernel of docs/embedded.md does) or run
-the presence head first.
-
-## Grouped convolutions on CPU
-
-The slow "native grouped Conv2D" (grouped convolutions as Keras builds them) is `tf_keras.layers.Conv2D(groups>1)`:
-it routes every grouped convolution through an XLA-compiled function
-(`_jit_compiled_convolution_op`, a CPU workaround in tf_keras). `GroupedConv2D` never
-uses that path: its "native" form calls `tf.nn.conv2d` with the grouped filter, which
-oneDNN runs as a grouped convolution, and its "fast" form multiplies a block-diagonal
-dense kernel. `benchmarks/model_bench.py` measures all three per layer and the two
-`GroupedConv2D` forms on the whole training step (one run: docs/training.md,
-"Grouped convolution forms").
-"""
-
+# The design notes of docs/model_card.md (its hand-written part, Markdown).
+NOTES_PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "card_notes.md")
 # Multiply-accumulate ops of a TFLite graph; everything else is "other".
 _TFLITE_MAC_OPS = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED")
 
@@ -175,7 +98,7 @@ def model_card(config: config_lib.ModelConfig) -> dict[str, Any]:
       "flops": 2 * macs,
       "other_ops": sum(c.other_ops for c in costs),
       "tflite": tflite_stats(convert(model)),
-      "paper": PAPER_TABLE2[config.backbone],
+      "paper": paper.TABLE2[config.backbone],
       "layers": [
           {"name": c.name, "kind": c.kind, "params": c.params, "macs": c.macs,
            "flops": c.flops, "other_ops": c.other_ops, "output_shape": list(c.output_shape)}
@@ -218,10 +141,11 @@ def markdown(cards: Sequence[dict[str, Any]]) -> str:
       "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
   ]
   for card in cards:
-    paper = card["paper"]
+    reported = card["paper"]
     lines.append(
-        f"| {PAPER_NAMES[card['backbone']]} | {card['params'] / 1e6:.3f}M "
-        f"| {card['trainable_params'] / 1e6:.3f}M | {paper['params'] / 1e6:.3f}M | {card['flops'] / 1e9:.4f} | {paper['gflops']:.3f} "
+        f"| {paper.BACKBONE_NAMES[card['backbone']]} | {card['params'] / 1e6:.3f}M "
+        f"| {card['trainable_params'] / 1e6:.3f}M | {reported['params'] / 1e6:.3f}M "
+        f"| {card['flops'] / 1e9:.4f} | {reported['gflops']:.3f} "
         f"| {card['tflite']['size_bytes'] / 1024:.1f} "
         f"| {card['tflite']['peak_activation_bytes'] / 1024:.1f} |")
   ours = [c for c in cards if c["backbone"] == "ours"]
@@ -245,4 +169,10 @@ def markdown(cards: Sequence[dict[str, Any]]) -> str:
         shape = "x".join(str(d) for d in layer["output_shape"])
         lines.append(f"| {layer['name']} | {layer['kind']} | {shape} | {layer['params']} "
                      f"| {layer['flops'] / 1e6:.3f} |")
-  return "\n".join(lines + ["", NOTES.strip(), ""])
+  return "\n".join(lines + ["", notes().strip(), ""])
+
+
+def notes() -> str:
+  """The design notes (NOTES_PATH) as they are."""
+  with open(NOTES_PATH, encoding="utf-8") as f:
+    return f.read()

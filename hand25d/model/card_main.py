@@ -11,6 +11,7 @@ from absl import app
 from absl import flags
 
 from hand25d import atomic
+from hand25d import config_flags
 from hand25d import legacy_keras  # noqa: F401  (entry point: tf.keras is tf_keras)
 from hand25d import spec
 from hand25d.model import card
@@ -18,10 +19,11 @@ from hand25d.model import config as config_lib
 
 _BACKBONE = flags.DEFINE_list("backbone", ["ours"],
                               f"Backbones to describe, from {config_lib.BACKBONES}.")
-_INPUT_MODE = flags.DEFINE_enum("input_mode", spec.INPUT_MODES[0], spec.INPUT_MODES,
-                                "Network input (recorded; both are one channel).")
-_OUT_DIR = flags.DEFINE_string("out_dir", "runs/model_card",
-                               "Directory for model_card_<backbone>.json.")
+_INPUT_MODE = config_flags.define(config_lib.ModelConfig(), "input_mode",
+                                  "Network input (recorded; both are one channel).",
+                                  choices=spec.INPUT_MODES)
+_OUT = flags.DEFINE_string("out", "runs/model_card", "Directory for model_card_<backbone>.json.")
+flags.DEFINE_alias("out_dir", "out")  # The old name, for one release.
 _MARKDOWN = flags.DEFINE_string("markdown", None, "If set, also write the Markdown card here.")
 
 
@@ -32,7 +34,7 @@ def main(argv):
     config = config_lib.ModelConfig(backbone=backbone, input_mode=_INPUT_MODE.value)
     cards.append(card.model_card(config))
     print(card.summary(cards[-1]), flush=True)
-    path = os.path.join(_OUT_DIR.value, f"model_card_{backbone}.json")
+    path = os.path.join(_OUT.value, f"model_card_{backbone}.json")
     atomic.write_json(path, cards[-1])
     print(f"  wrote {path}")
   if _MARKDOWN.value:

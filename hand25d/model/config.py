@@ -46,8 +46,8 @@ class ModelConfig:
       segmentation head.
     deep_supervision: train keypoint heads at strides 8, 4 and 2.
     inference_presence: the inference model also returns hand presence (a
-      pooled dense layer on the encoder output, for the early out of DESIGN
-      §8), if visibility_presence trains it.
+      pooled dense layer on the encoder output, for the runtime's early out,
+      docs/runtime.md), if visibility_presence trains it.
     grouped_form: "fast" (block-diagonal dense kernel, for training on CPU)
       or "native" (true grouped convolution). Exports are always native.
     tier1_channels: Tier-1 output channels.
