@@ -17,6 +17,7 @@ The library is built on first use (cbuild.py) and loaded with ctypes;
 import ctypes
 import dataclasses
 import functools
+from typing import Callable
 
 import numpy as np
 
@@ -69,14 +70,23 @@ def _declare(lib: ctypes.CDLL) -> None:
     function.argtypes, function.restype = args, result
 
 
-@functools.lru_cache(maxsize=None)
-def library() -> ctypes.CDLL:
-  """The C kernel library, built on first use (cbuild.shared_library).
+def library_path() -> str:
+  """The C kernel library's file, built if needed (cbuild.shared_library).
 
   Raises:
     cbuild.BuildError: no C compiler, or it failed.
   """
-  lib = ctypes.CDLL(cbuild.shared_library("shave_kernel"))
+  return cbuild.shared_library("shave_kernel")
+
+
+@functools.lru_cache(maxsize=None)
+def library() -> ctypes.CDLL:
+  """The C kernel library, loaded (and built on first use).
+
+  Raises:
+    cbuild.BuildError: no C compiler, or it failed.
+  """
+  lib = ctypes.CDLL(library_path())
   _declare(lib)
   return lib
 
@@ -188,6 +198,16 @@ class Runner:
     self._check(status, self._source)
     return LayerStats(self.program.network.layers[index].name,
                       *(int(v) for v in stats))
+
+  def layer_function(self, index: int) -> Callable[[], int]:
+    """Layer `index` as one C call with its arguments bound, returning the status.
+
+    For timing (benchmarks/shave_kernel_bench.py): no Python work per call;
+    run_layer is the checked form.
+    """
+    return functools.partial(self._lib.shv_net_run_layer, pointer(self._net), index,
+                             pointer(self.slice), self.slice.size, pointer(self.ddr),
+                             self.ddr.size, None, self._error, _ERROR_BYTES)
 
   def outputs(self) -> dict[str, np.ndarray]:
     """The network outputs now in DDR, float32 in the Keras output shapes."""

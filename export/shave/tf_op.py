@@ -36,6 +36,19 @@ STATS_FIELDS = ("peak_bytes", "tiles", "dma_transfers", "dma_in_bytes", "dma_out
                 "expand_vectors")
 
 
+def library_path() -> str:
+  """The op library's file, built if needed against this TensorFlow's headers and flags.
+
+  Raises:
+    cbuild.BuildError: no C/C++ compiler, or the build failed.
+  """
+  return cbuild.shared_library(
+      f"shave_conv_op-tf{tf.__version__}", cxx_sources=(OP_SOURCE,),
+      cxx_flags=tf.sysconfig.get_compile_flags(),
+      link_flags=[*tf.sysconfig.get_link_flags(), f"-Wl,-rpath,{tf.sysconfig.get_lib()}"],
+      key=tf.__version__)
+
+
 @functools.lru_cache(maxsize=None)
 def op_library():
   """The loaded op library (tf.load_op_library), built on first use.
@@ -43,12 +56,7 @@ def op_library():
   Raises:
     cbuild.BuildError: no C/C++ compiler, or the build failed.
   """
-  lib_dir = tf.sysconfig.get_lib()
-  path = cbuild.shared_library(
-      f"shave_conv_op-tf{tf.__version__}", cxx_sources=(OP_SOURCE,),
-      cxx_flags=tf.sysconfig.get_compile_flags(),
-      link_flags=[*tf.sysconfig.get_link_flags(), f"-Wl,-rpath,{lib_dir}"], key=tf.__version__)
-  return tf.load_op_library(path)
+  return tf.load_op_library(library_path())
 
 
 # Static Python (shapes and the planner), not graph code: autograph would
