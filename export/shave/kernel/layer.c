@@ -434,11 +434,17 @@ static void run_rows(const shv_layer *l, shv_dtype dtype, const shv_tensor *in,
       case SHV_CHANNEL_SHUFFLE: {
         const int c = l->out_c, per_group = c / l->groups;
         memset(o, 0, pixels * out_vector * e);
-        for (size_t px = 0; px < pixels; ++px)
-          for (int ch = 0; ch < c; ++ch) /* channel g * C/G + i -> i * G + g */
-            memcpy(o + (px * out_vector + ch) * e,
-                   tiles[0] + (px * out_vector + (size_t)(ch % l->groups) * per_group +
-                               ch / l->groups) * e, e);
+        for (int ch = 0; ch < c; ++ch) { /* channel g * C/G + i -> i * G + g */
+          const size_t from = (size_t)(ch % l->groups) * per_group + ch / l->groups;
+          if (dtype == SHV_FP16)
+            for (size_t px = 0; px < pixels; ++px)
+              ((uint16_t *)(void *)o)[px * out_vector + ch] =
+                  ((const uint16_t *)(const void *)tiles[0])[px * out_vector + from];
+          else
+            for (size_t px = 0; px < pixels; ++px)
+              ((float *)(void *)o)[px * out_vector + ch] =
+                  ((const float *)(const void *)tiles[0])[px * out_vector + from];
+        }
         break;
       }
       case SHV_RESIZE_NEAREST:
