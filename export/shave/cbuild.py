@@ -13,8 +13,10 @@ rebuilds and a stale build is never loaded. `make` builds both right after
 installing (export/shave/build_main.py), so a missing compiler shows there.
 
 The cache is $HAND25D_CACHE_DIR, else $XDG_CACHE_HOME/hand25d, else
-~/.cache/hand25d. Builds are written atomically, so concurrent first uses
-(parallel tests) are safe.
+~/.cache/hand25d. A build found there is used even where the cache is read
+only (a Bazel test sandbox); a missing one is then built in a temporary
+directory ($TEST_TMPDIR under Bazel). Builds are written atomically, so
+concurrent first uses (parallel tests) are safe.
 """
 
 import hashlib
@@ -65,6 +67,20 @@ def cache_dir() -> str:
     return os.environ["HAND25D_CACHE_DIR"]
   base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
   return os.path.join(base, "hand25d")
+
+
+def _fallback_dir() -> str:
+  """Where to build when the cache cannot be written."""
+  base = os.environ.get("TEST_TMPDIR") or tempfile.gettempdir()
+  return os.path.join(base, f"hand25d-cache-{os.getuid() if hasattr(os, 'getuid') else 0}")
+
+
+def _writable(directory: str) -> bool:
+  try:
+    os.makedirs(directory, exist_ok=True)
+  except OSError:
+    return False
+  return os.access(directory, os.W_OK)
 
 
 def compiler(language: str) -> str:
@@ -123,11 +139,14 @@ def shared_library(name: str, cxx_sources: Sequence[str] = (), cxx_flags: Sequen
   for path in [os.path.join(KERNEL_DIR, f) for f in C_SOURCES + HEADERS] + list(cxx_sources):
     with open(path, "rb") as f:
       digest.update(os.path.basename(path).encode() + b"\0" + f.read())
-  target = os.path.join(cache_dir(), f"{name}-{digest.hexdigest()[:16]}.so")
-  if os.path.exists(target):
-    return target
-  os.makedirs(cache_dir(), exist_ok=True)
-  with tempfile.TemporaryDirectory(dir=cache_dir()) as work:
+  file_name = f"{name}-{digest.hexdigest()[:16]}.so"
+  for directory in (cache_dir(), _fallback_dir()):
+    if os.path.exists(os.path.join(directory, file_name)):
+      return os.path.join(directory, file_name)
+  directory = cache_dir() if _writable(cache_dir()) else _fallback_dir()
+  os.makedirs(directory, exist_ok=True)
+  target = os.path.join(directory, file_name)
+  with tempfile.TemporaryDirectory(dir=directory) as work:
     objects = []
     for source in C_SOURCES:
       objects.append(os.path.join(work, source + ".o"))
