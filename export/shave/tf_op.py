@@ -27,7 +27,6 @@ from export.shave import conv
 from export.shave import graph
 from export.shave import memory
 from export.shave import simulator
-from hand25d.model import layers as hand25d_layers
 
 OP_SOURCE = os.path.join(cbuild.KERNEL_DIR, "shave_conv_op.cc")
 STORAGE = {"fp32": np.dtype(np.float32), "fp16": np.dtype(np.float16)}
@@ -136,37 +135,31 @@ def conv2d(x, kernel, bias, *, strides: int = 1, dilation: int = 1, padding: str
   return (output, stats) if with_stats else output
 
 
-def _single(value, what: str, name: str) -> int:
-  values = tuple(value) if isinstance(value, (tuple, list)) else (value, value)
-  if len(set(values)) != 1:
-    raise ValueError(f"layer {name!r}: {what} {values} differ; ShaveConv2D takes equal values "
-                     "on both axes")
-  return int(values[0])
-
-
 class ShaveConv2D(keras.layers.Layer):
   """A convolution layer computed by the SHAVE C kernel (inference only).
 
-  Weights as Conv2D's (kernel [k, k, Cin / groups, filters]) or, with
-  `depthwise`, DepthwiseConv2D's ([k, k, C, 1]); a rank-2 input [B, C] is a
-  1x1 map (a Dense layer on a pooled vector) and gives [B, filters].
+  Weights as Conv2D's (kernel [kh, kw, Cin / groups, filters]) or, with
+  `depthwise`, DepthwiseConv2D's ([kh, kw, C, 1]), and a bias; a rank-2
+  input [B, C] is a 1x1 map (a Dense layer on a pooled vector) and gives
+  [B, filters]. kernel_size: an int or (kh, kw).
   """
 
-  def __init__(self, filters: int, kernel_size: int, strides: int = 1, dilation_rate: int = 1,
+  def __init__(self, filters: int, kernel_size, strides: int = 1, dilation_rate: int = 1,
                groups: int = 1, padding: str = "same", relu: bool = False,
                use_bias: bool = True, depthwise: bool = False, storage: str = "fp32", **kwargs):
     super().__init__(**kwargs)
     if storage not in STORAGE:
       raise ValueError(f"{self.name}: storage must be one of {sorted(STORAGE)}, not {storage!r}")
-    self.filters, self.kernel_size, self.strides = filters, kernel_size, strides
+    size = tuple(kernel_size) if isinstance(kernel_size, (tuple, list)) else (kernel_size,) * 2
+    self.filters, self.kernel_size, self.strides = filters, size, strides
     self.dilation_rate, self.groups, self.padding = dilation_rate, groups, padding.upper()
     self.relu, self.use_bias, self.depthwise, self.storage = relu, use_bias, depthwise, storage
 
   def build(self, input_shape):
     channels = int(input_shape[-1])
-    k = self.kernel_size
-    shape = (k, k, channels, 1) if self.depthwise else (k, k, channels // self.groups,
-                                                        self.filters)
+    kh, kw = self.kernel_size
+    shape = (kh, kw, channels, 1) if self.depthwise else (kh, kw, channels // self.groups,
+                                                          self.filters)
     self.kernel = self.add_weight(name="kernel", shape=shape, trainable=False)
     self.bias = (self.add_weight(name="bias", shape=(self.filters,), initializer="zeros",
                                  trainable=False) if self.use_bias else None)
@@ -190,69 +183,35 @@ class ShaveConv2D(keras.layers.Layer):
     return config
 
 
-def _relu(layer) -> bool:
-  activation = keras.activations.serialize(layer.activation)
-  if activation not in ("linear", "relu"):
-    raise ValueError(f"layer {layer.name!r}: activation {activation!r}; ShaveConv2D fuses "
-                     "only linear or relu")
-  return activation == "relu"
-
-
-def _replacement(layer, storage: str):
-  """(ShaveConv2D, weight mapping) for a convolution layer, None for any other."""
-  common = dict(name=layer.name, storage=storage)
-  kind = type(layer)
-  if kind is keras.layers.Dense:
-    units = layer.units
-    return (ShaveConv2D(units, 1, relu=_relu(layer), use_bias=layer.use_bias, **common),
-            lambda w: [w[0][None, None], *w[1:]])
-  if kind is keras.layers.DepthwiseConv2D:
-    if layer.depth_multiplier != 1:
-      raise ValueError(f"layer {layer.name!r}: depth_multiplier {layer.depth_multiplier}; "
-                       "ShaveConv2D takes 1")
-    return (ShaveConv2D(layer.depthwise_kernel.shape[2],
-                        _single(layer.kernel_size, "kernel_size", layer.name),
-                        _single(layer.strides, "strides", layer.name),
-                        _single(layer.dilation_rate, "dilation_rate", layer.name),
-                        padding=layer.padding, relu=_relu(layer), use_bias=layer.use_bias,
-                        depthwise=True, **common), list)
-  if kind is keras.layers.Conv2D:
-    return (ShaveConv2D(layer.filters, _single(layer.kernel_size, "kernel_size", layer.name),
-                        _single(layer.strides, "strides", layer.name),
-                        _single(layer.dilation_rate, "dilation_rate", layer.name),
-                        layer.groups, layer.padding, _relu(layer), layer.use_bias, **common),
-            list)
-  if kind is hand25d_layers.GroupedConv2D:
-    return (ShaveConv2D(layer.filters, layer.kernel_size, layer.strides, layer.dilation_rate,
-                        layer.groups, "same", False, layer.use_bias, **common), list)
-  return None
-
-
 def with_shave_convolutions(model: keras.Model, storage: str = "fp32") -> keras.Model:
   """A copy of a functional model whose convolutions all run through ShaveConv2D.
 
-  Conv2D, DepthwiseConv2D, GroupedConv2D and Dense become ShaveConv2D layers
-  of the same name and weights; every other layer (BatchNormalization, ReLU,
-  Add, pooling, up-sampling, the channel shuffle's Reshape/Permute) is copied
-  with its weights and stays a TensorFlow op.
+  Conv2D, DepthwiseConv2D, GroupedConv2D and Dense (read by
+  graph.convolution, as the SHAVE blob reads them) become ShaveConv2D layers
+  of the same name and weights (a bias of zeros where they had none);
+  every other layer (BatchNormalization, ReLU, Add, pooling, up-sampling,
+  the channel shuffle's Reshape/Permute) is copied with its weights and
+  stays a TensorFlow op.
 
   Raises:
-    ValueError: naming the layer, for a convolution ShaveConv2D cannot take
-      (other activations, unequal strides or dilation on the two axes,
-      depth multipliers above 1).
+    ValueError: naming the layer, for a convolution the SHAVE kernel does not
+      run (graph.convolution: other activations, unequal strides or dilation
+      on the two axes, depth multipliers above 1).
   """
-  mappings = {}
+  weights = {}
 
   def clone(layer):
-    replaced = _replacement(layer, storage)
-    if replaced is None:
+    descriptor = graph.convolution(layer)
+    if descriptor is None:
       return layer.__class__.from_config(layer.get_config())
-    mappings[layer.name] = replaced[1]
-    return replaced[0]
+    weights[layer.name] = [descriptor.kernel, descriptor.bias]
+    return ShaveConv2D(descriptor.out_shape[-1], descriptor.kernel_size, descriptor.strides,
+                       descriptor.dilation, descriptor.groups, descriptor.padding,
+                       descriptor.relu, depthwise=descriptor.kind == graph.DEPTHWISE,
+                       storage=storage, name=layer.name)
 
   copy = keras.models.clone_model(model, clone_function=clone)
   for layer in model.layers:
     if layer.weights:
-      weights = layer.get_weights()
-      copy.get_layer(layer.name).set_weights(mappings.get(layer.name, list)(weights))
+      copy.get_layer(layer.name).set_weights(weights.get(layer.name, layer.get_weights()))
   return copy
