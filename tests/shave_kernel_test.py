@@ -154,16 +154,11 @@ def model(randomized_inference_model):
 
 
 @pytest.fixture(scope="module")
-def blobs(model, tmp_path_factory):
-  """dtype -> bytes of the hand25d network's blob, as the exporter writes it."""
-  directory = tmp_path_factory.mktemp("blobs")
-  written = {}
-  for dtype in blob.DTYPES:
-    path = str(directory / f"{dtype}.blob")
-    blob.write_blob(model, path, dtype)
-    with open(path, "rb") as f:
-      written[dtype] = f.read()
-  return written
+def blobs(model):
+  """dtype -> the bytes of the hand25d network's blob (what blob.write_blob writes)."""
+  network = graph.from_keras(model)
+  return {name: blob.to_bytes(simulator.compile_network(network, dtype))
+          for name, dtype in blob.DTYPES.items()}
 
 
 @pytest.mark.parametrize("dtype", sorted(blob.DTYPES))

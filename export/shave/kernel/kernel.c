@@ -1,7 +1,7 @@
 /* Element types, the interleaved layout, the kernel stack and the tile kernels.
  *
  * C form of export/shave/layout.py and conv.py (docs/embedded.md). */
-#include "shave_kernel.h"
+#include "internal.h"
 
 /* ---- element types ------------------------------------------------------ */
 
@@ -62,17 +62,6 @@ int shv_tensor_lanes(int channels, shv_dtype dtype) {
 
 int shv_blocks(int channels, int lanes) { return (channels + lanes - 1) / lanes; }
 
-static float load(shv_dtype dtype, const void *p, size_t i) {
-  return dtype == SHV_FP16 ? shv_h2f(((const uint16_t *)p)[i]) : ((const float *)p)[i];
-}
-
-static void store(shv_dtype dtype, void *p, size_t i, float v) {
-  if (dtype == SHV_FP16)
-    ((uint16_t *)p)[i] = shv_f2h(v);
-  else
-    ((float *)p)[i] = v;
-}
-
 /* ---- layout ------------------------------------------------------------- */
 
 size_t shv_tensor_bytes(int h, int w, int c, shv_dtype dtype) {
@@ -83,13 +72,14 @@ size_t shv_tensor_bytes(int h, int w, int c, shv_dtype dtype) {
 void shv_interleave(shv_dtype dtype, const float *src, int h, int w, int c, void *dst) {
   int lanes = shv_tensor_lanes(c, dtype), pixel = shv_blocks(c, lanes) * lanes;
   for (size_t p = 0; p < (size_t)h * w; ++p)
-    for (int i = 0; i < pixel; ++i) store(dtype, dst, p * pixel + i, i < c ? src[p * c + i] : 0.f);
+    for (int i = 0; i < pixel; ++i)
+      shv_store(dtype, dst, p * pixel + i, i < c ? src[p * c + i] : 0.f);
 }
 
 void shv_deinterleave(shv_dtype dtype, const void *src, int h, int w, int c, float *dst) {
   int lanes = shv_tensor_lanes(c, dtype), pixel = shv_blocks(c, lanes) * lanes;
   for (size_t p = 0; p < (size_t)h * w; ++p)
-    for (int i = 0; i < c; ++i) dst[p * c + i] = load(dtype, src, p * pixel + i);
+    for (int i = 0; i < c; ++i) dst[p * c + i] = shv_load(dtype, src, p * pixel + i);
 }
 
 /* Groups of the output channels of block `ob`: first and last group index. */
@@ -124,14 +114,14 @@ void shv_reorder_kernel(shv_dtype dtype, const float *kernel, const float *bias,
       table[ob * width + i] = (uint16_t)(first * in_per_group + (i < count ? i : count - 1));
     for (int l = 0; l < lanes; ++l) {
       int o = ob * lanes + l;
-      store(dtype, stack_bias, (size_t)ob * lanes + l, o < cout ? bias[o] : 0.f);
+      shv_store(dtype, stack_bias, (size_t)ob * lanes + l, o < cout ? bias[o] : 0.f);
       for (int t = 0; t < taps; ++t)
         for (int i = 0; i < width; ++i) {
           int c = table[ob * width + i];
           float v = 0.f;
           if (i < count && o < cout && c / in_per_group == o / per_group)
             v = kernel[((size_t)t * in_per_group + c % in_per_group) * cout + o];
-          store(dtype, stack, (((size_t)ob * taps + t) * width + i) * lanes + l, v);
+          shv_store(dtype, stack, (((size_t)ob * taps + t) * width + i) * lanes + l, v);
         }
     }
   }
@@ -146,9 +136,9 @@ void shv_reorder_depthwise(shv_dtype dtype, const float *kernel, const float *bi
     counts[b] = 1;
     for (int l = 0; l < lanes; ++l) {
       int c = b * lanes + l;
-      store(dtype, stack_bias, (size_t)b * lanes + l, c < channels ? bias[c] : 0.f);
+      shv_store(dtype, stack_bias, (size_t)b * lanes + l, c < channels ? bias[c] : 0.f);
       for (int t = 0; t < taps; ++t)
-        store(dtype, stack, ((size_t)b * taps + t) * lanes + l,
+        shv_store(dtype, stack, ((size_t)b * taps + t) * lanes + l,
               c < channels ? kernel[(size_t)t * channels + c] : 0.f);
     }
   }

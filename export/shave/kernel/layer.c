@@ -136,7 +136,8 @@ size_t shv_layer_slice_bytes(const shv_layer *layer, shv_dtype dtype) {
 static int check_weights(const shv_layer *l, shv_dtype dtype, char *err, size_t err_len) {
   const shv_weights *w = &l->weights;
   int lanes = shv_tensor_lanes(l->out_c, dtype), width = 1;
-  if (l->kind == SHV_CONV) width = shv_stack_width(l->in_c[0] / l->groups, l->out_c, l->groups, lanes);
+  if (l->kind == SHV_CONV)
+    width = shv_stack_width(l->in_c[0] / l->groups, l->out_c, l->groups, lanes);
   if (w->blocks != shv_blocks(l->out_c, lanes) || w->taps != l->kh * l->kw ||
       w->width != width || w->lanes != lanes)
     return LAYER_FAIL("layer '%.*s': kernel stack %dx%dx%dx%d, but its descriptor needs "
@@ -374,25 +375,14 @@ static void run_conv(const shv_layer *l, shv_dtype dtype, const shv_tensor *in,
     }
 }
 
-static float load(shv_dtype dtype, const uint8_t *p, size_t i) {
-  return dtype == SHV_FP16 ? shv_h2f(((const uint16_t *)(const void *)p)[i])
-                           : ((const float *)(const void *)p)[i];
-}
-
-static void store(shv_dtype dtype, uint8_t *p, size_t i, float v) {
-  if (dtype == SHV_FP16)
-    ((uint16_t *)(void *)p)[i] = shv_f2h(v);
-  else
-    ((float *)(void *)p)[i] = v;
-}
-
 /* simulator._run_rows: add, concat, channel shuffle, resize, max-pool and
  * global pooling in row tiles without halo. */
 static void run_rows(const shv_layer *l, shv_dtype dtype, const shv_tensor *in,
                      const shv_tensor *out, uint8_t *slice, const placement *p, shv_dma *dma,
                      shv_layer_stats *stats) {
   const size_t e = shv_elem_bytes(dtype);
-  const int pooled = l->kind == SHV_GLOBAL_AVG_POOL, k = l->kind == SHV_MAX_POOL ? l->stride : l->scale;
+  const int pooled = l->kind == SHV_GLOBAL_AVG_POOL;
+  const int k = l->kind == SHV_MAX_POOL ? l->stride : l->scale;
   const int max_rows = pooled ? in[0].h : l->out_h;
   const size_t out_vector = (size_t)out->blocks * out->lanes, out_row = out_vector * out->w * e;
   float *sum = pooled ? (float *)(void *)(slice + p->offset[BUF_SUM]) : NULL;
@@ -416,8 +406,8 @@ static void run_rows(const shv_layer *l, shv_dtype dtype, const shv_tensor *in,
       case SHV_ADD:
         for (size_t i = 0; i < pixels * out_vector; ++i) {
           float v = 0.f;
-          for (int t = 0; t < l->n_inputs; ++t) v += load(dtype, tiles[t], i);
-          store(dtype, o, i, l->relu && v < 0.f ? 0.f : v);
+          for (int t = 0; t < l->n_inputs; ++t) v += shv_load(dtype, tiles[t], i);
+          shv_store(dtype, o, i, l->relu && v < 0.f ? 0.f : v);
         }
         break;
       case SHV_CONCAT:
@@ -458,19 +448,21 @@ static void run_rows(const shv_layer *l, shv_dtype dtype, const shv_tensor *in,
         for (int y = 0; y < nr; ++y)
           for (int x = 0; x < l->out_w; ++x)
             for (size_t v = 0; v < out_vector; ++v) {
-              float best = load(dtype, tiles[0], ((size_t)y * k * in[0].w + (size_t)x * k) * out_vector + v);
+              const size_t corner = ((size_t)y * k * in[0].w + (size_t)x * k) * out_vector + v;
+              float best = shv_load(dtype, tiles[0], corner);
               for (int dy = 0; dy < k; ++dy)
                 for (int dx = 0; dx < k; ++dx) {
-                  float x1 = load(dtype, tiles[0],
-                                  ((size_t)(y * k + dy) * in[0].w + (size_t)x * k + dx) * out_vector + v);
+                  float x1 = shv_load(dtype, tiles[0],
+                                      corner + ((size_t)dy * in[0].w + dx) * out_vector);
                   if (x1 > best) best = x1;
                 }
-              store(dtype, o, ((size_t)y * l->out_w + x) * out_vector + v, best);
+              shv_store(dtype, o, ((size_t)y * l->out_w + x) * out_vector + v, best);
             }
         break;
       default: /* global pooling: accumulate the tile's pixels */
         for (size_t px = 0; px < (size_t)nr * in[0].w; ++px)
-          for (size_t v = 0; v < out_vector; ++v) sum[v] += load(dtype, tiles[0], px * out_vector + v);
+          for (size_t v = 0; v < out_vector; ++v)
+            sum[v] += shv_load(dtype, tiles[0], px * out_vector + v);
     }
     if (!pooled) dma_rows(dma, 0, out->data + (size_t)r0 * out_row, o, (size_t)nr * out_row);
     ++stats->tiles;
@@ -478,7 +470,7 @@ static void run_rows(const shv_layer *l, shv_dtype dtype, const shv_tensor *in,
   if (pooled) {
     uint8_t *mean = slice + p->offset[BUF_MEAN];
     const float count = (float)((size_t)in[0].h * in[0].w);
-    for (size_t v = 0; v < out_vector; ++v) store(dtype, mean, v, sum[v] / count);
+    for (size_t v = 0; v < out_vector; ++v) shv_store(dtype, mean, v, sum[v] / count);
     dma_rows(dma, 0, out->data, mean, out_vector * e);
   }
 }

@@ -1,16 +1,6 @@
 /* The naive channel-planar im2col + GEMM baseline (shave_naive.h). */
+#include "internal.h"
 #include "shave_naive.h"
-
-static float load(shv_dtype dtype, const void *p, size_t i) {
-  return dtype == SHV_FP16 ? shv_h2f(((const uint16_t *)p)[i]) : ((const float *)p)[i];
-}
-
-static void store(shv_dtype dtype, void *p, size_t i, float v) {
-  if (dtype == SHV_FP16)
-    ((uint16_t *)p)[i] = shv_f2h(v);
-  else
-    ((float *)p)[i] = v;
-}
 
 int shv_naive_patch(int k, shv_dtype dtype) {
   int lanes = shv_lanes(dtype);
@@ -35,7 +25,7 @@ int shv_naive_patch(int k, shv_dtype dtype) {
         for (int step = LANES / 2; step; step /= 2)                                           \
           for (int l = 0; l < step; ++l) part[l] += part[l + step];                           \
         float v = LOAD(bias + o) + part[0];                                                   \
-        store(dtype, out, (size_t)o * pixels + n, relu && v < 0.f ? 0.f : v);                 \
+        shv_store(dtype, out, (size_t)o * pixels + n, relu && v < 0.f ? 0.f : v);                 \
       }                                                                                       \
     }                                                                                         \
   }
@@ -59,13 +49,13 @@ void shv_naive_conv(shv_dtype dtype, const void *in, int cin, int h, int w, cons
         for (int c = 0; c < cin_g; ++c)
           for (int dy = 0; dy < kh; ++dy)
             for (int dx = 0; dx < kw; ++dx, ++i) {
-              int y = oy * stride + dy * dilation - pad_top, x = ox * stride + dx * dilation - pad_left;
-              float v = y >= 0 && y < h && x >= 0 && x < w
-                            ? load(dtype, in, (size_t)(g * cin_g + c) * plane + (size_t)y * w + x)
-                            : 0.f;
-              store(dtype, columns, row + i, v);
+              int y = oy * stride + dy * dilation - pad_top;
+              int x = ox * stride + dx * dilation - pad_left;
+              size_t at = (size_t)(g * cin_g + c) * plane + (size_t)y * w + x;
+              float v = y >= 0 && y < h && x >= 0 && x < w ? shv_load(dtype, in, at) : 0.f;
+              shv_store(dtype, columns, row + i, v);
             }
-        for (; i < patch; ++i) store(dtype, columns, row + i, 0.f);
+        for (; i < patch; ++i) shv_store(dtype, columns, row + i, 0.f);
       }
     size_t first = (size_t)g * cout_g;
     if (dtype == SHV_FP32)
@@ -82,8 +72,8 @@ void shv_naive_add(shv_dtype dtype, const void *const *inputs, int n, size_t cou
                    void *out) {
   for (size_t i = 0; i < count; ++i) {
     float v = 0.f;
-    for (int t = 0; t < n; ++t) v += load(dtype, inputs[t], i);
-    store(dtype, out, i, relu && v < 0.f ? 0.f : v);
+    for (int t = 0; t < n; ++t) v += shv_load(dtype, inputs[t], i);
+    shv_store(dtype, out, i, relu && v < 0.f ? 0.f : v);
   }
 }
 
@@ -120,20 +110,20 @@ void shv_naive_max_pool(shv_dtype dtype, const void *in, int c, int h, int w, in
   for (int ch = 0; ch < c; ++ch)
     for (int y = 0; y < out_h; ++y)
       for (int x = 0; x < out_w; ++x) {
-        float best = load(dtype, in, ((size_t)ch * h + y * k) * w + x * k);
+        float best = shv_load(dtype, in, ((size_t)ch * h + y * k) * w + x * k);
         for (int dy = 0; dy < k; ++dy)
           for (int dx = 0; dx < k; ++dx) {
-            float v = load(dtype, in, ((size_t)ch * h + y * k + dy) * w + x * k + dx);
+            float v = shv_load(dtype, in, ((size_t)ch * h + y * k + dy) * w + x * k + dx);
             if (v > best) best = v;
           }
-        store(dtype, out, ((size_t)ch * out_h + y) * out_w + x, best);
+        shv_store(dtype, out, ((size_t)ch * out_h + y) * out_w + x, best);
       }
 }
 
 void shv_naive_global_avg_pool(shv_dtype dtype, const void *in, int c, int h, int w, void *out) {
   for (int ch = 0; ch < c; ++ch) {
     float sum = 0.f;
-    for (size_t i = 0; i < (size_t)h * w; ++i) sum += load(dtype, in, (size_t)ch * h * w + i);
-    store(dtype, out, (size_t)ch, sum / (float)((size_t)h * w));
+    for (size_t i = 0; i < (size_t)h * w; ++i) sum += shv_load(dtype, in, (size_t)ch * h * w + i);
+    shv_store(dtype, out, (size_t)ch, sum / (float)((size_t)h * w));
   }
 }

@@ -227,8 +227,9 @@ int shv_net_parse(shv_net *net, const uint8_t *blob, size_t n, char *err, size_t
   for (int t = 0; t <= net->n_layers; ++t) {
     net->tensor_offset[t] = shv_align_up(top);
     const shv_layer *l = t ? &net->layers[t - 1] : NULL;
-    top = net->tensor_offset[t] + (t ? shv_tensor_bytes(l->out_h, l->out_w, l->out_c, net->dtype)
-                                     : shv_tensor_bytes(net->in_h, net->in_w, net->in_c, net->dtype));
+    top = net->tensor_offset[t] +
+          (t ? shv_tensor_bytes(l->out_h, l->out_w, l->out_c, net->dtype)
+             : shv_tensor_bytes(net->in_h, net->in_w, net->in_c, net->dtype));
   }
   net->ddr_bytes = shv_align_up(top);
   return SHV_OK;

@@ -74,7 +74,10 @@ REGISTER_OP("ShaveConv2D")
         if (c->ValueKnown(size) && c->ValueKnown(taps)) {
           int64_t out = OutputSize(c->Value(size), c->Value(taps), strides, dilation,
                                    padding == "SAME");
-          if (out < 1) return tensorflow::errors::InvalidArgument("ShaveConv2D: VALID kernel larger than the input");
+          if (out < 1) {
+            return tensorflow::errors::InvalidArgument(
+                "ShaveConv2D: a VALID kernel larger than the input");
+          }
           spatial[axis] = c->MakeDim(out);
         }
       }

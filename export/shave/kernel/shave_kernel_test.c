@@ -89,7 +89,8 @@ static void test_layer(const layer_case *t, shv_dtype dtype) {
   int top = 0, left = 0, out_h, out_w, span = (t->k - 1) * t->dilation + 1;
   if (t->same) {
     out_h = (t->h + t->stride - 1) / t->stride, out_w = (t->w + t->stride - 1) / t->stride;
-    int pad_h = (out_h - 1) * t->stride + span - t->h, pad_w = (out_w - 1) * t->stride + span - t->w;
+    int pad_h = (out_h - 1) * t->stride + span - t->h;
+    int pad_w = (out_w - 1) * t->stride + span - t->w;
     top = pad_h > 0 ? pad_h / 2 : 0, left = pad_w > 0 ? pad_w / 2 : 0;
   } else {
     out_h = (t->h - span) / t->stride + 1, out_w = (t->w - span) / t->stride + 1;
