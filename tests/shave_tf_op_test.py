@@ -7,6 +7,7 @@ import tensorflow as tf
 from export.shave import agreement
 from export.shave import graph
 from export.shave import memory
+from export.shave import native
 from export.shave import simulator
 from export.shave import tf_op
 import tf_keras as keras
@@ -84,7 +85,7 @@ def test_op_runs_the_simulators_tiles_in_the_same_slice_memory(dtype):
   network = graph.Network("x", (30, 40, 16), (layer,), {"y": "grouped"}, {"y": (30, 40, 16)})
   result = simulator.simulate(network, x[0], dtype)
   (report,) = result.reports
-  assert dict(zip(tf_op.STATS_FIELDS, stats.numpy()[0].tolist())) == {
+  assert dict(zip(native.STATS_FIELDS, stats.numpy()[0].tolist())) == {
       "peak_bytes": report.peak_bytes, "tiles": report.tiles,
       "dma_transfers": report.dma_transfers, "dma_in_bytes": report.dma_in_bytes,
       "dma_out_bytes": report.dma_out_bytes, "expand_vectors": 0}

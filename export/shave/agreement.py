@@ -1,8 +1,8 @@
 """How closely a SHAVE program reproduces the float32 TFLite model on real frames.
 
 The deployment check of docs/embedded.md ("Matching TFLite"): the program (from a blob) runs in the
-simulator and the float32 TFLite model of the same Keras model runs in
-ai-edge-litert, on the same frames; then
+simulator (or in the C kernel, `compare(..., run=...)`) and the float32 TFLite
+model of the same Keras model runs in ai-edge-litert, on the same frames; then
 
   * every output: max |simulated - TFLite| over the frames relative to the
     range (max - min) of the TFLite output over the frames (the fp32 target

@@ -30,9 +30,6 @@ from export.shave import simulator
 
 OP_SOURCE = os.path.join(cbuild.KERNEL_DIR, "shave_conv_op.cc")
 STORAGE = {"fp32": np.dtype(np.float32), "fp16": np.dtype(np.float16)}
-# shv_layer_stats, the op's second output per image.
-STATS_FIELDS = ("peak_bytes", "tiles", "dma_transfers", "dma_in_bytes", "dma_out_bytes",
-                "expand_vectors")
 
 
 def library_path() -> str:
@@ -102,7 +99,7 @@ def conv2d(x, kernel, bias, *, strides: int = 1, dilation: int = 1, padding: str
     depthwise: a depthwise kernel (tf.nn.depthwise_conv2d, multiplier 1).
     storage: "fp32" or "fp16": the element type inside the kernel (fp32
       accumulation either way); inputs and outputs are float32.
-    with_stats: also return the [B, 6] int64 run figures (STATS_FIELDS).
+    with_stats: also return the [B, 6] int64 run figures (native.STATS_FIELDS).
 
   Returns:
     [B, Ho, Wo, Cout] float32 (and the stats).
