@@ -13,10 +13,15 @@ DEMO_SEED ?= 0
 
 .PHONY: demo test bazel-test clean
 
+# After installing, build_main compiles the SHAVE C kernel and its TensorFlow
+# op with the machine's gcc (pip's isolated build has no TensorFlow to build
+# the op against) into a cache keyed by sources, flags and TensorFlow version
+# (export/shave/cbuild.py); a missing compiler fails here.
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e '.[test]'
+	$(PY) -m export.shave.build_main
 	touch $(STAMP)
 
 test: $(STAMP)

@@ -37,7 +37,8 @@ def _read_build(package: str) -> list[dict]:
   namespace.update(pytest_test=pytest_test, glob=lambda *a, **k: [],
                    load=lambda *a: None, package=lambda **k: None,
                    exports_files=lambda *a, **k: None, filegroup=lambda **k: None,
-                   sh_binary=lambda **k: None)
+                   sh_binary=lambda **k: None, cc_library=lambda **k: None,
+                   cc_test=lambda **k: None)
   with open(os.path.join(ROOT, package, "BUILD")) as f:
     exec(compile(f.read(), f"{package}/BUILD", "exec"), namespace)  # pylint: disable=exec-used
   for target in targets:

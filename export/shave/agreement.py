@@ -1,8 +1,8 @@
 """How closely a SHAVE program reproduces the float32 TFLite model on real frames.
 
 The deployment check of docs/embedded.md ("Matching TFLite"): the program (from a blob) runs in the
-simulator and the float32 TFLite model of the same Keras model runs in
-ai-edge-litert, on the same frames; then
+simulator (or in the C kernel, `compare(..., run=...)`) and the float32 TFLite
+model of the same Keras model runs in ai-edge-litert, on the same frames; then
 
   * every output: max |simulated - TFLite| over the frames relative to the
     range (max - min) of the TFLite output over the frames (the fp32 target
@@ -20,7 +20,7 @@ simulator whose error stays within the bound cannot change their arg-max.
 """
 
 import dataclasses
-from typing import Iterable
+from typing import Callable, Iterable, Optional
 
 import numpy as np
 
@@ -92,14 +92,17 @@ def load_frames(data_dir: str, split: str, program: planner.Program) -> list[np.
   return [features["image"].numpy()[0] for features, _ in dataset]
 
 
-def compare(program: planner.Program, tflite_model: bytes,
-            images: Iterable[np.ndarray]) -> Agreement:
+def compare(program: planner.Program, tflite_model: bytes, images: Iterable[np.ndarray],
+            run: Optional[Callable[[np.ndarray], dict[str, np.ndarray]]] = None) -> Agreement:
   """Runs the program and the float32 TFLite model on each image and compares.
 
   Args:
     program: from blob.read_blob (or planner.compile_network).
     tflite_model: float32 TFLite flatbuffer of the same network.
     images: [H, W, C] network inputs.
+    run: what executes the program: image -> outputs (Keras shapes without
+      batch); by default the simulator (simulator.run). The C kernel's is
+      native.Runner(blob).run(image).outputs.
   """
   network = program.network
   litert = litert_lib.LiteRtModel(tflite_model)
@@ -114,7 +117,7 @@ def compare(program: planner.Program, tflite_model: bytes,
   mismatch_margin = 0.0
   for image in images:
     want = {k: v[0] for k, v in litert([image[None].astype(np.float32)], names).items()}
-    got = simulator.run(program, image).outputs
+    got = run(image) if run else simulator.run(program, image).outputs
     for key, expected in want.items():
       differences[key] = max(differences[key], float(np.abs(got[key] - expected).max()))
       lows[key] = min(lows[key], float(expected.min()))

@@ -207,6 +207,24 @@ def _conv(layer, inputs, in_shapes, out_shape) -> Layer:
                groups=groups, padding=padding, relu=relu, kernel=kernel, bias=bias, **common)
 
 
+def convolution(layer) -> Optional[Layer]:
+  """A Keras convolution as a Layer with its own kernel and bias, None for other layers.
+
+  Conv2D, DepthwiseConv2D, GroupedConv2D or Dense (exact types), read as
+  from_keras reads them before folding BatchNorm or fusing a following ReLU
+  (a grouped convolution with one input and one filter per group becomes a
+  depthwise one); the descriptor a layer-by-layer replacement needs
+  (export/shave/tf_op.py).
+
+  Raises:
+    ValueError: naming the layer, for settings the SHAVE kernel does not run.
+  """
+  if type(layer) not in _CONVS:  # pylint: disable=unidiomatic-typecheck
+    return None
+  sources = tuple(source.name for source in _inbound(layer))
+  return _conv(layer, sources, (_shape(layer.input_shape),), _shape(layer.output_shape))
+
+
 def _fold_batch_norm(target: Layer, bn) -> Layer:
   if target.kind not in (CONV, DEPTHWISE) or target.relu:
     raise ValueError(f"BatchNormalization {bn.name!r} follows {target.name!r} "
