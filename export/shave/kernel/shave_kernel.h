@@ -167,7 +167,7 @@ void shv_dma_copy(shv_dma *dma, int into_slice, void *dst, ptrdiff_t dst_line,
 
 /* ---- one layer in the slice --------------------------------------------- */
 
-/* A layer (graph.Layer) with its tile (simulator.Tile) and weights. */
+/* A layer (graph.Layer) with its tile (planner.Tile) and weights. */
 typedef struct {
   const char *name; /* not NUL-terminated; name_len bytes */
   int name_len;
