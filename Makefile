@@ -32,21 +32,24 @@ bazel-test: $(STAMP)
 
 demo: $(STAMP)
 	@echo "== hand25d demo: outputs in $(DEMO)/"
-	@echo "== 1/5 generate $(DEMO_FRAMES) synthetic TOF frames (train/val/test by user)"
+	@echo "== 1/6 generate $(DEMO_FRAMES) synthetic TOF frames (train/val/test by user)"
 	$(PY) -m hand25d.data.generate_main --out=$(DEMO)/data --num_frames=$(DEMO_FRAMES) \
 	  --seed=$(DEMO_SEED) --workers=2
 	$(PY) -m hand25d.data.preview_main --data=$(DEMO)/data --out=$(DEMO)/data_preview.png
-	@echo "== 2/5 train the multi-task network: the quick recipe, shortened to $(DEMO_EPOCHS) epochs"
+	@echo "== 2/6 train the multi-task network: the quick recipe, shortened to $(DEMO_EPOCHS) epochs"
 	$(PY) -m hand25d.train_main --data=$(DEMO)/data --workdir=$(DEMO)/train --recipe=quick \
 	  --epochs=$(DEMO_EPOCHS) --seed=$(DEMO_SEED) \
 	  --log_every=50 --eval_every=300
-	@echo "== 3/5 evaluate the best checkpoint on the test users"
+	@echo "== 3/6 evaluate the best checkpoint on the test users"
 	$(PY) -m hand25d.eval_main --data=$(DEMO)/data --checkpoint=$(DEMO)/train \
 	  --out=$(DEMO)/eval
-	@echo "== 4/5 export: TFLite float32, int8 PTQ and QAT, TFLite Micro, C arrays"
+	@echo "== 4/6 export: TFLite float32, int8 PTQ and QAT, TFLite Micro, C arrays"
 	$(PY) -m export.tflite_main --checkpoint=$(DEMO)/train --out=$(DEMO)/export \
 	  --quant=float32,int8_ptq,int8_qat
-	@echo "== 5/5 2.5D runtime on a synthetic sequence, with the trained model shipped in hand25d/pretrained"
+	@echo "== 5/6 SHAVE: the exported fp16 blob run by the C kernel in a 128 KB slice, against float32 TFLite"
+	$(PY) -m export.shave.shave_main --blob=$(DEMO)/export/shave_fp16.blob \
+	  --tflite=$(DEMO)/export/hand25d_float32.tflite --data=$(DEMO)/data --runner=c
+	@echo "== 6/6 2.5D runtime on a synthetic sequence, with the trained model shipped in hand25d/pretrained"
 	$(PY) -m hand25d.runtime.demo.run_main --input=synthetic --out=$(DEMO)
 	@echo "== done: $(DEMO)/report.md"
 

@@ -66,3 +66,17 @@ def test_main_compares_a_blob_with_tflite_on_test_frames(tmp_path):
                     f"--data_dir={FIXTURE}").stdout
   assert "vs float32 TFLite over 3 frames" in out
   assert "arg-max identical on" in out and "/24 keypoints" in out
+
+
+def test_main_runs_a_blob_in_the_c_kernel_against_tflite(tmp_path):
+  model = _tiny_model((120, 160, 1), name="amplitude")
+  blob_path, tflite_path = str(tmp_path / "tiny.blob"), str(tmp_path / "tiny.tflite")
+  blob.write_blob(model, blob_path, "fp32")
+  with open(tflite_path, "wb") as f:
+    f.write(convert.to_tflite(model, "float32"))
+  out = _shave_main(f"--blob={blob_path}", f"--tflite={tflite_path}", f"--data={FIXTURE}",
+                    "--runner=c").stdout
+  # The C kernel's slice and DMA figures are checked against the simulator's.
+  assert "C kernel: peak slice" in out and "both equal to the simulator's" in out
+  assert "vs float32 TFLite over 3 frames" in out
+  assert "arg-max identical on 24/24 keypoints (100.0%)" in out

@@ -6,12 +6,16 @@ r"""Prints the modelled SHAVE latency of a network, ours vs naive (Table 3).
   python -m export.shave.shave_main --blob=model.blob
   python -m export.shave.shave_main --blob=model.blob --tflite=model.tflite \
       --data=testdata/tof_tiny
+  python -m export.shave.shave_main --blob=model.blob --tflite=model.tflite \
+      --data=testdata/tof_tiny --runner=c
 
 A Keras model is compiled for the slice (--save_blob also writes the
 deployment blob); a blob holds its layers, weights, type, slice and schedule.
 The program runs in the simulated slice and the cost model prices it; with
 --tflite the blob is also compared with the float32 TFLite model on the
-frames of --data (docs/embedded.md).
+frames of --data, executed by the numpy simulator or (--runner=c) by the C
+kernel in its 128 KB slice, whose peak slice bytes and DMA bytes are checked
+against the simulator's on the first frame (docs/embedded.md).
 """
 
 import os
@@ -24,7 +28,9 @@ from export.shave import blob
 from export.shave import cost
 from export.shave import graph
 from export.shave import memory
+from export.shave import native
 from export.shave import planner
+from export.shave import simulator
 from hand25d import config_flags
 from hand25d import legacy_keras  # noqa: F401  (entry point: tf.keras is tf_keras)
 from hand25d import spec
@@ -54,6 +60,9 @@ _TFLITE = flags.DEFINE_string("tflite", None, "With --blob: float32 TFLite model
 _DATA = flags.DEFINE_string("data", None, "With --tflite: data set of the frames.")
 flags.DEFINE_alias("data_dir", "data")  # The old name, for one release.
 _SPLIT = flags.DEFINE_string("split", "test", "With --tflite: split of --data.")
+_RUNNER = flags.DEFINE_enum("runner", "simulator", ["simulator", "c"],
+                            "With --tflite: what executes the blob: the numpy simulator or "
+                            "the C kernel (export/shave/kernel) in its slice.")
 _MODEL_FLAGS = ("keras_model", "input_height", "input_width", "dtype", "slice_kb", "save_blob")
 
 
@@ -93,8 +102,32 @@ def main(argv):
     with open(_TFLITE.value, "rb") as f:
       tflite_model = f.read()
     frames = agreement.load_frames(_DATA.value, _SPLIT.value, program)
+    run = None
+    if _RUNNER.value == "c":
+      with open(_BLOB.value, "rb") as f:
+        runner = native.Runner(f.read(), _BLOB.value)
+      print()
+      print(_c_kernel_figures(program, runner, frames[0]))
+      run = lambda image: runner.run(image).outputs  # noqa: E731
     print()
-    print(agreement.format_agreement(agreement.compare(program, tflite_model, frames)))
+    print(agreement.format_agreement(agreement.compare(program, tflite_model, frames, run)))
+
+
+def _c_kernel_figures(program: planner.Program, runner: native.Runner, image) -> str:
+  """The C kernel's slice and DMA figures on one frame, next to the simulator's.
+
+  Raises:
+    RuntimeError: they differ (the C kernel does not run the blob's schedule).
+  """
+  c = runner.run(image)
+  reports = simulator.run(program, image).reports
+  want_peak = max(r.peak_bytes for r in reports)
+  want_dma = sum(r.dma_bytes for r in reports)
+  if (c.peak_bytes, c.dma_bytes) != (want_peak, want_dma):
+    raise RuntimeError(f"{_BLOB.value}: the C kernel used {c.peak_bytes} slice bytes and "
+                       f"{c.dma_bytes} DMA bytes, the simulator {want_peak} and {want_dma}")
+  return (f"C kernel: peak slice {c.peak_bytes} of {runner.slice.size} bytes, DMA "
+          f"{c.dma_bytes} bytes per frame; both equal to the simulator's")
 
 
 if __name__ == "__main__":
