@@ -2,7 +2,7 @@
  * 1; docs/embedded.md "The deployment blob"), run layer by layer in the slice.
  *
  * The blob carries everything: the layer descriptors, each layer's tile (the
- * schedule simulator.plan chose for the blob's slice size) and the kernel
+ * schedule planner.plan chose for the blob's slice size) and the kernel
  * stacks in the storage type. The parser checks what blob.read_blob checks
  * and, because C has no bounds checks, every shape against the others. */
 #include "internal.h"

@@ -92,7 +92,7 @@ One convolution layer run by the SHAVE C kernel inside a 128 KB slice
 Cout] or, with depthwise, [kh, kw, C, 1]; bias: [Cout]. output: [B, Ho, Wo,
 Cout] float32; stats: [B, 6] int64 (slice bytes, tiles, DMA descriptors, DMA
 bytes in, DMA bytes out, up-sampled vectors). tile_rows x tile_blocks is the
-tile (simulator.plan_layer); storage the element type inside the kernel.
+tile (planner.plan_layer); storage the element type inside the kernel.
 )doc");
 
 class ShaveConv2DOp : public OpKernel {
