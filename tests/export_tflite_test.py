@@ -284,6 +284,7 @@ def test_out_that_cannot_take_the_export_is_refused_before_any_work(run, tmp_pat
     assert (out / "notes.txt").read_text() == "mine"
 
 
+@pytest.mark.slow  # Starts tflite_main.
 def test_tflite_main_refuses_an_out_that_is_a_file(run, tmp_path):
   out = tmp_path / "out"
   out.write_text("a file")
@@ -293,6 +294,7 @@ def test_tflite_main_refuses_an_out_that_is_a_file(run, tmp_path):
   assert proc.stderr.strip().splitlines()[-1] == f"export failed: --out {out} is not a directory"
 
 
+@pytest.mark.slow  # An export in a child process, killed.
 def test_a_killed_export_leaves_the_previous_set_whole(run, tmp_path):
   out = tmp_path / "out"
   out.mkdir()
@@ -320,6 +322,7 @@ def test_a_killed_export_leaves_the_previous_set_whole(run, tmp_path):
   assert {p.name: p.read_bytes() for p in out.iterdir()} == old
 
 
+@pytest.mark.slow  # An export.
 def test_model_that_differs_from_its_keras_reference_is_refused(run, tmp_path, monkeypatch):
   to_tflite = convert.to_tflite
 
