@@ -1,5 +1,6 @@
 # Two entry points (see README): `make demo` and `make test`.
-# Both create .venv and install hand25d into it on first use.
+# Both create .venv and install hand25d into it on first use. While developing,
+# `make test-fast` runs the tests not marked slow (docs/development.md).
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
@@ -11,7 +12,7 @@ DEMO_FRAMES ?= 4000
 DEMO_EPOCHS ?= 10
 DEMO_SEED ?= 0
 
-.PHONY: demo test bazel-test clean
+.PHONY: demo test test-fast bazel-test clean
 
 # After installing, build_main compiles the SHAVE C kernel and its TensorFlow
 # op with the machine's gcc (pip's isolated build has no TensorFlow to build
@@ -26,6 +27,9 @@ $(STAMP): pyproject.toml
 
 test: $(STAMP)
 	$(PY) -m pytest
+
+test-fast: $(STAMP)
+	$(PY) -m pytest -m "not slow"
 
 bazel-test: $(STAMP)
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" bazel test //...

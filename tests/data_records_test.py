@@ -60,6 +60,7 @@ def test_encode_rejects_wrong_shape():
     records.encode(frame, 3)
 
 
+@pytest.mark.slow  # Generates the data set three times, with worker processes.
 def test_generation_is_deterministic_across_worker_counts_and_splits_by_user(tmp_path):
   config = generate.GeneratorConfig(num_frames=8, seed=5, **_TINY)
   one = generate.generate(config, str(tmp_path / "one"), workers=1)

@@ -38,6 +38,7 @@ def test_manifest_records_the_new_size_and_scaled_intrinsics(sensor_data):
       assert shard == {**shard, **records.file_digest(os.path.join(dst, shard["file"]))}
 
 
+@pytest.mark.slow  # Two pipelines over a generated data set.
 def test_pipeline_batches_match_the_resizing_pipeline(sensor_data):
   src, dst = sensor_data
   for training in (False, True):

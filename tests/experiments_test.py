@@ -86,6 +86,7 @@ def test_schedule_runs_first_seeds_key_rows_first():
     plan.rows_named(["no_such_row"])
 
 
+@pytest.mark.slow
 def test_runner_writes_a_summary_per_row_with_the_test_metrics(done):
   _, results_dir, summaries = done
   assert [s["row"]["name"] for s in summaries] == list(RAN)
@@ -103,6 +104,7 @@ def test_runner_writes_a_summary_per_row_with_the_test_metrics(done):
   assert summaries[1]["train_config"]["model"]["input_mode"] == "depth"
 
 
+@pytest.mark.slow
 def test_second_call_skips_finished_rows(done, monkeypatch):
   workdir, results_dir, summaries = done
   _forbid_training(monkeypatch)
@@ -111,6 +113,7 @@ def test_second_call_skips_finished_rows(done, monkeypatch):
                     progress=False) == summaries
 
 
+@pytest.mark.slow
 def test_trained_row_without_summary_is_tested_not_retrained(done, tmp_path, monkeypatch):
   workdir, results_dir, summaries = done
   fresh = str(tmp_path / "results")
@@ -121,6 +124,7 @@ def test_trained_row_without_summary_is_tested_not_retrained(done, tmp_path, mon
   assert again[0]["resumed"]
 
 
+@pytest.mark.slow
 def test_summary_of_another_budget_is_refused(done):
   workdir, results_dir, _ = done
   with pytest.raises(ValueError, match=r"another run(.|\n)*epochs: saved 1, now 2"):
@@ -128,6 +132,7 @@ def test_summary_of_another_budget_is_refused(done):
                results_dir, progress=False)
 
 
+@pytest.mark.slow
 def test_document_shows_the_runs_numbers_and_marks_the_rest_not_run(done, tmp_path):
   _, results_dir, summaries = done
   copy = str(tmp_path / "results")
@@ -166,6 +171,7 @@ def test_document_without_runs_invents_nothing():
   assert "None yet" in _section(text, "Runs") and "| `" not in _section(text, "Runs")
 
 
+@pytest.mark.slow
 def test_summary_of_another_row_definition_is_refused(done, tmp_path):
   _, results_dir, summaries = done
   summary = dict(summaries[0], row=dict(summaries[0]["row"], paper_px=1.0))

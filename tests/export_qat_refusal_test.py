@@ -55,6 +55,7 @@ def test_training_an_unsupported_backbone_warns_at_the_start(tmp_path, caplog):
   assert "backbone densenet121" in caplog.text and "not as int8 QAT" in caplog.text
 
 
+@pytest.mark.slow  # tfmot's QAT model of every backbone.
 @pytest.mark.parametrize("backbone", model_config.BACKBONES)
 def test_the_refused_backbones_are_exactly_those_qat_fails_on(backbone):
   """Keeps QAT_UNSUPPORTED_BACKBONES true: fuse + quantize at a tiny input size."""

@@ -61,6 +61,7 @@ def run(tmp_path_factory):
   return workdir
 
 
+# One export of all three modes, QAT fine-tuning included: its tests are slow.
 @pytest.fixture(scope="module")
 def exported(run, tmp_path_factory):
   """(config, report) of one export of all three modes."""
@@ -93,6 +94,7 @@ def test_fuse_keeps_the_function_and_removes_batch_norm(run, frames):
     np.testing.assert_allclose(fused(image)[name], expected, rtol=1e-4, atol=1e-4)
 
 
+@pytest.mark.slow
 def test_report_and_files(exported):
   cfg, report = exported
   with open(os.path.join(cfg.out_dir, exporter.REPORT_FILE)) as f:
@@ -117,6 +119,7 @@ def test_report_and_files(exported):
   assert len(program.network.layers) == report["shave_blob"]["layers"]
 
 
+@pytest.mark.slow
 def test_float32_tflite_matches_keras(exported):
   _, report = exported
   r = report["exports"]["float32"]
@@ -125,6 +128,7 @@ def test_float32_tflite_matches_keras(exported):
       report["mean_px_error"]["keras_float32"], abs=1e-3)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("quant", ["int8_ptq", "int8_qat"])
 def test_int8_is_within_tolerance_of_float(exported, frames, quant):
   cfg, _ = exported
@@ -140,6 +144,7 @@ def test_int8_is_within_tolerance_of_float(exported, frames, quant):
     assert np.abs(got - expected).mean() <= INT8_MEAN_TOLERANCE * scale, name
 
 
+@pytest.mark.slow
 def test_qat_model_converts_to_true_grouped_int8_convolutions(exported, frames):
   cfg, report = exported
   model, _ = frames
@@ -158,6 +163,7 @@ def test_qat_model_converts_to_true_grouped_int8_convolutions(exported, frames):
     assert diff <= INT8_KERNEL_STEPS * r["output_quantization_step"][name], name
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("quant", convert.QUANT_MODES)
 def test_tflm_matches_litert(exported, frames, quant):
   cfg, report = exported
@@ -187,6 +193,7 @@ def test_tflm_matches_litert(exported, frames, quant):
                         r["tflm"]["arena_bytes"] - litert_lib.ARENA_GRANULE)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("quant", convert.QUANT_MODES)
 def test_c_array_round_trips(exported, quant):
   cfg, report = exported
@@ -201,6 +208,7 @@ def test_c_array_round_trips(exported, quant):
   assert f"extern const unsigned int {symbol}_len;" in header
 
 
+@pytest.mark.slow
 def test_oversized_float32_model_exits_with_the_excess(run, tmp_path):
   out = tmp_path / "out"
   proc = subprocess.run([sys.executable, "-m", "export.tflite_main", f"--checkpoint={run}",
@@ -276,6 +284,7 @@ def test_out_that_cannot_take_the_export_is_refused_before_any_work(run, tmp_pat
     assert (out / "notes.txt").read_text() == "mine"
 
 
+@pytest.mark.slow  # Starts tflite_main.
 def test_tflite_main_refuses_an_out_that_is_a_file(run, tmp_path):
   out = tmp_path / "out"
   out.write_text("a file")
@@ -285,6 +294,7 @@ def test_tflite_main_refuses_an_out_that_is_a_file(run, tmp_path):
   assert proc.stderr.strip().splitlines()[-1] == f"export failed: --out {out} is not a directory"
 
 
+@pytest.mark.slow  # An export in a child process, killed.
 def test_a_killed_export_leaves_the_previous_set_whole(run, tmp_path):
   out = tmp_path / "out"
   out.mkdir()
@@ -312,6 +322,7 @@ def test_a_killed_export_leaves_the_previous_set_whole(run, tmp_path):
   assert {p.name: p.read_bytes() for p in out.iterdir()} == old
 
 
+@pytest.mark.slow  # An export.
 def test_model_that_differs_from_its_keras_reference_is_refused(run, tmp_path, monkeypatch):
   to_tflite = convert.to_tflite
 

@@ -10,6 +10,10 @@ from hand25d.model import config as config_lib
 import pytest
 
 
+# The card converts the network to TFLite and counts every layer.
+pytestmark = pytest.mark.slow
+
+
 @pytest.fixture(scope="module")
 def ours():
   return card.model_card(config_lib.ModelConfig(input_mode="depth"))

@@ -9,6 +9,8 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 import export
 import hand25d
 
@@ -41,6 +43,7 @@ def test_tf_keras_is_keras_2_in_tests():
   assert tf.keras.layers.Conv2D is keras.layers.Conv2D
 
 
+@pytest.mark.slow  # Each of these starts Python and TensorFlow in a child process.
 def test_tensorflow_may_be_imported_first():
   result = _run("import tensorflow as tf\nfrom hand25d import legacy_keras\nimport tf_keras\n"
                 "from export import qat\n"
@@ -49,6 +52,7 @@ def test_tensorflow_may_be_imported_first():
   assert result.stdout.strip().endswith("True")
 
 
+@pytest.mark.slow
 def test_tfmot_may_be_imported_before_legacy_keras():
   """export/qat.py imports tensorflow-model-optimization first: tfmot also asks for tf_keras."""
   result = _run("import tensorflow_model_optimization\nfrom export import qat\n"
@@ -58,6 +62,7 @@ def test_tfmot_may_be_imported_before_legacy_keras():
   assert result.stdout.strip().endswith("True")
 
 
+@pytest.mark.slow
 def test_tf_keras_used_as_keras_3_first_is_a_clear_error():
   result = _run("import tensorflow as tf\ntf.keras.layers\nfrom hand25d import legacy_keras")
   assert result.returncode != 0

@@ -84,6 +84,7 @@ def test_training_weights_load_into_the_training_model():
   assert set(model.output_names) >= {spec.KEYPOINTS, spec.SEGMENTATION}
 
 
+@pytest.mark.slow
 def test_regeneration_command_runs_on_the_fixture(tmp_path):
   """`export.pretrained_main` end to end on a tiny recipe: data, training, export, card."""
   recipe = tmp_path / "tiny.json"

@@ -151,6 +151,7 @@ def frames(blobs):
   return agreement.load_frames(FIXTURE, "test", blob.read_blob(blobs["fp32"][0]))
 
 
+@pytest.mark.slow  # Converts to TFLite and reads the test frames.
 def test_fp32_blob_matches_tflite_on_test_frames(blobs, tflite_model, frames):
   result = agreement.compare(blob.read_blob(blobs["fp32"][0]), tflite_model, frames)
   print("fp32", agreement.format_agreement(result))
@@ -160,6 +161,7 @@ def test_fp32_blob_matches_tflite_on_test_frames(blobs, tflite_model, frames):
     assert error <= 1e-4, key
 
 
+@pytest.mark.slow
 def test_fp16_blob_keeps_the_tflite_arg_max_on_test_frames(blobs, tflite_model, frames):
   result = agreement.compare(blob.read_blob(blobs["fp16"][0]), tflite_model, frames)
   print("fp16", agreement.format_agreement(result))

@@ -203,6 +203,7 @@ def _compare(data: bytes, tflite_model, frames) -> agreement.Agreement:
                            run=lambda image: runner.run(image).outputs)
 
 
+@pytest.mark.slow  # Converts to TFLite and reads the test frames.
 def test_fp32_runner_keeps_every_tflite_arg_max_on_fixture_frames(blobs, tflite_model, frames):
   result = _compare(blobs["fp32"], tflite_model, frames)
   print("C kernel, fp32", agreement.format_agreement(result))
@@ -212,6 +213,7 @@ def test_fp32_runner_keeps_every_tflite_arg_max_on_fixture_frames(blobs, tflite_
     assert error <= agreement.ERROR_BOUNDS[np.dtype(np.float32)], key
 
 
+@pytest.mark.slow
 def test_fp16_runner_keeps_the_decisive_tflite_arg_max(blobs, tflite_model, frames):
   result = _compare(blobs["fp16"], tflite_model, frames)
   print("C kernel, fp16", agreement.format_agreement(result))

@@ -10,7 +10,11 @@ import sys
 
 from export import convert
 from export.shave import blob
+import pytest
 import tf_keras as keras
+
+# Each test starts the binary (TensorFlow and the SHAVE compiler) in a child process.
+pytestmark = pytest.mark.slow
 
 FIXTURE = os.path.join(os.path.dirname(__file__), "..", "testdata", "tof_tiny")
 

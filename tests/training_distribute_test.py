@@ -8,6 +8,7 @@ import sys
 
 from hand25d.training import config as config_lib
 
+import pytest
 import tensorflow as tf
 
 DATA = os.path.join(os.path.dirname(__file__), "..", "testdata", "tof_tiny")
@@ -23,6 +24,7 @@ def _free_ports(n):
   return ports
 
 
+@pytest.mark.slow
 def test_two_workers_train_one_run(tmp_path):
   workers = [f"localhost:{p}" for p in _free_ports(2)]
   procs, logs = [], []

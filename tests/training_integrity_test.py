@@ -61,6 +61,7 @@ def test_bad_data_dir_or_split_is_refused_before_anything_is_written(tmp_path):
   assert not os.path.exists(workdir)  # No config.json to block the corrected command.
 
 
+@pytest.mark.slow  # Trains, stops at the bad record, resumes.
 def test_read_error_in_training_checkpoints_names_the_record_and_skip_resumes(tmp_path):
   cfg = dataclasses.replace(CFG, data_dir=_flipped_copy(tmp_path, keep_digests=False))
   workdir = str(tmp_path / "run")

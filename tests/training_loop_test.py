@@ -18,6 +18,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+# Each test trains (the kill-and-resume runs several times): minutes on 2 cores.
+pytestmark = pytest.mark.slow
+
 DATA = os.path.join(os.path.dirname(__file__), "..", "testdata", "tof_tiny")
 # 8 training frames, batch 4: 2 steps per epoch, 3 epochs.
 CFG = config_lib.TrainConfig(data_dir=DATA, batch_size=4, epochs=3, log_every_steps=1,

@@ -42,6 +42,7 @@ def test_bad_recipes_are_refused_with_the_file_and_field(tmp_path):
     recipes.load(str(bad))
 
 
+@pytest.mark.slow
 def test_train_main_takes_the_recipe_and_flags_override_it(tmp_path):
   recipe = tmp_path / "tiny.json"
   recipe.write_text(json.dumps({

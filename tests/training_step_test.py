@@ -11,6 +11,7 @@ from hand25d.model import network
 from hand25d.training import step as step_lib
 
 import numpy as np
+import pytest
 import tensorflow as tf
 import tf_keras as keras
 
@@ -34,6 +35,7 @@ def _setup(strategy, optimizer_fn):
   return model, train_step
 
 
+@pytest.mark.slow  # 100 training steps.
 def test_tiny_overfit_and_nonfinite_skip():
   strategy = tf.distribute.OneDeviceStrategy("/cpu:0")
   model, train_step = _setup(strategy, lambda: keras.optimizers.Adam(3e-3))
@@ -92,6 +94,7 @@ print("MIRRORED_OK", worst)
 """
 
 
+@pytest.mark.slow  # A child process with two logical CPU devices.
 def test_mirrored_step_equals_single_device_step():
   result = subprocess.run([sys.executable, "-c", _MIRRORED, os.path.dirname(__file__)],
                           capture_output=True, text=True, timeout=600)

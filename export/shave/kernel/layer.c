@@ -5,7 +5,7 @@
  * tiles in the same order, the same transfers. */
 #include "internal.h"
 
-/* The slice buffers of a layer, in the order simulator._buffers lists them. */
+/* The slice buffers of a layer, in the order planner.buffers lists them. */
 enum {
   BUF_WEIGHTS,
   BUF_BIAS,
@@ -76,7 +76,7 @@ static int out_blocks(const shv_layer *l, shv_dtype dtype) {
   return shv_blocks(l->out_c, shv_tensor_lanes(l->out_c, dtype));
 }
 
-/* simulator._buffers + memory.placement. */
+/* planner.buffers + memory.placement. */
 static void layer_placement(const shv_layer *l, shv_dtype dtype, placement *p) {
   size_t e = shv_elem_bytes(dtype);
   int rows = l->tile_rows, out_lanes = shv_tensor_lanes(l->out_c, dtype);

@@ -193,7 +193,7 @@ typedef struct {
 /* Checks a layer's shapes, tile and weights against each other (what makes
  * shv_run_layer safe to run); on failure writes why into err. */
 int shv_check_layer(const shv_layer *layer, shv_dtype dtype, char *err, size_t err_len);
-/* Slice bytes of the layer's buffers (simulator._buffers, memory.placement). */
+/* Slice bytes of the layer's buffers (planner.buffers, memory.placement). */
 size_t shv_layer_slice_bytes(const shv_layer *layer, shv_dtype dtype);
 /* Runs a checked layer: inputs and output in DDR, every tile through
  * `slice` (16-byte aligned, slice_bytes <= SHV_SLICE_BYTES). Fails with
