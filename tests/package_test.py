@@ -43,21 +43,18 @@ def test_tf_keras_is_keras_2_in_tests():
   assert tf.keras.layers.Conv2D is keras.layers.Conv2D
 
 
+# What comes first: TensorFlow, or tensorflow-model-optimization (export/qat.py
+# imports it before legacy_keras; tfmot also asks for tf_keras).
+_FIRST = {"tensorflow": "import tensorflow as tf\nfrom hand25d import legacy_keras\n"
+                        "import tf_keras\nfrom export import qat\n",
+          "tfmot": "import tensorflow_model_optimization\nfrom export import qat\n"
+                   "import tensorflow as tf\nimport tf_keras\n"}
+
+
 @pytest.mark.slow  # Each of these starts Python and TensorFlow in a child process.
-def test_tensorflow_may_be_imported_first():
-  result = _run("import tensorflow as tf\nfrom hand25d import legacy_keras\nimport tf_keras\n"
-                "from export import qat\n"
-                "print(tf.keras.layers.Conv2D is tf_keras.layers.Conv2D)")
-  assert result.returncode == 0, result.stderr[-2000:]
-  assert result.stdout.strip().endswith("True")
-
-
-@pytest.mark.slow
-def test_tfmot_may_be_imported_before_legacy_keras():
-  """export/qat.py imports tensorflow-model-optimization first: tfmot also asks for tf_keras."""
-  result = _run("import tensorflow_model_optimization\nfrom export import qat\n"
-                "import tensorflow as tf\nimport tf_keras\n"
-                "print(tf.keras.layers.Conv2D is tf_keras.layers.Conv2D)")
+@pytest.mark.parametrize("first", sorted(_FIRST))
+def test_tensorflow_or_tfmot_may_be_imported_first(first):
+  result = _run(_FIRST[first] + "print(tf.keras.layers.Conv2D is tf_keras.layers.Conv2D)")
   assert result.returncode == 0, result.stderr[-2000:]
   assert result.stdout.strip().endswith("True")
 
