@@ -2,6 +2,8 @@ r"""Trains the hand25d network with the multi-task loss of Eq. 1.
 
   python -m hand25d.train_main --data=runs/data --workdir=runs/train
   python -m hand25d.train_main --data=runs/data --workdir=runs/quick --recipe=quick
+  python -m hand25d.train_main --data=MY_DATA --workdir=runs/mine --recipe=quick \
+      --init_from=pretrained --epochs=5 --learning_rate=1e-3
 
 Rerunning the same command resumes from the last checkpoint. Every loss term
 can be re-weighted or switched off (--w_seg=0), as in the paper's Table 1.
@@ -62,9 +64,10 @@ _FIELDS = {
     "distribution": ("train", "distribution",
                      "tf.distribute strategy; multi_worker reads TF_CONFIG."),
     "deterministic": ("train", "deterministic", "Deterministic ops: bit-identical resumes."),
-    "init_weights": ("train", "init_weights",
-                     "Start from these .h5 weights (by layer name), e.g. "
-                     "hand25d/pretrained/training.weights.h5 to fine-tune the shipped model."),
+    "init_from": ("train", "init_weights",
+                  "Start a new run from these weights, matched by layer name: 'pretrained' "
+                  "(the shipped model), a checkpoint, a run's workdir, or a .h5 next to its "
+                  "run's config.json. Its report: WORKDIR/init_from.json."),
     "skip_corrupt_records": ("train", "skip_corrupt_records",
                              "Skip records that fail to read or decode instead of stopping; the "
                              "run's summary.json counts them. Allowed when resuming."),
@@ -75,6 +78,7 @@ _CHOICES = {"backbone": model_config.BACKBONES, "input_mode": spec.INPUT_MODES,
             "distribution": config_lib.DISTRIBUTIONS}
 for _flag, (_section, _field, _help) in _FIELDS.items():
   config_flags.define(_SECTIONS[_section], _field, _help, name=_flag, choices=_CHOICES.get(_flag))
+flags.DEFINE_alias("init_weights", "init_from")  # The old name.
 flags.DEFINE_integer("cpu_devices", 1, "Split the CPU into this many logical devices.")
 FLAGS = flags.FLAGS
 

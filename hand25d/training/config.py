@@ -50,8 +50,10 @@ class TrainConfig:
   progress: bool = True  # A live progress line on a terminal.
   # Deterministic TensorFlow ops: bit-identical reruns and resumes, a little slower.
   deterministic: bool = False
-  # Weights (Keras .h5, e.g. hand25d/pretrained/training.weights.h5) loaded by
-  # layer name into the model when a run starts; "" starts from random weights.
+  # Where a new run's weights come from, matched by layer name (train_main
+  # --init_from, hand25d/training/warm_start.py): "pretrained" (the shipped
+  # model), a .h5 beside its run's config.json, or a checkpoint, checkpoint
+  # directory or run workdir; "" starts from random weights. Not read on resume.
   init_weights: str = ""
   # Skip records that fail to read or decode instead of stopping; the run's
   # summary counts them (docs/data_format.md, "What is refused, and why").

@@ -31,6 +31,7 @@ from hand25d.training import distribute
 from hand25d.training import evaluation
 from hand25d.training import schedule as schedule_lib
 from hand25d.training import step as step_lib
+from hand25d.training import warm_start
 
 BEST_DIR = "best"
 SUMMARY_FILE = "summary.json"
@@ -182,7 +183,8 @@ def train_and_evaluate(cfg: config_lib.TrainConfig, workdir: str) -> dict:
     skipped.
 
   Raises:
-    ValueError: the workdir holds a run with another config or architecture.
+    ValueError: the workdir holds a run with another config or architecture, or
+      cfg.init_weights names weights that do not fit (warm_start; nothing is written).
     records.RecordError: the data fail `check_data` (nothing is written), or a
       record fails to read during the run (a checkpoint is saved first).
     NonFiniteLossError: cfg.max_nonfinite_steps consecutive non-finite steps.
@@ -198,6 +200,11 @@ def train_and_evaluate(cfg: config_lib.TrainConfig, workdir: str) -> dict:
     tf.config.experimental.enable_op_determinism()
   strategy = distribute.make_strategy(cfg.distribution)
   chief = distribute.is_chief(strategy)
+  start = None
+  if cfg.init_weights and not distribute.checkpoints(distribute.checkpoint_dir(strategy, workdir)):
+    # Matched before config.json is written, so a refused source leaves no run behind.
+    start = network.build_training_model(cfg.model)
+    start_report = warm_start.warm_start(start, cfg.init_weights)
   if chief:
     config_lib.save_or_check(cfg, workdir)
   steps_per_epoch = distribute.split_frames(cfg.data_dir, cfg.train_split) // cfg.batch_size
@@ -224,8 +231,10 @@ def train_and_evaluate(cfg: config_lib.TrainConfig, workdir: str) -> dict:
   resumed = distribute.restore_newest(ckpt, ckpt_dir)
   if resumed:
     logging.info("Resumed %s at step %d", resumed, int(step_var.numpy()))
-  elif cfg.init_weights:
-    load_initial_weights(model, cfg.init_weights)
+  elif start is not None:
+    model.set_weights(start.get_weights())  # The same architecture: set in order.
+    if chief:
+      atomic.write_json(os.path.join(workdir, warm_start.REPORT_FILE), start_report)
   best = _best_saved_error(workdir)
   if best is not None and best < best_error.numpy():
     # best/ was saved after the checkpoint resumed from (a kill between an
@@ -366,23 +375,6 @@ def train_and_evaluate(cfg: config_lib.TrainConfig, workdir: str) -> dict:
   if chief:
     atomic.write_json(os.path.join(workdir, SUMMARY_FILE), summary)
   return summary
-
-
-def load_initial_weights(model: keras.Model, path: str) -> None:
-  """Loads .h5 weights into `model` by layer name (layers it lacks are skipped).
-
-  Raises:
-    ValueError: no such file, or a layer whose weights have other shapes (a
-      model of another config).
-  """
-  if not os.path.exists(path):
-    raise ValueError(f"init_weights {path} does not exist")
-  try:
-    model.load_weights(path, by_name=True)
-  except ValueError as e:
-    raise ValueError(f"init_weights {path} do not fit this model (another architecture "
-                     f"or input size?): {str(e).splitlines()[0][:300]}") from e
-  logging.info("Started from the weights in %s", path)
 
 
 def _checkpoint_step(path: str) -> int:
