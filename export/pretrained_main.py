@@ -6,6 +6,9 @@ Every stage resumes: rerunning the same command after an interruption goes
 on where it stopped. See docs/pretrained.md.
 """
 
+# First: hides TensorFlow's start-up lines unless --verbosity >= 1.
+from hand25d import console  # noqa: F401  pylint: disable=unused-import
+
 from absl import app
 
 from export import pretrained
@@ -37,5 +40,10 @@ def main(argv):
   print(pretrained.card_markdown(card))
 
 
-if __name__ == "__main__":
+def run():
+  """The console script's entry point (pyproject.toml)."""
   app.run(main)
+
+
+if __name__ == "__main__":
+  run()

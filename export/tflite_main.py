@@ -11,6 +11,9 @@ Micro cannot run a model, or a model differs from its Keras reference beyond
 the tolerance. See docs/export.md.
 """
 
+# First: hides TensorFlow's start-up lines unless --verbosity >= 1.
+from hand25d import console  # noqa: F401  pylint: disable=unused-import
+
 import sys
 
 from absl import app
@@ -52,12 +55,15 @@ _QAT_LEARNING_RATE = config_flags.define(qat.QatConfig, "learning_rate",
 
 def main(argv):
   del argv
-  cfg = exporter.ExportConfig(
-      checkpoint=_CHECKPOINT.value, out_dir=_OUT.value, quant=tuple(_QUANT.value),
-      data_dir=_DATA.value, eval_split=_SPLIT.value, max_eval_frames=_MAX_EVAL_BATCHES.value,
-      calibration_frames=_CALIBRATION_FRAMES.value, max_float32_bytes=_MAX_FLOAT32_BYTES.value,
-      qat=qat.QatConfig(steps=_QAT_STEPS.value, batch_size=_QAT_BATCH_SIZE.value,
-                        learning_rate=_QAT_LEARNING_RATE.value))
+  try:
+    cfg = exporter.ExportConfig(
+        checkpoint=_CHECKPOINT.value, out_dir=_OUT.value, quant=tuple(_QUANT.value),
+        data_dir=_DATA.value, eval_split=_SPLIT.value, max_eval_frames=_MAX_EVAL_BATCHES.value,
+        calibration_frames=_CALIBRATION_FRAMES.value, max_float32_bytes=_MAX_FLOAT32_BYTES.value,
+        qat=qat.QatConfig(steps=_QAT_STEPS.value, batch_size=_QAT_BATCH_SIZE.value,
+                          learning_rate=_QAT_LEARNING_RATE.value))
+  except ValueError as e:  # A flag value the config refuses: usage, not a traceback.
+    raise app.UsageError(str(e)) from e
   try:
     report = exporter.export(cfg)
   except exporter.ExportError as e:
@@ -66,5 +72,10 @@ def main(argv):
   print(f"\nwrote {_OUT.value}/{exporter.REPORT_FILE}")
 
 
-if __name__ == "__main__":
+def run():
+  """The console script's entry point (pyproject.toml)."""
   app.run(main)
+
+
+if __name__ == "__main__":
+  run()

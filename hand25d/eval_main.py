@@ -6,11 +6,17 @@ r"""Evaluates a checkpoint with the paper's metric and more; writes JSON and mar
 workdir (its best checkpoint).
 """
 
+# First: hides TensorFlow's start-up lines unless --verbosity >= 1.
+from hand25d import console  # noqa: F401  pylint: disable=unused-import
+
+import sys
+
 from absl import app
 from absl import flags
 
 from hand25d import legacy_keras  # noqa: F401  (entry point: tf.keras is tf_keras)
 from hand25d import metrics
+from hand25d.data import records
 from hand25d.training import evaluation
 
 flags.DEFINE_string("data", None, "Data set directory.", required=True)
@@ -25,11 +31,19 @@ FLAGS = flags.FLAGS
 
 def main(argv):
   del argv
-  res = evaluation.evaluate_checkpoint(FLAGS.checkpoint, FLAGS.data, FLAGS.split, FLAGS.out,
-                                       batch_size=FLAGS.batch_size)
+  try:
+    res = evaluation.evaluate_checkpoint(FLAGS.checkpoint, FLAGS.data, FLAGS.split, FLAGS.out,
+                                         batch_size=FLAGS.batch_size)
+  except (FileNotFoundError, records.RecordError) as e:  # Names the file, shard or record.
+    sys.exit(f"evaluation failed: {e}")
   print(f"{res['checkpoint']} on {res['split']} of {res['data_dir']}:\n")
   print(metrics.format_markdown(res))
 
 
-if __name__ == "__main__":
+def run():
+  """The console script's entry point (pyproject.toml)."""
   app.run(main)
+
+
+if __name__ == "__main__":
+  run()

@@ -11,6 +11,9 @@ With --recipe the run's config is the recipe's (hand25d/training/recipes/);
 flags given on the command line override it.
 """
 
+# First: hides TensorFlow's start-up lines unless --verbosity >= 1.
+from hand25d import console  # noqa: F401  pylint: disable=unused-import
+
 import sys
 
 from absl import app
@@ -101,7 +104,11 @@ def main(argv):
   if FLAGS.cpu_devices > 1:
     distribute.configure_cpu_devices(FLAGS.cpu_devices)
   try:
-    summary = loop.train_and_evaluate(_config(), FLAGS.workdir)
+    cfg = _config()
+  except ValueError as e:  # A flag value the config refuses: usage, not a traceback.
+    raise app.UsageError(str(e)) from e
+  try:
+    summary = loop.train_and_evaluate(cfg, FLAGS.workdir)
   except records.RecordError as e:  # Says what is wrong and how to recover.
     sys.exit(f"data refused: {e}")
   print(f"{summary['status']} at step {summary['step']}/{summary['total_steps']}; "
@@ -111,5 +118,10 @@ def main(argv):
            if "skipped_records" in summary else ""))
 
 
-if __name__ == "__main__":
+def run():
+  """The console script's entry point (pyproject.toml)."""
   app.run(main)
+
+
+if __name__ == "__main__":
+  run()

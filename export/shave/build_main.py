@@ -7,6 +7,9 @@ otherwise be built on first use) and loaded once; the paths are printed. A
 missing compiler or a compile error fails here, with the compiler's message.
 """
 
+# First: hides TensorFlow's start-up lines unless --verbosity >= 1.
+from hand25d import console  # noqa: F401  pylint: disable=unused-import
+
 from absl import app
 
 from export.shave import native
@@ -22,5 +25,10 @@ def main(argv):
   print(f"ShaveConv2D TensorFlow op: {tf_op.library_path()}")
 
 
-if __name__ == "__main__":
+def run():
+  """The console script's entry point (pyproject.toml)."""
   app.run(main)
+
+
+if __name__ == "__main__":
+  run()

@@ -18,6 +18,9 @@ kernel in its 128 KB slice, whose peak slice bytes and DMA bytes are checked
 against the simulator's on the first frame (docs/embedded.md).
 """
 
+# First: hides TensorFlow's start-up lines unless --verbosity >= 1.
+from hand25d import console  # noqa: F401  pylint: disable=unused-import
+
 import os
 
 from absl import app
@@ -130,5 +133,10 @@ def _c_kernel_figures(program: planner.Program, runner: native.Runner, image) ->
           f"{c.dma_bytes} bytes per frame; both equal to the simulator's")
 
 
-if __name__ == "__main__":
+def run():
+  """The console script's entry point (pyproject.toml)."""
   app.run(main)
+
+
+if __name__ == "__main__":
+  run()

@@ -5,6 +5,9 @@
 Rerunning the same command after a kill completes only the missing shards.
 """
 
+# First: hides TensorFlow's start-up lines unless --verbosity >= 1.
+from hand25d import console  # noqa: F401  pylint: disable=unused-import
+
 from absl import app
 from absl import flags
 
@@ -25,12 +28,20 @@ _PHASE_FRAMES = config_flags.define(_DEFAULT, "with_phase_frames",
 
 def main(argv):
   del argv
-  config = generate.GeneratorConfig(
-      num_frames=_NUM_FRAMES.value, seed=_SEED.value, frames_per_shard=_FRAMES_PER_SHARD.value,
-      height=_HEIGHT.value, width=_WIDTH.value, with_phase_frames=_PHASE_FRAMES.value)
+  try:
+    config = generate.GeneratorConfig(
+        num_frames=_NUM_FRAMES.value, seed=_SEED.value, frames_per_shard=_FRAMES_PER_SHARD.value,
+        height=_HEIGHT.value, width=_WIDTH.value, with_phase_frames=_PHASE_FRAMES.value)
+  except ValueError as e:  # A flag value the config refuses: usage, not a traceback.
+    raise app.UsageError(str(e)) from e
   manifest = generate.generate(config, _OUT.value, workers=_WORKERS.value)
   print({split: info["num_frames"] for split, info in manifest["splits"].items()})
 
 
-if __name__ == "__main__":
+def run():
+  """The console script's entry point (pyproject.toml)."""
   app.run(main)
+
+
+if __name__ == "__main__":
+  run()

@@ -6,6 +6,9 @@ See docs/data_format.md for the expected JSON fields and PNG units, and for what
 is refused and why.
 """
 
+# First: hides TensorFlow's start-up lines unless --verbosity >= 1.
+from hand25d import console  # noqa: F401  pylint: disable=unused-import
+
 import os
 
 from absl import app
@@ -32,5 +35,10 @@ def main(argv):
   print({split: info["num_frames"] for split, info in manifest["splits"].items()})
 
 
-if __name__ == "__main__":
+def run():
+  """The console script's entry point (pyproject.toml)."""
   app.run(main)
+
+
+if __name__ == "__main__":
+  run()

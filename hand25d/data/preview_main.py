@@ -5,6 +5,9 @@
   python -m hand25d.data.preview_main --out=batch.png --data=DATA --augmented
 """
 
+# First: hides TensorFlow's start-up lines unless --verbosity >= 1.
+from hand25d import console  # noqa: F401  pylint: disable=unused-import
+
 from absl import app
 from absl import flags
 
@@ -36,5 +39,10 @@ def main(argv):
   atomic.write_bytes(_OUT.value, preview.render_png(frames, _COLUMNS.value))
 
 
-if __name__ == "__main__":
+def run():
+  """The console script's entry point (pyproject.toml)."""
   app.run(main)
+
+
+if __name__ == "__main__":
+  run()

@@ -6,6 +6,9 @@ Training on the copy gives the same batches up to rounding and skips the
 per-frame resize; rerunning the same command completes an interrupted copy.
 """
 
+# First: hides TensorFlow's start-up lines unless --verbosity >= 1.
+from hand25d import console  # noqa: F401  pylint: disable=unused-import
+
 from absl import app
 from absl import flags
 
@@ -26,5 +29,10 @@ def main(argv):
         f"at {manifest['height']}x{manifest['width']} in {_OUT.value}")
 
 
-if __name__ == "__main__":
+def run():
+  """The console script's entry point (pyproject.toml)."""
   app.run(main)
+
+
+if __name__ == "__main__":
+  run()

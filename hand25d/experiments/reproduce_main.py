@@ -10,6 +10,9 @@ done and resumes a half-trained one from its checkpoint. Then write the
 document with `python -m hand25d.experiments.results_main`.
 """
 
+# First: hides TensorFlow's start-up lines unless --verbosity >= 1.
+from hand25d import console  # noqa: F401  pylint: disable=unused-import
+
 import math
 
 from absl import app
@@ -67,5 +70,10 @@ def main(argv):
         "`python -m hand25d.experiments.results_main`.")
 
 
-if __name__ == "__main__":
+def run():
+  """The console script's entry point (pyproject.toml)."""
   app.run(main)
+
+
+if __name__ == "__main__":
+  run()

@@ -7,6 +7,9 @@ Renders docs/results/fig2.png from the checkpoints of the all-supervision
 amplitude and depth rows when they are on this machine.
 """
 
+# First: hides TensorFlow's start-up lines unless --verbosity >= 1.
+from hand25d import console  # noqa: F401  pylint: disable=unused-import
+
 from absl import app
 from absl import flags
 
@@ -25,5 +28,10 @@ def main(argv):
   print(f"wrote {_OUT.value}")
 
 
-if __name__ == "__main__":
+def run():
+  """The console script's entry point (pyproject.toml)."""
   app.run(main)
+
+
+if __name__ == "__main__":
+  run()

@@ -8,6 +8,9 @@ record gives the expected wall time of each run in docs/results.md and in
 during the full run.
 """
 
+# First: hides TensorFlow's start-up lines unless --verbosity >= 1.
+from hand25d import console  # noqa: F401  pylint: disable=unused-import
+
 import datetime
 import os
 
@@ -47,5 +50,10 @@ def main(argv):
   print(f"wrote {path}")
 
 
-if __name__ == "__main__":
+def run():
+  """The console script's entry point (pyproject.toml)."""
   app.run(main)
+
+
+if __name__ == "__main__":
+  run()

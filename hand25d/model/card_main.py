@@ -5,6 +5,9 @@
       --markdown=docs/model_card.md
 """
 
+# First: hides TensorFlow's start-up lines unless --verbosity >= 1.
+from hand25d import console  # noqa: F401  pylint: disable=unused-import
+
 import os
 
 from absl import app
@@ -42,5 +45,10 @@ def main(argv):
     print(f"wrote {_MARKDOWN.value}")
 
 
-if __name__ == "__main__":
+def run():
+  """The console script's entry point (pyproject.toml)."""
   app.run(main)
+
+
+if __name__ == "__main__":
+  run()

@@ -96,5 +96,10 @@ def main(argv):
     raise SystemExit(f"no frame of {_INPUT.value} could be processed; frames.jsonl says why")
 
 
-if __name__ == "__main__":
+def run():
+  """The console script's entry point (pyproject.toml)."""
   app.run(main)
+
+
+if __name__ == "__main__":
+  run()

@@ -1,0 +1,75 @@
+"""Console conventions: scripts in pyproject.toml, quiet TensorFlow, usage on bad flags."""
+
+import ast
+import os
+import subprocess
+import sys
+import tomllib
+
+import pytest
+
+from hand25d import console
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# The one script whose binary never imports TensorFlow (tests/layers_test.py).
+TF_FREE = {"hand25d.runtime.demo.run_main"}
+
+
+def _scripts() -> dict[str, str]:
+  with open(os.path.join(ROOT, "pyproject.toml"), "rb") as f:
+    return tomllib.load(f)["project"]["scripts"]
+
+
+@pytest.mark.parametrize("argv, level", [
+    (["x"], 0), (["x", "--verbosity=1"], 1), (["x", "-v", "2"], 2), (["x", "--v=-1"], -1),
+    (["x", "--verbosity", "3", "--other"], 3), (["x", "--verbosity=loud"], 0),
+])
+def test_verbosity_is_read_from_the_command_line(argv, level):
+  assert console.verbosity(argv) == level
+  assert console.quiet(argv) == (level < console.VERBOSE)
+
+
+def test_every_script_runs_an_absl_main_that_quiets_tensorflow_first():
+  scripts = _scripts()
+  assert {"hand25d-generate", "hand25d-train", "hand25d-eval", "hand25d-export",
+          "hand25d-track"} <= set(scripts)
+  for name, target in scripts.items():
+    module, function = target.split(":")
+    assert name.startswith("hand25d-") and function == "run", (name, target)
+    with open(os.path.join(ROOT, *module.split(".")) + ".py") as f:
+      tree = ast.parse(f.read())
+    assert any(isinstance(n, ast.FunctionDef) and n.name == "run" for n in tree.body), module
+    imports = [n for n in tree.body if isinstance(n, (ast.Import, ast.ImportFrom))]
+    first = (imports[0].module, [a.name for a in imports[0].names])
+    if module in TF_FREE:
+      assert first != ("hand25d", ["console"]), module
+    else:
+      assert first == ("hand25d", ["console"]), (module, first)
+
+
+def _run(*args):
+  env = dict(os.environ, PYTHONPATH=os.pathsep.join([ROOT] + sys.path))
+  env.pop("TF_CPP_MIN_LOG_LEVEL", None)
+  return subprocess.run([sys.executable, "-m", *args], cwd=ROOT, env=env, capture_output=True,
+                        text=True, timeout=300, check=False)
+
+
+def test_a_failing_command_is_quiet_and_verbosity_brings_tensorflow_back(tmp_path):
+  args = ["hand25d.eval_main", f"--data={tmp_path}", f"--checkpoint={tmp_path}/none",
+          f"--out={tmp_path}/out"]
+  quiet = _run(*args)
+  assert quiet.returncode == 1
+  assert quiet.stderr.strip() == f"evaluation failed: checkpoint {tmp_path}/none not found " \
+                                 f"(no {tmp_path}/none.index)", quiet.stderr
+  loud = _run(*args, "--verbosity=1")
+  assert loud.returncode == 1
+  assert "I0000" in loud.stderr or "InitializeLog" in loud.stderr, loud.stderr
+
+
+def test_a_bad_flag_value_gives_usage_not_a_traceback(tmp_path):
+  result = _run("hand25d.train_main", f"--data={tmp_path}", f"--workdir={tmp_path}/run",
+                "--batch_size=0")
+  assert result.returncode == 1
+  assert "Traceback" not in result.stderr + result.stdout
+  assert "batch_size must be >= 1, got 0" in result.stderr + result.stdout
+  assert "--workdir" in result.stderr + result.stdout  # The usage message lists the flags.
