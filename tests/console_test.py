@@ -54,6 +54,7 @@ def _run(*args):
                         text=True, timeout=300, check=False)
 
 
+@pytest.mark.slow  # Starts binaries in child processes.
 def test_a_failing_command_is_quiet_and_verbosity_brings_tensorflow_back(tmp_path):
   args = ["hand25d.eval_main", f"--data={tmp_path}", f"--checkpoint={tmp_path}/none",
           f"--out={tmp_path}/out"]
@@ -66,6 +67,7 @@ def test_a_failing_command_is_quiet_and_verbosity_brings_tensorflow_back(tmp_pat
   assert "I0000" in loud.stderr or "InitializeLog" in loud.stderr, loud.stderr
 
 
+@pytest.mark.slow  # Starts binaries in child processes.
 def test_a_bad_flag_value_gives_usage_not_a_traceback(tmp_path):
   result = _run("hand25d.train_main", f"--data={tmp_path}", f"--workdir={tmp_path}/run",
                 "--batch_size=0")

@@ -10,6 +10,7 @@ import json
 import os
 
 import numpy as np
+import pytest
 
 import hand25d
 from export import exporter
@@ -21,6 +22,8 @@ from hand25d.training import config as config_lib
 from hand25d.training import loop
 from hand25d.training import recipes
 from hand25d.training import warm_start
+
+pytestmark = pytest.mark.slow  # Trains and exports.
 
 TINY = os.path.join(os.path.dirname(__file__), "..", "testdata", "tof_tiny")
 

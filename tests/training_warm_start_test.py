@@ -67,6 +67,7 @@ def shipped():
   return model
 
 
+@pytest.mark.slow  # Trains.
 def test_run_starts_from_the_pretrained_model_without_its_segmentation_head(tmp_path, shipped):
   # No segmentation loss: the new model has no segmentation branch (spatial
   # path, fusion, classifier), which the shipped one's has; the rest is loaded.
@@ -88,6 +89,7 @@ def test_run_starts_from_the_pretrained_model_without_its_segmentation_head(tmp_
   assert again["source"].endswith("ckpt-2") and again["unused"] == []
 
 
+@pytest.mark.slow  # Trains.
 def test_another_architecture_is_refused_before_anything_is_written(tmp_path):
   cfg = config_lib.replace(CFG, init_weights="pretrained", model={"tier1_channels": 8})
   with pytest.raises(ValueError, match="layer 'tier1_conv' has weights of shapes"):
@@ -111,6 +113,7 @@ def test_a_h5_needs_its_config_beside_it(tmp_path, shipped):
     warm_start.load_source(str(tmp_path / "no_run"))
 
 
+@pytest.mark.slow  # Trains.
 def test_resuming_does_not_load_again(tmp_path):
   cfg = config_lib.replace(CFG, init_weights="pretrained", epochs=2)
   workdir = str(tmp_path / "run")
