@@ -13,7 +13,8 @@ from hand25d import config_flags
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # Old spellings -> the one name every binary, the Makefile, CI and the docs use.
-RENAMED = {"data_dir": "data", "out_dir": "out", "max_eval_frames": "max_eval_batches"}
+RENAMED = {"data_dir": "data", "out_dir": "out", "max_eval_frames": "max_eval_batches",
+           "init_weights": "init_from"}
 # Inside `bazel test` the sandbox holds only this test's declared inputs, not
 # the binaries and docs: those checks run under pytest (make test).
 _SOURCE_TREE = pytest.mark.skipif(
@@ -88,18 +89,18 @@ def _binaries() -> list[str]:
                 + glob.glob(os.path.join(ROOT, "benchmarks", "*.py")))
 
 
-def _flag_names(path: str) -> tuple[set[str], set[str]]:
-  """(flags defined, aliases defined) by a binary, read from its source."""
+def _flag_names(path: str) -> tuple[set[str], dict[str, str]]:
+  """(flags defined, {alias: the flag it names}) by a binary, read from its source."""
   with open(path) as f:
     tree = ast.parse(f.read(), path)
-  defined, aliases = set(), set()
+  defined, aliases = set(), {}
   for node in ast.walk(tree):
     if not isinstance(node, ast.Call) or not isinstance(node.func, ast.Attribute):
       continue
     name = node.func.attr
     first = node.args[0].value if node.args and isinstance(node.args[0], ast.Constant) else None
     if name == "DEFINE_alias":
-      aliases.add(first)
+      aliases[first] = node.args[1].value
     elif name.startswith("DEFINE_") and isinstance(first, str):
       defined.add(first)
     elif name == "define" and len(node.args) > 1 and isinstance(node.args[1], ast.Constant):
@@ -115,8 +116,9 @@ def test_binaries_use_one_name_for_one_thing():
   for path in binaries:
     defined, aliases = _flag_names(path)
     assert not defined & set(RENAMED), (path, sorted(defined & set(RENAMED)))
-    for old in aliases:
-      assert RENAMED.get(old) in defined, (path, old)
+    for old, new in aliases.items():
+      # An alias only keeps an old spelling alive, pointing at its new name.
+      assert RENAMED.get(old) == new, (path, old, new)
 
 
 @_SOURCE_TREE
