@@ -34,6 +34,16 @@ def _shave_main(*args: str, ok: bool = True) -> subprocess.CompletedProcess:
   return proc
 
 
+def _tiny_blob_and_tflite(tmp_path) -> tuple[str, str]:
+  """An fp32 blob and the float32 TFLite model of one tiny network at the fixture's size."""
+  model = _tiny_model((120, 160, 1), name="amplitude")
+  blob_path, tflite_path = str(tmp_path / "tiny.blob"), str(tmp_path / "tiny.tflite")
+  blob.write_blob(model, blob_path, "fp32")
+  with open(tflite_path, "wb") as f:
+    f.write(convert.to_tflite(model, "float32"))
+  return blob_path, tflite_path
+
+
 def test_main_prints_the_comparison_for_a_saved_model(tmp_path):
   path = str(tmp_path / "tiny.keras")
   _tiny_model().save(path)
@@ -60,11 +70,7 @@ def test_main_saves_a_blob_and_reports_on_it(tmp_path):
 
 
 def test_main_compares_a_blob_with_tflite_on_test_frames(tmp_path):
-  model = _tiny_model((120, 160, 1), name="amplitude")
-  blob_path, tflite_path = str(tmp_path / "tiny.blob"), str(tmp_path / "tiny.tflite")
-  blob.write_blob(model, blob_path, "fp32")
-  with open(tflite_path, "wb") as f:
-    f.write(convert.to_tflite(model, "float32"))
+  blob_path, tflite_path = _tiny_blob_and_tflite(tmp_path)
   # --data_dir: the old name of --data, still taken (an alias, for one release).
   out = _shave_main(f"--blob={blob_path}", f"--tflite={tflite_path}",
                     f"--data_dir={FIXTURE}").stdout
@@ -73,11 +79,7 @@ def test_main_compares_a_blob_with_tflite_on_test_frames(tmp_path):
 
 
 def test_main_runs_a_blob_in_the_c_kernel_against_tflite(tmp_path):
-  model = _tiny_model((120, 160, 1), name="amplitude")
-  blob_path, tflite_path = str(tmp_path / "tiny.blob"), str(tmp_path / "tiny.tflite")
-  blob.write_blob(model, blob_path, "fp32")
-  with open(tflite_path, "wb") as f:
-    f.write(convert.to_tflite(model, "float32"))
+  blob_path, tflite_path = _tiny_blob_and_tflite(tmp_path)
   out = _shave_main(f"--blob={blob_path}", f"--tflite={tflite_path}", f"--data={FIXTURE}",
                     "--runner=c").stdout
   # The C kernel's slice and DMA figures are checked against the simulator's.
