@@ -30,6 +30,7 @@ say nothing about a SHAVE; the ratios and where they differ do
 """
 
 import ctypes
+import os
 import platform
 import statistics
 import time
@@ -252,8 +253,13 @@ def _cpu() -> str:
   return platform.processor() or platform.machine()
 
 
+def _load(values):
+  return ", ".join(f"{v:.2f}" for v in values)
+
+
 def main(argv):
   del argv
+  load_before = os.getloadavg()
   network = graph.from_keras(network_lib.inference_model(config_lib.ModelConfig()))
   report = {"cpu": _cpu(), "compiler": cbuild.compiler("c"), "flags": list(cbuild.c_flags()),
             "fp16_conversion": "_Float16" if native.library().shv_native_fp16() else "software",
@@ -262,6 +268,9 @@ def main(argv):
     measured = _measure(dtype_name, network, _REPEATS.value, _WARMUP.value)
     _print(dtype_name, measured)
     report["types"][dtype_name] = measured
+  report["load_average_before"] = load_before
+  report["load_average_after"] = os.getloadavg()
+  print(f"\nload average (1, 5, 15 min): before {_load(load_before)}, after {_load(os.getloadavg())}")
   atomic.write_json(_OUT.value, report)
   print(f"\nwrote {_OUT.value}")
 
