@@ -72,3 +72,24 @@ def test_a_run_saved_before_the_channel_shuffle_loads_without_it(tmp_path):
   # Resuming it with today's default network is refused, naming the field.
   with pytest.raises(ValueError, match="model.decoder_shuffle: saved 0, now 2"):
     config_lib.save_or_check(cfg, str(tmp_path))
+
+
+def test_the_data_directory_is_stored_absolute_so_any_cwd_finds_it(tmp_path, monkeypatch):
+  monkeypatch.chdir(tmp_path)
+  workdir = str(tmp_path / "run")
+  cfg = config_lib.TrainConfig(data_dir="runs/data")
+  config_lib.save_or_check(cfg, workdir)
+  assert config_lib.load(workdir).data_dir == str(tmp_path / "runs" / "data")
+  # Resuming with the same relative path from the same place is the same run,
+  config_lib.save_or_check(cfg, workdir)
+  # and so is a run saved relative by an older version.
+  with open(os.path.join(workdir, config_lib.CONFIG_FILE)) as f:
+    saved = json.load(f)
+  saved["data_dir"] = "runs/data"
+  with open(os.path.join(workdir, config_lib.CONFIG_FILE), "w") as f:
+    json.dump(saved, f)
+  config_lib.save_or_check(cfg, workdir)
+  assert config_lib.load(workdir).data_dir == str(tmp_path / "runs" / "data")
+  # Another data set is still another run.
+  with pytest.raises(ValueError, match="data_dir: saved"):
+    config_lib.save_or_check(config_lib.TrainConfig(data_dir="other"), workdir)

@@ -142,17 +142,28 @@ def differences(a: dict, b: dict, prefix: str = "") -> list[str]:
   return out
 
 
+def _absolute(data_dir: str) -> str:
+  return os.path.abspath(data_dir) if data_dir else data_dir
+
+
 def save_or_check(cfg: TrainConfig, workdir: str) -> None:
   """Writes config.json into a new workdir, or checks it against a resumed one.
+
+  The data set's directory is stored as an absolute path.
 
   Raises:
     ValueError: the workdir holds a run with a different config.
   """
   path = os.path.join(workdir, CONFIG_FILE)
   current = json.loads(json.dumps(to_dict(cfg)))  # Tuples as lists, as on disk.
+  # Stored absolute, so that the run's commands (eval, export, fine-tuning)
+  # find the data from any working directory. A run saved with a relative
+  # path (older runs) is compared as resolved from here.
+  current["data_dir"] = _absolute(current["data_dir"])
   if os.path.exists(path):
     with open(path) as f:
       saved = _as_saved(json.load(f))
+    saved["data_dir"] = _absolute(saved.get("data_dir", ""))
     changed = differences(saved, current)
     if changed:
       raise ValueError(
