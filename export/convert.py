@@ -7,6 +7,7 @@ always see float arrays.
 """
 
 from typing import Callable, Iterable, Mapping
+import warnings
 
 import numpy as np
 
@@ -18,6 +19,9 @@ from tensorflow.lite.tools import flatbuffer_utils
 import tf_keras as keras
 
 QUANT_MODES = ("float32", "int8_ptq", "int8_qat")
+# What the converter's quantizer prints to stderr at INFO level, hidden unless
+# TF_CPP_MIN_LOG_LEVEL is 0 (hand25d.litert.native_info_hidden).
+_CONVERTER_INFO = ("INFO: ", "fully_quantize: ")
 
 
 def to_tflite(model: keras.Model, quant: str,
@@ -50,7 +54,11 @@ def to_tflite(model: keras.Model, quant: str,
   # A QAT model carries its ranges in fake-quant ops. Asking for
   # TFLITE_BUILTINS_INT8 would make the converter demand a representative data
   # set before it looks at the graph, so the all-integer result is checked here.
-  model_bytes = converter.convert()
+  with litert.native_info_hidden(_CONVERTER_INFO), warnings.catch_warnings():
+    # TF 1's input statistics (mean/std for a uint8 input): TF 2's converter
+    # takes the input's quantization from the calibration or the fake-quant ops.
+    warnings.filterwarnings("ignore", message="Statistics for quantized inputs were expected")
+    model_bytes = converter.convert()
   if quant == "int8_qat":
     tensors = litert.builtin_interpreter(model_bytes).get_tensor_details()
     floats = [t["name"] for t in tensors if t["dtype"] == np.float32]

@@ -11,6 +11,9 @@ tflite_micro only.
   tflm_interpreter     a TFLM interpreter; `TflmError` says why it cannot load
   tflm_run             one TFLM inference
   smallest_arena       the smallest TFLM tensor arena that runs a model
+  native_info_hidden   hides what native code prints at INFO level (LiteRT's
+                       "Created TensorFlow Lite XNNPACK delegate") when
+                       TF_CPP_MIN_LOG_LEVEL asks for it
 
 TFLM reports why a model does not load or run (an op it cannot resolve, an
 arena too small, a kernel refusing its tensor types) only on the C++ side's
@@ -62,13 +65,44 @@ def dequantize(x: np.ndarray, detail: dict) -> np.ndarray:
   return (x.astype(np.float32) - zero) * scale
 
 
+@contextlib.contextmanager
+def native_info_hidden(prefixes: tuple[str, ...] = ("INFO: ",)):
+  """Hides the lines native code writes to stderr that start with `prefixes`.
+
+  Only when TF_CPP_MIN_LOG_LEVEL is 1 or more, TensorFlow's convention for
+  "no INFO lines" (the command-line binaries set it unless --verbosity is 1
+  or more; hand25d/console.py). LiteRT prints its INFO lines with its own
+  logger, which ignores that variable. Every other line is written back to
+  stderr when the block ends, also when it raises. Meant for short blocks
+  such as building an interpreter: while it runs, all of the process's
+  stderr goes through a temporary file.
+  """
+  try:
+    hide = int(os.environ.get("TF_CPP_MIN_LOG_LEVEL", "0")) >= 1
+  except ValueError:
+    hide = False
+  if not hide:
+    yield
+    return
+  log = {"text": ""}
+  try:
+    with _captured_stderr() as log:
+      yield
+  finally:
+    kept = [line for line in log["text"].splitlines(keepends=True)
+            if not line.startswith(prefixes)]
+    if kept:
+      os.write(2, "".join(kept).encode())
+
+
 def builtin_interpreter(model: bytes) -> litert_interpreter.Interpreter:
   """LiteRT interpreter running the builtin kernels (no XNNPACK rewriting of the graph)."""
-  interpreter = litert_interpreter.Interpreter(
-      model_content=model,
-      experimental_op_resolver_type=(
-          litert_interpreter.OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES))
-  interpreter.allocate_tensors()
+  with native_info_hidden():
+    interpreter = litert_interpreter.Interpreter(
+        model_content=model,
+        experimental_op_resolver_type=(
+            litert_interpreter.OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES))
+    interpreter.allocate_tensors()
   return interpreter
 
 
@@ -89,9 +123,10 @@ class LiteRtModel:
   def __init__(self, model: bytes, num_threads: int = 1, reference: bool = False):
     resolver = (litert_interpreter.OpResolverType.BUILTIN_REF if reference
                 else litert_interpreter.OpResolverType.AUTO)
-    self.interpreter = litert_interpreter.Interpreter(
-        model_content=model, num_threads=num_threads, experimental_op_resolver_type=resolver)
-    self.interpreter.allocate_tensors()
+    with native_info_hidden():  # The XNNPACK delegate's INFO line.
+      self.interpreter = litert_interpreter.Interpreter(
+          model_content=model, num_threads=num_threads, experimental_op_resolver_type=resolver)
+      self.interpreter.allocate_tensors()
     self.inputs = self.interpreter.get_input_details()
     self.outputs = self.interpreter.get_output_details()
 

@@ -1,5 +1,6 @@
 """hand25d.litert: TFLM agrees with LiteRT, the smallest arena, TFLM's failures in its words."""
 
+import os
 import subprocess
 
 from hand25d import litert
@@ -97,3 +98,17 @@ def test_file_that_is_not_a_model_is_reported_at_once(children):
   with pytest.raises(litert.TflmError, match="failed \\(exit status 1\\).*: TypeError"):
     litert.smallest_arena(b"\0" * 64, [np.zeros((1, 4), np.float32)])
   assert len(children) == 1
+
+
+@pytest.mark.parametrize("level, shown", [("3", False), ("0", True)])
+def test_litert_info_lines_follow_tf_cpp_min_log_level(model, capfd, monkeypatch, level, shown):
+  monkeypatch.setenv("TF_CPP_MIN_LOG_LEVEL", level)
+  capfd.readouterr()
+  litert.LiteRtModel(model)  # XNNPACK's "INFO: Created ... delegate" (printed once per process).
+  with pytest.raises(RuntimeError):
+    with litert.native_info_hidden():
+      os.write(2, b"INFO: said at INFO level\nWARNING: not hidden\n")
+      raise RuntimeError("the block fails")
+  err = capfd.readouterr().err
+  assert "WARNING: not hidden" in err  # Written back, although the block raised.
+  assert ("INFO: said at INFO level" in err) == shown
