@@ -1,6 +1,8 @@
 # Two entry points (see README): `make demo` and `make test`.
-# Both create .venv and install hand25d into it on first use. While developing,
-# `make test-fast` runs the tests not marked slow (docs/development.md).
+# Both create .venv and install hand25d into it on first use: the train and
+# test extras (everything), at the exact versions of constraints.txt
+# (pyproject.toml has ranges; docs/development.md, "Dependencies"). While
+# developing, `make test-fast` runs the tests not marked slow.
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
@@ -18,10 +20,10 @@ DEMO_SEED ?= 0
 # op with the machine's gcc (pip's isolated build has no TensorFlow to build
 # the op against) into a cache keyed by sources, flags and TensorFlow version
 # (export/shave/cbuild.py); a missing compiler fails here.
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[test]'
+	$(PY) -m pip install --quiet -c constraints.txt -e '.[train,test]'
 	$(PY) -m export.shave.build_main
 	touch $(STAMP)
 

@@ -1,10 +1,11 @@
 """Quiet consoles for the command-line entry points (`*_main.py`, pyproject's scripts).
 
 TensorFlow prints its C++ start-up lines (oneDNN, "Could not find cuda
-drivers", the "cuInit" error of tensorflow-cpu), the TFLite converter's
-internals and Python-side warnings that say nothing to a user. Importing this
-module, first in a binary (before anything imports TensorFlow), hides them
-unless the command line asks for `--verbosity=1` (`-v 1`) or more:
+drivers", the "cuInit" error on a machine without a GPU), the TFLite
+converter's internals and Python-side warnings that say nothing to a user.
+Importing this module, first in a binary (before anything imports
+TensorFlow), hides them unless the command line asks for `--verbosity=1`
+(`-v 1`) or more:
 
   * TF_CPP_MIN_LOG_LEVEL=3 (unless already set in the environment): TensorFlow's
     C++ log lines are not printed. Errors still reach the user as exceptions.
@@ -14,10 +15,14 @@ unless the command line asks for `--verbosity=1` (`-v 1`) or more:
   * Python log records below ERROR from TensorFlow's own files (the logger
     `tensorflow`, and absl records such as the converter's) are dropped.
 
+Before that, a command started in an install without the `train` extra (a
+runtime-only `pip install hand25d`) stops with one line saying what to
+install (`hand25d.extras`), whatever the verbosity.
+
 The binaries that use TensorFlow import it first (a comment says why where
 that breaks the import order); a library never does, nor does `import
 hand25d`, and the TensorFlow-free runtime has no use for it (it imports
-TensorFlow when it is installed). Standard library only.
+TensorFlow when it is installed). Standard library and hand25d.extras only.
 """
 
 import importlib
@@ -25,6 +30,8 @@ import logging
 import os
 import sys
 import tempfile
+
+from hand25d import extras
 
 # --verbosity at or above this shows TensorFlow's lines.
 VERBOSE = 1
@@ -102,4 +109,5 @@ def _install() -> None:
     import_tensorflow()
 
 
+extras.require("train")
 _install()

@@ -1,4 +1,8 @@
-"""Console conventions: scripts in pyproject.toml, quiet TensorFlow, usage on bad flags."""
+"""Console conventions: scripts in pyproject.toml, quiet TensorFlow, usage on bad flags.
+
+And in a runtime-only install (`pip install hand25d`, no extra) every command
+stops with one line naming the extra to install, not a traceback.
+"""
 
 import ast
 import os
@@ -9,9 +13,11 @@ import tomllib
 import pytest
 
 from hand25d import console
+from hand25d import extras
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-# The one script whose binary never imports TensorFlow (tests/layers_test.py).
+# The one script whose binary never imports TensorFlow (tests/layers_test.py):
+# it needs the `track` extra, every other script the `train` extra.
 TF_FREE = {"hand25d.runtime.demo.run_main"}
 
 
@@ -42,9 +48,25 @@ def test_every_script_runs_an_absl_main_that_quiets_tensorflow_first():
     imports = [n for n in tree.body if isinstance(n, (ast.Import, ast.ImportFrom))]
     first = (imports[0].module, [a.name for a in imports[0].names])
     if module in TF_FREE:
-      assert first != ("hand25d", ["console"]), module
+      assert first == ("hand25d", ["extras"]), (module, first)
     else:
       assert first == ("hand25d", ["console"]), (module, first)
+
+
+@pytest.mark.parametrize("script", sorted(_scripts()))
+def test_a_runtime_only_install_refuses_each_command_in_one_line(script):
+  """A child process where no module of the extras can be found runs the console script."""
+  module = _scripts()[script].split(":")[0]
+  extra = "track" if module in TF_FREE else "train"
+  code = (f"import sys\nfor name in {sorted(extras.PROVIDES['train'])!r}:\n"
+          f"  sys.modules[name] = None  # importlib finds none of them\n"
+          f"sys.argv = [{script!r}, '--help']\nfrom {module} import run\nrun()\n")
+  env = dict(os.environ, PYTHONPATH=os.pathsep.join([ROOT] + sys.path))
+  result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True,
+                          text=True, timeout=300, check=False)
+  assert result.returncode == 1 and not result.stdout, (result.stdout, result.stderr)
+  assert result.stderr == (f"{script} needs {', '.join(extras.PROVIDES[extra].values())} "
+                           f"(not installed): pip install 'hand25d[{extra}]'\n"), result.stderr
 
 
 def _run(*args):

@@ -10,23 +10,23 @@ The layers, lowest first:
   hand25d.runtime (without demo)        the deployable runtime
   everything else in hand25d            data engine, model, training, demo
   export                                above hand25d: nothing in hand25d imports it
-Imports are read with `ast` from the sources (those inside functions too), so
-a forbidden import fails here before it slows or breaks a deployment.
+Imports are read with `ast` from the sources (those inside functions too,
+tests/source_imports.py), so a forbidden import fails here before it slows or
+breaks a deployment. Inside `bazel test` the sandbox holds only this test's
+declared inputs: the import checks run under pytest (make test); Bazel itself
+keeps //hand25d off //export and the demo by `visibility`.
 """
 
-import ast
 import os
 import subprocess
 import sys
 
 import pytest
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-# Inside `bazel test` the sandbox holds only this test's declared inputs, not
-# the whole source tree: the import checks run under pytest (make test). Bazel
-# itself keeps //hand25d off //export and the demo by `visibility`.
-_SOURCE_TREE = pytest.mark.skipif(
-    "TEST_SRCDIR" in os.environ, reason="reads the whole source tree; runs under pytest")
+import source_imports
+
+HAND25D = source_imports.HAND25D
+ROOT = source_imports.ROOT
 
 # TensorFlow and what comes with it: the training side's.
 TRAINING_THIRD_PARTY = ("tensorflow", "tf_keras", "tensorflow_model_optimization", "keras")
@@ -49,71 +49,19 @@ RUNTIME_CORE_ALLOWED = _POST + ("hand25d.atomic", "hand25d.litert", "hand25d.pre
 PILLOW_ALLOWED = ("hand25d.runtime.recordings",)
 
 
-def _module_name(path: str) -> str:
-  rel = os.path.relpath(path, ROOT)[:-len(".py")].replace(os.sep, ".")
-  return rel[:-len(".__init__")] if rel.endswith(".__init__") else rel
-
-
-def _resolve(module: str, name: str) -> str:
-  """`from module import name`: the module name of `name` if it is a module, else `module`."""
-  candidate = f"{module}.{name}".replace(".", os.sep)
-  if os.path.exists(os.path.join(ROOT, candidate + ".py")) or os.path.exists(
-      os.path.join(ROOT, candidate, "__init__.py")):
-    return f"{module}.{name}"
-  return module
-
-
-def _imports(path: str) -> set[str]:
-  """Every module the file imports, at any depth of its code."""
-  with open(path) as f:
-    tree = ast.parse(f.read(), path)
-  found = set()
-  for node in ast.walk(tree):
-    if isinstance(node, ast.Import):
-      found.update(alias.name for alias in node.names)
-    elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-      found.update(_resolve(node.module, alias.name) for alias in node.names)
-  return found
-
-
-def _sources(package: str) -> dict[str, set[str]]:
-  """Module name -> its imports, for every .py file under ROOT/package."""
-  modules = {}
-  for directory, subdirs, files in os.walk(os.path.join(ROOT, package)):
-    subdirs[:] = [d for d in subdirs if not d.startswith((".", "__"))]
-    for name in files:
-      if name.endswith(".py"):
-        path = os.path.join(directory, name)
-        modules[_module_name(path)] = _imports(path)
-  return modules
-
-
-HAND25D = _sources("hand25d")
-EXPORT = _sources("export")
-
-
-def _ours(imports: set[str]) -> set[str]:
-  return {m for m in imports if m.split(".")[0] in ("hand25d", "export")}
-
-
-def _is_runtime_core(module: str) -> bool:
-  return (module == "hand25d.runtime" or module.startswith("hand25d.runtime.")) and not (
-      module == "hand25d.runtime.demo" or module.startswith("hand25d.runtime.demo."))
-
-
-@_SOURCE_TREE
+@source_imports.SOURCE_TREE
 def test_sources_are_found():
   for module in list(ALLOWED) + ["hand25d.runtime.pipeline", "hand25d.runtime.demo.runner"]:
     assert module in HAND25D, module
-  assert "export.exporter" in EXPORT
+  assert "export.exporter" in source_imports.EXPORT
 
 
-@_SOURCE_TREE
+@source_imports.SOURCE_TREE
 def test_the_paper_module_imports_nothing():
   assert not HAND25D["hand25d.paper"], sorted(HAND25D["hand25d.paper"])
 
 
-@_SOURCE_TREE
+@source_imports.SOURCE_TREE
 def test_nothing_in_hand25d_imports_export():
   bad = {m: sorted(i for i in imports if i.split(".")[0] == "export")
          for m, imports in HAND25D.items()}
@@ -121,21 +69,22 @@ def test_nothing_in_hand25d_imports_export():
       "export sits above hand25d (docs/design.md); move the code into hand25d")
 
 
-@_SOURCE_TREE
+@source_imports.SOURCE_TREE
 @pytest.mark.parametrize("module", sorted(ALLOWED))
 def test_low_layers_import_only_lower_layers(module):
   imports = HAND25D[module]
-  assert _ours(imports) <= set(ALLOWED[module]), sorted(_ours(imports) - set(ALLOWED[module]))
+  own = source_imports.ours(imports)
+  assert own <= set(ALLOWED[module]), sorted(own - set(ALLOWED[module]))
   assert not {m for m in imports if m.split(".")[0] in TRAINING_THIRD_PARTY}
 
 
-@_SOURCE_TREE
+@source_imports.SOURCE_TREE
 def test_runtime_core_imports_no_training_side():
-  core = {m: imports for m, imports in HAND25D.items() if _is_runtime_core(m)}
+  core = {m: imports for m, imports in HAND25D.items() if source_imports.is_runtime_core(m)}
   assert "hand25d.runtime.pipeline" in core and "hand25d.runtime.demo.runner" not in core
   for module, imports in core.items():
-    ours = {m for m in _ours(imports) if not _is_runtime_core(m)}
-    assert ours <= set(RUNTIME_CORE_ALLOWED), (module, sorted(ours - set(RUNTIME_CORE_ALLOWED)))
+    own = {m for m in source_imports.ours(imports) if not source_imports.is_runtime_core(m)}
+    assert own <= set(RUNTIME_CORE_ALLOWED), (module, sorted(own - set(RUNTIME_CORE_ALLOWED)))
     forbidden = TRAINING_THIRD_PARTY + ("matplotlib",) + (
         () if module in PILLOW_ALLOWED else ("PIL",))
     third_party = {m for m in imports if m.split(".")[0] in forbidden}

@@ -10,7 +10,13 @@ the --sensor_* flags override single fields. Writes frames.jsonl, hands.jsonl,
 hands.csv, summary.json, annotated PNGs, sequence.gif and report.md into --out.
 """
 
-from absl import app
+# First: in a runtime-only install (no `track` extra: absl, matplotlib), one
+# line saying what to install, not an ImportError.
+from hand25d import extras
+
+extras.require("track")
+
+from absl import app  # pylint: disable=g-import-not-at-top,wrong-import-position
 from absl import flags
 
 from hand25d import pretrained
