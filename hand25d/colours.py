@@ -25,9 +25,11 @@ RIGHT: RGB = (86, 180, 233)  # Okabe-Ito sky blue.
 # Indexed like hand25d.spec.SIDES (0 = left, 1 = right).
 SIDES: tuple[RGB, RGB] = (LEFT, RIGHT)
 
-# Ground-truth keypoints (rings or crosses over an image).
+# Ground-truth keypoints (rings over an image).
 TRUTH: RGB = (255, 255, 255)
-# The edge around keypoint markers, bones and labels, so that they read over
+# Text over an image (keypoint names, depths), outlined.
+LABEL: RGB = (255, 255, 255)
+# The edge around keypoint markers, bones, rings and labels, so that they read over
 # light and dark pixels alike.
 OUTLINE: RGB = (0, 0, 0)
 

@@ -148,20 +148,18 @@ def draw_truth(ax, xy: np.ndarray, size: float = 40.0) -> None:
              zorder=2, path_effects=_outline(2.2))
 
 
-def label(ax, x: float, y: float, text: str, fontsize: float, colour=None) -> None:
-  """Text just right of (x, y) in data coordinates, outlined so it reads on any pixel."""
+def label(ax, x: float, y: float, text: str, fontsize: float) -> None:
+  """White text above right of (x, y) in data coordinates, outlined so it reads on any pixel."""
   ax.annotate(text, (x, y), xytext=(3, 2), textcoords="offset points", fontsize=fontsize,
-              color=colour or TRUTH, path_effects=_outline(2.0), zorder=4)
+              color=colours.unit(colours.LABEL), path_effects=_outline(2.0), zorder=4)
 
 
-def legend_handles(sides: bool = True, hidden: bool = False, truth: bool = False,
+def legend_handles(hidden: bool = False, truth: bool = False,
                    invalid_depth: bool = False) -> list:
-  """Legend entries for what a picture shows, in one order for every picture."""
-  handles = []
-  if sides:
-    handles += [lines.Line2D([], [], color=side_colour(s), marker="o", markeredgecolor=OUTLINE,
-                             markeredgewidth=0.6, lw=1.2, label=f"{name} hand")
-                for s, name in enumerate(spec.SIDES)]
+  """Legend entries for what a picture shows, in one order for every picture: the sides first."""
+  handles = [lines.Line2D([], [], color=side_colour(s), marker="o", markeredgecolor=OUTLINE,
+                          markeredgewidth=0.6, lw=1.2, label=f"{name} hand")
+             for s, name in enumerate(spec.SIDES)]
   if hidden:
     handles.append(lines.Line2D([], [], ls="none", marker="o", markerfacecolor="none",
                                 markeredgecolor="0.5", label="hidden keypoint (ring)"))
