@@ -1,7 +1,8 @@
 """The packages import downward only (docs/design.md), and the runtime runs without TensorFlow.
 
 The layers, lowest first:
-  hand25d.paper                         the paper's numbers (standard library only)
+  hand25d.paper, hand25d.colours        the paper's numbers, the pictures' colours
+                                        (standard library only)
   hand25d.spec, hand25d.sensor          numpy only (sensor writes its JSON with
                                         hand25d.atomic, standard library only)
   hand25d.litert                        LiteRT and TFLM interpreters
@@ -35,6 +36,7 @@ _POST = _LOW + ("hand25d.decoding",)
 # Module (or package prefix, ending in ".") -> the hand25d/export modules it may import.
 ALLOWED = {
     "hand25d.paper": ("hand25d",),
+    "hand25d.colours": ("hand25d",),
     "hand25d.spec": ("hand25d", "hand25d.paper"),
     "hand25d.atomic": ("hand25d",),
     "hand25d.sensor": _LOW + ("hand25d.atomic",),
@@ -57,8 +59,9 @@ def test_sources_are_found():
 
 
 @source_imports.SOURCE_TREE
-def test_the_paper_module_imports_nothing():
-  assert not HAND25D["hand25d.paper"], sorted(HAND25D["hand25d.paper"])
+@pytest.mark.parametrize("module", ["hand25d.paper", "hand25d.colours"])
+def test_the_lowest_modules_import_nothing(module):
+  assert not HAND25D[module], sorted(HAND25D[module])
 
 
 @source_imports.SOURCE_TREE

@@ -15,6 +15,7 @@ from hand25d.runtime import pipeline
 from hand25d.runtime import smoothing
 from hand25d.runtime import tracker
 from hand25d.runtime.demo import evaluation
+from hand25d.runtime.demo import report
 from hand25d.runtime.demo import runner
 from hand25d.runtime.demo import sequence
 from export import convert
@@ -87,13 +88,16 @@ def test_run_on_a_directory_writes_every_output(model_path, tmp_path):
   assert json.loads((out / "summary.json").read_text()) == summary
   assert json.loads((out / "config.json").read_text())["input"] == str(in_dir)
   assert len(summary["outputs"]["images"]) == 2
+  still, animation = ((round(w * report.DPI), round(h * report.DPI))
+                      for w, h in (report.STILL_SIZE_IN, report.ANIMATION_SIZE_IN))
   for name in summary["outputs"]["images"]:
-    assert Image.open(out / name).format == "PNG"
+    image = Image.open(out / name)
+    assert image.format == "PNG" and image.size == still
   gif = Image.open(out / "sequence.gif")
-  assert gif.format == "GIF" and gif.n_frames == 3
-  report = (out / "report.md").read_text()
-  assert "frames/s" in report and "2 unreadable" in report
-  assert all(f"]({name})" in report for name in summary["outputs"]["images"] + ["sequence.gif"])
+  assert gif.format == "GIF" and gif.n_frames == 3 and gif.size == animation
+  text = (out / "report.md").read_text()
+  assert "frames/s" in text and "2 unreadable" in text
+  assert all(f"]({name})" in text for name in summary["outputs"]["images"] + ["sequence.gif"])
 
 
 def test_cli_runs_on_synthetic_input(model_path, tmp_path):

@@ -1,18 +1,20 @@
-"""A PNG contact sheet of frames: amplitude with named keypoints, depth, segmentation."""
+"""A PNG contact sheet of frames: amplitude with named keypoints, depth, segmentation.
 
-import io
+Drawn with hand25d/drawing.py, in the colours of every hand25d picture
+(hand25d/colours.py).
+"""
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top,wrong-import-position
 import numpy as np
 
+from hand25d import drawing
+from hand25d import sensor
 from hand25d import spec
 from hand25d.data import records
 from hand25d.data import scene
 
-_SIDE_COLOURS = ("tab:cyan", "tab:red")
+DPI = 100  # The pictures are saved at this dpi; font sizes below are for it.
+_FONT = 8.0  # Points: 11 px at DPI.
+_SMALL_FONT = 7.5  # Keypoint names: 10.4 px at DPI.
 # Short names drawn next to the primary keypoints.
 _SHORT = {"wrist_center": "wrist", "hand_center": "ctr", "thumb_mcp": "T-mcp",
           "thumb_tip": "T-tip", "index_mcp": "I-mcp", "index_pip": "I-pip",
@@ -35,10 +37,11 @@ def stored_frames(data_dir: str, split: str, num_frames: int) -> list[dict]:
   return frames
 
 
-def render_png(frames: list[dict], columns: int = 2, dpi: int = 60) -> bytes:
-  """PNG bytes: per frame amplitude + skeleton (visible keypoints named), depth, segmentation."""
+def figure(frames: list[dict], columns: int = 1):
+  """The contact sheet as a matplotlib Figure (`render_png`)."""
   rows = -(-len(frames) // columns)
-  fig, axes = plt.subplots(rows, 3 * columns, figsize=(9 * columns, 2.3 * rows), squeeze=False)
+  fig = drawing.new_figure(9.6 * columns, 2.5 * rows + 0.5, DPI)
+  axes = fig.subplots(rows, 3 * columns, squeeze=False)
   for ax in axes.ravel():
     ax.axis("off")
   for i, frame in enumerate(frames):
@@ -46,9 +49,8 @@ def render_png(frames: list[dict], columns: int = 2, dpi: int = 60) -> bytes:
     ax_amp, ax_depth, ax_seg = axes[r, 3 * c:3 * c + 3]
     amp = np.sqrt(np.asarray(frame["amplitude"], np.float32))
     ax_amp.imshow(amp, cmap="gray", vmin=0, vmax=np.percentile(amp, 99.5) + 1e-6)
-    ax_depth.imshow(np.asarray(frame["depth"]), cmap="turbo", vmin=0, vmax=2.0)
-    ax_seg.imshow(np.asarray(frame["segmentation"]), cmap="viridis", vmin=0,
-                  vmax=spec.NUM_SEGMENTATION_CLASSES - 1, interpolation="nearest")
+    drawing.show_depth(ax_depth, frame["depth"], 0.0, sensor.DEPTH_FULL_SCALE_M)
+    ax_seg.imshow(drawing.segmentation_image(frame["segmentation"]), interpolation="nearest")
     poses = []
     for side in range(spec.NUM_SIDES):
       if not frame["hand_present"][side]:
@@ -57,30 +59,30 @@ def render_png(frames: list[dict], columns: int = 2, dpi: int = 60) -> bytes:
                    f"bin {int(frame['orientation_bin'][side])}")
       xy = np.asarray(frame["keypoints_xy"][side])
       vis = np.asarray(frame["keypoint_visible"][side]) > 0
-      colour = _SIDE_COLOURS[side]
-      for k, parent in enumerate(spec.KEYPOINT_PARENTS):
-        if parent >= 0:
-          ax_amp.plot(xy[[k, parent], 0], xy[[k, parent], 1], color=colour, lw=0.6, alpha=0.7)
-      ax_amp.scatter(xy[vis, 0], xy[vis, 1], s=5, color=colour)
-      ax_amp.scatter(xy[~vis, 0], xy[~vis, 1], s=5, facecolors="none", edgecolors=colour, lw=0.5)
+      drawing.draw_bones(ax_amp, xy, drawing.BONES, side, lw=0.8, alpha=0.8)
+      drawing.draw_keypoints(ax_amp, xy[vis], side, size=12)
+      drawing.draw_keypoints(ax_amp, xy[~vis], side, size=12, filled=False)
       for k in spec.PRIMARY_KEYPOINT_INDICES:
         if vis[k]:
-          ax_amp.text(xy[k, 0] + 2, xy[k, 1], _SHORT[spec.KEYPOINT_NAMES[k]], color=colour,
-                      fontsize=5)
+          drawing.label(ax_amp, xy[k, 0], xy[k, 1], _SHORT[spec.KEYPOINT_NAMES[k]], _SMALL_FONT)
     ax_amp.set_xlim(0, amp.shape[1] - 1)
     ax_amp.set_ylim(amp.shape[0] - 1, 0)
-    ax_amp.set_title("; ".join(poses) or "no hand", fontsize=7)
-    ax_depth.set_title("depth (0-2 m, black = invalid)", fontsize=7)
-    ax_seg.set_title("segmentation (bg / left / right)", fontsize=7)
-  fig.tight_layout()
-  buf = io.BytesIO()
-  fig.savefig(buf, format="png", dpi=dpi)
-  plt.close(fig)
-  return buf.getvalue()
+    ax_amp.set_title("; ".join(poses) or "no hand", fontsize=_FONT)
+    ax_depth.set_title("depth", fontsize=_FONT)
+    ax_seg.set_title("segmentation (black: background)", fontsize=_FONT)
+  drawing.depth_colorbar(fig, list(axes[:, 1::3].ravel()), 0.0, sensor.DEPTH_FULL_SCALE_M,
+                         _FONT, rows=rows)
+  drawing.legend(fig, drawing.legend_handles(hidden=True, invalid_depth=True), _FONT)
+  return fig
+
+
+def render_png(frames: list[dict], columns: int = 1) -> bytes:
+  """PNG bytes: per frame amplitude + skeleton (visible keypoints named), depth, segmentation."""
+  return drawing.png_bytes(figure(frames, columns))
 
 
 def augmented_batch_png(data_dir: str, split: str = "train", num_frames: int = 8,
-                        seed: int = 0, columns: int = 4, dpi: int = 80) -> bytes:
+                        seed: int = 0, columns: int = 4) -> bytes:
   """PNG bytes: a training batch as the network sees it, with its targets drawn over it.
 
   The frames come out of `pipeline.make_dataset(..., training=True)`:
@@ -93,14 +95,21 @@ def augmented_batch_png(data_dir: str, split: str = "train", num_frames: int = 8
   the segmentation target per side. A label, flip or stride bug shows as
   markers off the hand or squares away from their dots.
   """
-  from hand25d import decoding  # pylint: disable=g-import-not-at-top
   from hand25d.data import pipeline  # pylint: disable=g-import-not-at-top  (TensorFlow)
   features, targets = next(iter(pipeline.make_dataset(
       data_dir, split, num_frames, training=True, seed=seed)))
-  images = features["image"].numpy()[..., 0]
-  t = {k: v.numpy() for k, v in targets.items()}
+  title = f"augmented {split} batch (seed {seed})"
+  return drawing.png_bytes(batch_figure(features["image"].numpy()[..., 0],
+                                        {k: v.numpy() for k, v in targets.items()}, title,
+                                        columns))
+
+
+def batch_figure(images: np.ndarray, t: dict, title: str, columns: int = 4):
+  """A batch's network inputs [B, h, w] and targets (numpy) as a Figure (`augmented_batch_png`)."""
+  from hand25d import decoding  # pylint: disable=g-import-not-at-top
   rows = -(-len(images) // columns)
-  fig, axes = plt.subplots(rows, columns, figsize=(3.2 * columns, 2.6 * rows), squeeze=False)
+  fig = drawing.new_figure(2.4 * columns, 2.2 * rows + 0.8, DPI)
+  axes = fig.subplots(rows, columns, squeeze=False)
   for ax in axes.ravel():
     ax.axis("off")
   coarse = max(spec.DEEP_SUPERVISION_STRIDES)
@@ -112,23 +121,23 @@ def augmented_batch_png(data_dir: str, split: str = "train", num_frames: int = 8
     for side in range(spec.NUM_SIDES):
       if t["hand_present"][i, side] < 0.5:
         continue
-      colour = _SIDE_COLOURS[side]
+      colour = drawing.side_colour(side)
       mask = t["segmentation"][i] == spec.SIDE_SEGMENTATION_CLASS[side]
       if mask.any():
         ys = (np.arange(mask.shape[0]) + 0.5) * seg_stride - 0.5
         xs = (np.arange(mask.shape[1]) + 0.5) * seg_stride - 0.5
-        ax.contour(xs, ys, mask.astype(float), levels=[0.5], colors=[colour], linewidths=0.6)
+        ax.contour(xs, ys, mask.astype(float), levels=[0.5], colors=[colour], linewidths=0.8)
       xy = t["keypoints_xy"][i, side]
       vis = t["keypoint_visible"][i, side] > 0.5
-      ax.scatter(xy[vis, 0], xy[vis, 1], s=6, color=colour)
-      ax.scatter(xy[~vis, 0], xy[~vis, 1], s=6, facecolors="none", edgecolors=colour, lw=0.5)
-      for stride, size in ((spec.OUTPUT_STRIDE, 10), (coarse, 40)):
+      drawing.draw_keypoints(ax, xy[vis], side, size=10)
+      drawing.draw_keypoints(ax, xy[~vis], side, size=10, filled=False)
+      for stride, size in ((spec.OUTPUT_STRIDE, 14), (coarse, 50)):
         index = t[f"keypoint_index_s{stride}"][i, side]
         width = image.shape[1] // stride
         cell = np.stack([index % width, index // width], axis=-1)
         centre = decoding.cell_to_pixel(cell, stride)
         ax.scatter(centre[vis, 0], centre[vis, 1], s=size, marker="s", facecolors="none",
-                   edgecolors=colour, lw=0.4, alpha=0.8)
+                   edgecolors=[colour], lw=0.6, alpha=0.9)
       pose = (spec.POSE_CLASSES[int(t["pose"][i, side])] if t["pose_known"][i, side] > 0.5
               else "pose ?")
       orientation = (f"bin {int(np.argmax(t['orientation'][i, side]))}"
@@ -136,13 +145,10 @@ def augmented_batch_png(data_dir: str, split: str = "train", num_frames: int = 8
       labels.append(f"{spec.SIDES[side]}: {pose}, {orientation}")
     ax.set_xlim(-0.5, image.shape[1] - 0.5)
     ax.set_ylim(image.shape[0] - 0.5, -0.5)
-    mask_note = "" if t["segmentation_known"][i] > 0.5 else " (mask unknown)"
-    ax.set_title(("; ".join(labels) or "no hand") + mask_note, fontsize=7)
-  fig.suptitle(f"augmented {split} batch (seed {seed}): targets over the network input; "
-               f"squares = target cells at strides {spec.OUTPUT_STRIDE} and {coarse}; "
-               "cyan = left, red = right", fontsize=8)
-  fig.tight_layout()
-  buf = io.BytesIO()
-  fig.savefig(buf, format="png", dpi=dpi)
-  plt.close(fig)
-  return buf.getvalue()
+    mask_note = "" if t["segmentation_known"][i] > 0.5 else "\n(mask unknown)"
+    ax.set_title(("\n".join(labels) or "no hand") + mask_note, fontsize=_FONT)
+  fig.suptitle(f"{title}: targets over the network input; squares: the target cells at "
+               f"strides {spec.OUTPUT_STRIDE} (small) and {coarse} (large); "
+               "outlines: the segmentation target", fontsize=_FONT)
+  drawing.legend(fig, drawing.legend_handles(hidden=True), _FONT)
+  return fig

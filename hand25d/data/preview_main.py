@@ -20,7 +20,8 @@ flags.DEFINE_alias("data_dir", "data")  # The old name, for one release.
 _SPLIT = flags.DEFINE_string("split", "train", "Split of --data.")
 _SEED = flags.DEFINE_integer("seed", 0, "First seed of rendered frames (without --data).")
 _NUM_FRAMES = flags.DEFINE_integer("num_frames", 6, "Frames in the grid.")
-_COLUMNS = flags.DEFINE_integer("columns", 2, "Frames per row.")
+_COLUMNS = flags.DEFINE_integer(
+    "columns", None, "Frames per row (default: 1, with --augmented 4).")
 _AUGMENTED = flags.DEFINE_bool(
     "augmented", False, "Draw a training batch of --data as the network sees it "
     "(augmented, network resolution) with its targets over it; --seed seeds the batch.")
@@ -32,11 +33,11 @@ def main(argv):
     if not _DATA.value:
       raise app.UsageError("--augmented needs --data")
     atomic.write_bytes(_OUT.value, preview.augmented_batch_png(
-        _DATA.value, _SPLIT.value, _NUM_FRAMES.value, _SEED.value, max(_COLUMNS.value, 1)))
+        _DATA.value, _SPLIT.value, _NUM_FRAMES.value, _SEED.value, max(_COLUMNS.value or 4, 1)))
     return
   frames = (preview.stored_frames(_DATA.value, _SPLIT.value, _NUM_FRAMES.value)
             if _DATA.value else preview.rendered_frames(_SEED.value, _NUM_FRAMES.value))
-  atomic.write_bytes(_OUT.value, preview.render_png(frames, _COLUMNS.value))
+  atomic.write_bytes(_OUT.value, preview.render_png(frames, max(_COLUMNS.value or 1, 1)))
 
 
 def run():

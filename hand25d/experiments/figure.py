@@ -5,35 +5,28 @@ predicts on the depth image, the middle row those of an amplitude-input model
 on the amplitude image, the bottom row the amplitude model's segmentation
 output, for the same test frames. Predictions are gated by the model's own
 hand-presence and keypoint-visibility outputs (as the runtime does) when it
-has those heads; ground-truth visible keypoints are drawn as small rings.
+has those heads; ground-truth visible keypoints are drawn as white rings.
+The depth row is in the depth colour map of every hand25d picture, with its
+colour bar and invalid pixels black; sides and segmentation classes take
+the sides' colours (hand25d/colours.py, drawn by hand25d/drawing.py).
 """
 
-import io
-from typing import Optional
+from typing import Optional, Sequence
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top,wrong-import-position
+from matplotlib import figure
 import numpy as np
 
 from hand25d import decoding
+from hand25d import drawing
+from hand25d import sensor
 from hand25d import spec
 from hand25d.data import pipeline
 from hand25d.training import evaluation
 
-_SIDE_COLOURS = ("tab:cyan", "tab:red")
-_SEGMENTATION_COLOURS = np.array([[0.0, 0.0, 0.0], [0.2, 0.8, 0.9], [0.9, 0.2, 0.2]])
 # Candidate frames: the first test batch of this size.
 _CANDIDATES = 64
-
-
-def _primary_parent(k: int) -> int:
-  """Index (0..7) of the nearest primary ancestor of primary keypoint k, or -1."""
-  node = spec.KEYPOINT_PARENTS[spec.PRIMARY_KEYPOINT_INDICES[k]]
-  while node >= 0 and node not in spec.PRIMARY_KEYPOINT_INDICES:
-    node = spec.KEYPOINT_PARENTS[node]
-  return spec.PRIMARY_KEYPOINT_INDICES.index(node) if node >= 0 else -1
+DPI = 100  # The figure is saved at this dpi; font sizes below are for it.
+_FONT = 8.0  # Points: 11 px at DPI.
 
 
 def _predict(checkpoint: str, data_dir: str) -> dict:
@@ -76,24 +69,67 @@ def _error_text(px: Optional[float]) -> str:
 
 
 def _draw_keypoints(ax, image: np.ndarray, xy: np.ndarray, shown: np.ndarray, targets: dict,
-                    i: int, title: str) -> None:
-  valid = image[image > 0]  # Depth 0 is invalid; scale to the valid pixels for contrast.
-  ax.imshow(image, cmap="gray", vmin=0.0,
-            vmax=float(np.percentile(valid, 99)) if valid.size else 1.0)
-  for side in range(spec.NUM_SIDES):
-    colour = _SIDE_COLOURS[side]
-    true = targets["keypoints_xy"][i, side, list(spec.PRIMARY_KEYPOINT_INDICES)]
-    vis = targets["keypoint_visible"][i, side, list(spec.PRIMARY_KEYPOINT_INDICES)] > 0.5
-    ax.scatter(true[vis, 0], true[vis, 1], s=22, facecolors="none", edgecolors="white", lw=0.6)
-    for k in range(spec.NUM_PRIMARY_KEYPOINTS):
-      parent = _primary_parent(k)
-      if parent >= 0 and shown[i, side, k] and shown[i, side, parent]:
-        ax.plot(xy[i, side, [k, parent], 0], xy[i, side, [k, parent], 1], color=colour, lw=0.8)
-    ax.scatter(xy[i, side, shown[i, side], 0], xy[i, side, shown[i, side], 1], s=7,
-               color=colour)
+                    i: int) -> None:
+  """Frame i's ground-truth rings and predicted skeletons over its image, drawn on ax."""
   ax.set_xlim(-0.5, image.shape[1] - 0.5)
   ax.set_ylim(image.shape[0] - 0.5, -0.5)
-  ax.set_title(title, fontsize=7)
+  primary = list(spec.PRIMARY_KEYPOINT_INDICES)
+  for side in range(spec.NUM_SIDES):
+    true = targets["keypoints_xy"][i, side, primary]
+    vis = targets["keypoint_visible"][i, side, primary] > 0.5
+    drawing.draw_truth(ax, true[vis])
+    drawing.draw_bones(ax, xy[i, side], drawing.PRIMARY_BONES, side, shown=shown[i, side])
+    drawing.draw_keypoints(ax, xy[i, side, shown[i, side]], side)
+
+
+def draw(amp: dict, depth: dict, frames: Sequence[int]) -> tuple[figure.Figure, list[dict]]:
+  """The figure of test frames `frames` (batch indices) from the two models' predictions.
+
+  Args:
+    amp: an amplitude model's inputs, outputs and targets (`_predict`).
+    depth: a depth model's, on the same frames.
+    frames: batch indices of the frames shown, one column each.
+
+  Returns:
+    (figure, records) where records gives each frame's id and mean errors.
+  """
+  targets = amp["targets"]
+  amp_xy, amp_shown = _keypoints(amp)
+  depth_xy, depth_shown = _keypoints(depth)
+  fig = drawing.new_figure(2.5 * len(frames) + 0.6, 6.8, DPI)
+  axes = fig.subplots(3, len(frames), squeeze=False)
+  records = []
+  for col, i in enumerate(frames):
+    frame_id = int(targets["frame_id"][i])
+    errors = {"depth_px": _frame_error(depth_xy, targets, i),
+              "amplitude_px": _frame_error(amp_xy, targets, i)}
+    records.append({"frame_id": frame_id, **errors})
+    ax = axes[0, col]
+    # The network's depth input: metres / DEPTH_FULL_SCALE_M, 0 = invalid.
+    drawing.show_depth(ax, depth["image"][i] * sensor.DEPTH_FULL_SCALE_M, 0.0,
+                       sensor.DEPTH_FULL_SCALE_M)
+    _draw_keypoints(ax, depth["image"][i], depth_xy, depth_shown, targets, i)
+    ax.set_title(f"frame {frame_id}: depth, {_error_text(errors['depth_px'])}", fontsize=_FONT)
+    ax = axes[1, col]
+    image = amp["image"][i]
+    valid = image[image > 0]
+    ax.imshow(image, cmap="gray", vmin=0.0,
+              vmax=float(np.percentile(valid, 99)) if valid.size else 1.0)
+    _draw_keypoints(ax, image, amp_xy, amp_shown, targets, i)
+    ax.set_title(f"amplitude, {_error_text(errors['amplitude_px'])}", fontsize=_FONT)
+    ax = axes[2, col]
+    if spec.SEGMENTATION in amp["outputs"]:
+      classes = np.argmax(amp["outputs"][spec.SEGMENTATION][i], axis=-1)
+      ax.imshow(drawing.segmentation_image(classes), interpolation="nearest")
+      ax.set_title("segmentation (black: background)", fontsize=_FONT)
+    else:
+      ax.text(0.5, 0.5, "no segmentation head", ha="center", va="center", fontsize=_FONT)
+  for ax in axes.ravel():
+    ax.set_xticks([])
+    ax.set_yticks([])
+  drawing.depth_colorbar(fig, list(axes[0]), 0.0, sensor.DEPTH_FULL_SCALE_M, _FONT)
+  drawing.legend(fig, drawing.legend_handles(truth=True, invalid_depth=True), _FONT)
+  return fig, records
 
 
 def render(amplitude_checkpoint: str, depth_checkpoint: str, data_dir: str,
@@ -124,33 +160,7 @@ def render(amplitude_checkpoint: str, depth_checkpoint: str, data_dir: str,
   with_hand = np.flatnonzero(targets["hand_present"].sum(axis=1) > 0)[:num_frames]
   if not len(with_hand):
     raise ValueError(f"none of the first {_CANDIDATES} test frames of {data_dir} has a hand")
-  amp_xy, amp_shown = _keypoints(amp)
-  depth_xy, depth_shown = _keypoints(depth)
-  fig, axes = plt.subplots(3, len(with_hand), figsize=(2.6 * len(with_hand), 6.0),
-                           squeeze=False)
+  fig, frames = draw(amp, depth, with_hand)
   info = {"amplitude_checkpoint": amp["checkpoint"], "depth_checkpoint": depth["checkpoint"],
-          "frames": []}
-  for col, i in enumerate(with_hand):
-    frame_id = int(targets["frame_id"][i])
-    errors = {"depth_px": _frame_error(depth_xy, targets, i),
-              "amplitude_px": _frame_error(amp_xy, targets, i)}
-    info["frames"].append({"frame_id": frame_id, **errors})
-    _draw_keypoints(axes[0, col], depth["image"][i], depth_xy, depth_shown, targets, i,
-                    f"frame {frame_id}: depth, {_error_text(errors['depth_px'])}")
-    _draw_keypoints(axes[1, col], amp["image"][i], amp_xy, amp_shown, targets, i,
-                    f"amplitude, {_error_text(errors['amplitude_px'])}")
-    ax = axes[2, col]
-    if spec.SEGMENTATION in amp["outputs"]:
-      classes = np.argmax(amp["outputs"][spec.SEGMENTATION][i], axis=-1)
-      ax.imshow(_SEGMENTATION_COLOURS[classes], interpolation="nearest")
-      ax.set_title("segmentation (bg / left / right)", fontsize=7)
-    else:
-      ax.text(0.5, 0.5, "no segmentation head", ha="center", va="center", fontsize=7)
-  for ax in axes.ravel():
-    ax.set_xticks([])
-    ax.set_yticks([])
-  fig.tight_layout()
-  buf = io.BytesIO()
-  fig.savefig(buf, format="png", dpi=90)
-  plt.close(fig)
-  return buf.getvalue(), info
+          "frames": frames}
+  return drawing.png_bytes(fig), info

@@ -1,39 +1,40 @@
 """Pictures and the Markdown report of a runtime run.
 
-Frames are drawn with matplotlib's object API (Figure + Agg canvas: no
-pyplot, no global backend): the amplitude image with each visible keypoint
-named, and the depth image with each keypoint's lifted depth, the skeleton
-of the primary keypoints in the side's colour, and the ground truth as
-white crosses where there is one. PNG and GIF are written with Pillow.
+Each frame is drawn with hand25d/drawing.py (the colours of every hand25d
+picture, hand25d/colours.py): the amplitude image and the depth image (depth
+colour map with its colour bar in metres, invalid pixels black), each
+present hand's primary keypoints and skeleton in its side's colour, the
+ground truth as white rings where there is one, and a legend. The stills
+name each keypoint on the amplitude and give its lifted depth on the depth
+image; the animation's frames are smaller and carry no per-keypoint text,
+so that what they show still reads at their size. PNG and GIF are written
+with Pillow.
 """
 
 import io
 import os
 
-from matplotlib.backends import backend_agg
-from matplotlib import figure
 import numpy as np
 from PIL import Image
 
 from hand25d import atomic
+from hand25d import colours
+from hand25d import drawing
 from hand25d import spec
 from hand25d.runtime import pipeline
 
-SIDE_COLOURS = ("tab:orange", "tab:cyan")
 _PRIMARY = list(spec.PRIMARY_KEYPOINT_INDICES)
-
-
-def _primary_parent(k: int) -> int:
-  """Primary index of the nearest primary ancestor of primary keypoint k (-1: none)."""
-  parent = spec.KEYPOINT_PARENTS[spec.PRIMARY_KEYPOINT_INDICES[k]]
-  while parent >= 0 and parent not in spec.PRIMARY_KEYPOINT_INDICES:
-    parent = spec.KEYPOINT_PARENTS[parent]
-  return spec.PRIMARY_KEYPOINT_INDICES.index(parent) if parent >= 0 else -1
-
-
-# (child, parent) pairs of primary keypoints: the skeleton drawn.
-SKELETON = tuple((k, _primary_parent(k)) for k in range(spec.NUM_PRIMARY_KEYPOINTS)
-                 if _primary_parent(k) >= 0)
+# Both pictures are saved at this dpi; the sizes (inches) set how large the
+# sensor's pixels come out: about 1.7 (stills) and 1.3 (animation) picture
+# pixels per sensor pixel.
+DPI = 100
+STILL_SIZE_IN = (12.0, 5.0)
+ANIMATION_SIZE_IN = (9.0, 4.0)
+_FONT = 8.0  # Points: 11 px at DPI.
+_TITLE_FONT = 10.0
+# The animation's palette (`_gif_palette`): amplitude greys and depth colours.
+_GIF_GREYS = 24
+_GIF_DEPTH_COLOURS = 32
 
 
 def _title(result: pipeline.FrameResult) -> str:
@@ -44,58 +45,66 @@ def _title(result: pipeline.FrameResult) -> str:
   return f"frame {result.index}: {what}  {result.timings_ms['total']:.1f} ms"
 
 
-def draw(result: pipeline.FrameResult, truth: dict | None = None,
-         dpi: int = 100) -> np.ndarray:
-  """[h, w, 3] uint8 picture of a result: amplitude and depth panels with keypoints."""
-  fig = figure.Figure(figsize=(8.0, 3.4), dpi=dpi)
-  canvas = backend_agg.FigureCanvasAgg(fig)
+def figure(result: pipeline.FrameResult, truth: dict | None = None, animation: bool = False):
+  """The matplotlib Figure of a result: amplitude and depth panels with keypoints, legend.
+
+  Args:
+    result: the pipeline's output for the frame (its amplitude and depth
+      images are drawn).
+    truth: the frame's ground truth (keypoints_xy, keypoint_visible), or None.
+    animation: the smaller picture without per-keypoint text (sequence.gif).
+  """
+  fig = drawing.new_figure(*(ANIMATION_SIZE_IN if animation else STILL_SIZE_IN), DPI)
   ax_amp, ax_depth = fig.subplots(1, 2)
-  fig.suptitle(_title(result), fontsize=9)
-  for ax, name in ((ax_amp, "amplitude"), (ax_depth, "depth (m)")):
-    ax.set_title(name, fontsize=8)
+  fig.suptitle(_title(result), fontsize=_TITLE_FONT)
+  for ax, name in ((ax_amp, "amplitude"), (ax_depth, "depth")):
+    ax.set_title(name, fontsize=_FONT)
     ax.set_axis_off()
+  # The colour bar and the legend in every frame: the layout does not jump.
+  drawing.depth_colorbar(fig, ax_depth, spec.SENSOR.min_depth_m, spec.SENSOR.max_depth_m,
+                         _FONT, extend="both")
+  drawing.legend(fig, drawing.legend_handles(truth=truth is not None, invalid_depth=True), _FONT)
   if result.amplitude is None:  # A bad frame: nothing to show but why.
-    ax_amp.text(0.5, 0.5, result.error or "", ha="center", va="center", wrap=True, fontsize=7,
-                transform=ax_amp.transAxes)
+    ax_amp.text(0.5, 0.5, result.error or "", ha="center", va="center", wrap=True,
+                fontsize=_FONT, transform=ax_amp.transAxes)
+    return fig
+  ax_amp.imshow(np.sqrt(result.amplitude.astype(np.float32)), cmap="gray",
+                interpolation="nearest")
+  if result.depth is not None:
+    drawing.show_depth(ax_depth, result.depth, spec.SENSOR.min_depth_m, spec.SENSOR.max_depth_m)
   else:
-    ax_amp.imshow(np.sqrt(result.amplitude.astype(np.float32)), cmap="gray")
-    depth = result.depth
-    if depth is not None:
-      image = ax_depth.imshow(np.ma.masked_equal(depth, 0.0), cmap="viridis",
-                              vmin=spec.SENSOR.min_depth_m, vmax=spec.SENSOR.max_depth_m)
-      fig.colorbar(image, ax=ax_depth, fraction=0.035, pad=0.02).ax.tick_params(labelsize=6)
-    else:
-      ax_depth.imshow(np.zeros_like(result.amplitude), cmap="gray")
-      ax_depth.text(0.5, 0.5, "not computed (no hand)", ha="center", va="center", color="w",
-                    fontsize=8, transform=ax_depth.transAxes)
-    if truth is not None:
-      xy, visible = np.asarray(truth["keypoints_xy"])[:, _PRIMARY], np.asarray(
-          truth["keypoint_visible"])[:, _PRIMARY] > 0
-      for ax in (ax_amp, ax_depth):
-        ax.scatter(xy[visible][:, 0], xy[visible][:, 1], marker="x", s=10, c="w", linewidths=0.7)
-    for side, hand in enumerate(result.hands):
-      if hand.present:
-        _draw_hand(ax_amp, ax_depth, hand, SIDE_COLOURS[side])
-  fig.tight_layout()
-  canvas.draw()
-  return np.asarray(canvas.buffer_rgba())[..., :3].copy()
+    ax_depth.imshow(np.zeros_like(result.amplitude), cmap="gray", vmin=0, vmax=1)
+    ax_depth.text(0.5, 0.5, "not computed (no hand)", ha="center", va="center", color="w",
+                  fontsize=_FONT, transform=ax_depth.transAxes)
+  if truth is not None:
+    xy = np.asarray(truth["keypoints_xy"])[:, _PRIMARY]
+    visible = np.asarray(truth["keypoint_visible"])[:, _PRIMARY] > 0
+    for ax in (ax_amp, ax_depth):
+      drawing.draw_truth(ax, xy[visible])
+  for side, hand in enumerate(result.hands):
+    if hand.present:
+      _draw_hand(ax_amp, ax_depth, hand, side, labels=not animation)
+  return fig
 
 
-def _draw_hand(ax_amp, ax_depth, hand: pipeline.HandResult, colour: str) -> None:
+def draw(result: pipeline.FrameResult, truth: dict | None = None,
+         animation: bool = False) -> np.ndarray:
+  """[h, w, 3] uint8 picture of a result (`figure`)."""
+  return drawing.rgb_array(figure(result, truth, animation))
+
+
+def _draw_hand(ax_amp, ax_depth, hand: pipeline.HandResult, side: int, labels: bool) -> None:
   xy, visible = hand.keypoints_2d, hand.visible
   for ax in (ax_amp, ax_depth):
-    for k, parent in SKELETON:
-      if visible[k] and visible[parent]:
-        ax.plot(xy[[k, parent], 0], xy[[k, parent], 1], c=colour, lw=1.0)
-    ax.scatter(xy[visible, 0], xy[visible, 1], s=9, c=colour, edgecolors="k", linewidths=0.3)
+    drawing.draw_bones(ax, xy, drawing.PRIMARY_BONES, side, shown=visible)
+    drawing.draw_keypoints(ax, xy[visible], side)
+  if not labels:
+    return
   for k in np.flatnonzero(visible):
     x, y = xy[k]
-    ax_amp.annotate(spec.PRIMARY_KEYPOINT_NAMES[k], (x, y), xytext=(3, 2),
-                    textcoords="offset points", fontsize=4.5, color=colour)
+    drawing.label(ax_amp, x, y, spec.PRIMARY_KEYPOINT_NAMES[k], _FONT)
     z = hand.keypoints_3d[k, 2]
-    label = f"{100 * z:.1f} cm" if np.isfinite(z) else "no depth"
-    ax_depth.annotate(label, (x, y), xytext=(3, 2), textcoords="offset points", fontsize=4.5,
-                      color="w")
+    drawing.label(ax_depth, x, y, f"{100 * z:.1f} cm" if np.isfinite(z) else "no depth", _FONT)
 
 
 def write_png(path: str, picture: np.ndarray) -> None:
@@ -104,9 +113,28 @@ def write_png(path: str, picture: np.ndarray) -> None:
   atomic.write_bytes(path, buffer.getvalue())
 
 
+def _gif_palette() -> Image.Image:
+  """The animation's 256 colours: the named ones exactly, greys, the depth map's colours.
+
+  One fixed palette for every frame, without dithering: an adaptive palette
+  per frame turned the few pixels of a side's legend marker into a nearby
+  depth colour, and the sensor noise of a dithered or finer-grained frame
+  doubles the file.
+  """
+  named = [colours.LEFT, colours.RIGHT, colours.TRUTH, colours.OUTLINE, colours.INVALID_DEPTH]
+  greys = [(v, v, v) for v in np.linspace(0, 255, _GIF_GREYS).round().astype(int).tolist()]
+  depth = (255 * drawing.depth_colormap()(np.linspace(0, 1, _GIF_DEPTH_COLOURS))[:, :3])
+  rgb = named + greys + [tuple(c) for c in depth.round().astype(int).tolist()]
+  palette = Image.new("P", (1, 1))
+  palette.putpalette([v for c in rgb for v in c] + [0] * (768 - 3 * len(rgb)))
+  return palette
+
+
 def write_gif(path: str, pictures: list[np.ndarray], fps: float) -> None:
-  """An animated GIF of equally sized pictures, looping."""
-  images = [Image.fromarray(p) for p in pictures]
+  """An animated GIF of equally sized pictures, looping, in `_gif_palette`'s colours."""
+  palette = _gif_palette()
+  images = [Image.fromarray(p).quantize(palette=palette, dither=Image.Dither.NONE)
+            for p in pictures]
   buffer = io.BytesIO()
   images[0].save(buffer, format="GIF", save_all=True, append_images=images[1:],
                  duration=int(round(1e3 / fps)), loop=0)

@@ -156,9 +156,9 @@ def run(config: RunConfig) -> dict:
           jitter.add_truth(clip, frame.truth, lifted, result.timestamp_s)
       if i in image_at:
         images.append(f"images/{i:05d}_{os.path.splitext(frame.name)[0]}.png")
-        report.write_png(os.path.join(out, images[-1]), report.draw(result, frame.truth, 150))
+        report.write_png(os.path.join(out, images[-1]), report.draw(result, frame.truth))
       if gif_every and i % gif_every == 0:
-        pictures.append(report.draw(result, frame.truth, 60))
+        pictures.append(report.draw(result, frame.truth, animation=True))
   finally:
     main.close()
     if other is not None:
