@@ -16,8 +16,8 @@ have no percentage and no ETA. The lines are ordinary log records, so they
 never interleave with other log lines and read the same in a log file
 (under nohup) as on a terminal; no carriage returns, no bars.
 
-The rate is the steady rate: the first `skip` units (tracing a tf.function,
-filling a pipeline) and the time spent inside `paused()` (a training loop's
+The rate is the steady rate: the first `skip` updates (tracing a
+tf.function, filling a pipeline) and the time spent inside `paused()` (a training loop's
 evaluations and checkpoints) are left out of it. The ETA is the work left at
 that rate; `elapsed` is wall time, pauses included.
 """
@@ -62,7 +62,7 @@ class Progress:
       unit: the name of a unit ("frames", "steps").
       done: units done before this process started (a resumed job); they
         count towards `total`, not towards the rate.
-      skip: units after `done` left out of the rate (slow first steps).
+      skip: calls of update() left out of the rate (a slow first step or batch).
       interval: seconds between lines; default INTERVAL_S (read now). An
         infinite interval logs nothing.
       clock: seconds, monotonic; tests pass a fake one.
@@ -74,8 +74,8 @@ class Progress:
     self._clock, self._log = clock, log
     self._start = self._last_line = clock()
     self._paused = 0.0  # Seconds spent in paused() so far.
-    self._steady_from = done + skip  # The rate counts from this unit on...
-    self._steady_at = None if skip > 0 else (done, 0.0)  # ...once reached: (units, active s).
+    self._skip = skip  # Updates still to leave out of the rate.
+    self._steady_at = None if skip > 0 else (done, 0.0)  # Where the rate starts: (units, active s).
 
   def _active(self, now: float) -> float:
     """Seconds since the start, pauses excluded."""
@@ -114,8 +114,10 @@ class Progress:
     """Adds n units done; logs a line if INTERVAL_S has passed since the last."""
     self.done += n
     now = self._clock()
-    if self._steady_at is None and self.done >= self._steady_from:
-      self._steady_at = (self.done, self._active(now))
+    if self._steady_at is None:
+      self._skip -= 1
+      if self._skip <= 0:
+        self._steady_at = (self.done, self._active(now))
     if self.total is not None and self.done >= self.total:
       return  # The end is finish()'s line.
     if now - self._last_line >= self._interval:

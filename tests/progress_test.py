@@ -95,3 +95,15 @@ def test_the_default_interval_is_read_when_a_job_starts(monkeypatch):
   p = _make(clock, lines, what="x", total=2)
   p.update()
   assert len(lines) == 1
+
+
+def test_skip_counts_updates_not_units():
+  """An evaluation in batches of 4 frames: the first batch (tracing) is left out."""
+  clock, lines = _Clock(), []
+  p = _make(clock, lines, what="eval", total=12, unit="frames", skip=1, interval=0)
+  clock.now += 20
+  p.update(4)
+  clock.now += 2
+  p.update(4)
+  assert p.rate() == pytest.approx(2.0) and p.eta() == pytest.approx(2.0)
+  assert lines[-1] == "eval: 8/12 frames (66.7%), 2.00 frames/s, elapsed 0:00:22, ETA 0:00:02"

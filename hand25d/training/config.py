@@ -47,7 +47,7 @@ class TrainConfig:
   max_eval_batches: int = 0  # 0: the whole split.
   max_nonfinite_steps: int = 5  # Consecutive skipped steps that stop the run.
   distribution: str = "auto"  # auto: mirrored over all local devices if > 1.
-  progress: bool = True  # A live progress line on a terminal.
+  progress: bool = True  # Progress lines with an ETA in the log (hand25d/progress.py).
   # Deterministic TensorFlow ops: bit-identical reruns and resumes, a little slower.
   deterministic: bool = False
   # Where a new run's weights come from, matched by layer name (train_main
