@@ -31,6 +31,7 @@ from hand25d.training import distribute
 from hand25d.training import evaluation
 from hand25d.training import schedule as schedule_lib
 from hand25d.training import step as step_lib
+from hand25d.training import summaries
 from hand25d.training import warm_start
 
 BEST_DIR = "best"
@@ -239,8 +240,11 @@ def train_and_evaluate(cfg: config_lib.TrainConfig, workdir: str) -> dict:
   evaluate = evaluation.make_evaluator(model)
   writer = (tf.summary.create_file_writer(os.path.join(workdir, "train")) if chief
             else tf.summary.create_noop_writer())
-  eval_writer = (tf.summary.create_file_writer(os.path.join(workdir, "eval")) if chief
-                 else tf.summary.create_noop_writer())
+  eval_writer = (tf.summary.create_file_writer(os.path.join(workdir, summaries.EVAL_DIR))
+                 if chief else tf.summary.create_noop_writer())
+  if chief:  # At every start, resumes included: the config is the saved one.
+    summaries.write_hparams(cfg, workdir)
+  fixed_frames = []  # summaries.FixedFrames, loaded at the first evaluation.
 
   # The step of the newest intact checkpoint (the manager's latest may be a damaged one).
   saved = [_checkpoint_step(resumed) if resumed else None]
@@ -272,14 +276,20 @@ def train_and_evaluate(cfg: config_lib.TrainConfig, workdir: str) -> dict:
       res = evaluate(data, total=frames, what=f"step {step} eval {cfg.eval_split}")
     except pipeline.DATA_ERRORS as e:
       raise data_error(cfg.eval_split, step, e) from e
-    with eval_writer.as_default(step=step):
-      for key, value in evaluation.scalars(res).items():
-        tf.summary.scalar(key, value)
     logging.info("step %d eval: mean px error %s", step, res["mean_px_error"])
     if res["mean_px_error"] is not None and res["mean_px_error"] < best_error.numpy():
       best_error.assign(res["mean_px_error"])
       best_manager.save(checkpoint_number=step)
       distribute.cleanup(strategy, workdir)
+    with eval_writer.as_default(step=step):
+      for key, value in evaluation.scalars(res).items():
+        tf.summary.scalar(key, value)
+      if np.isfinite(best_error.numpy()):
+        tf.summary.scalar("best_mean_px_error", float(best_error.numpy()))
+      if chief and cfg.summary_images:
+        if not fixed_frames:
+          fixed_frames.append(summaries.FixedFrames.load(cfg))
+        fixed_frames[0].write(model, step)
     return res
 
   consecutive_bad = 0
