@@ -262,12 +262,15 @@ def train_and_evaluate(cfg: config_lib.TrainConfig, workdir: str) -> dict:
     return records.RecordError(f"{named}\nStep {step} is checkpointed in {ckpt_dir}; after "
                                "recovering, rerun the same command to resume.")
 
-  def run_eval(step: int) -> dict:
-    data = pipeline.make_dataset(cfg.data_dir, cfg.eval_split, cfg.batch_size,
+  def eval_data(batch_size: int) -> tf.data.Dataset:
+    return pipeline.make_dataset(cfg.data_dir, cfg.eval_split, batch_size,
                                  input_mode=cfg.model.input_mode, training=False,
                                  input_height=cfg.model.input_height,
                                  input_width=cfg.model.input_width,
                                  skip_corrupt=cfg.skip_corrupt_records)
+
+  def run_eval(step: int) -> dict:
+    data = eval_data(cfg.batch_size)
     frames = distribute.split_frames(cfg.data_dir, cfg.eval_split)
     if cfg.max_eval_batches:
       data = data.take(cfg.max_eval_batches)
@@ -287,8 +290,8 @@ def train_and_evaluate(cfg: config_lib.TrainConfig, workdir: str) -> dict:
       if np.isfinite(best_error.numpy()):
         tf.summary.scalar("best_mean_px_error", float(best_error.numpy()))
       if chief and cfg.summary_images:
-        if not fixed_frames:
-          fixed_frames.append(summaries.FixedFrames.load(cfg))
+        if not fixed_frames:  # The first frames of the split, the same at every evaluation.
+          fixed_frames.append(summaries.FixedFrames.first_batch(eval_data(cfg.summary_images)))
         fixed_frames[0].write(model, step)
     return res
 

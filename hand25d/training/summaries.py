@@ -3,9 +3,10 @@
 `write_hparams` records the run's config once per process start (resumes
 included; save_or_check keeps it the same) in the HParams dashboard, with the
 last and the best validation error as its metrics. `FixedFrames` holds the
-first frames of the validation split and, at every evaluation, draws the
-network's predictions on them beside the labels (`render`, in numpy): the
-same frames every time, so the images show the run learning.
+first frames of the validation split (the loop loads them) and, at every
+evaluation, draws the network's predictions on them beside the labels
+(`render`, in numpy): the same frames every time, so the images show the run
+learning.
 """
 
 import dataclasses
@@ -18,7 +19,6 @@ import tf_keras as keras
 
 from hand25d import decoding
 from hand25d import spec
-from hand25d.data import pipeline
 from hand25d.training import config as config_lib
 
 # The eval writer's directory under the workdir (loop.py) and the scalars there
@@ -175,19 +175,14 @@ def render(images: np.ndarray, outputs: dict, targets: dict) -> np.ndarray:
 
 @dataclasses.dataclass
 class FixedFrames:
-  """The first `count` frames of a split, kept in memory to draw at every evaluation."""
+  """A few frames kept in memory to draw with the model's predictions at every evaluation."""
   images: np.ndarray  # [K, H, W, 1] network inputs.
   targets: dict  # Their targets, as numpy.
 
   @classmethod
-  def load(cls, cfg: config_lib.TrainConfig) -> "FixedFrames":
-    """The first cfg.summary_images frames of cfg.eval_split (fewer if it has fewer)."""
-    data = pipeline.make_dataset(cfg.data_dir, cfg.eval_split, cfg.summary_images,
-                                 input_mode=cfg.model.input_mode, training=False,
-                                 input_height=cfg.model.input_height,
-                                 input_width=cfg.model.input_width,
-                                 skip_corrupt=cfg.skip_corrupt_records)
-    features, targets = next(iter(data))
+  def first_batch(cls, dataset: tf.data.Dataset) -> "FixedFrames":
+    """The frames of the first (features, targets) batch of an evaluation dataset."""
+    features, targets = next(iter(dataset))
     return cls(features["image"].numpy(), {k: v.numpy() for k, v in targets.items()})
 
   def write(self, model: keras.Model, step: int) -> None:
