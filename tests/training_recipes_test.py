@@ -72,3 +72,16 @@ def test_a_run_saved_before_the_channel_shuffle_loads_without_it(tmp_path):
   # Resuming it with today's default network is refused, naming the field.
   with pytest.raises(ValueError, match="model.decoder_shuffle: saved 0, now 2"):
     config_lib.save_or_check(cfg, str(tmp_path))
+
+
+def test_a_run_saved_before_the_recipe_field_resumes_under_its_recipe(tmp_path):
+  """config.json of a run started before TrainConfig had recipe and summary_images."""
+  cfg = recipes.train_config(recipes.load("quick"), DATA)
+  assert cfg.recipe == "quick"
+  saved = json.loads(json.dumps(config_lib.to_dict(cfg)))
+  del saved["recipe"], saved["summary_images"]
+  with open(tmp_path / config_lib.CONFIG_FILE, "w") as f:
+    json.dump(saved, f)
+  assert config_lib.load(str(tmp_path)).recipe == ""
+  config_lib.save_or_check(cfg, str(tmp_path))  # Not refused.
+  assert config_lib.load(str(tmp_path)) == cfg
