@@ -64,6 +64,8 @@ _FIELDS = {
     "eval_every": ("train", "eval_every_steps", "Steps between evaluations."),
     "checkpoint_every": ("train", "checkpoint_every_steps", "Steps between checkpoints."),
     "max_eval_batches": ("train", "max_eval_batches", "Limit evaluation batches (0: whole split)."),
+    "summary_images": ("train", "summary_images",
+                       "Validation frames drawn into TensorBoard at each evaluation (0: none)."),
     "distribution": ("train", "distribution",
                      "tf.distribute strategy; multi_worker reads TF_CONFIG."),
     "deterministic": ("train", "deterministic", "Deterministic ops: bit-identical resumes."),

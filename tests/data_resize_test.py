@@ -1,6 +1,7 @@
 """A data set stored at network resolution trains on the same batches as the original."""
 
 import json
+import logging
 import os
 
 from hand25d import spec
@@ -77,3 +78,15 @@ def test_a_record_of_another_size_is_named(sensor_data, tmp_path):
   data = pipeline.make_dataset(str(bad), "train", 2, input_height=240, input_width=320)
   with pytest.raises(Exception, match=r"record.*manifest says 240x320"):
     next(iter(data))
+
+
+def test_resize_logs_its_progress(sensor_data, tmp_path, monkeypatch, caplog):
+  """With the interval at 0 every frame logs a line, and the end a final one."""
+  src, _ = sensor_data
+  monkeypatch.setattr(resize.progress, "INTERVAL_S", 0.0)
+  with caplog.at_level(logging.INFO):
+    resize.resize_dataset(src, str(tmp_path / "copy"))
+  lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("resize: ")]
+  assert lines[0].startswith("resize: 1/12 frames (8.3%), ")
+  assert lines[-1].startswith("resize: 12/12 frames (100.0%), ") and " done in " in lines[-1]
+  assert all(", ETA " in line for line in lines[1:-1]) and len(lines) == 12

@@ -172,8 +172,8 @@ def test_kill_between_an_evaluation_and_its_checkpoint_never_makes_best_worse(tm
   def make_with_errors(model):
     evaluate = make(model)
 
-    def with_errors(data):
-      return dict(evaluate(data), mean_px_error=next(errors))
+    def with_errors(data, **kwargs):
+      return dict(evaluate(data, **kwargs), mean_px_error=next(errors))
 
     return with_errors
 

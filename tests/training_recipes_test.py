@@ -1,5 +1,6 @@
 """Recipes: the shipped ones load, bad ones are refused, and train_main applies them."""
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -93,3 +94,16 @@ def test_the_data_directory_is_stored_absolute_so_any_cwd_finds_it(tmp_path, mon
   # Another data set is still another run.
   with pytest.raises(ValueError, match="data_dir: saved"):
     config_lib.save_or_check(config_lib.TrainConfig(data_dir="other"), workdir)
+
+
+def test_a_run_saved_before_the_recipe_field_resumes_under_its_recipe(tmp_path):
+  """config.json of a run started before TrainConfig had recipe and summary_images."""
+  cfg = recipes.train_config(recipes.load("quick"), DATA)
+  assert cfg.recipe == "quick"
+  saved = json.loads(json.dumps(config_lib.to_dict(cfg)))
+  del saved["recipe"], saved["summary_images"]
+  with open(tmp_path / config_lib.CONFIG_FILE, "w") as f:
+    json.dump(saved, f)
+  assert config_lib.load(str(tmp_path)).recipe == ""
+  config_lib.save_or_check(cfg, str(tmp_path))  # Not refused.
+  assert config_lib.load(str(tmp_path)) == dataclasses.replace(cfg, data_dir=os.path.abspath(DATA))

@@ -33,6 +33,7 @@ from typing import Iterator
 import numpy as np
 
 from hand25d import atomic
+from hand25d import progress
 from hand25d import spec
 from hand25d.data import coco_images
 from hand25d.data import records
@@ -349,9 +350,11 @@ def import_coco(json_path: str, image_root: str, out_dir: str, split: str = "tra
   atomic.remove_stale(out_dir)  # A manifest or shard it was renaming into place.
   n_shards = -(-len(images) // frames_per_shard)
   staging = tempfile.mkdtemp(prefix=f"{_STAGING}{split}-", dir=out_dir)
+  reporter = progress.Progress(f"import {split}", len(images), "frames")
   try:
     shards, chunk, users, size = [], [], set(), None
     for i, (image_id, frame) in enumerate(_frames(images, by_image, image_root, json_path)):
+      reporter.update()
       h, w = frame["amplitude"].shape
       if size is None:
         size = (h, w)
@@ -373,6 +376,7 @@ def import_coco(json_path: str, image_root: str, out_dir: str, split: str = "tra
       os.replace(os.path.join(staging, shard["file"]), os.path.join(out_dir, shard["file"]))
   finally:
     shutil.rmtree(staging, ignore_errors=True)
+    reporter.finish()
   if manifest is None:
     manifest = {"format": records.FORMAT, "generator_version": "coco-import", "height": size[0],
                 "width": size[1], "with_phase_frames": False, "splits": {}}

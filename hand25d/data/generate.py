@@ -25,6 +25,7 @@ import numpy as np
 
 from hand25d import atomic
 from hand25d import paper
+from hand25d import progress as progress_lib
 from hand25d import spec
 from hand25d.data import integrity
 from hand25d.data import records
@@ -153,8 +154,8 @@ def generate(config: GeneratorConfig, out_dir: str, workers: int = 1,
              progress: Callable[[int, int, float], None] | None = None) -> dict:
   """Generates (or completes) a data set in `out_dir` and writes its manifest.
 
-  Progress (frames done, frames to do, frames/s, ETA) is logged after every
-  shard.
+  Progress (frames done, frames to do, frames/s, ETA) is logged at most every
+  progress.INTERVAL_S seconds, as shards complete.
 
   Args:
     config: what to generate.
@@ -200,13 +201,13 @@ def generate(config: GeneratorConfig, out_dir: str, workers: int = 1,
   else:
     pool, results = None, map(_write_shard, tasks)
   try:
-    for name, count in results:
-      done += count
-      rate = done / max(time.time() - t0, 1e-9)
-      logging.info("wrote %s: %d/%d frames, %.1f frames/s, ETA %.0f s", name, done, total, rate,
-                   (total - done) / rate)
-      if progress is not None:
-        progress(done, total, time.time() - t0)
+    with progress_lib.Progress("generate", total, "frames") as reporter:
+      for name, count in results:
+        done += count
+        logging.debug("wrote %s", name)
+        reporter.update(count)
+        if progress is not None:
+          progress(done, total, time.time() - t0)
   finally:
     if pool is not None:
       pool.terminate()

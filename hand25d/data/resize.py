@@ -24,6 +24,7 @@ import os
 import numpy as np
 
 from hand25d import atomic
+from hand25d import progress
 from hand25d import spec
 from hand25d.data import records
 
@@ -64,7 +65,7 @@ def resize_dataset(src: str, dst: str, height: int = spec.INPUT_HEIGHT,
   """Writes a copy of the data set `src` at height x width into `dst`; returns its manifest.
 
   Resumable: shards already in `dst` are kept (each is written atomically);
-  the manifest is written last.
+  the manifest is written last. Progress is logged (hand25d.progress).
 
   Raises:
     records.RecordError: a missing or corrupt source shard (naming it).
@@ -87,13 +88,16 @@ def resize_dataset(src: str, dst: str, height: int = spec.INPUT_HEIGHT,
   else:
     atomic.write_json(marker, dict(origin, target=[height, width]))
   out = copy.deepcopy(manifest)
-  for split, info in manifest["splits"].items():
-    for shard, path in zip(info["shards"], records.shard_paths(src, manifest, split)):
-      target = os.path.join(dst, shard["file"])
-      if not os.path.exists(target):
-        records.write_shard(target, [
-            records.encode(resize_frame(frame, height, width), int(frame["frame_id"]))
-            for frame in records.read_shard(path)])
+  todo = [(shard, path) for split, info in manifest["splits"].items()
+          for shard, path in zip(info["shards"], records.shard_paths(src, manifest, split))
+          if not os.path.exists(os.path.join(dst, shard["file"]))]
+  with progress.Progress("resize", sum(s["num_frames"] for s, _ in todo), "frames") as reporter:
+    for shard, path in todo:
+      encoded = []
+      for frame in records.read_shard(path):
+        encoded.append(records.encode(resize_frame(frame, height, width), int(frame["frame_id"])))
+        reporter.update()
+      records.write_shard(os.path.join(dst, shard["file"]), encoded)
   for split, info in out["splits"].items():
     for shard in info["shards"]:
       path = os.path.join(dst, shard["file"])

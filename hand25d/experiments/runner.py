@@ -175,7 +175,7 @@ def run(rows: Sequence[plan.Row], budget: plan.Budget, data_dir: str, workdir: s
     data_dir: the benchmark data set (train, val and test splits).
     workdir: runs go to <workdir>/<row>/seed<k>/.
     results_dir: summaries go to <results_dir>/<row>_seed<k>.json.
-    progress: the training loop's live progress line on a terminal.
+    progress: the training loop's progress lines with an ETA (hand25d.progress).
 
   Returns:
     The summaries of all scheduled runs that are done (made now or before);

@@ -18,9 +18,12 @@ from hand25d.model import config as model_config
 DISTRIBUTIONS = ("auto", "one_device", "mirrored", "multi_worker")
 CONFIG_FILE = "config.json"
 # Fields that may change when a run resumes: they don't change what is learned.
-# skip_corrupt_records may be turned on to resume a run stopped by a bad record.
+# skip_corrupt_records may be turned on to resume a run stopped by a bad record;
+# recipe only names where the other fields came from (a run saved before it
+# existed resumes under its recipe).
 RESUMABLE_FIELDS = ("log_every_steps", "eval_every_steps", "checkpoint_every_steps",
-                    "keep_checkpoints", "max_eval_batches", "progress", "skip_corrupt_records")
+                    "keep_checkpoints", "max_eval_batches", "progress", "skip_corrupt_records",
+                    "summary_images", "recipe")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -47,7 +50,10 @@ class TrainConfig:
   max_eval_batches: int = 0  # 0: the whole split.
   max_nonfinite_steps: int = 5  # Consecutive skipped steps that stop the run.
   distribution: str = "auto"  # auto: mirrored over all local devices if > 1.
-  progress: bool = True  # A live progress line on a terminal.
+  progress: bool = True  # Progress lines with an ETA in the log (hand25d/progress.py).
+  # Validation frames (the first of eval_split) drawn into TensorBoard at every
+  # evaluation with their predicted and true keypoints and segmentation; 0: none.
+  summary_images: int = 4
   # Deterministic TensorFlow ops: bit-identical reruns and resumes, a little slower.
   deterministic: bool = False
   # Where a new run's weights come from, matched by layer name (train_main
@@ -58,6 +64,8 @@ class TrainConfig:
   # Skip records that fail to read or decode instead of stopping; the run's
   # summary counts them (docs/data_format.md, "What is refused, and why").
   skip_corrupt_records: bool = False
+  # The recipe the run's config started from (hand25d/training/recipes.py); "" none.
+  recipe: str = ""
 
   def __post_init__(self):
     if self.model.input_mode not in spec.INPUT_MODES:
@@ -68,8 +76,9 @@ class TrainConfig:
                  "checkpoint_every_steps", "keep_checkpoints", "max_nonfinite_steps"):
       if getattr(self, name) < 1:
         raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-    if self.warmup_steps < 0:
-      raise ValueError(f"warmup_steps must be >= 0, got {self.warmup_steps}")
+    for name in ("warmup_steps", "summary_images"):
+      if getattr(self, name) < 0:
+        raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
     if not self.learning_rate > 0:
       raise ValueError(f"learning_rate must be > 0, got {self.learning_rate}")
 

@@ -1,32 +1,40 @@
 """Evaluation of a training model on a data split, and of a saved checkpoint."""
 
 import os
-from typing import Callable
+from typing import Callable, Optional
 
 import tensorflow as tf
 import tf_keras as keras
 
 from hand25d import atomic
 from hand25d import metrics
+from hand25d import progress
 from hand25d.data import pipeline
 from hand25d.model import network
 from hand25d.training import config as config_lib
 from hand25d.training import distribute
 
 
-def make_evaluator(model: keras.Model) -> Callable[[tf.data.Dataset], dict]:
-  """Returns evaluate(dataset) -> `metrics.Evaluator.result()` over the dataset."""
+def make_evaluator(model: keras.Model) -> Callable[..., dict]:
+  """Returns evaluate(dataset, total=None, what="eval") -> `metrics.Evaluator.result()`.
+
+  evaluate logs its progress (hand25d.progress) as "what: frames/total ...";
+  `total` is the number of frames the dataset holds, if known (for the ETA).
+  The first batch, which traces the model, is left out of the rate.
+  """
 
   @tf.function
   def predict(images):
     return model(images, training=False)
 
-  def evaluate(dataset: tf.data.Dataset) -> dict:
+  def evaluate(dataset: tf.data.Dataset, total: Optional[int] = None, what: str = "eval") -> dict:
     ev = metrics.Evaluator()
-    for features, targets in dataset:
-      outputs = predict(features["image"])
-      ev.update({k: v.numpy() for k, v in outputs.items()},
-                {k: v.numpy() for k, v in targets.items()})
+    with progress.Progress(what, total, "frames", skip=1) as reporter:
+      for features, targets in dataset:
+        outputs = predict(features["image"])
+        ev.update({k: v.numpy() for k, v in outputs.items()},
+                  {k: v.numpy() for k, v in targets.items()})
+        reporter.update(int(features["image"].shape[0]))
     return ev.result()
 
   return evaluate
@@ -111,7 +119,7 @@ def evaluate_checkpoint(checkpoint: str, data_dir: str, split: str, out_dir: str
                                training=False, input_height=cfg.model.input_height,
                                input_width=cfg.model.input_width)
   try:
-    res = make_evaluator(model)(data)
+    res = make_evaluator(model)(data, distribute.split_frames(data_dir, split), f"eval {split}")
   except pipeline.DATA_ERRORS as e:
     raise pipeline.name_data_error(data_dir, split, e) from e
   res = {"checkpoint": prefix, "data_dir": os.path.abspath(data_dir), "split": split, **res}

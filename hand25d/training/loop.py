@@ -11,7 +11,6 @@ data order is fixed by the seed, and a resumed epoch skips what was done).
 import json
 import os
 import signal
-import sys
 import time
 from typing import Optional
 
@@ -21,6 +20,7 @@ import tensorflow as tf
 import tf_keras as keras
 
 from hand25d import atomic
+from hand25d import progress
 from hand25d.data import pipeline
 from hand25d.data import integrity
 from hand25d.data import records
@@ -31,9 +31,12 @@ from hand25d.training import distribute
 from hand25d.training import evaluation
 from hand25d.training import schedule as schedule_lib
 from hand25d.training import step as step_lib
+from hand25d.training import summaries
 from hand25d.training import warm_start
 
 BEST_DIR = "best"
+# Seconds between the training's progress lines (hand25d/progress.py).
+_TRAIN_PROGRESS_S = 60.0
 SUMMARY_FILE = "summary.json"
 # A run whose last loss or largest weight exceeds these has diverged: finite,
 # so never skipped as non-finite, but useless (seen: weights ~1e30, loss ~1e13).
@@ -69,14 +72,6 @@ class _StopRequest:
   def __exit__(self, *exc):
     for sig, handler in self._previous.items():
       signal.signal(sig, handler)
-
-
-def _progress_line(step: int, total: int, loss: float, rate: float, batch_size: int) -> None:
-  """One live line on a terminal: step, loss, examples/s and time left."""
-  eta = (total - step) * batch_size / rate if rate > 0 else float("inf")
-  sys.stderr.write(f"\rstep {step}/{total}  loss {loss:.4f}  {rate:.1f} ex/s  "
-                   f"ETA {eta / 60:.1f} min ")
-  sys.stderr.flush()
 
 
 def check_data(cfg: config_lib.TrainConfig) -> dict:
@@ -247,8 +242,11 @@ def train_and_evaluate(cfg: config_lib.TrainConfig, workdir: str) -> dict:
   evaluate = evaluation.make_evaluator(model)
   writer = (tf.summary.create_file_writer(os.path.join(workdir, "train")) if chief
             else tf.summary.create_noop_writer())
-  eval_writer = (tf.summary.create_file_writer(os.path.join(workdir, "eval")) if chief
-                 else tf.summary.create_noop_writer())
+  eval_writer = (tf.summary.create_file_writer(os.path.join(workdir, summaries.EVAL_DIR))
+                 if chief else tf.summary.create_noop_writer())
+  if chief:  # At every start, resumes included: the config is the saved one.
+    summaries.write_hparams(cfg, workdir)
+  fixed_frames = []  # summaries.FixedFrames, loaded at the first evaluation.
 
   # The step of the newest intact checkpoint (the manager's latest may be a damaged one).
   saved = [_checkpoint_step(resumed) if resumed else None]
@@ -266,37 +264,53 @@ def train_and_evaluate(cfg: config_lib.TrainConfig, workdir: str) -> dict:
     return records.RecordError(f"{named}\nStep {step} is checkpointed in {ckpt_dir}; after "
                                "recovering, rerun the same command to resume.")
 
-  def run_eval(step: int) -> dict:
-    data = pipeline.make_dataset(cfg.data_dir, cfg.eval_split, cfg.batch_size,
+  def eval_data(batch_size: int) -> tf.data.Dataset:
+    return pipeline.make_dataset(cfg.data_dir, cfg.eval_split, batch_size,
                                  input_mode=cfg.model.input_mode, training=False,
                                  input_height=cfg.model.input_height,
                                  input_width=cfg.model.input_width,
                                  skip_corrupt=cfg.skip_corrupt_records)
+
+  def run_eval(step: int) -> dict:
+    data = eval_data(cfg.batch_size)
+    frames = distribute.split_frames(cfg.data_dir, cfg.eval_split)
     if cfg.max_eval_batches:
       data = data.take(cfg.max_eval_batches)
+      frames = min(frames, cfg.max_eval_batches * cfg.batch_size)
     try:
-      res = evaluate(data)
+      res = evaluate(data, total=frames, what=f"step {step} eval {cfg.eval_split}")
     except pipeline.DATA_ERRORS as e:
       raise data_error(cfg.eval_split, step, e) from e
-    with eval_writer.as_default(step=step):
-      for key, value in evaluation.scalars(res).items():
-        tf.summary.scalar(key, value)
     logging.info("step %d eval: mean px error %s", step, res["mean_px_error"])
     if res["mean_px_error"] is not None and res["mean_px_error"] < best_error.numpy():
       best_error.assign(res["mean_px_error"])
       best_manager.save(checkpoint_number=step)
       distribute.cleanup(strategy, workdir)
+    with eval_writer.as_default(step=step):
+      for key, value in evaluation.scalars(res).items():
+        tf.summary.scalar(key, value)
+      if np.isfinite(best_error.numpy()):
+        tf.summary.scalar("best_mean_px_error", float(best_error.numpy()))
+      if chief and cfg.summary_images:
+        if not fixed_frames:  # The first frames of the split, the same at every evaluation.
+          fixed_frames.append(summaries.FixedFrames.first_batch(eval_data(cfg.summary_images)))
+        fixed_frames[0].write(model, step)
     return res
 
-  progress = cfg.progress and chief and sys.stderr.isatty()
   consecutive_bad = 0
   # A resumed run keeps its last evaluation until it makes a new one.
   last_eval = _previous_summary(workdir).get("last_eval")
   last_loss = None
   step = int(step_var.numpy())
   busy, examples = 0.0, 0  # Seconds in train steps (data included) since the last log.
-  run_busy, run_examples = 0.0, 0  # The same since this process started.
-  with _StopRequest() as stop:
+  # The first steps trace the step function and fill the input pipeline: not
+  # the steady rate; evaluations and checkpoints run paused. The ETA is that
+  # of the training steps alone.
+  # The step lines carry the ETA too, so a progress line a minute is enough.
+  reporter = progress.Progress("train", total_steps, "steps", done=step, skip=2,
+                               interval=_TRAIN_PROGRESS_S if cfg.progress and chief
+                               else float("inf"))
+  with _StopRequest() as stop, reporter:
     while step < total_steps and stop.signal_name is None:
       epoch, in_epoch = divmod(step, steps_per_epoch)
       batches = iter(distribute.epoch_dataset(strategy, cfg, epoch, skip_steps=in_epoch))
@@ -311,11 +325,10 @@ def train_and_evaluate(cfg: config_lib.TrainConfig, workdir: str) -> dict:
         if applied:  # A skipped non-finite step is not divergence.
           last_loss = float(out["total"])
         busy += time.perf_counter() - t0
-        run_busy += time.perf_counter() - t0
         step += 1
         step_var.assign(step)
         examples += cfg.batch_size
-        run_examples += cfg.batch_size
+        reporter.update()
         if applied:
           consecutive_bad = 0
         else:
@@ -336,26 +349,24 @@ def train_and_evaluate(cfg: config_lib.TrainConfig, workdir: str) -> dict:
                 tf.summary.scalar(f"loss/{key}", value)
             tf.summary.scalar("learning_rate", lr)
             tf.summary.scalar("examples_per_second", rate)
-          logging.info("step %d/%d  %s  lr %.2e  %.1f ex/s", step, total_steps,
+          logging.info("step %d/%d  %s  lr %.2e  %.1f ex/s  ETA %s", step, total_steps,
                        "  ".join(f"{k} {float(v):.4f}" for k, v in out.items()
-                                 if k != "applied"), lr, rate)
+                                 if k != "applied"), lr, rate,
+                       progress.format_duration(reporter.eta()))
           busy, examples = 0.0, 0
-        if progress:
-          _progress_line(step, total_steps, float(out["total"]), run_examples / max(run_busy, 1e-9),
-                         cfg.batch_size)
-        # Evaluate first: a checkpoint at an evaluation step then holds the best
-        # error that evaluation set, so a resumed run never compares against a
-        # stale one (and replaces best/ with a worse model).
-        if step % cfg.eval_every_steps == 0 or step == total_steps:
-          last_eval = run_eval(step)
-        if step % cfg.checkpoint_every_steps == 0:
-          save(step)
+        with reporter.paused():
+          # Evaluate first: a checkpoint at an evaluation step then holds the best
+          # error that evaluation set, so a resumed run never compares against a
+          # stale one (and replaces best/ with a worse model).
+          if step % cfg.eval_every_steps == 0 or step == total_steps:
+            last_eval = run_eval(step)
+          if step % cfg.checkpoint_every_steps == 0:
+            save(step)
         if stop.signal_name is not None:
           break
-    if progress:
-      sys.stderr.write("\n")
     if saved[0] != step:
-      save(step)
+      with reporter.paused():
+        save(step)
   status = "finished" if step >= total_steps else f"stopped by {stop.signal_name}"
   if status != "finished":
     logging.warning("%s at step %d: checkpoint saved, resume with the same command",

@@ -73,6 +73,9 @@ def load(name: str) -> Recipe:
 
 
 def train_config(recipe: Recipe, data_dir: str, **overrides) -> config_lib.TrainConfig:
-  """The TrainConfig of `recipe` on `data_dir`, with top-level fields overridden."""
-  cfg = config_lib.from_dict({**recipe.train, "data_dir": data_dir})
+  """The TrainConfig of `recipe` on `data_dir`, with top-level fields overridden.
+
+  Its `recipe` field is the recipe's name.
+  """
+  cfg = config_lib.from_dict({**recipe.train, "data_dir": data_dir, "recipe": recipe.name})
   return dataclasses.replace(cfg, **overrides) if overrides else cfg

@@ -1,0 +1,31 @@
+"""Evaluation logs its progress with an ETA (hand25d.progress)."""
+
+import logging
+import os
+import re
+
+from hand25d import progress
+from hand25d.data import pipeline
+from hand25d.model import config as model_config
+from hand25d.model import network
+from hand25d.training import evaluation
+
+DATA = os.path.join(os.path.dirname(__file__), "..", "testdata", "tof_tiny")
+
+
+def test_evaluation_logs_progress_lines_with_an_eta(monkeypatch, caplog):
+  """Forced to log at every batch: 4 batches of 2 frames of the tiny data set."""
+  monkeypatch.setattr(progress, "INTERVAL_S", 0.0)
+  evaluate = evaluation.make_evaluator(network.build_training_model(model_config.ModelConfig()))
+  with caplog.at_level(logging.INFO):
+    res = evaluate(pipeline.make_dataset(DATA, "train", 2), total=8, what="eval train")
+  assert res["num_examples"] == 8
+  lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("eval train: ")]
+  # The first batch (tracing) has no rate yet; then a rate and an ETA; then the final line.
+  assert re.fullmatch(r"eval train: 2/8 frames \(25\.0%\), \? frames/s, elapsed \d+:\d\d:\d\d, "
+                      r"ETA \?", lines[0]), lines
+  assert re.fullmatch(r"eval train: 4/8 frames \(50\.0%\), [\d.]+ frames/s, "
+                      r"elapsed \d+:\d\d:\d\d, ETA \d+:\d\d:\d\d", lines[1]), lines
+  assert re.fullmatch(r"eval train: 8/8 frames \(100\.0%\), [\d.]+ frames/s, done in "
+                      r"\d+:\d\d:\d\d", lines[-1]), lines
+  assert len(lines) == 4
