@@ -27,11 +27,12 @@ $(STAMP): pyproject.toml constraints.txt
 	$(PY) -m export.shave.build_main
 	touch $(STAMP)
 
+# pytest-xdist runs the tests on every core (-n auto).
 test: $(STAMP)
-	$(PY) -m pytest
+	$(PY) -m pytest -n auto
 
 test-fast: $(STAMP)
-	$(PY) -m pytest -m "not slow"
+	$(PY) -m pytest -n auto -m "not slow"
 
 bazel-test: $(STAMP)
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" bazel test //...
