@@ -1,4 +1,8 @@
-"""hand25d.litert: TFLM agrees with LiteRT, the smallest arena, TFLM's failures in its words."""
+"""hand25d.litert: TFLM agrees with LiteRT, the smallest arena, TFLM's failures in its words.
+
+Reading TFLite metadata back is tested on the exported models in
+export_metadata_test.py, which writes it.
+"""
 
 import subprocess
 
@@ -97,3 +101,9 @@ def test_file_that_is_not_a_model_is_reported_at_once(children):
   with pytest.raises(litert.TflmError, match="failed \\(exit status 1\\).*: TypeError"):
     litert.smallest_arena(b"\0" * 64, [np.zeros((1, 4), np.float32)])
   assert len(children) == 1
+
+
+def test_a_model_without_metadata_has_none_and_bytes_that_are_no_model_are_refused(model):
+  assert litert.read_metadata(model) is None and litert.packed_files(model) == {}
+  with pytest.raises(ValueError, match="not a TFLite model: its file identifier is"):
+    litert.read_metadata(b"\0" * 64)
