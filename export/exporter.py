@@ -1,4 +1,4 @@
-"""Export of a trained checkpoint: TFLite float32 / int8 (PTQ, QAT), TFLM, C array, report.
+"""Export of a trained checkpoint: SavedModel, TFLite float32 / int8 (PTQ, QAT), TFLM, C array.
 
 `export(cfg)` loads a training checkpoint, builds the batch-1 inference
 network with true grouped convolutions (`network.inference_model`), and for
@@ -19,6 +19,8 @@ each quantization mode of `cfg.quant`:
     `hand25d_<mode>.h/.cc`; with float32, also the SHAVE deployment blob
     of the float inference model (`export.shave.blob`, fp16).
 
+Whatever the modes, the float inference network also goes out as a
+TensorFlow SavedModel (`saved_model/`, signature `serving_default`).
 All results go into `report.json` (see docs/export.md). The files are written
 as one set: into a temporary directory beside `cfg.out_dir`, which then
 replaces it (`atomic.replacing_dir`), so a killed export leaves the previous
@@ -59,6 +61,8 @@ INT8_TARGET_BYTES = 80_000
 REPORT_FILE = "report.json"
 # The SHAVE deployment blob (export/shave/blob.py) written with the float32 model.
 SHAVE_BLOB_FILE = "shave_fp16.blob"
+# The SavedModel of the float inference network (a directory).
+SAVED_MODEL_DIR = "saved_model"
 # How far an exported model may be from its Keras reference (largest
 # difference of an output over the evaluation frames) before the export is
 # refused as a conversion that changed what the network computes.
@@ -144,8 +148,8 @@ def model_name(quant: str) -> str:
 
 
 def export_files() -> frozenset[str]:
-  """The names of every file an export can write into its output directory."""
-  return frozenset([REPORT_FILE, SHAVE_BLOB_FILE] + [
+  """The names of every file (and of SAVED_MODEL_DIR) an export can write into its directory."""
+  return frozenset([REPORT_FILE, SHAVE_BLOB_FILE, SAVED_MODEL_DIR] + [
       model_name(q) + ext for q in convert.QUANT_MODES for ext in (".tflite", ".h", ".cc")])
 
 
@@ -443,9 +447,13 @@ def export(cfg: ExportConfig) -> dict:
       "model": dataclasses.asdict(train_cfg.model),
       "mean_px_error": {"keras_float32": keras_error,
                         **{q: r["eval"]["mean_px_error"] for q, r in reports.items()}},
+      "saved_model": {"dir": SAVED_MODEL_DIR, "signature": convert.SERVING_SIGNATURE,
+                      "inputs": {inference.input.name: [None, *inference.input.shape[1:]]},
+                      "outputs": {k: [None, *t.shape[1:]] for k, t in inference.output.items()}},
       "exports": reports,
   }
   with atomic.replacing_dir(cfg.out_dir) as staging:
+    convert.write_saved_model(inference, os.path.join(staging, SAVED_MODEL_DIR))
     if "float32" in models:
       try:
         report["shave_blob"] = {"file": SHAVE_BLOB_FILE, **blob.write_blob(

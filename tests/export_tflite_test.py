@@ -1,4 +1,4 @@
-"""The exporter: TFLite float32 / int8 PTQ / int8 QAT, TFLM, C arrays, budgets, errors."""
+"""The exporter: SavedModel, TFLite float32 / int8 PTQ / int8 QAT, TFLM, C arrays, budgets, errors."""
 
 import dataclasses
 import json
@@ -13,6 +13,7 @@ from export import qat
 from export.shave import blob
 from hand25d import litert as litert_lib
 from hand25d import losses
+from hand25d import spec
 from hand25d.model import card
 from hand25d.model import layers
 from hand25d.model import network
@@ -84,6 +85,26 @@ def _tflite(cfg, quant) -> bytes:
     return f.read()
 
 
+def _serve(directory: str):
+  return tf.saved_model.load(directory).signatures[convert.SERVING_SIGNATURE]
+
+
+def test_saved_model_serves_what_the_keras_model_computes(frames, tmp_path):
+  model, data = frames
+  convert.write_saved_model(model, str(tmp_path / "saved_model"))
+  serve = _serve(str(tmp_path / "saved_model"))
+  assert set(serve.structured_input_signature[1]) == {CFG.model.input_mode}
+  assert set(serve.structured_outputs) == set(model.output)
+  image = data[0][0]
+  got = serve(**{CFG.model.input_mode: tf.constant(image)})
+  for name, expected in model(image, training=False).items():
+    np.testing.assert_allclose(got[name], expected, atol=1e-5 * np.abs(expected).max(),
+                               err_msg=name)
+  # Any batch size.
+  batch = serve(**{CFG.model.input_mode: tf.constant(np.concatenate([image] * 3))})
+  assert batch[spec.KEYPOINTS].shape[0] == 3
+
+
 def test_fuse_keeps_the_function_and_removes_batch_norm(run, frames):
   model, data = frames
   fused = qat.fuse(model, grouped_form="fast")
@@ -117,6 +138,9 @@ def test_report_and_files(exported):
   program = blob.read_blob(os.path.join(cfg.out_dir, exporter.SHAVE_BLOB_FILE))
   assert report["shave_blob"]["dtype"] == "fp16"
   assert len(program.network.layers) == report["shave_blob"]["layers"]
+  # The SavedModel of the float network comes along whatever the modes.
+  assert report["saved_model"]["dir"] == exporter.SAVED_MODEL_DIR
+  assert os.path.isfile(os.path.join(cfg.out_dir, exporter.SAVED_MODEL_DIR, "saved_model.pb"))
 
 
 @pytest.mark.slow
