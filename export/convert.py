@@ -11,7 +11,9 @@ its own), so that its `serving_default` signature names the input by the
 input mode and the outputs by the keys of the model's output dict
 (`keypoints`, `presence`), whatever its layers are called: a QAT model's
 output layers are `quant_keypoints`, ..., which `from_keras_model` would
-put into the signature. `strip` removes the converter's debug strings.
+put into the signature. `strip` then makes the copies that go to TensorFlow
+Lite Micro (no names, no signature) and to LiteRT (its signature and the
+names of its inputs and outputs kept).
 """
 
 import contextlib
@@ -77,14 +79,29 @@ def to_tflite(model: keras.Model, quant: str,
   return model_bytes
 
 
-def strip(model: bytes) -> bytes:
-  """The model without tensor names, signatures and description.
+def strip(model: bytes, keep_signature: bool = False) -> bytes:
+  """The model without the converter's debug strings.
 
-  They are debug strings: TensorFlow Lite Micro never reads them, and they
-  take about a quarter of the int8 model. Outputs keep their order.
+  Without keep_signature (the TensorFlow Lite Micro copy): no tensor names,
+  signatures or description. TFLM never reads them, and they take about a
+  quarter of the int8 model. Outputs keep their order.
+
+  With keep_signature (the LiteRT copy): the signatures (`serving_default`,
+  named inputs and outputs) and the names of the input and output tensors
+  stay; the names of the other tensors, the subgraph name and the
+  description go.
   """
   flat = flatbuffer_utils.read_model_from_bytearray(bytearray(model))
-  flatbuffer_utils.strip_strings(flat)
+  if not keep_signature:
+    flatbuffer_utils.strip_strings(flat)
+  else:
+    flat.description = None
+    for subgraph in flat.subgraphs:
+      subgraph.name = None
+      kept = set(subgraph.inputs) | set(subgraph.outputs)
+      for index, tensor in enumerate(subgraph.tensors):
+        if index not in kept:
+          tensor.name = None
   return bytes(flatbuffer_utils.convert_object_to_bytearray(flat))
 
 
