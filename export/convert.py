@@ -1,24 +1,39 @@
-"""Keras inference model -> TFLite flatbuffer (float32 or int8).
+"""Keras inference model -> TFLite flatbuffer (float32 or int8), and -> SavedModel.
 
 int8 models are fully integer, inputs and outputs included, as TensorFlow Lite
 Micro targets expect; `hand25d.litert.LiteRtModel` runs them, quantizing
 inputs and dequantizing outputs with the tensors' own parameters so callers
 always see float arrays.
+
+Every model is converted from a SavedModel of the Keras model written by
+`write_saved_model` (as `TFLiteConverter.from_keras_model` does with one of
+its own), so that its `serving_default` signature names the input by the
+input mode and the outputs by the keys of the model's output dict
+(`keypoints`, `presence`), whatever its layers are called: a QAT model's
+output layers are `quant_keypoints`, ..., which `from_keras_model` would
+put into the signature. `strip` then makes the copies that go to TensorFlow
+Lite Micro (no names, no signature) and to LiteRT (its signature and the
+names of its inputs and outputs kept).
 """
 
-from typing import Callable, Iterable, Mapping
+import contextlib
+import os
+import tempfile
+from typing import Callable, Iterable, Iterator, Optional
 import warnings
 
+from absl import logging as absl_logging
 import numpy as np
 
 from hand25d import litert
-from hand25d.model import card
 
 import tensorflow as tf
 from tensorflow.lite.tools import flatbuffer_utils
 import tf_keras as keras
 
 QUANT_MODES = ("float32", "int8_ptq", "int8_qat")
+# The signature of the SavedModel and of the converted models (the converter's default key).
+SERVING_SIGNATURE = "serving_default"
 # What the converter's quantizer prints to stderr at INFO level, hidden unless
 # TF_CPP_MIN_LOG_LEVEL is 0 (hand25d.litert.native_info_hidden).
 _CONVERTER_INFO = ("INFO: ", "fully_quantize: ")
@@ -40,25 +55,29 @@ def to_tflite(model: keras.Model, quant: str,
   """
   if quant not in QUANT_MODES:
     raise ValueError(f"unknown quantization {quant!r}; expected one of {QUANT_MODES}")
-  if quant == "float32":
-    return card.convert(model)  # The model the model card measures.
-  converter = tf.lite.TFLiteConverter.from_keras_model(model)
-  converter.optimizations = [tf.lite.Optimize.DEFAULT]
-  converter.inference_input_type = tf.int8
-  converter.inference_output_type = tf.int8
-  if quant == "int8_ptq":
-    if representative is None:
-      raise ValueError("int8_ptq needs representative data to calibrate activations")
-    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-    converter.representative_dataset = representative
-  # A QAT model carries its ranges in fake-quant ops. Asking for
-  # TFLITE_BUILTINS_INT8 would make the converter demand a representative data
-  # set before it looks at the graph, so the all-integer result is checked here.
-  with litert.native_info_hidden(_CONVERTER_INFO), warnings.catch_warnings():
-    # TF 1's input statistics (mean/std for a uint8 input): TF 2's converter
-    # takes the input's quantization from the calibration or the fake-quant ops.
-    warnings.filterwarnings("ignore", message="Statistics for quantized inputs were expected")
-    model_bytes = converter.convert()
+  if quant == "int8_ptq" and representative is None:
+    raise ValueError("int8_ptq needs representative data to calibrate activations")
+  with tempfile.TemporaryDirectory() as tmp:
+    saved = os.path.join(tmp, "saved_model")
+    write_saved_model(model, saved, batch_size=model.input.shape[0])
+    converter = tf.lite.TFLiteConverter.from_saved_model(saved)
+    if quant == "float32":
+      converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
+    else:
+      converter.optimizations = [tf.lite.Optimize.DEFAULT]
+      converter.inference_input_type = tf.int8
+      converter.inference_output_type = tf.int8
+    if quant == "int8_ptq":
+      converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+      converter.representative_dataset = representative
+    # A QAT model carries its ranges in fake-quant ops. Asking for
+    # TFLITE_BUILTINS_INT8 would make the converter demand a representative data
+    # set before it looks at the graph, so the all-integer result is checked here.
+    with litert.native_info_hidden(_CONVERTER_INFO), warnings.catch_warnings():
+      # TF 1's input statistics (mean/std for a uint8 input): TF 2's converter
+      # takes the input's quantization from the calibration or the fake-quant ops.
+      warnings.filterwarnings("ignore", message="Statistics for quantized inputs were expected")
+      model_bytes = converter.convert()
   if quant == "int8_qat":
     tensors = litert.builtin_interpreter(model_bytes).get_tensor_details()
     floats = [t["name"] for t in tensors if t["dtype"] == np.float32]
@@ -68,12 +87,81 @@ def to_tflite(model: keras.Model, quant: str,
   return model_bytes
 
 
-def strip(model: bytes) -> bytes:
-  """The model without tensor names, signatures and description.
+def strip(model: bytes, keep_signature: bool = False) -> bytes:
+  """The model without the converter's debug strings.
 
-  They are debug strings: TensorFlow Lite Micro never reads them, and they
-  take about a quarter of the int8 model. Outputs keep their order.
+  Without keep_signature (the TensorFlow Lite Micro copy): no tensor names,
+  signatures or description. TFLM never reads them, and they take about a
+  quarter of the int8 model. Outputs keep their order.
+
+  With keep_signature (the LiteRT copy): the signatures (`serving_default`,
+  named inputs and outputs) and the names of the input and output tensors
+  stay; the names of the other tensors, the subgraph name and the
+  description go.
   """
   flat = flatbuffer_utils.read_model_from_bytearray(bytearray(model))
-  flatbuffer_utils.strip_strings(flat)
+  if not keep_signature:
+    flatbuffer_utils.strip_strings(flat)
+  else:
+    flat.description = None
+    for subgraph in flat.subgraphs:
+      subgraph.name = None
+      kept = set(subgraph.inputs) | set(subgraph.outputs)
+      for index, tensor in enumerate(subgraph.tensors):
+        if index not in kept:
+          tensor.name = None
   return bytes(flatbuffer_utils.convert_object_to_bytearray(flat))
+
+
+def serving_function(model: keras.Model, batch_size: Optional[int] = None
+                     ) -> tf.types.experimental.ConcreteFunction:
+  """The model's `serving_default` signature: its named input -> its dict of outputs.
+
+  Args:
+    model: a Keras model with one input and a dict of outputs.
+    batch_size: the input's batch size; None: any.
+  """
+  spec = tf.TensorSpec((batch_size,) + tuple(model.input.shape[1:]), model.input.dtype,
+                       name=model.input.name)
+  serve = tf.function(lambda image: model(image, training=False), input_signature=[spec])
+  return serve.get_concrete_function()
+
+
+def write_saved_model(model: keras.Model, directory: str,
+                      batch_size: Optional[int] = None) -> None:
+  """Writes the model as a TensorFlow SavedModel with one `serving_default` signature.
+
+  Its input is named as the model's (its input mode, e.g. `amplitude`), with
+  `batch_size` (None: any batch size); its outputs are the model's dict keys
+  (`keypoints`, `presence`). Only the weights and the serving function are
+  saved, not the Keras layers' own traced functions (with them the
+  SavedModel of "ours" is about three times larger and slower to write and
+  load); so it loads with `tf.saved_model.load(directory).signatures
+  ["serving_default"]`, not as a Keras model. `directory` must not exist yet
+  or be empty.
+  """
+  module = tf.Module(name=model.name)
+  module.weights = list(model.weights)  # Tracked, so that the signature's captures are saved.
+  signatures = {SERVING_SIGNATURE: serving_function(model, batch_size)}
+  with _without_info_logs():
+    tf.saved_model.save(module, directory, signatures=signatures)
+
+
+@contextlib.contextmanager
+def _without_info_logs() -> Iterator[None]:
+  """absl INFO records are dropped inside, unless absl's verbosity asks for more (>= 1).
+
+  The SavedModel writer logs four INFO lines per model through absl
+  ("Writing fingerprint to ...", "Sharding callback duration ..."). absl
+  names its own file as their source, so hand25d.console cannot tell them
+  from ours by file; the binaries' --verbosity=1 still shows them.
+  """
+  verbosity = absl_logging.get_verbosity()
+  if verbosity >= 1:
+    yield
+    return
+  absl_logging.set_verbosity(absl_logging.WARNING)
+  try:
+    yield
+  finally:
+    absl_logging.set_verbosity(verbosity)

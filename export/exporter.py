@@ -1,4 +1,4 @@
-"""Export of a trained checkpoint: TFLite float32 / int8 (PTQ, QAT), TFLM, C array, report.
+"""Export of a trained checkpoint: SavedModel, TFLite float32 / int8 (PTQ, QAT), TFLM, C array.
 
 `export(cfg)` loads a training checkpoint, builds the batch-1 inference
 network with true grouped convolutions (`network.inference_model`), and for
@@ -6,7 +6,10 @@ each quantization mode of `cfg.quant`:
 
   * converts it (float32; int8 by post-training quantization calibrated on
     frames of the real input pipeline; int8 by quantization-aware
-    fine-tuning, `export.qat`) and strips the debug strings (`convert.strip`);
+    fine-tuning, `export.qat`) into two copies of one graph: the LiteRT
+    model, which keeps its signature and carries TFLite metadata
+    (`export.metadata`), and the TensorFlow Lite Micro model, without
+    debug strings, signature or metadata (`convert.strip`);
   * enforces the budgets: a float32 model over `cfg.max_float32_bytes`, or an
     op TensorFlow Lite Micro cannot run, raises `BudgetError` saying which
     and by how much, before anything is written;
@@ -15,10 +18,13 @@ each quantization mode of `cfg.quant`:
     FLOAT32_MAX_RELATIVE_DIFF or INT8_MAX_DIFF_STEPS allow raises
     `AgreementError`), and the mean keypoint error of the exported model on
     `cfg.eval_split` (the paper's metric, `hand25d.metrics`);
-  * writes `hand25d_<mode>.tflite` and the firmware array
+  * writes the LiteRT model `hand25d_<mode>.tflite`, the TFLM model
+    `hand25d_<mode>_tflm.tflite` and its firmware array
     `hand25d_<mode>.h/.cc`; with float32, also the SHAVE deployment blob
     of the float inference model (`export.shave.blob`, fp16).
 
+Whatever the modes, the float inference network also goes out as a
+TensorFlow SavedModel (`saved_model/`, signature `serving_default`).
 All results go into `report.json` (see docs/export.md). The files are written
 as one set: into a temporary directory beside `cfg.out_dir`, which then
 replaces it (`atomic.replacing_dir`), so a killed export leaves the previous
@@ -33,6 +39,7 @@ import numpy as np
 
 from export import c_array
 from export import convert
+from export import metadata
 from export import qat as qat_lib
 from export.shave import blob
 from export.shave import memory
@@ -59,6 +66,8 @@ INT8_TARGET_BYTES = 80_000
 REPORT_FILE = "report.json"
 # The SHAVE deployment blob (export/shave/blob.py) written with the float32 model.
 SHAVE_BLOB_FILE = "shave_fp16.blob"
+# The SavedModel of the float inference network (a directory).
+SAVED_MODEL_DIR = "saved_model"
 # How far an exported model may be from its Keras reference (largest
 # difference of an output over the evaluation frames) before the export is
 # refused as a conversion that changed what the network computes.
@@ -143,10 +152,17 @@ def model_name(quant: str) -> str:
   return f"hand25d_{quant}"
 
 
+def tflm_file(quant: str) -> str:
+  """The TensorFlow Lite Micro model of one quantization mode (stripped, no metadata)."""
+  return f"{model_name(quant)}_tflm.tflite"
+
+
 def export_files() -> frozenset[str]:
-  """The names of every file an export can write into its output directory."""
-  return frozenset([REPORT_FILE, SHAVE_BLOB_FILE] + [
-      model_name(q) + ext for q in convert.QUANT_MODES for ext in (".tflite", ".h", ".cc")])
+  """The names of every file (and of SAVED_MODEL_DIR) an export can write into its directory."""
+  return frozenset([REPORT_FILE, SHAVE_BLOB_FILE, SAVED_MODEL_DIR]
+                   + [model_name(q) + ext for q in convert.QUANT_MODES
+                      for ext in (".tflite", ".h", ".cc")]
+                   + [tflm_file(q) for q in convert.QUANT_MODES])
 
 
 def check_out_dir(out_dir: str) -> None:
@@ -239,17 +255,17 @@ def _frames(data_dir: str, split: str, limit: int, model_cfg: model_config.Model
 def _convert(quant: str, inference: keras.Model, train_cfg: train_config.TrainConfig,
              data_dir: str,
              cfg: ExportConfig) -> tuple[bytes, keras.Model]:
-  """(stripped TFLite model, the Keras model it should reproduce)."""
+  """(the converter's TFLite model, the Keras model it should reproduce)."""
   if quant == "float32":
-    return convert.strip(convert.to_tflite(inference, quant)), inference
+    return convert.to_tflite(inference, quant), inference
   if quant == "int8_ptq":
     def representative():
       for image, _ in _frames(data_dir, cfg.calibration_split, cfg.calibration_frames,
                               train_cfg.model):
         yield [image]
-    return convert.strip(convert.to_tflite(inference, quant, representative)), inference
+    return convert.to_tflite(inference, quant, representative), inference
   qat_model = qat_lib.fine_tune(inference, train_cfg, data_dir, cfg.qat)
-  return convert.strip(convert.to_tflite(qat_model, quant)), qat_model
+  return convert.to_tflite(qat_model, quant), qat_model
 
 
 # report["exports"][quant]["keras_reference"] of the modes checked against the
@@ -322,13 +338,20 @@ def _check_agreement(quant: str, checkpoint: str, reference: str, frames: int,
 
 
 def _export_one(quant: str, inference: keras.Model, train_cfg: train_config.TrainConfig,
-                data_dir: str,
-                cfg: ExportConfig, frames: list[tuple]) -> tuple[bytes, dict]:
-  """Converts, checks and evaluates one mode: (model bytes, its report)."""
-  model_bytes, reference = _convert(quant, inference, train_cfg, data_dir, cfg)
+                data_dir: str, cfg: ExportConfig, frames: list[tuple],
+                version: str) -> tuple[bytes, bytes, dict]:
+  """Converts, checks and evaluates one mode: (LiteRT model, TFLM model, its report).
+
+  Each check runs the copy that goes to its runtime: LiteRT the LiteRT model
+  (signature and metadata kept), TFLM the TFLM model (stripped).
+  """
+  converted, reference = _convert(quant, inference, train_cfg, data_dir, cfg)
+  model_bytes = metadata.write(convert.strip(converted, keep_signature=True), model_name(quant),
+                               quant, train_cfg.model, version)
+  micro_bytes = convert.strip(converted)
   _check_size(quant, len(model_bytes), cfg.max_float32_bytes)
   lite = litert.LiteRtModel(model_bytes)
-  arena = _tflm_arena(quant, model_bytes, frames[0][0], lite)
+  arena = _tflm_arena(quant, micro_bytes, frames[0][0], lite)
   names = {name: tuple(t.shape) for name, t in inference.output.items()}
 
   @tf.function
@@ -346,8 +369,8 @@ def _export_one(quant: str, inference: keras.Model, train_cfg: train_config.Trai
     _max_diff(expected, got, keras_diff)
     _max_abs(expected, keras_magnitude)
     if i < cfg.tflm_frames:
-      micro = litert.tflm_run(model_bytes, [litert.quantize(image, lite.inputs[0])], arena,
-                            num_outputs=len(lite.outputs))
+      micro = litert.tflm_run(micro_bytes, [litert.quantize(image, lite.inputs[0])], arena,
+                              num_outputs=len(lite.outputs))
       micro = dict(zip(_output_names(lite, names),
                        [litert.dequantize(m, d) for m, d in zip(micro, lite.outputs)]))
       _max_diff(reference_kernels([image], names), micro, tflm_diff)
@@ -358,12 +381,18 @@ def _export_one(quant: str, inference: keras.Model, train_cfg: train_config.Trai
   keras_reference = "QAT model" if quant == "int8_qat" else FLOAT_REFERENCE
   _check_agreement(quant, cfg.checkpoint, keras_reference, len(frames), keras_diff,
                    keras_magnitude, steps)
-  stats = card.tflite_stats(model_bytes)
+  stats = card.tflite_stats(micro_bytes)
   result = evaluator.result()
   report = {
       "quant": quant,
       "file": f"{model_name(quant)}.tflite",
       "size_bytes": len(model_bytes),
+      "tflm_file": tflm_file(quant),
+      "tflm_size_bytes": len(micro_bytes),
+      "metadata": {"name": model_name(quant), "version": version,
+                   "signature": convert.SERVING_SIGNATURE,
+                   "outputs": metadata.signature_outputs(model_bytes),
+                   "packed_files": sorted(metadata.label_files())},
       "size_limit_bytes": cfg.max_float32_bytes if quant == "float32" else INT8_TARGET_BYTES,
       "size_limit_kind": "budget (enforced)" if quant == "float32" else "target (reported)",
       "params": inference.count_params(),
@@ -388,7 +417,7 @@ def _export_one(quant: str, inference: keras.Model, train_cfg: train_config.Trai
     report["qat"] = dataclasses.asdict(cfg.qat)
   if quant == "int8_ptq":
     report["calibration"] = {"split": cfg.calibration_split, "frames": cfg.calibration_frames}
-  return model_bytes, report
+  return model_bytes, micro_bytes, report
 
 
 def _keras_px_error(model: keras.Model, frames: list[tuple]) -> Optional[float]:
@@ -428,9 +457,11 @@ def export(cfg: ExportConfig) -> dict:
   if not frames:
     raise ExportError(f"split {cfg.eval_split!r} of {data_dir} has no frames to evaluate on")
   models, reports = {}, {}
+  version = metadata.version(prefix)
   for quant in cfg.quant:
-    models[quant], reports[quant] = _export_one(quant, inference, train_cfg, data_dir, cfg,
-                                                frames)
+    model_bytes, micro_bytes, reports[quant] = _export_one(quant, inference, train_cfg,
+                                                           data_dir, cfg, frames, version)
+    models[quant] = (model_bytes, micro_bytes)
   # The float Keras model's error: the float32 and PTQ checks already ran it
   # on these frames as their reference; only a QAT-only export runs it again.
   keras_error = next((r["eval"]["keras_reference_mean_px_error"] for r in reports.values()
@@ -443,18 +474,23 @@ def export(cfg: ExportConfig) -> dict:
       "model": dataclasses.asdict(train_cfg.model),
       "mean_px_error": {"keras_float32": keras_error,
                         **{q: r["eval"]["mean_px_error"] for q, r in reports.items()}},
+      "saved_model": {"dir": SAVED_MODEL_DIR, "signature": convert.SERVING_SIGNATURE,
+                      "inputs": {inference.input.name: [None, *inference.input.shape[1:]]},
+                      "outputs": {k: [None, *t.shape[1:]] for k, t in inference.output.items()}},
       "exports": reports,
   }
   with atomic.replacing_dir(cfg.out_dir) as staging:
+    convert.write_saved_model(inference, os.path.join(staging, SAVED_MODEL_DIR))
     if "float32" in models:
       try:
         report["shave_blob"] = {"file": SHAVE_BLOB_FILE, **blob.write_blob(
             inference, os.path.join(staging, SHAVE_BLOB_FILE), "fp16")}
       except (ValueError, memory.SliceOverflowError) as e:
         raise ExportError(f"the SHAVE blob of {prefix} cannot be made: {e}") from e
-    for quant, model_bytes in models.items():
+    for quant, (model_bytes, micro_bytes) in models.items():
       atomic.write_bytes(os.path.join(staging, f"{model_name(quant)}.tflite"), model_bytes)
-      c_array.write(model_bytes, staging, model_name(quant))
+      atomic.write_bytes(os.path.join(staging, tflm_file(quant)), micro_bytes)
+      c_array.write(micro_bytes, staging, model_name(quant))
     atomic.write_json(os.path.join(staging, REPORT_FILE), report)
   return report
 
@@ -468,12 +504,13 @@ def summary(report: dict) -> str:
   lines = [f"checkpoint {report['checkpoint']}",
            f"Keras float32 mean px error: {_fmt(report['mean_px_error']['keras_float32'], '.3f')}",
            "",
-           "| model | bytes | limit | px error | Keras-TFLite max diff | TFLM arena | "
-           "TFLM-LiteRT(ref) max diff |",
-           "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
+           "| model | bytes | TFLM bytes | limit | px error | Keras-TFLite max diff | "
+           "TFLM arena | TFLM-LiteRT(ref) max diff |",
+           "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
   for quant, r in report["exports"].items():
     diff = max(r["keras_vs_tflite_max_abs_diff"].values())
-    lines.append(f"| {r['file']} | {r['size_bytes']:,} | {r['size_limit_bytes']:,} | "
+    lines.append(f"| {r['file']} | {r['size_bytes']:,} | {r['tflm_size_bytes']:,} | "
+                 f"{r['size_limit_bytes']:,} | "
                  f"{_fmt(r['eval']['mean_px_error'], '.3f')} | {diff:.3g} | "
                  f"{r['tflm']['arena_bytes']:,} | "
                  f"{max(r['tflm']['max_abs_diff_vs_litert_reference'].values()):.3g} |")

@@ -3,6 +3,10 @@ r"""Exports a trained checkpoint as TFLite (float32 / int8), with C arrays and a
   python -m export.tflite_main --checkpoint=runs/train --out=runs/export \
       --quant=float32,int8_ptq,int8_qat
 
+Writes, per mode, the LiteRT model (signature and TFLite metadata kept), its
+stripped TensorFlow Lite Micro copy and C array; and the float network as a
+SavedModel.
+
 Exits non-zero with a message, before any work, if --out cannot take the
 export (not a directory, not writable, or holding files an export does not
 write) or the checkpoint is missing or of another architecture; and, before

@@ -1,8 +1,8 @@
 """Running .tflite models: LiteRT (ai-edge-litert) and TensorFlow Lite Micro.
 
 The one place that builds interpreters, for the runtime, the exporter
-(export/) and the model card. TensorFlow-free: numpy, ai_edge_litert and
-tflite_micro only.
+(export/) and the model card. TensorFlow-free: numpy, ai_edge_litert,
+tflite_micro and flatbuffers only.
 
   LiteRtModel          LiteRT with float inputs and outputs (quantized
                        models are fed and read through `quantize`/`dequantize`)
@@ -14,6 +14,8 @@ tflite_micro only.
   native_info_hidden   hides what native code prints at INFO level (LiteRT's
                        "Created TensorFlow Lite XNNPACK delegate") when
                        TF_CPP_MIN_LOG_LEVEL asks for it
+  read_metadata        a model's TFLite metadata (what export.metadata writes) as a dict
+  packed_files         the files packed into a model with its metadata (label files)
 
 TFLM reports why a model does not load or run (an op it cannot resolve, an
 arena too small, a kernel refusing its tensor types) only on the C++ side's
@@ -24,6 +26,7 @@ stderr; the Python error just says "failed to allocate tensors" or
 """
 
 import contextlib
+import io
 import json
 import os
 import re
@@ -31,11 +34,15 @@ import signal
 import subprocess
 import sys
 import tempfile
-from typing import Mapping, Optional
+from typing import Any, Mapping, Optional
+import zipfile
 
 from ai_edge_litert import interpreter as litert_interpreter
+from ai_edge_litert import schema_py_generated as tflite_schema
 import numpy as np
 from tflite_micro.python.tflite_micro import runtime as tflm_runtime
+
+from hand25d import metadata_schema_py_generated as metadata_schema
 
 # TFLM arena sizes are given in multiples of this (TFLM aligns buffers to 16 B).
 ARENA_GRANULE = 256
@@ -45,6 +52,22 @@ MAX_ARENA_BYTES = 64 * 1024 * 1024
 _MISSING = re.compile(r"missing: (\d+)")
 # The most of TFLM's messages an error quotes (the end, where the cause is).
 _WORDS_CHARS = 600
+# The model's metadata entry that holds its TFLite metadata (a ModelMetadata
+# flatbuffer with this file identifier), as tflite-support and MediaPipe name it.
+METADATA_NAME = "TFLITE_METADATA"
+METADATA_IDENTIFIER = b"M001"
+# A TFLite flatbuffer's file identifier, at bytes 4..8.
+_TFLITE_IDENTIFIER = b"TFL3"
+# Metadata fields holding an enum value: (object API class, attribute) -> enum.
+_METADATA_ENUMS = {
+    ("AssociatedFileT", "type"): metadata_schema.AssociatedFileType,
+    ("ImagePropertiesT", "colorSpace"): metadata_schema.ColorSpaceType,
+    ("BoundingBoxPropertiesT", "type"): metadata_schema.BoundingBoxType,
+    ("BoundingBoxPropertiesT", "coordinateType"): metadata_schema.CoordinateType,
+    ("ContentT", "contentPropertiesType"): metadata_schema.ContentProperties,
+    ("ProcessUnitT", "optionsType"): metadata_schema.ProcessUnitOptions,
+    ("ScoreCalibrationOptionsT", "scoreTransformation"): metadata_schema.ScoreTransformationType,
+}
 
 
 def quantize(x: np.ndarray, detail: dict) -> np.ndarray:
@@ -357,3 +380,81 @@ def smallest_arena(model: bytes, inputs: list[np.ndarray]) -> int:
         if e.missing_bytes is None or arena + ARENA_GRANULE > MAX_ARENA_BYTES:
           raise
       arena += ARENA_GRANULE
+
+
+def _metadata_buffer(model: bytes) -> Optional[bytes]:
+  """The bytes of the model's TFLITE_METADATA buffer; None without one."""
+  if model[4:8] != _TFLITE_IDENTIFIER:
+    raise ValueError(f"not a TFLite model: its file identifier is {model[4:8]!r}, a .tflite "
+                     f"flatbuffer has {_TFLITE_IDENTIFIER!r}")
+  root = tflite_schema.Model.GetRootAs(model, 0)
+  for i in range(root.MetadataLength()):
+    entry = root.Metadata(i)
+    if entry.Name() != METADATA_NAME.encode():
+      continue
+    buffer = root.Buffers(entry.Buffer())
+    if buffer.Offset() > 1:  # A model over 2 GB keeps its buffers after the flatbuffer.
+      return bytes(model[buffer.Offset():buffer.Offset() + buffer.Size()])
+    return buffer.DataAsNumpy().tobytes() if buffer.DataLength() else None
+  return None
+
+
+def _snake_case(name: str) -> str:
+  return re.sub(r"([A-Z])", r"_\1", name).lower()
+
+
+def _plain(value: Any, owner: str = "", field: str = "") -> Any:
+  """An object API value of the metadata schema as str, number, bytes, list or dict."""
+  if value is None or isinstance(value, (bool, int, float, str)):
+    enum = _METADATA_ENUMS.get((owner, field))
+    if enum is not None and isinstance(value, int):
+      return next((k for k, v in vars(enum).items() if v == value and not k.startswith("_")),
+                  value)
+    return value
+  if isinstance(value, bytes):
+    return value.decode("utf-8", "replace")
+  if isinstance(value, np.ndarray):  # [ubyte] (custom metadata) as bytes, [float] as a list.
+    return value.tobytes() if value.dtype == np.uint8 else value.tolist()
+  if isinstance(value, (list, tuple)):
+    return [_plain(v, owner, field) for v in value]
+  cls = type(value).__name__
+  return {_snake_case(k): _plain(v, cls, k) for k, v in vars(value).items() if v is not None}
+
+
+def read_metadata(model: bytes) -> Optional[dict[str, Any]]:
+  """The model's TFLite metadata as a dict; None if it has none (a TFLM copy).
+
+  Keys are the field names of the metadata schema (metadata_schema.fbs:
+  name, description, version, license, min_parser_version,
+  subgraph_metadata[0].input_tensor_metadata / output_tensor_metadata, each
+  with name, description, dimension_names, content, stats,
+  associated_files, ...); absent fields are left out, enum values are their
+  names ("TENSOR_AXIS_LABELS", "ImageProperties"), strings are str and
+  custom metadata `data` is bytes: the JSON of tflite-support's
+  MetadataDisplayer, as a dict (docs/export.md). The files that
+  associated_files name are read with `packed_files`.
+
+  Raises:
+    ValueError: the bytes are not a TFLite model, or its TFLITE_METADATA
+      buffer is not a metadata flatbuffer.
+  """
+  data = _metadata_buffer(model)
+  if data is None:
+    return None
+  if not metadata_schema.ModelMetadata.ModelMetadataBufferHasIdentifier(data, 0):
+    raise ValueError(f"the model's {METADATA_NAME} buffer is not TFLite metadata: its file "
+                     f"identifier is {data[4:8]!r}, not {METADATA_IDENTIFIER!r}")
+  return _plain(metadata_schema.ModelMetadataT.InitFromObj(
+      metadata_schema.ModelMetadata.GetRootAs(data, 0)))
+
+
+def packed_files(model: bytes) -> dict[str, bytes]:
+  """The files packed into the model with its metadata (a zip after the flatbuffer), by name.
+
+  Empty for a model without packed files.
+  """
+  data = io.BytesIO(model)
+  if not zipfile.is_zipfile(data):
+    return {}
+  with zipfile.ZipFile(data) as archive:
+    return {name: archive.read(name) for name in archive.namelist()}

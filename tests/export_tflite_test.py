@@ -1,4 +1,4 @@
-"""The exporter: TFLite float32 / int8 PTQ / int8 QAT, TFLM, C arrays, budgets, errors."""
+"""The exporter: SavedModel, TFLite float32 / int8 PTQ / int8 QAT, TFLM, C arrays, budgets, errors."""
 
 import dataclasses
 import json
@@ -9,10 +9,12 @@ import sys
 from export import c_array
 from export import convert
 from export import exporter
+from export import metadata
 from export import qat
 from export.shave import blob
 from hand25d import litert as litert_lib
 from hand25d import losses
+from hand25d import spec
 from hand25d.model import card
 from hand25d.model import layers
 from hand25d.model import network
@@ -80,8 +82,35 @@ def frames(run):
 
 
 def _tflite(cfg, quant) -> bytes:
+  """The LiteRT model of a mode (signature and metadata kept)."""
   with open(os.path.join(cfg.out_dir, f"{exporter.model_name(quant)}.tflite"), "rb") as f:
     return f.read()
+
+
+def _tflm(cfg, quant) -> bytes:
+  """The TFLM model of a mode (stripped)."""
+  with open(os.path.join(cfg.out_dir, exporter.tflm_file(quant)), "rb") as f:
+    return f.read()
+
+
+def _serve(directory: str):
+  return tf.saved_model.load(directory).signatures[convert.SERVING_SIGNATURE]
+
+
+def test_saved_model_serves_what_the_keras_model_computes(frames, tmp_path):
+  model, data = frames
+  convert.write_saved_model(model, str(tmp_path / "saved_model"))
+  serve = _serve(str(tmp_path / "saved_model"))
+  assert set(serve.structured_input_signature[1]) == {CFG.model.input_mode}
+  assert set(serve.structured_outputs) == set(model.output)
+  image = data[0][0]
+  got = serve(**{CFG.model.input_mode: tf.constant(image)})
+  for name, expected in model(image, training=False).items():
+    np.testing.assert_allclose(got[name], expected, atol=1e-5 * np.abs(expected).max(),
+                               err_msg=name)
+  # Any batch size.
+  batch = serve(**{CFG.model.input_mode: tf.constant(np.concatenate([image] * 3))})
+  assert batch[spec.KEYPOINTS].shape[0] == 3
 
 
 def test_fuse_keeps_the_function_and_removes_batch_norm(run, frames):
@@ -103,6 +132,8 @@ def test_report_and_files(exported):
   assert set(report["mean_px_error"]) == {"keras_float32", *convert.QUANT_MODES}
   for quant, r in report["exports"].items():
     assert r["size_bytes"] == len(_tflite(cfg, quant))
+    assert r["tflm_size_bytes"] == len(_tflm(cfg, quant)) < r["size_bytes"]
+    assert litert_lib.read_metadata(_tflm(cfg, quant)) is None
     assert r["params"] == 43_362 and r["flops"] == 2 * r["tflite_macs"]
     assert set(r["ops"]) <= DEPLOYABLE_OPS, r["ops"]
     assert r["ops"]["CONV_2D"] == 32 and r["ops"]["RESIZE_NEAREST_NEIGHBOR"] == 2
@@ -117,6 +148,27 @@ def test_report_and_files(exported):
   program = blob.read_blob(os.path.join(cfg.out_dir, exporter.SHAVE_BLOB_FILE))
   assert report["shave_blob"]["dtype"] == "fp16"
   assert len(program.network.layers) == report["shave_blob"]["layers"]
+  # The SavedModel of the float network comes along whatever the modes.
+  assert report["saved_model"]["dir"] == exporter.SAVED_MODEL_DIR
+  assert os.path.isfile(os.path.join(cfg.out_dir, exporter.SAVED_MODEL_DIR, "saved_model.pb"))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("quant", convert.QUANT_MODES)
+def test_litert_models_carry_metadata_and_their_signature(exported, quant):
+  cfg, report = exported
+  r = report["exports"][quant]
+  model_bytes = _tflite(cfg, quant)
+  meta = litert_lib.read_metadata(model_bytes)
+  assert meta["name"] == exporter.model_name(quant) == r["metadata"]["name"]
+  assert meta["version"] == r["metadata"]["version"] == metadata.version(report["checkpoint"])
+  outputs = meta["subgraph_metadata"][0]["output_tensor_metadata"]
+  assert [t["name"] for t in outputs] == r["metadata"]["outputs"]
+  assert sorted(r["metadata"]["outputs"]) == sorted([spec.KEYPOINTS, spec.PRESENCE])
+  assert sorted(litert_lib.packed_files(model_bytes)) == r["metadata"]["packed_files"]
+  lite = litert_lib.LiteRtModel(model_bytes)
+  assert lite.interpreter.get_signature_list()[convert.SERVING_SIGNATURE]["inputs"] == [
+      CFG.model.input_mode]
 
 
 @pytest.mark.slow
@@ -168,9 +220,9 @@ def test_qat_model_converts_to_true_grouped_int8_convolutions(exported, frames):
 def test_tflm_matches_litert(exported, frames, quant):
   cfg, report = exported
   model, data = frames
-  model_bytes = _tflite(cfg, quant)
+  model_bytes = _tflm(cfg, quant)
   r = report["exports"][quant]
-  reference = litert_lib.LiteRtModel(model_bytes, reference=True)
+  reference = litert_lib.LiteRtModel(_tflite(cfg, quant), reference=True)
   names = {name: tuple(t.shape) for name, t in model.output.items()}
   image = data[0][0]
   reference([image], names)
@@ -202,7 +254,7 @@ def test_c_array_round_trips(exported, quant):
     source = f.read()
   with open(os.path.join(cfg.out_dir, r["c_array"]["header"])) as f:
     header = f.read()
-  assert c_array.parse_source(source) == _tflite(cfg, quant)
+  assert c_array.parse_source(source) == _tflm(cfg, quant)
   symbol = r["c_array"]["symbol"]
   assert f"alignas(16) const unsigned char {symbol}[]" in source
   assert f"extern const unsigned int {symbol}_len;" in header
@@ -225,7 +277,9 @@ def test_oversized_float32_model_exits_with_the_excess(run, tmp_path):
 
 def test_op_that_tflm_cannot_run_fails_the_export(run, tmp_path, monkeypatch):
   inp = keras.Input((4, 4, 1), batch_size=1)
-  tiled = keras.Model(inp, keras.layers.Lambda(lambda t: tf.tile(t, [1, 2, 1, 1]))(inp))
+  # Named as the inference model's output: the LiteRT copy's metadata describes it.
+  tiled = keras.Model(inp, {spec.KEYPOINTS: keras.layers.Lambda(
+      lambda t: tf.tile(t, [1, 2, 1, 1]), name=spec.KEYPOINTS)(inp)})
   tiled_bytes = tf.lite.TFLiteConverter.from_keras_model(tiled).convert()
   monkeypatch.setattr(convert, "to_tflite", lambda *args, **kwargs: tiled_bytes)
   cfg = exporter.ExportConfig(checkpoint=run, out_dir=str(tmp_path / "out"))

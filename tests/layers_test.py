@@ -5,7 +5,8 @@ The layers, lowest first:
                                         (standard library only)
   hand25d.spec, hand25d.sensor          numpy only (sensor writes its JSON with
                                         hand25d.atomic, standard library only)
-  hand25d.litert                        LiteRT and TFLM interpreters
+  hand25d.metadata_schema_py_generated  the TFLite metadata schema (flatbuffers only)
+  hand25d.litert                        LiteRT and TFLM interpreters, TFLite metadata
   hand25d.decoding, runtime.lifting,    numpy post-processing
   runtime.smoothing
   hand25d.runtime (without demo)        the deployable runtime
@@ -40,7 +41,8 @@ ALLOWED = {
     "hand25d.spec": ("hand25d", "hand25d.paper"),
     "hand25d.atomic": ("hand25d",),
     "hand25d.sensor": _LOW + ("hand25d.atomic",),
-    "hand25d.litert": ("hand25d",),
+    "hand25d.metadata_schema_py_generated": (),
+    "hand25d.litert": ("hand25d", "hand25d.metadata_schema_py_generated"),
     "hand25d.decoding": _LOW,
     "hand25d.runtime.lifting": _POST + ("hand25d.runtime",),
     "hand25d.runtime.smoothing": _POST + ("hand25d.runtime",),

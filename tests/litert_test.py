@@ -1,4 +1,8 @@
-"""hand25d.litert: TFLM agrees with LiteRT, the smallest arena, TFLM's failures in its words."""
+"""hand25d.litert: TFLM agrees with LiteRT, the smallest arena, TFLM's failures in its words.
+
+Reading TFLite metadata back is tested on the exported models in
+export_metadata_test.py, which writes it.
+"""
 
 import os
 import subprocess
@@ -112,3 +116,9 @@ def test_litert_info_lines_follow_tf_cpp_min_log_level(model, capfd, monkeypatch
   err = capfd.readouterr().err
   assert "WARNING: not hidden" in err  # Written back, although the block raised.
   assert ("INFO: said at INFO level" in err) == shown
+
+
+def test_a_model_without_metadata_has_none_and_bytes_that_are_no_model_are_refused(model):
+  assert litert.read_metadata(model) is None and litert.packed_files(model) == {}
+  with pytest.raises(ValueError, match="not a TFLite model: its file identifier is"):
+    litert.read_metadata(b"\0" * 64)
