@@ -16,13 +16,11 @@ Lite Micro (no names, no signature) and to LiteRT (its signature and the
 names of its inputs and outputs kept).
 """
 
-import contextlib
 import os
 import tempfile
-from typing import Callable, Iterable, Iterator, Optional
+from typing import Callable, Iterable, Optional
 import warnings
 
-from absl import logging as absl_logging
 import numpy as np
 
 from hand25d import litert
@@ -143,25 +141,4 @@ def write_saved_model(model: keras.Model, directory: str,
   module = tf.Module(name=model.name)
   module.weights = list(model.weights)  # Tracked, so that the signature's captures are saved.
   signatures = {SERVING_SIGNATURE: serving_function(model, batch_size)}
-  with _without_info_logs():
-    tf.saved_model.save(module, directory, signatures=signatures)
-
-
-@contextlib.contextmanager
-def _without_info_logs() -> Iterator[None]:
-  """absl INFO records are dropped inside, unless absl's verbosity asks for more (>= 1).
-
-  The SavedModel writer logs four INFO lines per model through absl
-  ("Writing fingerprint to ...", "Sharding callback duration ..."). absl
-  names its own file as their source, so hand25d.console cannot tell them
-  from ours by file; the binaries' --verbosity=1 still shows them.
-  """
-  verbosity = absl_logging.get_verbosity()
-  if verbosity >= 1:
-    yield
-    return
-  absl_logging.set_verbosity(absl_logging.WARNING)
-  try:
-    yield
-  finally:
-    absl_logging.set_verbosity(verbosity)
+  tf.saved_model.save(module, directory, signatures=signatures)

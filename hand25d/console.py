@@ -22,7 +22,8 @@ install (`hand25d.extras`), whatever the verbosity.
 The binaries that use TensorFlow import it first (a comment says why where
 that breaks the import order); a library never does, nor does `import
 hand25d`, and the TensorFlow-free runtime has no use for it (it imports
-TensorFlow when it is installed). Standard library and hand25d.extras only.
+TensorFlow when it is installed). Standard library and hand25d.extras only,
+and absl.logging (of the `train` extra), imported before its logger is used.
 """
 
 import importlib
@@ -104,6 +105,11 @@ def _install() -> None:
   logging.getLogger("tensorflow").setLevel(logging.ERROR)
   directory = _tensorflow_dir()
   if directory:
+    # absl's logger must exist before it is looked up here: getLogger("absl")
+    # would otherwise create a plain logging.Logger under that name, whose
+    # records all name absl's own file as their source (__init__.py:556) and
+    # so escape this filter.
+    importlib.import_module("absl.logging")
     logging.getLogger("absl").addFilter(_DropTensorFlowRecords(directory))
   if directory and "tensorflow" not in sys.modules:
     import_tensorflow()

@@ -97,3 +97,23 @@ def test_a_bad_flag_value_gives_usage_not_a_traceback(tmp_path):
   assert "Traceback" not in result.stderr + result.stdout
   assert "batch_size must be >= 1, got 0" in result.stderr + result.stdout
   assert "--workdir" in result.stderr + result.stdout  # The usage message lists the flags.
+
+
+def test_tensorflows_absl_records_are_dropped_and_ours_name_their_file(tmp_path):
+  """absl's logger is set up before the filter is added, so records name their real source."""
+  code = ("import sys\nsys.argv = ['x']\n"
+          "from hand25d import console\n"
+          "from absl import logging\n"
+          "import tensorflow as tf\n"
+          "logging.use_absl_handler()\nlogging.set_verbosity(logging.INFO)\n"
+          "logging.info('ours')\n"
+          "tf.train.Checkpoint(v=tf.Variable(1.0)).write(sys.argv[0] + '_ckpt')\n")
+  env = dict(os.environ, PYTHONPATH=os.pathsep.join([ROOT] + sys.path))
+  env.pop("TF_CPP_MIN_LOG_LEVEL", None)
+  result = subprocess.run([sys.executable, "-c", code.replace("'x'", repr(str(tmp_path / "c")))],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=300,
+                          check=False)
+  assert result.returncode == 0, result.stderr
+  assert "<string>:8] ours" in result.stderr, result.stderr
+  # TensorFlow's checkpoint writer logs "Sharding callback duration" through absl.
+  assert "Sharding callback" not in result.stderr, result.stderr
