@@ -6,10 +6,11 @@ a missing `deps` entry passes under pytest and fails only under
 and names each missing dependency, so `make test` catches it in a second.
 """
 
-import ast
 import os
 
 import pytest
+
+import source_imports
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -80,15 +81,7 @@ def _module_file(module: str) -> str | None:
 
 def _imported_files(source: str) -> set[str]:
   """Files of our packages that `source` imports, with their packages' __init__.py."""
-  with open(os.path.join(ROOT, source)) as f:
-    tree = ast.parse(f.read(), source)
-  modules = set()
-  for node in ast.walk(tree):
-    if isinstance(node, ast.Import):
-      modules.update(alias.name for alias in node.names)
-    elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-      modules.add(node.module)
-      modules.update(f"{node.module}.{alias.name}" for alias in node.names)
+  modules = source_imports.imports(os.path.join(ROOT, source))
   files = set()
   for module in modules:
     if module.split(".")[0] not in OUR_PACKAGES:

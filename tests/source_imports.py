@@ -34,7 +34,7 @@ def _resolve(module: str, name: str) -> str:
   return module
 
 
-def _imports(path: str) -> set[str]:
+def imports(path: str) -> set[str]:
   """Every module the file imports, at any depth of its code."""
   with open(path) as f:
     tree = ast.parse(f.read(), path)
@@ -55,7 +55,7 @@ def _sources(package: str) -> dict[str, set[str]]:
     for name in files:
       if name.endswith(".py"):
         path = os.path.join(directory, name)
-        modules[_module_name(path)] = _imports(path)
+        modules[_module_name(path)] = imports(path)
   return modules
 
 
