@@ -17,7 +17,8 @@ def test_evaluation_logs_progress_lines_with_an_eta(monkeypatch, caplog):
   """Forced to log at every batch: 4 batches of 2 frames of the tiny data set."""
   monkeypatch.setattr(progress, "INTERVAL_S", 0.0)
   evaluate = evaluation.make_evaluator(network.build_training_model(model_config.ModelConfig()))
-  with caplog.at_level(logging.INFO):
+  # absl's logger, whose level another test's absl flags may have raised.
+  with caplog.at_level(logging.INFO, logger="absl"):
     res = evaluate(pipeline.make_dataset(DATA, "train", 2), total=8, what="eval train")
   assert res["num_examples"] == 8
   lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("eval train: ")]

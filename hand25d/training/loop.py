@@ -291,7 +291,9 @@ def train_and_evaluate(cfg: config_lib.TrainConfig, workdir: str) -> dict:
         tf.summary.scalar(key, value)
       if np.isfinite(best_error.numpy()):
         tf.summary.scalar("best_mean_px_error", float(best_error.numpy()))
-      if chief and cfg.summary_images:
+      # On every worker, though only the chief's writer writes: the model's
+      # variables are read through collectives, which all workers must join.
+      if cfg.summary_images:
         if not fixed_frames:  # The first frames of the split, the same at every evaluation.
           fixed_frames.append(summaries.FixedFrames.first_batch(eval_data(cfg.summary_images)))
         fixed_frames[0].write(model, step)
