@@ -4,6 +4,7 @@ import csv
 import dataclasses
 import io
 import json
+import os
 import subprocess
 import sys
 
@@ -101,11 +102,13 @@ def test_run_on_a_directory_writes_every_output(model_path, tmp_path):
 
 
 def test_cli_runs_on_synthetic_input(model_path, tmp_path):
+  env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
   proc = subprocess.run(
       [sys.executable, "-m", "hand25d.runtime.demo.run_main", f"--model={model_path}",
        f"--out={tmp_path}", "--clips=1", "--frames_per_clip=3", "--num_images=1",
-       "--presence_threshold=0.99"], capture_output=True, text=True, check=False)
+       "--presence_threshold=0.99"], capture_output=True, text=True, check=False, env=env)
   assert proc.returncode == 0, proc.stderr[-2000:]
+  assert "XNNPACK" not in proc.stderr, proc.stderr  # LiteRT's INFO line, hidden by default.
   assert "3 frames" in proc.stdout
   summary = json.loads((tmp_path / "summary.json").read_text())
   assert summary["frames"]["total"] == 3 and summary["frames"]["early_out"] == 3

@@ -16,6 +16,8 @@ from hand25d import extras
 
 extras.require("track")
 
+import os  # pylint: disable=g-import-not-at-top,wrong-import-position
+
 from absl import app  # pylint: disable=g-import-not-at-top,wrong-import-position
 from absl import flags
 
@@ -72,6 +74,10 @@ _IMAGES = flags.DEFINE_integer("num_images", runner.RunConfig.num_images, "Annot
 
 def main(argv):
   del argv
+  if flags.FLAGS.verbosity < 1:
+    # LiteRT's INFO lines (its XNNPACK delegate's) hidden, as the TensorFlow
+    # binaries hide TensorFlow's (hand25d/console.py, hand25d.litert.native_info_hidden).
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
   try:
     base = sensor.SensorConfig.load(_SENSOR.value) if _SENSOR.value else sensor.DEFAULT_SENSOR
     sensor_config = sensor.SensorConfig.from_dict(
