@@ -57,7 +57,7 @@ _WORDS_CHARS = 600
 METADATA_NAME = "TFLITE_METADATA"
 METADATA_IDENTIFIER = b"M001"
 # A TFLite flatbuffer's file identifier, at bytes 4..8.
-_TFLITE_IDENTIFIER = b"TFL3"
+TFLITE_IDENTIFIER = b"TFL3"
 # Metadata fields holding an enum value: (object API class, attribute) -> enum.
 _METADATA_ENUMS = {
     ("AssociatedFileT", "type"): metadata_schema.AssociatedFileType,
@@ -384,9 +384,9 @@ def smallest_arena(model: bytes, inputs: list[np.ndarray]) -> int:
 
 def _metadata_buffer(model: bytes) -> Optional[bytes]:
   """The bytes of the model's TFLITE_METADATA buffer; None without one."""
-  if model[4:8] != _TFLITE_IDENTIFIER:
+  if model[4:8] != TFLITE_IDENTIFIER:
     raise ValueError(f"not a TFLite model: its file identifier is {model[4:8]!r}, a .tflite "
-                     f"flatbuffer has {_TFLITE_IDENTIFIER!r}")
+                     f"flatbuffer has {TFLITE_IDENTIFIER!r}")
   root = tflite_schema.Model.GetRootAs(model, 0)
   for i in range(root.MetadataLength()):
     entry = root.Metadata(i)

@@ -54,10 +54,6 @@ class ModelFileError(ValueError):
   """The model file is not a TFLite flatbuffer (or LiteRT cannot load it); names the file."""
 
 
-# A TFLite flatbuffer carries this file identifier at bytes 4..8.
-TFLITE_IDENTIFIER = b"TFL3"
-
-
 @functools.lru_cache(maxsize=16)
 def _area_weights(size_in: int, size_out: int) -> np.ndarray:
   """[size_out, size_in] float32: the share of each input pixel in each output pixel.
@@ -109,10 +105,10 @@ def read_model(path: str) -> bytes:
   """
   with open(path, "rb") as f:
     model = f.read()
-  if model[4:8] != TFLITE_IDENTIFIER:
+  if model[4:8] != litert.TFLITE_IDENTIFIER:
     raise ModelFileError(
         f"{path} is not a TFLite model: its file identifier is {model[4:8]!r}, a .tflite "
-        f"flatbuffer has {TFLITE_IDENTIFIER!r} ({len(model)} bytes, starting "
+        f"flatbuffer has {litert.TFLITE_IDENTIFIER!r} ({len(model)} bytes, starting "
         f"{model[:8]!r}); pass a model exported by `python -m export.tflite_main`")
   return model
 
