@@ -47,6 +47,8 @@ _FIELDS = {
                         "Interleave this many Tier-3 channel blocks before the decoder (0: off)."),
     "decoder_channels": ("model", "decoder_channels",
                          "Width of a dense 1x1 that starts the decoder (0: off, Tier-3's width)."),
+    "score_stride": ("model", "score_stride",
+                     "Stride at which the decoder forms the 16 score maps (2 or 4)."),
     "batch_size": ("train", "batch_size", "Global batch size."),
     "epochs": ("train", "epochs", "Epochs over the training split."),
     "learning_rate": ("train", "learning_rate", "Adam peak rate; decays to 0."),

@@ -7,7 +7,9 @@ from hand25d import legacy_keras  # noqa: F401  (entry point: tf.keras is tf_ker
 
 @pytest.fixture(scope="session")
 def randomized_inference_model():
-  """Returns make(seed): the hand25d inference network with seeded weights.
+  """Returns make(seed, **config): the hand25d inference network with seeded weights.
+
+  `config` overrides fields of the default ModelConfig.
 
   The BatchNorm layers get random statistics (not Keras' 0/1), so that
   folding them into the convolutions is exercised. The weights are
@@ -20,9 +22,9 @@ def randomized_inference_model():
   from hand25d.model import network  # pylint: disable=import-outside-toplevel
   import tf_keras as keras  # pylint: disable=import-outside-toplevel
 
-  def make(seed: int) -> keras.Model:
+  def make(seed: int, **config) -> keras.Model:
     keras.utils.set_random_seed(seed)
-    model = network.inference_model(config_lib.ModelConfig())
+    model = network.inference_model(config_lib.ModelConfig(**config))
     rng = np.random.default_rng(seed)
     for layer in model.layers:
       if isinstance(layer, keras.layers.BatchNormalization):

@@ -203,6 +203,7 @@ def test_depth_mode_and_small_inputs():
     (dict(tier2_channels=33), "must be even"),
     (dict(decoder_channels=24), "multiple of the 16 score maps"),
     (dict(decoder_channels=32, decoder_shuffle=3), "divide the decoder's 32 channels"),
+    (dict(score_stride=8), "score_stride=8 must be one of"),
 ])
 def test_bad_config_is_explained(kwargs, message):
   with pytest.raises(ValueError, match=message):
@@ -241,3 +242,19 @@ def test_decoder_channels_narrow_the_decoder_and_keep_the_budget():
   assert model.get_layer("decoder_reduce_conv").output.shape[-1] == 16
   assert model.get_layer("decoder_up2_dwconv").output.shape == (1, 60, 80, 16)
   assert flops.total_flops(model) <= PAPER["gflops"] * 1e9
+
+
+def test_score_maps_formed_before_the_last_upsampling():
+  wide = network.inference_model(config_lib.ModelConfig())
+  model = network.inference_model(config_lib.ModelConfig(score_stride=4))
+  assert model.get_layer("decoder_scores").output.shape == (1, 30, 40, 16)
+  assert isinstance(model.get_layer(spec.KEYPOINTS), keras.layers.DepthwiseConv2D)
+  assert model.output[spec.KEYPOINTS].shape == (1, 60, 80, 16)
+  # No activation at half resolution is wider than the 16 maps.
+  half = [layer.output.shape[-1] for layer in model.layers
+          if layer.output.shape[1:3] == (60, 80)]
+  assert half and max(half) == 16
+  assert flops.total_flops(model) < flops.total_flops(wide) <= PAPER["gflops"] * 1e9
+  assert model.count_params() < wide.count_params()
+  training = network.build_training_model(config_lib.ModelConfig(score_stride=4))
+  assert training.get_layer(spec.deep_supervision_output(2)).input.shape[-1] == 16

@@ -43,6 +43,23 @@ def test_simulated_network_matches_keras_inside_the_slice(model, network, dtype)
     assert np.abs(result.outputs[key] - expected).max() <= tolerance * value_range, key
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float16])
+def test_maps_formed_before_the_last_upsampling_match_keras(randomized_inference_model, dtype):
+  model = randomized_inference_model(6, score_stride=4)
+  network = graph.from_keras(model)
+  depthwise = [layer for layer in network.layers if layer.kind == graph.DEPTHWISE]
+  assert [layer.upsample for layer in depthwise] == [2, 2]
+  assert depthwise[-1].out_shape == (60, 80, 16)  # The second stage up-samples the 16 maps alone.
+  image = np.random.default_rng(2).uniform(0, 1, network.input_shape).astype(np.float32)
+  want = {k: v.numpy()[0] for k, v in model(image[None], training=False).items()}
+  result = simulator.simulate(network, image, dtype)
+  assert result.peak_bytes <= memory.SLICE_BYTES
+  for key, expected in want.items():
+    value_range = float(expected.max() - expected.min())
+    tolerance = 1e-4 if dtype == np.float32 else 1e-2
+    assert np.abs(result.outputs[key] - expected).max() <= tolerance * value_range, key
+
+
 def test_modelled_latency_meets_the_16_ms_target(network):
   image = np.zeros(network.input_shape, np.float32)
   result = simulator.simulate(network, image, np.float16)

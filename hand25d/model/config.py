@@ -84,6 +84,14 @@ class ModelConfig:
       starts the primary decoder. Every channel after it mixes both
       Dilated-Ladder units, and the up-sampled maps are decoder_channels
       wide instead of tier3_channels; a multiple of the 16 score maps.
+    score_stride: where the decoder's grouped 1x1 layer turns its channels
+      into the 16 score maps: 2 (the output stride: it is the last layer, and
+      both up-sampling stages run on all the decoder's channels) or 4 (after
+      the first up-sampling stage; the second then up-samples the 16 maps
+      alone, and its depthwise 3x3 gives the logits). At 4 the largest
+      activations at 1/2 resolution have 16 channels instead of 64, which
+      sets the TFLite Micro arena (docs/export.md); measured in
+      docs/training.md ("Where the decoder's channels drop").
   """
   backbone: str = "ours"
   input_height: int = spec.INPUT_HEIGHT
@@ -112,6 +120,7 @@ class ModelConfig:
   batchnorm_momentum: float = 0.9
   decoder_shuffle: int = 2
   decoder_channels: int = 0
+  score_stride: int = spec.OUTPUT_STRIDE
 
   def __post_init__(self):
     if self.backbone not in BACKBONES:
@@ -132,6 +141,9 @@ class ModelConfig:
     if self.decoder_channels < 0 or self.decoder_channels % spec.NUM_PRIMARY_CHANNELS:
       raise ValueError(f"decoder_channels={self.decoder_channels} must be 0 or a multiple of "
                        f"the {spec.NUM_PRIMARY_CHANNELS} score maps")
+    if self.score_stride not in spec.DEEP_SUPERVISION_STRIDES[1:]:
+      raise ValueError(f"score_stride={self.score_stride} must be one of "
+                       f"{spec.DEEP_SUPERVISION_STRIDES[1:]} (after an up-sampling stage)")
     if not 0.0 <= self.batchnorm_momentum < 1.0:
       raise ValueError(f"batchnorm_momentum={self.batchnorm_momentum} must be in [0, 1)")
     for tier, channels, inner, groups in (

@@ -57,7 +57,8 @@ def channel_shuffle(x: tf.Tensor, groups: int, name: str) -> tf.Tensor:
   return keras.layers.Reshape((h, w, c), name=f"{name}_merge")(x)
 
 
-def primary_decoder(x: tf.Tensor, form: str, shuffle: int = 0, channels: int = 0
+def primary_decoder(x: tf.Tensor, form: str, shuffle: int = 0, channels: int = 0,
+                    score_stride: int = spec.OUTPUT_STRIDE
                     ) -> tuple[tf.Tensor, dict[int, tf.Tensor]]:
   """Lean channel-wise decoder: features at 1/8 -> primary score maps at 1/2.
 
@@ -65,26 +66,46 @@ def primary_decoder(x: tf.Tensor, form: str, shuffle: int = 0, channels: int = 0
   many channels (ModelConfig.decoder_channels); with `shuffle`, a channel
   shuffle of that many blocks interleaves them (ModelConfig.decoder_shuffle).
   Each up-sampling stage is nearest-neighbour x2 (RESIZE_NEAREST_NEIGHBOR in
-  TFLite) followed by a depthwise 3x3 Conv-BN-ReLU; the score maps come from a
-  1x1 convolution with one group per output channel.
+  TFLite) followed by a depthwise 3x3 convolution. The 16 score maps come
+  from a 1x1 convolution with one group per map, at `score_stride`
+  (ModelConfig.score_stride):
+
+  - at the output stride (2), it is the last layer and every up-sampling
+    stage is a depthwise Conv-BN-ReLU on the decoder's channels;
+  - at a coarser stride it is a grouped Conv-BN-ReLU there, and the stages
+    after it up-sample the 16 maps alone; the last depthwise 3x3 (with a
+    bias) gives the logits.
 
   Returns:
-    (keypoint logits, {stride: decoder feature map}) where the map at each
-    stride of DECODER_STRIDES feeds a deep-supervision head.
+    (keypoint logits [B, H/2, W/2, 16], {stride: decoder feature map}) where
+    the map at each stride of DECODER_STRIDES feeds a deep-supervision head.
   """
+  if score_stride not in DECODER_STRIDES[1:]:
+    raise ValueError(f"score_stride={score_stride} must be one of {DECODER_STRIDES[1:]}")
   taps = {DECODER_STRIDES[0]: x}
   if channels:
     x = blocks.conv_bn_relu(x, channels, 1, "decoder_reduce")
   if shuffle > 1:
     x = channel_shuffle(x, shuffle, "decoder_shuffle")
+  scores_formed = False
   for i, stride in enumerate(DECODER_STRIDES[1:], start=1):
     name = f"decoder_up{i}"
     x = keras.layers.UpSampling2D(2, interpolation="nearest", name=f"{name}_upsample")(x)
+    if scores_formed and stride == DECODER_STRIDES[-1]:
+      taps[stride] = x
+      keypoints = keras.layers.DepthwiseConv2D(3, padding="same", name=spec.KEYPOINTS)(x)
+      return keypoints, taps
     x = keras.layers.DepthwiseConv2D(3, padding="same", use_bias=False,
                                      name=f"{name}_dwconv")(x)
     x = keras.layers.BatchNormalization(name=f"{name}_bn")(x)
     x = keras.layers.ReLU(name=f"{name}_relu")(x)
     taps[stride] = x
+    if stride == score_stride and stride != DECODER_STRIDES[-1]:
+      x = layers.GroupedConv2D(spec.NUM_PRIMARY_CHANNELS, 1, spec.NUM_PRIMARY_CHANNELS,
+                               form=form, use_bias=False, name="decoder_scores")(x)
+      x = keras.layers.BatchNormalization(name="decoder_scores_bn")(x)
+      x = keras.layers.ReLU(name="decoder_scores_relu")(x)
+      scores_formed = True
   keypoints = layers.GroupedConv2D(spec.NUM_PRIMARY_CHANNELS, 1, spec.NUM_PRIMARY_CHANNELS,
                                    form=form, name=spec.KEYPOINTS)(x)
   return keypoints, taps
@@ -153,7 +174,7 @@ def build_training_model(config: config_lib.ModelConfig,
   image = keras.Input(config.input_shape, name=config.input_mode)
   x = features(image, config, config.grouped_form)
   keypoints, taps = primary_decoder(x, config.grouped_form, config.decoder_shuffle,
-                                    config.decoder_channels)
+                                    config.decoder_channels, config.score_stride)
   outputs = {spec.KEYPOINTS: keypoints}
   if config.aux_keypoints:
     outputs[spec.AUX_KEYPOINTS] = _aux_decoder(x, config.aux_decoder_channels)
@@ -223,7 +244,7 @@ def inference_model(config: config_lib.ModelConfig,
   image = keras.Input(config.input_shape, batch_size=batch_size, name=config.input_mode)
   x = features(image, config, "native")
   keypoints, _ = primary_decoder(x, "native", config.decoder_shuffle,
-                                 config.decoder_channels)
+                                 config.decoder_channels, config.score_stride)
   outputs = {spec.KEYPOINTS: keypoints}
   if config.exports_presence:
     pooled = keras.layers.GlobalAveragePooling2D(name="pool")(x)
