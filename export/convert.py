@@ -38,7 +38,8 @@ _CONVERTER_INFO = ("INFO: ", "fully_quantize: ")
 
 
 def to_tflite(model: keras.Model, quant: str,
-              representative: Callable[[], Iterable[list[np.ndarray]]] | None = None) -> bytes:
+              representative: Callable[[], Iterable[list[np.ndarray]]] | None = None,
+              per_channel_weights: bool = False) -> bytes:
   """Converts a batch-1 Keras model.
 
   Args:
@@ -46,6 +47,10 @@ def to_tflite(model: keras.Model, quant: str,
     quant: one of QUANT_MODES.
     representative: for 'int8_ptq', yields lists of input arrays to calibrate
       activation ranges (real frames from the input pipeline).
+    per_channel_weights: 'int8_ptq' only: one scale per output channel of
+      each convolution kernel (the converter's default) instead of one per
+      kernel. A QAT model carries its granularity in its fake-quant ops
+      (`export.qat.quantize`).
 
   Raises:
     ValueError: unknown mode, 'int8_ptq' without representative data, or an
@@ -68,6 +73,9 @@ def to_tflite(model: keras.Model, quant: str,
     if quant == "int8_ptq":
       converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
       converter.representative_dataset = representative
+      # The converter's switch for per-tensor weights (TFLiteConverter has no
+      # public one); each scale costs 12 bytes with its int64 zero point.
+      converter._experimental_disable_per_channel = not per_channel_weights  # pylint: disable=protected-access
     # A QAT model carries its ranges in fake-quant ops. Asking for
     # TFLITE_BUILTINS_INT8 would make the converter demand a representative data
     # set before it looks at the graph, so the all-integer result is checked here.

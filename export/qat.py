@@ -68,15 +68,20 @@ class QatConfig:
 
 
 class GroupedConvQuantizeConfig(tfmot.quantization.keras.QuantizeConfig):
-  """8-bit QAT of a `GroupedConv2D`: per-channel symmetric kernel, optional output."""
+  """8-bit QAT of a `GroupedConv2D`: symmetric kernel, optional output.
 
-  def __init__(self, quantize_output: bool):
+  The kernel has one scale (per_channel=False) or one per output channel,
+  the kernel's last axis (per_channel=True), as TFLite's int8 CONV_2D takes
+  either.
+  """
+
+  def __init__(self, quantize_output: bool, per_channel: bool = False):
     self.quantize_output = quantize_output
+    self.per_channel = per_channel
 
   def get_weights_and_quantizers(self, layer):
-    # Per output channel (the kernel's last axis), as TFLite's int8 CONV_2D.
     quantizer = tfmot.quantization.keras.quantizers.LastValueQuantizer(
-        num_bits=8, per_axis=True, symmetric=True, narrow_range=True)
+        num_bits=8, per_axis=self.per_channel, symmetric=True, narrow_range=True)
     return [(layer.kernel, quantizer)]
 
   def get_activations_and_quantizers(self, layer):
@@ -95,7 +100,45 @@ class GroupedConvQuantizeConfig(tfmot.quantization.keras.QuantizeConfig):
         num_bits=8, per_axis=False, symmetric=False, narrow_range=False)]
 
   def get_config(self):
-    return {"quantize_output": self.quantize_output}
+    return {"quantize_output": self.quantize_output, "per_channel": self.per_channel}
+
+
+class PerTensorConvQuantizeConfig(tfmot.quantization.keras.QuantizeConfig):
+  """8-bit QAT of a Conv2D or DepthwiseConv2D with one scale for its whole kernel.
+
+  tfmot's default scheme quantizes these kernels per output channel; this is
+  the same scheme (symmetric, narrow-range kernel; the output quantized after
+  the activation, which the converter fuses) with a per-tensor kernel.
+  """
+
+  def get_weights_and_quantizers(self, layer):
+    quantizer = tfmot.quantization.keras.quantizers.LastValueQuantizer(
+        num_bits=8, per_axis=False, symmetric=True, narrow_range=True)
+    return [(_kernel(layer), quantizer)]
+
+  def get_activations_and_quantizers(self, layer):
+    quantizer = tfmot.quantization.keras.quantizers.MovingAverageQuantizer(
+        num_bits=8, per_axis=False, symmetric=False, narrow_range=False)
+    return [(layer.activation, quantizer)]
+
+  def set_quantize_weights(self, layer, quantize_weights):
+    if isinstance(layer, keras.layers.DepthwiseConv2D):
+      layer.depthwise_kernel = quantize_weights[0]
+    else:
+      layer.kernel = quantize_weights[0]
+
+  def set_quantize_activations(self, layer, quantize_activations):
+    layer.activation = quantize_activations[0]
+
+  def get_output_quantizers(self, layer):
+    return []
+
+  def get_config(self):
+    return {}
+
+
+def _kernel(layer: keras.layers.Layer) -> tf.Variable:
+  return layer.depthwise_kernel if isinstance(layer, keras.layers.DepthwiseConv2D) else layer.kernel
 
 
 def _consumers(model: keras.Model) -> dict[str, list[keras.layers.Layer]]:
@@ -149,7 +192,7 @@ def fuse(model: keras.Model, grouped_form: str = "native") -> keras.Model:
   folded convolution has a bias and keeps the convolution's name. A plain
   ReLU that alone follows a Conv2D or DepthwiseConv2D (after its batch norm,
   if any) becomes the convolution's activation, as the TFLite converter
-  fuses it; tfmot then quantizes the kernel per channel and the output after
+  fuses it; tfmot then quantizes the kernel and the output after
   the ReLU. Every other layer is copied with its weights. Grouped
   convolutions take `grouped_form` ("fast" to train, "native" to export).
 
@@ -195,15 +238,24 @@ def fuse(model: keras.Model, grouped_form: str = "native") -> keras.Model:
   return keras.Model(tensors[id(model.inputs[0])], outputs, name=f"{model.name}_fused")
 
 
-def quantize(fused: keras.Model) -> keras.Model:
-  """The QAT model of a `fuse`d model: tfmot's 8-bit scheme plus grouped convolutions."""
+def quantize(fused: keras.Model, per_channel_weights: bool = False) -> keras.Model:
+  """The QAT model of a `fuse`d model: tfmot's 8-bit scheme plus grouped convolutions.
+
+  Convolution kernels get one scale each, or one per output channel with
+  `per_channel_weights` (tfmot's default for Conv2D and DepthwiseConv2D).
+  """
   consumers = _consumers(fused)
 
   def annotate(layer: keras.layers.Layer) -> keras.layers.Layer:
     if isinstance(layer, layers_lib.GroupedConv2D):
       followed_by_relu = _is_plain_relu(_sole(consumers[layer.name]))
       return tfmot.quantization.keras.quantize_annotate_layer(
-          layer, GroupedConvQuantizeConfig(quantize_output=not followed_by_relu))
+          layer, GroupedConvQuantizeConfig(quantize_output=not followed_by_relu,
+                                           per_channel=per_channel_weights))
+    if (not per_channel_weights
+        and type(layer) in (keras.layers.Conv2D, keras.layers.DepthwiseConv2D)):
+      return tfmot.quantization.keras.quantize_annotate_layer(layer,
+                                                              PerTensorConvQuantizeConfig())
     return tfmot.quantization.keras.quantize_annotate_layer(layer)
 
   annotated = keras.models.clone_model(fused, clone_function=annotate)
@@ -213,7 +265,8 @@ def quantize(fused: keras.Model) -> keras.Model:
 
 def _custom_objects() -> dict:
   return {"GroupedConv2D": layers_lib.GroupedConv2D,
-          "GroupedConvQuantizeConfig": GroupedConvQuantizeConfig}
+          "GroupedConvQuantizeConfig": GroupedConvQuantizeConfig,
+          "PerTensorConvQuantizeConfig": PerTensorConvQuantizeConfig}
 
 
 # Variables of tfmot's range quantizers: "quant_<layer>/<kind>_min:0", where the
@@ -248,7 +301,8 @@ def calibrate(model: keras.Model, fused: keras.Model, images: Iterable[tf.Tensor
 
 
 def fine_tune(inference: keras.Model, cfg: train_config.TrainConfig, data_dir: str,
-              qat: QatConfig, log_every_steps: int = 50) -> keras.Model:
+              qat: QatConfig, log_every_steps: int = 50,
+              per_channel_weights: bool = False) -> keras.Model:
   """Quantization-aware fine-tuning of a trained inference model.
 
   The activation ranges start from a calibration on qat.calibration_batches
@@ -263,6 +317,8 @@ def fine_tune(inference: keras.Model, cfg: train_config.TrainConfig, data_dir: s
     data_dir: the data set to fine-tune on.
     qat: the schedule.
     log_every_steps: log the loss every this many steps.
+    per_channel_weights: quantize convolution kernels per output channel
+      instead of per tensor (`quantize`).
 
   Returns:
     The QAT model in native form (true grouped convolutions), ready for
@@ -281,7 +337,7 @@ def fine_tune(inference: keras.Model, cfg: train_config.TrainConfig, data_dir: s
         input_width=cfg.model.input_width)
 
   with strategy.scope():
-    model = quantize(fused)
+    model = quantize(fused, per_channel_weights)
     schedule = keras.optimizers.schedules.PolynomialDecay(
         qat.learning_rate, qat.steps, end_learning_rate=0.0, power=1.0)
     optimizer = keras.optimizers.Adam(learning_rate=schedule)
@@ -299,11 +355,12 @@ def fine_tune(inference: keras.Model, cfg: train_config.TrainConfig, data_dir: s
       logging.warning("QAT step %d: non-finite loss or gradient; step skipped", step)
     if step % log_every_steps == 0 or step == qat.steps:
       logging.info("QAT step %d/%d  keypoint loss %.4f", step, qat.steps, float(out["kp"]))
-  return to_native(model, inference)
+  return to_native(model, inference, per_channel_weights)
 
 
-def to_native(trained: keras.Model, inference: keras.Model) -> keras.Model:
+def to_native(trained: keras.Model, inference: keras.Model,
+              per_channel_weights: bool = False) -> keras.Model:
   """A native-form QAT model of `inference` holding the weights of fast-form `trained`."""
-  native = quantize(fuse(inference, grouped_form="native"))
+  native = quantize(fuse(inference, grouped_form="native"), per_channel_weights)
   native.set_weights(trained.get_weights())
   return native

@@ -47,6 +47,9 @@ _CALIBRATION_FRAMES = config_flags.define(_EXPORT, "calibration_frames",
                                           "Training frames that calibrate int8 PTQ.")
 _MAX_FLOAT32_BYTES = config_flags.define(_EXPORT, "max_float32_bytes",
                                          "Size budget of the float32 model in bytes.")
+_PER_CHANNEL = config_flags.define(_EXPORT, "per_channel_weights",
+                                  "int8: one scale per output channel of each kernel "
+                                  "instead of one per kernel.")
 _QAT_STEPS = config_flags.define(qat.QatConfig, "steps", "Quantization-aware fine-tuning steps.",
                                  name="qat_steps")
 _QAT_BATCH_SIZE = config_flags.define(qat.QatConfig, "batch_size",
@@ -64,6 +67,7 @@ def main(argv):
         checkpoint=_CHECKPOINT.value, out_dir=_OUT.value, quant=tuple(_QUANT.value),
         data_dir=_DATA.value, eval_split=_SPLIT.value, max_eval_frames=_MAX_EVAL_BATCHES.value,
         calibration_frames=_CALIBRATION_FRAMES.value, max_float32_bytes=_MAX_FLOAT32_BYTES.value,
+        per_channel_weights=_PER_CHANNEL.value,
         qat=qat.QatConfig(steps=_QAT_STEPS.value, batch_size=_QAT_BATCH_SIZE.value,
                           learning_rate=_QAT_LEARNING_RATE.value))
   except ValueError as e:  # A flag value the config refuses: usage, not a traceback.

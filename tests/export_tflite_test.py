@@ -216,6 +216,35 @@ def test_qat_model_converts_to_true_grouped_int8_convolutions(exported, frames):
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("quant", ["int8_ptq", "int8_qat"])
+def test_int8_kernels_have_one_scale_each(exported, quant):
+  cfg, report = exported
+  assert report["exports"][quant]["weight_quantization"] == "per_tensor"
+  interpreter = litert_lib.builtin_interpreter(_tflite(cfg, quant))
+  tensors = {t["index"]: t for t in interpreter.get_tensor_details()}
+  kernels = [tensors[op["inputs"][1]] for op in litert_lib.op_details(interpreter)
+             if op["op_name"] in ("CONV_2D", "DEPTHWISE_CONV_2D")]
+  assert len(kernels) == 34
+  for kernel in kernels:
+    assert kernel["dtype"] == np.int8
+    assert kernel["quantization_parameters"]["scales"].size == 1, kernel["shape"]
+
+
+def test_qat_quantizes_kernels_per_tensor_unless_asked(frames):
+  model, _ = frames
+  fused = qat.fuse(model, grouped_form="native")
+
+  def per_axis(per_channel_weights: bool) -> set[bool]:
+    quantized = qat.quantize(fused, per_channel_weights)
+    return {v.shape.rank == 1 and v.shape[0] > 1
+            for v in quantized.non_trainable_variables
+            if v.name.endswith(("kernel_min:0", "kernel_max:0"))}
+
+  assert per_axis(False) == {False}
+  assert True in per_axis(True)  # The convolutions' (the presence Dense stays per-tensor).
+
+
+@pytest.mark.slow
 @pytest.mark.parametrize("quant", convert.QUANT_MODES)
 def test_tflm_matches_litert(exported, frames, quant):
   cfg, report = exported
