@@ -35,13 +35,18 @@ DEPLOYABLE_OPS = {"ADD", "CONCATENATION", "CONV_2D", "DEPTHWISE_CONV_2D", "FULLY
                   "MAX_POOL_2D", "MEAN", "QUANTIZE", "RESHAPE", "RESIZE_NEAREST_NEIGHBOR",
                   "TRANSPOSE"}
 # int8 vs float32 tolerance on every output, as a fraction of the float
-# output's range over the evaluated frames: the largest deviation, and the mean.
+# output's range over the evaluated frames: the largest deviation, and the
+# mean over outputs of at least INT8_MEAN_MIN_VALUES values (the fixture's
+# presence output is 2 logits of one frame, where a mean is a maximum).
 INT8_MAX_TOLERANCE = 0.1
 INT8_MEAN_TOLERANCE = 0.01
+INT8_MEAN_MIN_VALUES = 100
 # LiteRT's optimized int8 kernels may round differently from its reference
-# kernels (and TFLM) by some output quantization steps: up to 18 measured (the
-# PTQ fixture's keypoint logits, after the decoder's channel shuffle; 16 before).
-INT8_KERNEL_STEPS = 24
+# kernels (and TFLM) by some output quantization steps. Measured on keypoint
+# logits: with per-channel weights up to 18 (the PTQ fixture, after the
+# decoder's channel shuffle; 16 before); with per-tensor weights 26 (the PTQ
+# fixture) and 24 (the shipped model's PTQ export, 14 for its QAT export).
+INT8_KERNEL_STEPS = 32
 
 
 def _save_run(workdir: str, cfg: config_lib.TrainConfig) -> None:
@@ -193,7 +198,8 @@ def test_int8_is_within_tolerance_of_float(exported, frames, quant):
     got = np.stack([lite([image], names)[name] for image, _ in data])
     scale = expected.max() - expected.min()
     assert np.abs(got - expected).max() <= INT8_MAX_TOLERANCE * scale, name
-    assert np.abs(got - expected).mean() <= INT8_MEAN_TOLERANCE * scale, name
+    if expected.size >= INT8_MEAN_MIN_VALUES:
+      assert np.abs(got - expected).mean() <= INT8_MEAN_TOLERANCE * scale, name
 
 
 @pytest.mark.slow
