@@ -213,7 +213,7 @@ def test_analysis_of_made_up_errors():
 
 
 def test_estimate_adds_training_evaluations_and_setup():
-  budget = plan.Budget(epochs=2, batch_size=10, eval_every_epochs=1)
+  budget = plan.Budget(epochs=2, batch_size=10, eval_every_epochs=1, seeds=(0,), key_seeds=(0,))
   splits = {"train": {"num_frames": 105}, "val": {"num_frames": 20},
             "test": {"num_frames": 40}}
   measured = {"batch_size": 10, "build_seconds": 1.0, "train_trace_seconds": 3.0,
@@ -226,6 +226,46 @@ def test_estimate_adds_training_evaluations_and_setup():
   estimates = timing.estimate_set(record, budget, splits, jobs)
   # No MobileNetV2 timing: unknown; no_pose uses the all-supervision timing (an upper bound).
   assert [(r.name, source) for r, _, _, source in estimates] == [
-      ("no_pose", "all_supervision"), ("mobilenet_v2", "")]
-  assert estimates[0][2] == pytest.approx(18) and math.isnan(estimates[1][2])
+      ("mobilenet_v2", ""), ("no_pose", "all_supervision")]
+  assert math.isnan(estimates[0][2]) and estimates[1][2] == pytest.approx(18)
   assert all(math.isnan(e[2]) for e in timing.estimate_set(None, budget, splits, jobs))
+
+
+def test_budget_defaults_caps_and_record():
+  budget = plan.Budget()
+  assert (budget.seeds, budget.key_seeds, budget.warmup_steps) == ((0, 1), (0, 1, 2), 0)
+  assert [r.name for r in plan.ROWS if r.key] == ["amplitude_no_aux", "depth_all",
+                                                 "all_supervision", "mobilenet_v2"]
+  assert plan.DEFAULT_ROWS == tuple(r.name for r in plan.ROWS)
+  assert len(plan.schedule(plan.rows_named(plan.DEFAULT_ROWS), budget)) == 4 * 3 + 7 * 2
+  densenet, ours = plan.ROWS_BY_NAME["densenet121"], plan.ROWS_BY_NAME[plan.OURS]
+  capped = plan.Budget(max_steps_densenet121=400)  # 175 steps an epoch: 2 whole epochs.
+  assert (capped.epochs_of(densenet, 2800), capped.epochs_of(ours, 2800)) == (2, 4)
+  assert plan.Budget(max_steps_densenet121=5000).epochs_of(densenet, 2800) == 4
+  with pytest.raises(ValueError, match="less than one epoch"):
+    plan.Budget(max_steps_densenet121=100).epochs_of(densenet, 2800)
+  with pytest.raises(ValueError, match="warm-up of 350 steps is not shorter than its 350"):
+    plan.Budget(warmup_steps=350, max_steps_densenet121=400).epochs_of(densenet, 2800)
+  with pytest.raises(ValueError, match="learning_rate must be > 0"):
+    plan.Budget(learning_rate=0.0)
+  assert budget.record(2800) == {"epochs": 4, "batch_size": 16, "learning_rate": 0.01,
+                                 "warmup_steps": 0, "eval_every_epochs": 1,
+                                 "max_eval_batches": 0, "steps": 700}
+  cfg = plan.train_config(densenet, dataclasses.replace(TINY, max_steps_densenet121=2,
+                                                        warmup_steps=1), DATA, seed=0)
+  assert (cfg.epochs, cfg.warmup_steps) == (1, 1)
+
+
+def test_dry_run_lists_the_runs_with_their_steps_before_the_data_exist(tmp_path):
+  budget = plan.Budget(max_steps_densenet121=400, key_seeds=(0,), seeds=(0,))
+  record = {"batch_size": 16, "rows": {"densenet121": {
+      "batch_size": 16, "build_seconds": 0.0, "train_trace_seconds": 0.0,
+      "eval_trace_seconds": 0.0, "train_examples_per_s": 16.0, "eval_examples_per_s": 1e9}}}
+  lines = timing.dry_run(record, budget, str(tmp_path / "no_data"),
+                         plan.rows_named(["no_pose", "densenet121"]))
+  assert "700 steps" in lines[0] and "planned splits" in lines[0]
+  assert lines[1] == " 1. no_pose seed 0: 700 steps, no timing of its backbone at this batch size"
+  # 350 steps at 1 step/s (evaluations take no time): 5.8 min.
+  assert lines[2] == (" 2. densenet121 seed 0: 350 steps (capped, not the budget's 700), "
+                      "~5.8 min (timing of densenet121)")
+  assert "total unknown" in lines[3]

@@ -13,8 +13,6 @@ import math
 from typing import Callable, Optional, Sequence
 
 from hand25d import paper
-from hand25d.data import generate
-from hand25d.data import records
 from hand25d.experiments import plan
 from hand25d.experiments import summaries as summaries_lib
 from hand25d.experiments import timing
@@ -280,14 +278,6 @@ def runs_budget(results: Results) -> plan.Budget:
                              max_eval_batches=cfg["max_eval_batches"])
 
 
-def benchmark_frames() -> dict[str, int]:
-  """Frames of each split of the benchmark data set (plan.BENCHMARK), as generated."""
-  planned = {split: 0 for split in records.SPLITS}
-  for shard in generate.plan(plan.BENCHMARK):
-    planned[shard.split] += shard.stop - shard.start
-  return planned
-
-
 @dataclasses.dataclass(frozen=True)
 class WallTime:
   """One run's wall time: expected from the timing run, and as run.
@@ -296,29 +286,26 @@ class WallTime:
     expected_seconds: NaN without a timing of the row's backbone at its batch.
     source: the timed row the estimate comes from ("" without one).
     actual_seconds: training and testing as run; None if not run.
-    optional: not in the default set (plan.DEFAULT_ROWS).
   """
   row: plan.Row
   seed: int
   expected_seconds: float
   source: str
   actual_seconds: Optional[float]
-  optional: bool
 
 
 def wall_times(results: Results, timings: Optional[dict],
                budget: plan.Budget) -> list[WallTime]:
-  """The runs of the default set in the order they run, then the optional rows'."""
+  """The runs of the default set (plan.DEFAULT_ROWS) in the order they run."""
   jobs = plan.schedule(plan.rows_named(plan.DEFAULT_ROWS), budget)
-  optional = plan.schedule([r for r in plan.ROWS if r.name not in plan.DEFAULT_ROWS], budget)
-  estimates = timing.estimate_set(timings, budget, timings["data"]["splits"] if timings else {},
-                                  jobs + optional)
+  splits = timings["data"]["splits"] if timings else {
+      split: {"num_frames": n} for split, n in plan.benchmark_frames().items()}
   found = []
-  for k, (row, seed, seconds, source) in enumerate(estimates):
+  for row, seed, seconds, source in timing.estimate_set(timings, budget, splits, jobs):
     empty = summaries_lib.RowResult(row, ())
     done = [s for s in results.get(row.name, empty).summaries if s["seed"] == seed]
     actual = sum(done[0]["wall_seconds"].values()) if done else None
-    found.append(WallTime(row, seed, seconds, source, actual, k >= len(jobs)))
+    found.append(WallTime(row, seed, seconds, source, actual))
   return found
 
 

@@ -11,8 +11,9 @@ the listed supervision removed ("no auxiliary supervision").
 
 The benchmark is one synthetic data set split by user like the paper's 40
 users (28 train / 4 val / 8 test); `BENCHMARK` fixes its size and seed. The
-`Budget` is the reduced training schedule that lets the whole set finish on a
-2-core CPU (see docs/results.md for the measured cost).
+`Budget` is the training schedule every row shares (see docs/results.md for
+its measured cost and whether the runs' validation error was flat at the
+end, convergence.py).
 """
 
 import dataclasses
@@ -21,6 +22,7 @@ import os
 from hand25d import losses
 from hand25d import paper
 from hand25d.data import generate
+from hand25d.data import records
 from hand25d.model import config as model_config
 from hand25d.training import config as config_lib
 from hand25d.training import distribute
@@ -93,18 +95,29 @@ ROWS = (
     Row("all_supervision", 1, "amplitude input, all supervision (ours)",
         paper.TABLE1_PX["all_supervision"], key=True),
     Row("mobilenet_v2", 2, "MobileNetV2 encoder, all supervision",
-        paper.TABLE2_PX["mobilenet_v2"], backbone="mobilenet_v2"),
+        paper.TABLE2_PX["mobilenet_v2"], backbone="mobilenet_v2", key=True),
     Row("densenet121", 2, "DenseNet-121 encoder, all supervision",
         paper.TABLE2_PX["densenet121"], backbone="densenet121"),
 )
 ROWS_BY_NAME = {row.name: row for row in ROWS}
 OURS = "all_supervision"  # Table 2's "Ours" is Table 1's best row.
-# DenseNet-121 trains ~5x slower than ours on the 2-core CPU: run it where time allows.
-DEFAULT_ROWS = tuple(row.name for row in ROWS if row.name != "densenet121")
+# Every row. DenseNet-121 trains ~5x slower than ours on the 2-core CPU; where it
+# cannot reach the budget, Budget.max_steps_densenet121 caps it.
+DEFAULT_ROWS = tuple(row.name for row in ROWS)
+# The backbone whose steps Budget.max_steps_densenet121 caps.
+CAPPED_BACKBONE = "densenet121"
 
 # The benchmark data set: 4000 frames of 40 users split 28/4/8 (2800/400/800 frames).
 BENCHMARK = generate.GeneratorConfig(num_frames=4000, seed=0)
 BENCHMARK_DIR = os.path.join("runs", "benchmark_data")
+
+
+def benchmark_frames() -> dict[str, int]:
+  """Frames of each split of the benchmark data set (BENCHMARK), as it will be generated."""
+  planned = {split: 0 for split in records.SPLITS}
+  for shard in generate.plan(BENCHMARK):
+    planned[shard.split] += shard.stop - shard.start
+  return planned
 
 
 def generation_command(out_dir: str = BENCHMARK_DIR, workers: int = 2) -> str:
@@ -115,21 +128,30 @@ def generation_command(out_dir: str = BENCHMARK_DIR, workers: int = 2) -> str:
 
 @dataclasses.dataclass(frozen=True)
 class Budget:
-  """The reduced training schedule of every row (the paper: 20 epochs, Adam, 1e-3 decaying).
+  """The training schedule every row shares (the paper: 20 epochs, Adam, 1e-3 decaying).
 
-  With the BENCHMARK's 2800 training frames, 4 epochs at batch 16 are 700
-  steps (11,200 examples) per row, chosen so that the default set (13 runs)
-  fits in about 80 minutes on the shared 2-core machine (docs/results.md has
-  the timing). Batch 16 rather than the library's 32: "ours" trains about as
-  many examples/s on the CPU, and a short schedule gains from twice the
-  updates (the paper gives no batch size). Learning rate 1e-2 rather than
-  the paper's 1e-3, which is tuned for 140K steps: over a few hundred steps
-  1e-2 reached a much lower error (docs/training.md, "Short runs").
+  Epochs, batch size, learning rate, warm-up and the validation schedule are
+  the same for every row, so that the rows compare; only
+  `max_steps_densenet121` may shorten one row, DenseNet-121's, where the
+  budget does not fit the machine (its summary and docs/results.md then say
+  so). The defaults are the first reproduction's schedule: with the
+  BENCHMARK's 2800 training frames, 4 epochs at batch 16 are 700 steps
+  (11,200 examples) per row, chosen for time, not for convergence; whether a
+  budget suffices is what each run's flatness (convergence.py) says, and
+  docs/results.md counts the flat runs. Batch 16 rather than the library's
+  32: "ours" trains about as many examples/s on the CPU, and a short
+  schedule gains from twice the updates (the paper gives no batch size).
+  Learning rate 1e-2 rather than the paper's 1e-3, which is tuned for 140K
+  steps: over a few hundred steps 1e-2 reached a much lower error
+  (docs/training.md, "Short runs").
 
   Attributes:
     epochs: passes over the training split (learning rate decays to 0 over them).
     batch_size: examples per step.
-    learning_rate: Adam's starting rate (the paper's is 1e-3).
+    learning_rate: Adam's peak rate (the paper's is 1e-3).
+    warmup_steps: linear warm-up from 0 to `learning_rate` over the first steps.
+    max_steps_densenet121: the most steps DenseNet-121 may train (0: the
+      budget's); it then trains the most whole epochs within them.
     seeds: seeds of the rows that are not `Row.key`.
     key_seeds: seeds of the key rows (the spread of the compared numbers).
     eval_every_epochs: validation (and best-checkpoint choice) interval.
@@ -140,18 +162,31 @@ class Budget:
   epochs: int = 4
   batch_size: int = 16
   learning_rate: float = 1e-2
-  seeds: tuple[int, ...] = (0,)
-  key_seeds: tuple[int, ...] = (0, 1)
+  warmup_steps: int = 0
+  max_steps_densenet121: int = 0
+  seeds: tuple[int, ...] = (0, 1)
+  key_seeds: tuple[int, ...] = (0, 1, 2)
   eval_every_epochs: int = 1
   max_eval_batches: int = 0
   checkpoint_every_steps: int = 100
   test_batch_size: int = 32
+
+  # The fields that set what every row learns and how its checkpoint is
+  # chosen: stored in each summary ("budget"), where runs of other values
+  # do not compare.
+  SHARED = ("epochs", "batch_size", "learning_rate", "warmup_steps", "eval_every_epochs",
+            "max_eval_batches")
 
   def __post_init__(self):
     for name in ("epochs", "batch_size", "eval_every_epochs", "checkpoint_every_steps",
                  "test_batch_size"):
       if getattr(self, name) < 1:
         raise ValueError(f"Budget.{name} must be >= 1, got {getattr(self, name)}")
+    for name in ("warmup_steps", "max_steps_densenet121", "max_eval_batches"):
+      if getattr(self, name) < 0:
+        raise ValueError(f"Budget.{name} must be >= 0, got {getattr(self, name)}")
+    if not self.learning_rate > 0:
+      raise ValueError(f"Budget.learning_rate must be > 0, got {self.learning_rate}")
     for name in ("seeds", "key_seeds"):
       seeds = getattr(self, name)
       if not seeds or len(set(seeds)) != len(seeds) or min(seeds) < 0:
@@ -159,6 +194,63 @@ class Budget:
 
   def seeds_of(self, row: Row) -> tuple[int, ...]:
     return self.key_seeds if row.key else self.seeds
+
+  def steps_per_epoch(self, train_frames: int) -> int:
+    """Steps per epoch over `train_frames` (the loop drops the last partial batch).
+
+    Raises:
+      ValueError: fewer frames than one batch.
+    """
+    if train_frames < self.batch_size:
+      raise ValueError(f"{train_frames} training frames are fewer than one batch of "
+                       f"{self.batch_size}")
+    return train_frames // self.batch_size
+
+  def steps(self, train_frames: int) -> int:
+    """The budget's steps per run over `train_frames`."""
+    return self.steps_per_epoch(train_frames) * self.epochs
+
+  def max_steps_of(self, row: Row) -> int:
+    """The row's step cap (0: none): only DenseNet-121's can be set."""
+    return self.max_steps_densenet121 if row.backbone == CAPPED_BACKBONE else 0
+
+  def epochs_of(self, row: Row, train_frames: int) -> int:
+    """The epochs `row` trains: the budget's, or the most whole ones within its step cap.
+
+    Raises:
+      ValueError: the cap is less than one epoch, or the warm-up is not
+        shorter than the row's steps.
+    """
+    per_epoch = self.steps_per_epoch(train_frames)
+    epochs = self.epochs
+    cap = self.max_steps_of(row)
+    if cap:
+      epochs = min(epochs, cap // per_epoch)
+      if epochs < 1:
+        raise ValueError(f"{row.name}: a cap of {cap} steps is less than one epoch "
+                         f"({per_epoch} steps of {self.batch_size}); raise it")
+    if self.warmup_steps >= epochs * per_epoch:
+      raise ValueError(f"{row.name}: warm-up of {self.warmup_steps} steps is not shorter than "
+                       f"its {epochs * per_epoch} steps")
+    return epochs
+
+  def record(self, train_frames: int) -> dict:
+    """The SHARED fields and the budget's steps over `train_frames`, as stored in summaries."""
+    return {**{name: getattr(self, name) for name in self.SHARED},
+            "steps": self.steps(train_frames)}
+
+
+# The Budget fields reproduce_main sets from flags of the same name, with their help
+# (the seeds have their own flag).
+BUDGET_FLAGS = {
+    "epochs": "Epochs per row.",
+    "batch_size": "Batch size.",
+    "learning_rate": "Adam's peak learning rate.",
+    "warmup_steps": "Linear warm-up steps.",
+    "max_steps_densenet121": "Most steps DenseNet-121 trains (whole epochs; 0: the budget's), "
+                             "where it cannot reach the budget on this machine.",
+    "max_eval_batches": "Validation batches per evaluation (0: all).",
+}
 
 
 def rows_named(names) -> tuple[Row, ...]:
@@ -191,14 +283,19 @@ def train_config(row: Row, budget: Budget, data_dir: str, seed: int,
 
   The model has exactly the heads of the row's active loss terms, as the
   training loop would set them (so the config compares equal to the one the
-  loop saves in the run directory).
+  loop saves in the run directory). DenseNet-121 trains fewer epochs under
+  the budget's cap (Budget.epochs_of).
+
+  Raises:
+    ValueError: the budget does not fit the data set or the row (Budget.epochs_of).
   """
-  steps_per_epoch = distribute.split_frames(data_dir, "train") // budget.batch_size
+  train_frames = distribute.split_frames(data_dir, "train")
+  steps_per_epoch = budget.steps_per_epoch(train_frames)
   return config_lib.with_heads_for_losses(config_lib.TrainConfig(
       data_dir=os.path.abspath(data_dir),
       model=model_config.ModelConfig(backbone=row.backbone, input_mode=row.input_mode),
-      loss=row.loss, batch_size=budget.batch_size, epochs=budget.epochs,
-      learning_rate=budget.learning_rate, seed=seed,
+      loss=row.loss, batch_size=budget.batch_size, epochs=budget.epochs_of(row, train_frames),
+      learning_rate=budget.learning_rate, warmup_steps=budget.warmup_steps, seed=seed,
       eval_every_steps=max(1, steps_per_epoch * budget.eval_every_epochs),
       checkpoint_every_steps=budget.checkpoint_every_steps,
       max_eval_batches=budget.max_eval_batches, progress=progress))

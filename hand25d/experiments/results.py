@@ -261,7 +261,7 @@ def _runs_data(results: Results) -> str:
 
 
 def _wall_time(results: Results, timings: Optional[dict], budget: plan.Budget) -> str:
-  """Expected (timing run) and actual wall time of the default set, then the optional rows."""
+  """Expected (timing run) and actual wall time of each run of the default set, and in all."""
   times = analysis.wall_times(results, timings, budget)
   usable = analysis.has_estimates(times)
   if usable:
@@ -275,19 +275,14 @@ def _wall_time(results: Results, timings: Optional[dict], budget: plan.Budget) -
     lines = [_text("wall_time_as_run", timing_json=timing.TIMING_JSON,
                    batch_size=budget.batch_size),
              "", "| Row | Seed | As run (min) |", "| --- | ---: | ---: |"]
-  total_expected = total_run = 0.0
-  last_default = max(k for k, t in enumerate(times) if not t.optional)
-  for k, t in enumerate(times):
-    name = f"`{t.row.name}`" + (" (optional)" if t.optional else "")
-    if not t.optional:
-      total_expected += t.expected_seconds
-      total_run += t.actual_seconds or 0.0
+  for t in times:
     run_cell = NOT_RUN if t.actual_seconds is None else f"{t.actual_seconds / 60:.1f}"
     expected = f" {t.expected_seconds / 60:.1f} | `{t.source}` |" if usable else ""
-    lines.append(f"| {name} | {t.seed} |{expected} {run_cell} |")
-    if k == last_default:
-      expected = f" **{total_expected / 60:.0f}** | |" if usable else ""
-      lines.append(f"| **default set, total** | |{expected} **{total_run / 60:.0f}** |")
+    lines.append(f"| `{t.row.name}` | {t.seed} |{expected} {run_cell} |")
+  total_expected = sum(t.expected_seconds for t in times)
+  total_run = sum(t.actual_seconds or 0.0 for t in times)
+  expected = f" **{total_expected / 60:.0f}** | |" if usable else ""
+  lines.append(f"| **default set, total** | |{expected} **{total_run / 60:.0f}** |")
   return "\n".join(lines)
 
 
@@ -313,7 +308,7 @@ def markdown(results: Results, timings: Optional[dict] = None,
     figure_link: the figure's path relative to the document.
   """
   budget = analysis.runs_budget(results)
-  planned = analysis.benchmark_frames()
+  planned = plan.benchmark_frames()
   users = dict(zip(records.SPLITS, plan.BENCHMARK.users_per_split))
   steps = planned["train"] // budget.batch_size * budget.epochs
   default = plan.Budget()

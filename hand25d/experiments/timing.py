@@ -16,6 +16,7 @@ from typing import Optional
 import tf_keras as keras
 
 from hand25d.data import pipeline
+from hand25d.data import records
 from hand25d.experiments import plan
 from hand25d.model import network
 from hand25d.training import distribute
@@ -92,7 +93,8 @@ def measure(row: plan.Row, budget: plan.Budget, data_dir: str, steps: int = 30,
   }
 
 
-def estimate_seconds(timing: dict, budget: plan.Budget, splits: dict) -> float:
+def estimate_seconds(timing: dict, budget: plan.Budget, splits: dict,
+                     epochs: Optional[int] = None) -> float:
   """Expected wall time of one (row, seed) under `budget`, from `measure`'s timing.
 
   Training, the validation evaluations (every `eval_every_epochs` and at the
@@ -103,6 +105,7 @@ def estimate_seconds(timing: dict, budget: plan.Budget, splits: dict) -> float:
     timing: `measure`'s result for the row, at budget.batch_size.
     budget: the budget.
     splits: {split: {"num_frames": n}} of the data set.
+    epochs: the epochs the row trains (`budget.epochs_of`; default the budget's).
 
   Raises:
     ValueError: the timing was measured at another batch size.
@@ -110,8 +113,8 @@ def estimate_seconds(timing: dict, budget: plan.Budget, splits: dict) -> float:
   if timing["batch_size"] != budget.batch_size:
     raise ValueError(f"timing measured at batch {timing['batch_size']}, the budget uses "
                      f"{budget.batch_size}; measure again with the budget's batch size")
-  steps_per_epoch = splits["train"]["num_frames"] // budget.batch_size
-  steps = steps_per_epoch * budget.epochs
+  steps_per_epoch = budget.steps_per_epoch(splits["train"]["num_frames"])
+  steps = steps_per_epoch * (budget.epochs if epochs is None else epochs)
   eval_every = max(1, steps_per_epoch * budget.eval_every_epochs)
   evals = steps // eval_every + (1 if steps % eval_every else 0)
   val_frames = splits["val"]["num_frames"]
@@ -132,7 +135,8 @@ def estimate_set(record: Optional[dict], budget: plan.Budget, splits: dict,
   backbone, preferring one with the same loss terms (the same heads), then
   plan.OURS (all heads: an upper bound for an ablated row). NaN where there
   is no such timing, and for every job if there is no record or it was
-  measured at another batch size.
+  measured at another batch size. A row under a step cap is estimated at its
+  capped epochs (`budget.epochs_of`).
 
   Args:
     record: the timing run's record (timing_main's JSON: batch_size and
@@ -140,16 +144,64 @@ def estimate_set(record: Optional[dict], budget: plan.Budget, splits: dict,
     budget: the budget of the jobs.
     splits: {split: {"num_frames": n}} of the data set the jobs train on.
     jobs: (row, seed) pairs, as from plan.schedule.
+
+  Raises:
+    ValueError: the budget does not fit the data set or a row (`budget.epochs_of`).
   """
   timings = record["rows"] if record and record["batch_size"] == budget.batch_size else {}
   timed = [plan.ROWS_BY_NAME[name] for name in timings if name in plan.ROWS_BY_NAME]
   out = []
   for row, seed in jobs:
+    epochs = budget.epochs_of(row, splits["train"]["num_frames"])
     candidates = sorted((r for r in timed if r.backbone == row.backbone),
                         key=lambda r: (r.name != row.name, r.loss != row.loss, r.name != plan.OURS))
     if candidates:
       source = candidates[0].name
-      out.append((row, seed, estimate_seconds(timings[source], budget, splits), source))
+      out.append((row, seed, estimate_seconds(timings[source], budget, splits, epochs), source))
     else:
       out.append((row, seed, math.nan, ""))
   return out
+
+
+def dry_run(record: Optional[dict], budget: plan.Budget, data_dir: str,
+            rows: list[plan.Row]) -> list[str]:
+  """The lines `reproduce_main --dry_run` prints: the budget, then every scheduled run in
+  order with its steps and expected wall time, then the total.
+
+  The data set in `data_dir` sets the steps; where it is not generated yet,
+  the benchmark's planned split sizes (plan.benchmark_frames) do, and the
+  first line says so.
+
+  Args:
+    record: the timing run's record (`load`), or None.
+    budget: the budget.
+    data_dir: the data set the runs would train on.
+    rows: the rows to run.
+
+  Raises:
+    ValueError: the budget does not fit the data set or a row (`budget.epochs_of`).
+  """
+  if os.path.exists(os.path.join(data_dir, records.MANIFEST)):
+    splits = {split: {"num_frames": distribute.split_frames(data_dir, split)}
+              for split in records.SPLITS}
+    source = data_dir
+  else:
+    splits = {split: {"num_frames": n} for split, n in plan.benchmark_frames().items()}
+    source = f"no data set in {data_dir} yet: the benchmark's planned splits"
+  train = splits["train"]["num_frames"]
+  full = budget.steps(train)
+  lines = [f"budget: {budget.epochs} epochs of {train:,} frames at batch {budget.batch_size} "
+           f"= {full:,} steps, learning rate {budget.learning_rate:g}, warm-up "
+           f"{budget.warmup_steps} steps ({source})"]
+  estimates = estimate_set(record, budget, splits, plan.schedule(rows, budget))
+  for i, (row, seed, seconds, timed) in enumerate(estimates):
+    steps = budget.epochs_of(row, train) * budget.steps_per_epoch(train)
+    capped = "" if steps == full else f" (capped, not the budget's {full:,})"
+    expected = (f"~{seconds / 60:.1f} min (timing of {timed})" if timed
+                else "no timing of its backbone at this batch size")
+    lines.append(f"{i + 1:2d}. {row.name} seed {seed}: {steps:,} steps{capped}, {expected}")
+  total = sum(seconds for _, _, seconds, _ in estimates)
+  lines.append(f"{len(estimates)} runs, total ~{total / 60:.0f} min" if not math.isnan(total)
+               else f"{len(estimates)} runs; total unknown: no timing of some backbone at this "
+               "batch size (run timing_main)")
+  return lines
