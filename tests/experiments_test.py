@@ -8,6 +8,7 @@ import re
 import shutil
 
 from hand25d.experiments import analysis
+from hand25d.experiments import convergence
 from hand25d.experiments import plan
 from hand25d.experiments import results
 from hand25d.experiments import runner
@@ -17,6 +18,7 @@ from hand25d.training import evaluation
 from hand25d.training import loop
 
 import pytest
+import tensorflow as tf
 
 DATA = os.path.join(os.path.dirname(__file__), "..", "testdata", "tof_tiny")
 # 8 training frames at batch 4: 2 steps per row.
@@ -101,6 +103,11 @@ def test_runner_writes_a_summary_per_row_with_the_test_metrics(done):
     assert summary["train_config"]["epochs"] == 1 and summary["train_config"]["batch_size"] == 4
     assert summary["data"]["splits"]["test"]["users"] == list(range(32, 40))
     assert summary["model"]["flops"] > 0 and summary["model"]["params"] > 0
+    assert summary["budget"] == TINY.record(8) and summary["step_cap"] is None
+    # One evaluation (at the last step), read back from the run's eval events: no flatness.
+    assert summary["validation_history"] == [
+        [2, pytest.approx(summary["training"]["best_mean_px_error"])]]
+    assert summary["flatness"] is None
   assert summaries[1]["train_config"]["model"]["input_mode"] == "depth"
 
 
@@ -269,3 +276,42 @@ def test_dry_run_lists_the_runs_with_their_steps_before_the_data_exist(tmp_path)
   assert lines[2] == (" 2. densenet121 seed 0: 350 steps (capped, not the budget's 700), "
                       "~5.8 min (timing of densenet121)")
   assert "total unknown" in lines[3]
+
+
+# A validation curve that falls 1.6% over its last 25% (flat), and one that falls 10% (not).
+FLAT = ((175, 40.0), (350, 32.0), (525, 30.5), (700, 30.0))
+FALLING = ((175, 40.0), (350, 36.0), (525, 33.0), (700, 29.7))
+
+
+def test_flatness_compares_the_evaluation_nearest_80_percent_with_the_last():
+  flat = convergence.flatness(FLAT)  # 80% of 700 = 560: the evaluation at 525.
+  assert (flat.start_step, flat.start_px, flat.end_step, flat.end_px) == (525, 30.5, 700, 30.0)
+  assert flat.fall == pytest.approx(0.5 / 30.5) and flat.flat
+  falling = convergence.flatness(reversed(FALLING))  # Any order.
+  assert falling.fall == pytest.approx(0.1) and not falling.flat
+  # Exactly 2% is not "less than 2%"; a rise is a negative fall, flat.
+  assert not convergence.flatness([(0, 60.0), (80, 50.0), (100, 49.0)]).flat
+  risen = convergence.flatness([(80, 50.0), (100, 51.0)])
+  assert risen.fall == pytest.approx(-0.02) and risen.flat
+  # A tie between two evaluations takes the earlier; the last is never its own start.
+  assert convergence.flatness([(70, 10.0), (90, 9.0), (100, 8.0)]).start_step == 70
+  assert convergence.flatness([(10, 10.0), (100, 8.0)]).start_step == 10
+  # Evaluations without an error are left out; one evaluation has no flatness.
+  assert convergence.flatness([(50, None), (100, 8.0)]) is None
+  assert convergence.flatness([]) is None
+  with pytest.raises(ValueError, match="two evaluations at one step"):
+    convergence.flatness([(100, 8.0), (100, 7.0)])
+  record = flat.to_dict()
+  assert (record["window"], record["max_fall"], record["start"]["step"], record["flat"]) == (
+      convergence.FLAT_WINDOW, convergence.FLAT_MAX_FALL, 525, True)
+
+
+def test_validation_history_is_read_from_the_eval_events(tmp_path):
+  writer = tf.summary.create_file_writer(str(tmp_path / "eval"))
+  with writer.as_default():
+    for step, error in ((175, 40.0), (350, 33.0), (350, 32.0), (700, 30.0)):  # 350 re-evaluated.
+      tf.summary.scalar(runner.VALIDATION_ERROR_TAG, error, step=step)
+      tf.summary.scalar("pck/4px", 0.1, step=step)
+  writer.close()
+  assert runner.validation_history(str(tmp_path)) == [(175, 40.0), (350, 32.0), (700, 30.0)]
+  assert runner.validation_history(str(tmp_path / "none")) == []

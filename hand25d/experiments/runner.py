@@ -4,8 +4,10 @@ For every (row, seed) of `plan.schedule`, `run` trains into
 `<workdir>/<row>/seed<k>/` with `hand25d.training.loop.train_and_evaluate`
 (best checkpoint by validation error), evaluates that checkpoint on the TEST
 split, and writes `<results_dir>/<row>_seed<k>.json` atomically. The summary
-holds the row's definition, the training config, the data set's description,
-the training summary, every test metric, the inference model's size and
+holds the row's definition, the budget (`plan.Budget.record`) and the row's
+step cap, the training config, the data set's description, the training
+summary, the validation error at every evaluation and whether it was flat at
+the end (convergence.py), every test metric, the inference model's size and
 FLOPs, and the wall time.
 
 Resumable at two levels: a (row, seed) whose summary exists is skipped (after
@@ -16,6 +18,7 @@ run resumes from its last checkpoint (the training loop always does).
 import datetime
 import hashlib
 import json
+import math
 import os
 import re
 import time
@@ -28,6 +31,7 @@ import tf_keras as keras
 
 from hand25d import atomic
 from hand25d.data import records
+from hand25d.experiments import convergence
 from hand25d.experiments import plan
 from hand25d.model import config as model_config
 from hand25d.model import flops
@@ -35,8 +39,12 @@ from hand25d.model import network
 from hand25d.training import config as config_lib
 from hand25d.training import evaluation
 from hand25d.training import loop
+from hand25d.training import summaries as training_summaries
 
 SUMMARY_PATTERN = re.compile(r"^(?P<row>[a-z0-9_]+)_seed(?P<seed>\d+)\.json$")
+# The validation error's scalar in the training loop's eval events
+# (hand25d/training/loop.py writes evaluation.scalars of each evaluation).
+VALIDATION_ERROR_TAG = "mean_px_error"
 
 
 def summary_path(results_dir: str, row: str, seed: int) -> str:
@@ -78,12 +86,37 @@ def machine() -> dict:
           "tensorflow": tf.__version__}
 
 
+def validation_history(directory: str) -> list[tuple[int, float]]:
+  """(step, validation mean px error) of every evaluation of the run in `directory`, by step.
+
+  Read from the TensorBoard events the training loop writes into
+  `<directory>/eval`. An evaluation repeated at one step (a resume after a
+  kill between an evaluation and the next checkpoint) counts once, with the
+  value written last; an evaluation without visible keypoints wrote no error
+  and is absent. [] if there is no eval directory.
+  """
+  eval_dir = os.path.join(directory, training_summaries.EVAL_DIR)
+  found: dict[int, tuple[float, float]] = {}  # step -> (wall time, error)
+  names = sorted(os.listdir(eval_dir)) if os.path.isdir(eval_dir) else []
+  for name in names:
+    if not name.startswith("events.out.tfevents."):
+      continue
+    for event in tf.compat.v1.train.summary_iterator(os.path.join(eval_dir, name)):
+      for value in event.summary.value:
+        if value.tag == VALIDATION_ERROR_TAG and event.wall_time >= found.get(
+            event.step, (-math.inf,))[0]:
+          found[int(event.step)] = (event.wall_time, float(tf.make_ndarray(value.tensor)))
+  return [(step, error) for step, (_, error) in sorted(found.items())]
+
+
 def _json(data):
   return json.loads(json.dumps(data))  # Tuples as lists, as on disk.
 
 
-def _check_same_run(path: str, cfg: config_lib.TrainConfig, data: dict, row: plan.Row) -> None:
-  """Raises ValueError if the summary at `path` came from another config, row or data set."""
+def _check_same_run(path: str, cfg: config_lib.TrainConfig, data: dict, row: plan.Row,
+                    budget: dict) -> None:
+  """Raises ValueError if the summary at `path` came from another config, row, budget
+  (`plan.Budget.record`; not checked in summaries older than that record) or data set."""
   with open(path) as f:
     saved = json.load(f)
   current = _json(config_lib.to_dict(cfg))
@@ -91,6 +124,8 @@ def _check_same_run(path: str, cfg: config_lib.TrainConfig, data: dict, row: pla
                                    dict(current, data_dir=None))
   if saved["row"] != _json(row.to_dict()):
     changed.append(f"row definition: saved {saved['row']}, now {_json(row.to_dict())}")
+  if "budget" in saved and saved["budget"] != _json(budget):
+    changed.append(f"budget: saved {saved['budget']}, now {_json(budget)}")
   if saved["data"]["fingerprint"] != data["fingerprint"]:
     changed.append(f"data set fingerprint: saved {saved['data']['fingerprint']}, "
                    f"now {data['fingerprint']}")
@@ -113,8 +148,15 @@ def _train(cfg: config_lib.TrainConfig, directory: str) -> dict:
 
 
 def run_one(row: plan.Row, seed: int, cfg: config_lib.TrainConfig, data: dict,
-            workdir: str, results_dir: str, test_batch_size: int) -> Optional[dict]:
+            workdir: str, results_dir: str, budget: plan.Budget) -> Optional[dict]:
   """Trains and tests one (row, seed) and writes its summary.
+
+  Args:
+    row, seed: the run.
+    cfg: its training config (`plan.train_config`).
+    data: the data set's description (`describe_data`).
+    workdir, results_dir: as for `run`.
+    budget: the budget `cfg` came from (recorded in the summary).
 
   Returns:
     The summary, or None if training stopped on a signal (rerun to resume).
@@ -133,13 +175,19 @@ def run_one(row: plan.Row, seed: int, cfg: config_lib.TrainConfig, data: dict,
                        f"{cfg.data_dir}")
   test = evaluation.evaluate_checkpoint(best, cfg.data_dir, "test",
                                         os.path.join(directory, "test"),
-                                        batch_size=test_batch_size)
+                                        batch_size=budget.test_batch_size)
+  history = validation_history(directory)
+  flat = convergence.flatness(history)
   summary = {
       "row": row.to_dict(),
       "seed": seed,
+      "budget": budget.record(data["splits"]["train"]["num_frames"]),
+      "step_cap": budget.max_steps_of(row) or None,
       "train_config": config_lib.to_dict(cfg),
       "data": data,
       "training": training,
+      "validation_history": history,
+      "flatness": None if flat is None else flat.to_dict(),
       "test": test,
       "model": model_cost(cfg.model),
       "run_dir": directory,
@@ -183,16 +231,18 @@ def run(rows: Sequence[plan.Row], budget: plan.Budget, data_dir: str, workdir: s
 
   Raises:
     ValueError: an existing summary or run directory was made with another
-      config, row definition or data set.
+      config, row definition, budget or data set; or the budget does not fit
+      the data set (`plan.train_config`).
   """
   data = describe_data(data_dir)
+  record = budget.record(data["splits"]["train"]["num_frames"])
   jobs = plan.schedule(rows, budget)
   summaries, timed = [], []
   for i, (row, seed) in enumerate(jobs):
     cfg = plan.train_config(row, budget, data_dir, seed, progress=progress)
     path = summary_path(results_dir, row.name, seed)
     if os.path.exists(path):
-      _check_same_run(path, cfg, data, row)
+      _check_same_run(path, cfg, data, row, record)
       with open(path) as f:
         summaries.append(json.load(f))
       logging.info("[%d/%d] %s seed %d: done before (%s), skipped", i + 1, len(jobs), row.name,
@@ -203,14 +253,18 @@ def run(rows: Sequence[plan.Row], budget: plan.Budget, data_dir: str, workdir: s
                  row.name, seed, row.label, run_dir(workdir, row.name, seed),
                  "unknown until a run is done" if np.isnan(eta) else f"{eta / 60:.0f} min")
     start = time.time()
-    summary = run_one(row, seed, cfg, data, workdir, results_dir, budget.test_batch_size)
+    summary = run_one(row, seed, cfg, data, workdir, results_dir, budget)
     if summary is None:
       logging.warning("%s seed %d stopped; rerun the same command to resume it", row.name, seed)
       return summaries
     keras.backend.clear_session()  # Free the run's models and traced functions.
     timed.append((row, time.time() - start))
     summaries.append(summary)
-    logging.info("[%d/%d] %s seed %d: test error %s px (paper %.3f) in %.1f min; wrote %s",
+    flat = summary["flatness"]
+    logging.info("[%d/%d] %s seed %d: test error %s px (paper %.3f) in %.1f min, %s; wrote %s",
                  i + 1, len(jobs), row.name, seed, summary["test"]["mean_px_error"],
-                 row.paper_px, timed[-1][1] / 60, path)
+                 row.paper_px, timed[-1][1] / 60,
+                 "flatness unknown (fewer than two evaluations)" if flat is None else
+                 f"validation error fell {100 * flat['fall']:.1f}% from step "
+                 f"{flat['start']['step']} ({'flat' if flat['flat'] else 'not flat'})", path)
   return summaries
