@@ -157,8 +157,8 @@ def test_document_shows_the_runs_numbers_and_marks_the_rest_not_run(done, tmp_pa
   assert "not run" in _line(table2, "mobilenet_v2")
   assert re.search(r"5% below no auxiliary losses.*: not evaluated\*\* \(needs rows "
                    r"`amplitude_no_aux`\)", text)
-  assert re.search(r"Amplitude input no worse than depth input.*: (met|not met)\*\* \(only the "
-                   r"pairs that ran\)", text)
+  assert re.search(r"Amplitude input no worse than depth input.*: (met|not met)\*\* "
+                   r"\(.*resolved\) \(only the pairs that ran\)", text)
   assert re.search(r"MobileNetV2.*: not evaluated", text)
   # The figure: rendered from the two runs' checkpoints, linked from the document.
   with open(os.path.join(copy, results.FIGURE_PNG), "rb") as f:
@@ -173,7 +173,7 @@ def test_document_without_runs_invents_nothing():
   text = results.markdown({})
   for row in plan.ROWS:
     assert "not run" in _line(_section(text, f"Table {row.table}"), row.name)
-  assert _section(text, "Targets").count("not evaluated") == 3
+  assert _section(text, "Targets").count("not evaluated") == 5
   assert "Not generated yet" in _section(text, "Fig. 2")
   assert "None yet" in _section(text, "Runs") and "| `" not in _section(text, "Runs")
 
@@ -206,11 +206,11 @@ def test_analysis_of_made_up_errors():
   assert not pairs.complete and not pairs.met
   assert analysis.backbone_ratio(made_up) is None
   assert analysis.missing(made_up, analysis.BACKBONE_ROWS) == ["mobilenet_v2"]
-  # -0.05 px here against the paper's +0.342: opposite signs, and within the
-  # 0.2 px seed-to-seed range of all_supervision, so not resolved.
+  # -0.05 px here against the paper's +0.342: opposite signs, and depth_all has
+  # one seed (no spread), so not resolved.
   c = analysis.compare(made_up, "depth_all", "all_supervision")
-  assert (c.ours, c.paper, c.spread) == (pytest.approx(-0.05), pytest.approx(0.342),
-                                         pytest.approx(0.2))
+  assert (c.ours, c.paper, c.spreads) == (pytest.approx(-0.05), pytest.approx(0.342),
+                                          (None, pytest.approx(0.2)))
   assert not c.same_sign and not c.resolved
   order = analysis.ordering(made_up)
   assert (order.pairs, order.agree, order.best) == (3, 2, "depth_all")
@@ -236,6 +236,159 @@ def test_estimate_adds_training_evaluations_and_setup():
       ("mobilenet_v2", ""), ("no_pose", "all_supervision")]
   assert math.isnan(estimates[0][2]) and estimates[1][2] == pytest.approx(18)
   assert all(math.isnan(e[2]) for e in timing.estimate_set(None, budget, splits, jobs))
+
+
+# --- The analysis on made-up summaries (no training) ----------------------------
+
+# Inference FLOPs of each backbone in the made-up summaries (ours and Keras'
+# MobileNetV2 at 120x160 as in docs/model_card.md).
+_FLOPS = {"ours": 34_637_056, "mobilenet_v2": 224_900_000, "densenet121": 2_068_300_000}
+_TRAIN_FRAMES = 2800
+# A validation curve that falls 1.6% over its last 25% (flat), and one that falls 10% (not).
+FLAT = ((175, 40.0), (350, 32.0), (525, 30.5), (700, 30.0))
+FALLING = ((175, 40.0), (350, 36.0), (525, 33.0), (700, 29.7))
+
+
+def _summary(name: str, seed: int, error: float, history=FLAT, steps: int = 700,
+             budget: plan.Budget = plan.Budget(), legacy: bool = False) -> dict:
+  """A run summary as runner.run_one writes it, with made-up numbers; `legacy`: as
+  written before the budget's record, the step cap and the validation evaluations."""
+  row = plan.ROWS_BY_NAME[name]
+  users = {"train": range(28), "val": range(28, 32), "test": range(32, 40)}
+  frames = {"train": _TRAIN_FRAMES, "val": 400, "test": 800}
+  summary = {
+      "row": json.loads(json.dumps(row.to_dict())), "seed": seed,
+      "budget": budget.record(_TRAIN_FRAMES), "step_cap": budget.max_steps_of(row) or None,
+      "train_config": {"epochs": steps // (_TRAIN_FRAMES // budget.batch_size),
+                       "batch_size": budget.batch_size, "learning_rate": budget.learning_rate,
+                       "warmup_steps": budget.warmup_steps,
+                       "max_eval_batches": budget.max_eval_batches},
+      "data": {"fingerprint": "made-up", "config": {"seed": 0},
+               "splits": {k: {"num_frames": frames[k], "users": list(v)}
+                          for k, v in users.items()}},
+      "training": {"status": "finished", "step": steps, "total_steps": steps,
+                   "best_mean_px_error": min(e for _, e in history)},
+      "validation_history": [list(p) for p in history],
+      "flatness": convergence.flatness(history).to_dict(),
+      "test": {"mean_px_error": error, "num_keypoints": 4406, "pck": {"4px": 0.1}},
+      "model": {"flops": _FLOPS[row.backbone], "params": 43362},
+      "wall_seconds": {"train": 240.0, "test": 6.0}, "resumed": False,
+      "machine": {"load_average": [2.0, 2.0, 2.0]}}
+  if legacy:
+    for key in ("budget", "step_cap", "validation_history", "flatness"):
+      del summary[key]
+    del summary["train_config"]["warmup_steps"]
+  return summary
+
+
+def _write(directory, *made_up: dict) -> str:
+  for summary in made_up:
+    path = runner.summary_path(str(directory), summary["row"]["name"], summary["seed"])
+    with open(path, "w") as f:
+      json.dump(summary, f)
+  return str(directory)
+
+
+def test_flatness_compares_the_evaluation_nearest_80_percent_with_the_last():
+  flat = convergence.flatness(FLAT)  # 80% of 700 = 560: the evaluation at 525.
+  assert (flat.start_step, flat.start_px, flat.end_step, flat.end_px) == (525, 30.5, 700, 30.0)
+  assert flat.fall == pytest.approx(0.5 / 30.5) and flat.flat
+  falling = convergence.flatness(reversed(FALLING))  # Any order.
+  assert falling.fall == pytest.approx(0.1) and not falling.flat
+  # Exactly 2% is not "less than 2%"; a rise is a negative fall, flat.
+  assert not convergence.flatness([(0, 60.0), (80, 50.0), (100, 49.0)]).flat
+  risen = convergence.flatness([(80, 50.0), (100, 51.0)])
+  assert risen.fall == pytest.approx(-0.02) and risen.flat
+  # A tie between two evaluations takes the earlier; the last is never its own start.
+  assert convergence.flatness([(70, 10.0), (90, 9.0), (100, 8.0)]).start_step == 70
+  assert convergence.flatness([(10, 10.0), (100, 8.0)]).start_step == 10
+  # Evaluations without an error are left out; one evaluation has no flatness.
+  assert convergence.flatness([(50, None), (100, 8.0)]) is None
+  assert convergence.flatness([]) is None
+  with pytest.raises(ValueError, match="two evaluations at one step"):
+    convergence.flatness([(100, 8.0), (100, 7.0)])
+  record = flat.to_dict()
+  assert (record["window"], record["max_fall"], record["start"]["step"], record["flat"]) == (
+      convergence.FLAT_WINDOW, convergence.FLAT_MAX_FALL, 525, True)
+
+
+def test_validation_history_is_read_from_the_eval_events(tmp_path):
+  writer = tf.summary.create_file_writer(str(tmp_path / "eval"))
+  with writer.as_default():
+    for step, error in ((175, 40.0), (350, 33.0), (350, 32.0), (700, 30.0)):  # 350 re-evaluated.
+      tf.summary.scalar(runner.VALIDATION_ERROR_TAG, error, step=step)
+      tf.summary.scalar("pck/4px", 0.1, step=step)
+  writer.close()
+  assert runner.validation_history(str(tmp_path)) == [(175, 40.0), (350, 32.0), (700, 30.0)]
+  assert runner.validation_history(str(tmp_path / "none")) == []
+
+
+def test_resolved_needs_a_difference_larger_than_both_spreads():
+  made_up = {"all_supervision": _made_up("all_supervision", 5.0, 5.2),  # Spread 0.2.
+             "no_pose": _made_up("no_pose", 5.5, 5.6),  # Spread 0.1: +0.45 px resolved.
+             "no_segmentation": _made_up("no_segmentation", 5.0, 5.5),  # +0.15, spread 0.5.
+             "depth_all": _made_up("depth_all", 9.0)}  # One seed: never resolved.
+  resolved = analysis.compare(made_up, "no_pose", "all_supervision")
+  assert resolved.spreads == (pytest.approx(0.1), pytest.approx(0.2)) and resolved.resolved
+  assert not analysis.compare(made_up, "no_segmentation", "all_supervision").resolved
+  assert not analysis.compare(made_up, "all_supervision", "no_segmentation").resolved
+  assert not analysis.compare(made_up, "depth_all", "all_supervision").resolved
+  # 0.25 px apart against spreads of 0.25 (exact in binary): not larger, so not resolved.
+  tie = {"no_pose": _made_up("no_pose", 5.25, 5.5),
+         "no_orientation": _made_up("no_orientation", 5.0, 5.25)}
+  assert not analysis.compare(tie, "no_pose", "no_orientation").resolved
+
+
+def test_rank_agreement_counts_pairs_in_the_papers_order():
+  table1 = [r for r in plan.ROWS if r.table == 1]
+  # Our errors in the paper's order, then in the reverse order: all 36 pairs agree, then none.
+  same = {r.name: _made_up(r.name, 10 * r.paper_px) for r in table1}
+  order = analysis.ordering(same)
+  assert (order.pairs, order.agree, order.best) == (36, 36, "all_supervision")
+  assert analysis.table1_ranks(same)[0] == analysis.table1_ranks(same)[1]
+  reverse = {r.name: _made_up(r.name, 20 - r.paper_px) for r in table1}
+  assert analysis.ordering(reverse).agree == 0
+  # One swap (no_pose and no_segmentation, adjacent in the paper's order): 35 agree.
+  swapped = dict(same, no_pose=_made_up("no_pose", 10 * 5.70))
+  assert analysis.ordering(swapped).agree == 35
+
+
+def _made_up_set() -> dict[str, summaries_lib.RowResult]:
+  """Every row, with known outcomes: auxiliary losses 10% better (resolved), amplitude
+  better than depth without auxiliary losses only, no_pose better than all supervision,
+  ours 5% worse than MobileNetV2 (not resolved)."""
+  errors = {"all_supervision": (18.0, 18.2, 18.4), "amplitude_no_aux": (20.2, 20.3, 20.4),
+            "depth_all": (17.0, 17.1, 17.2), "mobilenet_v2": (17.3, 17.5, 18.7),
+            "depth_no_aux": (21.0, 21.2), "no_orientation": (19.0, 19.2),
+            "no_fingertip_weighting": (18.5, 19.5), "no_deep_supervision": (19.0, 19.1),
+            "no_segmentation": (19.5, 19.7), "no_pose": (17.9, 18.1),
+            "densenet121": (16.0, 16.2)}
+  return {name: summaries_lib.RowResult(plan.ROWS_BY_NAME[name], tuple(
+      _summary(name, seed, e) for seed, e in enumerate(values)))
+          for name, values in errors.items()}
+
+
+def test_targets_of_made_up_summaries():
+  made_up = _made_up_set()
+  aux = analysis.aux_gain(made_up)  # 20.3 -> 18.2 px.
+  assert aux.gain == pytest.approx(1 - 18.2 / 20.3) and aux.met and aux.resolved
+  pairs = analysis.input_pairs(made_up)
+  assert pairs.complete and not pairs.met  # depth_all 17.1 < all_supervision 18.2.
+  assert [c.resolved for c in pairs.differences] == [True, True]
+  ablated = analysis.ablations(made_up)
+  assert ablated.complete and not ablated.met
+  assert ablated.not_worse == ["no_pose", "depth_all"]  # The plan's order.
+  assert [c.name for c in ablated.differences] == list(analysis.ABLATED_ROWS)
+  assert not ablated.resolved  # no_pose: -0.2 px within all_supervision's 0.4.
+  ratio = analysis.backbone_ratio(made_up)  # 18.2 vs 17.833 px.
+  assert ratio.error_ratio == pytest.approx(18.2 / (53.5 / 3)) and ratio.error_ok
+  assert not ratio.resolved
+  assert ratio.flops_ratio == pytest.approx(34_637_056 / 224_900_000) and not ratio.flops_ok
+  assert ratio.paper_flops_ratio == pytest.approx(34_637_056 / 1.209e9) and ratio.paper_flops_ok
+  assert analysis.PAPER_BACKBONE_RATIO.flops_ratio == pytest.approx(0.035 / 1.209)
+  assert all(c.ours > 0 for c in analysis.ablations({
+      name: _made_up(name, plan.ROWS_BY_NAME[name].paper_px)
+      for name in (plan.OURS,) + analysis.ABLATED_ROWS}).differences)  # The paper's: met.
 
 
 def test_budget_defaults_caps_and_record():
@@ -278,40 +431,57 @@ def test_dry_run_lists_the_runs_with_their_steps_before_the_data_exist(tmp_path)
   assert "total unknown" in lines[3]
 
 
-# A validation curve that falls 1.6% over its last 25% (flat), and one that falls 10% (not).
-FLAT = ((175, 40.0), (350, 32.0), (525, 30.5), (700, 30.0))
-FALLING = ((175, 40.0), (350, 36.0), (525, 33.0), (700, 29.7))
+def test_document_of_made_up_summaries(tmp_path):
+  capped = plan.Budget(max_steps_densenet121=400)
+  made_up = [s for r in _made_up_set().values() for s in r.summaries
+             if s["row"]["name"] != "densenet121"]
+  made_up += [_summary("densenet121", 0, 16.0, FALLING, steps=350, budget=capped),
+              _summary("no_pose", 1, 18.1, FALLING)]  # Replaces no_pose seed 1.
+  for s in made_up:  # Every summary records the same budget: the cap is not another budget.
+    s["budget"] = capped.record(_TRAIN_FRAMES)
+  text = results.markdown(summaries_lib.load(_write(tmp_path, *made_up)))
+  budget = _section(text, "Budget")
+  assert "DenseNet-121: 350 steps, not the budget's 700 (seed 0, capped by" in budget
+  assert "--max_steps_densenet121=400" in budget and "Warning" not in text
+  assert "Flat at the end: 23 of 25 runs were flat" in budget
+  runs = _section(text, "Runs")
+  assert "| `densenet121` | 0 | 350 (capped) |" in runs
+  assert "| +10.0% (33.000 at step 525 → 29.700 at 700) | no |" in _line(runs, "densenet121")
+  assert "| +1.6% (30.500 at step 525 → 30.000 at 700) | yes |" in _line(runs,
+                                                                         "no_deep_supervision")
+  targets = _section(text, "Targets")
+  assert re.search(r"5% below no auxiliary losses.*: met\*\* \(resolved\): `amplitude_no_aux` "
+                   r"20.300 px \(20.200–20.400\) → `all_supervision` 18.200 px \(18.000–18.400\), "
+                   r"10.3% lower; .* resolved: larger than both spreads", targets)
+  assert re.search(r"Amplitude input no worse .*: not met\*\* \(every difference resolved\): "
+                   r"`all_supervision`", targets)
+  assert re.search(r"Every ablated Table-1 row worse .*: not met\*\* \(not every difference "
+                   r"resolved\): not worse: `no_pose`, `depth_all`;", targets)
+  assert ("`no_pose` − `all_supervision` -0.200 px, not resolved: within the spread of "
+          "`no_pose` (0.200 px) and `all_supervision` (0.400 px)") in targets
+  assert re.search(r"within 10% of MobileNetV2's error .*: met\*\* \(not resolved\): "
+                   r"`all_supervision` 18.200 px \(18.000–18.400\) vs `mobilenet_v2` 17.833 px "
+                   r"\(17.300–18.700\), \+2.1%", targets)
+  assert re.search(r"3% of MobileNetV2's FLOPs .*: not met against Keras' MobileNetV2 at "
+                   r"120x160, met against the paper's\*\*: .* 15.4% of .* 2.9% of the paper's "
+                   r"1.209 GFLOPs. The paper's 1.209 GFLOPs are 5.4x", targets)
+  reading = _section(text, "Reading")
+  assert "has 18.200 px (18.000–18.400)" not in reading  # The best row is depth_all.
+  assert "`depth_all`, has 17.100 px (17.000–17.200)" in reading
+  assert re.search(r"Resolved \(larger than both rows' spreads\): \d+ of the \d+ differences",
+                   reading)
+  assert "| 18.000–18.400 | 0, 1, 2 |" in _line(_section(text, "Table 1"), "all_supervision")
 
 
-def test_flatness_compares_the_evaluation_nearest_80_percent_with_the_last():
-  flat = convergence.flatness(FLAT)  # 80% of 700 = 560: the evaluation at 525.
-  assert (flat.start_step, flat.start_px, flat.end_step, flat.end_px) == (525, 30.5, 700, 30.0)
-  assert flat.fall == pytest.approx(0.5 / 30.5) and flat.flat
-  falling = convergence.flatness(reversed(FALLING))  # Any order.
-  assert falling.fall == pytest.approx(0.1) and not falling.flat
-  # Exactly 2% is not "less than 2%"; a rise is a negative fall, flat.
-  assert not convergence.flatness([(0, 60.0), (80, 50.0), (100, 49.0)]).flat
-  risen = convergence.flatness([(80, 50.0), (100, 51.0)])
-  assert risen.fall == pytest.approx(-0.02) and risen.flat
-  # A tie between two evaluations takes the earlier; the last is never its own start.
-  assert convergence.flatness([(70, 10.0), (90, 9.0), (100, 8.0)]).start_step == 70
-  assert convergence.flatness([(10, 10.0), (100, 8.0)]).start_step == 10
-  # Evaluations without an error are left out; one evaluation has no flatness.
-  assert convergence.flatness([(50, None), (100, 8.0)]) is None
-  assert convergence.flatness([]) is None
-  with pytest.raises(ValueError, match="two evaluations at one step"):
-    convergence.flatness([(100, 8.0), (100, 7.0)])
-  record = flat.to_dict()
-  assert (record["window"], record["max_fall"], record["start"]["step"], record["flat"]) == (
-      convergence.FLAT_WINDOW, convergence.FLAT_MAX_FALL, 525, True)
-
-
-def test_validation_history_is_read_from_the_eval_events(tmp_path):
-  writer = tf.summary.create_file_writer(str(tmp_path / "eval"))
-  with writer.as_default():
-    for step, error in ((175, 40.0), (350, 33.0), (350, 32.0), (700, 30.0)):  # 350 re-evaluated.
-      tf.summary.scalar(runner.VALIDATION_ERROR_TAG, error, step=step)
-      tf.summary.scalar("pck/4px", 0.1, step=step)
-  writer.close()
-  assert runner.validation_history(str(tmp_path)) == [(175, 40.0), (350, 32.0), (700, 30.0)]
-  assert runner.validation_history(str(tmp_path / "none")) == []
+def test_document_of_summaries_older_than_the_new_fields(tmp_path):
+  old = [_summary(name, 0, 20.0, legacy=True) for name in ("all_supervision", "no_pose")]
+  text = results.markdown(summaries_lib.load(_write(tmp_path, *old)))
+  assert "with a warm-up not recorded" in _section(text, "Budget")
+  assert "Flat at the end: 0 of 2 runs were flat" in text
+  assert "For 2 runs it is not recorded" in text
+  assert "| not recorded | not recorded |" in _line(_section(text, "Runs"), "no_pose")
+  assert "one seed" in _line(_section(text, "Table 1"), "no_pose")
+  # Old and new summaries together: not the same budget record, so the document warns.
+  _write(tmp_path, _summary("no_orientation", 0, 20.0))
+  assert "Warning: the runs used different budgets" in results.markdown(
+      summaries_lib.load(str(tmp_path)))

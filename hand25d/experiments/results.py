@@ -6,9 +6,11 @@ figures from the summaries (`summaries.load`) and their analysis
 (analysis.py). Every number of ours comes from a summary written by
 `runner.run` (`<row>_seed<k>.json`), from the timing run (`timing.json`) or
 from the figure's record (`fig2.json`); rows without a summary are shown as
-"not run" and targets that need them as "not evaluated". The paper's numbers
-come from hand25d/paper.py (through `plan.ROWS`) and are always labelled as
-the paper's.
+"not run" and targets that need them as "not evaluated"; what a summary
+older than a field does not hold (the budget's record, the validation
+evaluations) is "not recorded". The paper's numbers come from
+hand25d/paper.py (through `plan.ROWS`) and are always labelled as the
+paper's. Every mean of ours is followed by its spread (min–max over seeds).
 """
 
 import functools
@@ -22,6 +24,7 @@ from hand25d import atomic
 from hand25d import paper
 from hand25d.data import records
 from hand25d.experiments import analysis
+from hand25d.experiments import convergence
 from hand25d.experiments import figure
 from hand25d.experiments import plan
 from hand25d.experiments import summaries as summaries_lib
@@ -36,6 +39,7 @@ FIGURE_ROWS = (plan.OURS, "depth_all")
 REPRODUCE_COMMAND = "python -m hand25d.experiments.reproduce_main --data=" + plan.BENCHMARK_DIR
 RESULTS_COMMAND = "python -m hand25d.experiments.results_main"
 NOT_RUN = "not run"
+NOT_RECORDED = "not recorded"
 TEMPLATE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results_template.md")
 # The auxiliary terms of Eq. 1 whose weights the reading quotes.
 _AUX_WEIGHTS = ("kphv", "cho", "dhp", "seg")
@@ -64,12 +68,22 @@ def _num(value: Optional[float]) -> str:
   return "n/a" if value is None else f"{value:.3f}"
 
 
+def _span(result: summaries_lib.RowResult) -> str:
+  """The row's min–max over seeds, or "one seed"."""
+  errors = result.errors
+  return f"{min(errors):.3f}–{max(errors):.3f}" if len(errors) > 1 else "one seed"
+
+
+def _mean(name: str, results: Results) -> str:
+  """Row `name`'s mean error with its spread: "30.600 px (30.581–30.619)"."""
+  return f"{_num(results[name].mean)} px ({_span(results[name])})"
+
+
 def _ours_cells(result: Optional[summaries_lib.RowResult]) -> list[str]:
   """[mean, min-max, seeds] cells of a row."""
   if result is None or not result.summaries:
     return [NOT_RUN, "", ""]
-  errors = result.errors
-  span = f"{min(errors):.3f}–{max(errors):.3f}" if len(errors) > 1 else ""
+  span = _span(result) if result.errors else ""
   return [_num(result.mean), span, ", ".join(str(s) for s in result.seeds)]
 
 
@@ -131,8 +145,34 @@ def _met(met: bool) -> str:
   return "met" if met else "not met"
 
 
+def _verdict(target) -> str:
+  """"met** (resolved)" etc. of a target of analysis (its `met` and `resolved`), in bold."""
+  many = len(getattr(target, "differences", ())) > 1
+  return (f"{_met(target.met)}** ({'' if target.resolved else 'not '}"
+          f"{'every difference ' if many else ''}resolved)")
+
+
+def _resolution(c: analysis.Comparison) -> str:
+  """Whether c's difference is resolved, and why (analysis.Comparison.resolved)."""
+  if c.resolved:
+    return (f"resolved: larger than both spreads ({c.spreads[0]:.3f} and "
+            f"{c.spreads[1]:.3f} px)")
+  single = [name for name, spread in zip((c.name, c.reference), c.spreads) if spread is None]
+  if single:
+    return ("not resolved: " + " and ".join(f"`{n}`" for n in single)
+            + f" {'has' if len(single) == 1 else 'have'} one seed, so no spread")
+  return ("not resolved: within the spread of "
+          + " and ".join(f"`{n}` ({spread:.3f} px)" for n, spread in
+                         zip((c.name, c.reference), c.spreads) if spread >= abs(c.ours)))
+
+
+def _difference(c: analysis.Comparison) -> str:
+  return f"`{c.name}` − `{c.reference}` {c.ours:+.3f} px, {_resolution(c)}"
+
+
 def targets(results: Results) -> list[str]:
-  """One bullet per reproduction target: met / not met with the numbers, or not evaluated."""
+  """One bullet per reproduction target: met / not met with the numbers (means with their
+  spreads, differences resolved or not), or not evaluated."""
   lines = []
   aux = analysis.PAPER_AUX_GAIN
   what = _text("target_aux", min_gain=_percent(analysis.MIN_AUX_GAIN),
@@ -141,8 +181,10 @@ def targets(results: Results) -> list[str]:
   if (ours := analysis.aux_gain(results)) is None:
     lines.append(_not_evaluated(what, analysis.missing(results, analysis.AUX_ROWS)))
   else:
-    lines.append(f"- **{what}: {_met(ours.met)}**: {ours.no_aux_px:.3f} → {ours.all_px:.3f} px, "
-                 f"{100 * ours.gain:.1f}% lower.")
+    no_aux, all_sup = analysis.AUX_ROWS[1], analysis.AUX_ROWS[0]
+    lines.append(f"- **{what}: {_verdict(ours)}: `{no_aux}` {_mean(no_aux, results)} → "
+                 f"`{all_sup}` {_mean(all_sup, results)}, {100 * ours.gain:.1f}% lower; "
+                 f"{_difference(ours.difference)}.")
 
   what = _text("target_input", paper_pairs="; ".join(
       f"{a:.3f} vs {d:.3f}" for _, a, _, d in analysis.PAPER_INPUT_PAIRS.pairs))
@@ -150,39 +192,62 @@ def targets(results: Results) -> list[str]:
     names = [n for pair in analysis.INPUT_PAIRS for n in pair]
     lines.append(_not_evaluated(what, analysis.missing(results, names)))
   else:
-    detail = "; ".join(f"`{a}` {a_px:.3f} vs `{d}` {d_px:.3f} px"
-                       for a, a_px, d, d_px in pairs.pairs)
+    detail = "; ".join(f"`{a}` {_mean(a, results)} vs `{d}` {_mean(d, results)} "
+                       f"({_difference(c)})"
+                       for (a, _, d, _), c in zip(pairs.pairs, pairs.differences))
     partial = "" if pairs.complete else " (only the pairs that ran)"
-    lines.append(f"- **{what}: {_met(pairs.met)}**{partial}: {detail}.")
+    lines.append(f"- **{what}: {_verdict(pairs)}{partial}: {detail}.")
 
+  table1 = [r for r in plan.ROWS if r.table == 1 and r.name in analysis.ABLATED_ROWS]
+  what = _text("target_ablations", count=len(table1), ours=plan.OURS,
+               paper_low=f"{min(r.paper_px for r in table1):.3f}",
+               paper_high=f"{max(r.paper_px for r in table1):.3f}",
+               paper_ours=f"{plan.ROWS_BY_NAME[plan.OURS].paper_px:.3f}")
+  if (ablated := analysis.ablations(results)) is None:
+    lines.append(_not_evaluated(what, analysis.missing(results,
+                                                       (plan.OURS,) + analysis.ABLATED_ROWS)))
+  else:
+    partial = ("" if ablated.complete
+               else f" (only the {len(ablated.differences)} rows that ran)")
+    not_worse = ", ".join(f"`{n}`" for n in ablated.not_worse) or "none"
+    lines.append(f"- **{what}: {_verdict(ablated)}{partial}: not worse: {not_worse}; "
+                 f"`{plan.OURS}` {_mean(plan.OURS, results)}; "
+                 + "; ".join(_difference(c) for c in ablated.differences) + ".")
+
+  reported = analysis.PAPER_BACKBONE_RATIO
   max_error = _percent(analysis.MAX_ERROR_RATIO_TO_MOBILENET - 1)
   max_flops = _percent(analysis.MAX_FLOPS_RATIO_TO_MOBILENET)
-  reported = analysis.PAPER_BACKBONE_RATIO
-  what = _text("target_backbone", max_error=max_error, max_flops=max_flops,
+  what = _text("target_backbone", max_error=max_error,
                paper_ours=f"{reported.ours_px:.3f}", paper_mobile=f"{reported.mobile_px:.3f}",
-               paper_error=f"{100 * (reported.error_ratio - 1):+.1f}%",
-               paper_flops=f"{100 * reported.flops_ratio:.1f}%")
+               paper_error=f"{100 * (reported.error_ratio - 1):+.1f}%")
+  flops_what = _text("target_flops", max_flops=max_flops,
+                     paper_flops=f"{100 * reported.flops_ratio:.1f}%")
   if (ours := analysis.backbone_ratio(results)) is None:
-    lines.append(_not_evaluated(what, analysis.missing(results, analysis.BACKBONE_ROWS)))
+    needed = analysis.missing(results, analysis.BACKBONE_ROWS)
+    lines += [_not_evaluated(what, needed), _not_evaluated(flops_what, needed)]
   else:
+    name, mobile = analysis.BACKBONE_ROWS
     lines.append(
-        f"- **{what}: {_met(ours.met)}**: error "
-        f"{ours.ours_px:.3f} vs {ours.mobile_px:.3f} px ({100 * (ours.error_ratio - 1):+.1f}%, "
-        f"{'within' if ours.error_ok else 'outside'} {max_error}); FLOPs "
-        f"{ours.ours_flops / 1e6:.1f}M vs {ours.mobile_flops / 1e6:.1f}M "
-        f"({100 * ours.flops_ratio:.1f}%, {'within' if ours.flops_ok else 'above'} {max_flops}).")
+        f"- **{what}: {_met(ours.error_ok)}** ({'' if ours.resolved else 'not '}resolved): "
+        f"`{name}` {_mean(name, results)} vs `{mobile}` "
+        f"{_mean(mobile, results)}, {100 * (ours.error_ratio - 1):+.1f}%; "
+        f"{_difference(ours.difference)}.")
+    verdict = (_met(ours.flops_ok) + " against Keras' MobileNetV2 at 120x160, "
+               + _met(ours.paper_flops_ok) + " against the paper's")
+    lines.append(
+        f"- **{flops_what}: {verdict}**: ours {ours.ours_flops / 1e6:.1f} MFLOPs are "
+        f"{100 * ours.flops_ratio:.1f}% of Keras' MobileNetV2 with our decoder at 120x160 "
+        f"({ours.mobile_flops / 1e6:.1f} MFLOPs) and {100 * ours.paper_flops_ratio:.1f}% of the "
+        f"paper's {analysis.PAPER_MOBILENET_FLOPS / 1e9:.3f} GFLOPs. "
+        + _text("flops_reason", paper_gflops=f"{analysis.PAPER_MOBILENET_FLOPS / 1e9:.3f}",
+                ratio=f"{analysis.PAPER_MOBILENET_FLOPS / ours.mobile_flops:.1f}"))
   return lines
 
 
 def _comparison(c: analysis.Comparison) -> str:
-  """How row c.name compares with c.reference, ours beside the paper's, with the seed spread."""
-  text = (f"`{c.name}` − `{c.reference}`: {c.ours:+.3f} px here, {c.paper:+.3f} px in the paper "
-          f"({'same' if c.same_sign else 'opposite'} sign)")
-  if c.spread is None:
-    text += "; one seed only, so the seed-to-seed spread is unknown"
-  elif not c.resolved:
-    text += f"; within the seed-to-seed range ({c.spread:.3f} px), so not resolved here"
-  return text + "."
+  """How row c.name compares with c.reference, ours beside the paper's, resolved or not."""
+  return (f"`{c.name}` − `{c.reference}`: {c.ours:+.3f} px here, {c.paper:+.3f} px in the paper "
+          f"({'same' if c.same_sign else 'opposite'} sign); {_resolution(c)}.")
 
 
 def reading(results: Results) -> list[str]:
@@ -190,8 +255,8 @@ def reading(results: Results) -> list[str]:
   order = analysis.ordering(results)
   if order is None:
     return [_text("no_ordering")]
-  level = _text("level", best=order.best, px=f"{order.best_px:.3f}", ratio=f"{order.ratio:.1f}",
-                paper_px=f"{order.best_paper_px:.3f}")
+  level = _text("level", best=order.best, px=_mean(order.best, results),
+                ratio=f"{order.ratio:.1f}", paper_px=f"{order.best_paper_px:.3f}")
   if order.ratio > 2:
     level += " " + _text("undertrained")
   disagree = order.pairs - order.agree
@@ -199,8 +264,15 @@ def reading(results: Results) -> list[str]:
            f"- Of the {_plural(order.pairs, 'pair')} of Table-1 rows that ran, {order.agree} "
            f"{'is' if order.agree == 1 else 'are'} in the paper's order and {disagree} "
            f"{'is' if disagree == 1 else 'are'} not."]
-  for kind, comparison in analysis.reading_comparisons(results):
+  compared = analysis.reading_comparisons(results)
+  for kind, comparison in compared:
     lines.append(f"- {kind.capitalize()}: {_comparison(comparison)}")
+  if compared:
+    resolved = [f"`{c.name}` − `{c.reference}`" for _, c in compared if c.resolved]
+    unresolved = [f"`{c.name}` − `{c.reference}`" for _, c in compared if not c.resolved]
+    lines.append(f"- Resolved (larger than both rows' spreads): {len(resolved)} of the "
+                 f"{len(compared)} differences above ({', '.join(resolved) or 'none'}); not "
+                 f"resolved: {', '.join(unresolved) or 'none'}.")
   return lines
 
 
@@ -215,16 +287,53 @@ def explanations(results: Results) -> str:
                keypoints=f"{low:,}" if low == high else f"{low:,}–{high:,}")
 
 
+def _flatness_cells(run: analysis.RunFlatness) -> list[str]:
+  """[fall over the last FLAT_WINDOW with the evaluations compared, flat] cells of a run."""
+  if not run.recorded:
+    return [NOT_RECORDED, NOT_RECORDED]
+  if run.flatness is None:
+    return ["fewer than two evaluations", "n/a"]
+  f = run.flatness
+  return [f"{100 * f.fall:+.1f}% ({f.start_px:.3f} at step {f.start_step:,} → {f.end_px:.3f} "
+          f"at {f.end_step:,})", "yes" if f.flat else "no"]
+
+
+def _flatness_summary(results: Results) -> str:
+  """How many runs were flat at the end, plainly (convergence.py's definition)."""
+  runs = analysis.flatness(results)
+  window, max_fall = _percent(convergence.FLAT_WINDOW), _percent(convergence.FLAT_MAX_FALL)
+  if not runs:
+    return _text("flatness_none", window=window, max_fall=max_fall)
+  known = [r for r in runs if r.flatness is not None]
+  flat = [r for r in known if r.flatness.flat]
+  unknown = len(runs) - len(known)
+  return _text("flatness", flat=len(flat), runs=_plural(len(runs), "run"),
+               were="was" if len(flat) == 1 else "were", window=window, max_fall=max_fall,
+               start=_percent(1 - convergence.FLAT_WINDOW),
+               unknown=(f" For {_plural(unknown, 'run')} it is {NOT_RECORDED} (summaries older "
+                        "than the record of the validation evaluations) or there were fewer "
+                        "than two evaluations." if unknown else ""),
+               verdict=_text("flatness_short") if len(flat) < len(known) else "")
+
+
 def _runs_table(results: Results) -> list[str]:
-  lines = ["| Row | Seed | Steps | Best val (px) | Test (px) | PCK@4px | Pose acc | Orient. acc "
-           "| Seg mIoU | Train + test (min) | Resumed | Load avg at end |",
-           "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | ---: |"]
+  lines = ["| Row | Seed | Steps | Best val (px) "
+           f"| Val fall, last {_percent(convergence.FLAT_WINDOW)} | Flat | Test (px) "
+           "| PCK@4px | Pose acc | Orient. acc | Seg mIoU | Train + test (min) | Resumed "
+           "| Load avg at end |",
+           "| --- | ---: | ---: | ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: "
+           "| --- | ---: |"]
+  capped = {(c.row, c.seed) for c in analysis.capped_runs(results)}
   for row in plan.ROWS:
     for s in results[row.name].summaries if row.name in results else ():
       test, wall = s["test"], s["wall_seconds"]
+      steps = f"{s['training']['step']}" + (" (capped)" if (row.name, s["seed"]) in capped
+                                             else "")
       lines.append(
-          f"| `{row.name}` | {s['seed']} | {s['training']['step']} "
-          f"| {_num(s['training']['best_mean_px_error'])} | {_num(test['mean_px_error'])} "
+          f"| `{row.name}` | {s['seed']} | {steps} "
+          f"| {_num(s['training']['best_mean_px_error'])} | "
+          + " | ".join(_flatness_cells(analysis.run_flatness(s)))
+          + f" | {_num(test['mean_px_error'])} "
           f"| {_num(test['pck'].get('4px'))} | {_num(test.get('pose_accuracy'))} "
           f"| {_num(test.get('orientation_accuracy'))} "
           f"| {_num(test.get('segmentation_miou'))} "
@@ -236,9 +345,9 @@ def _runs_table(results: Results) -> list[str]:
 def reproduce_command(budget: plan.Budget) -> str:
   """REPRODUCE_COMMAND with the flags that give `budget` where it is not the default."""
   default = plan.Budget()
-  flags = [f"--{name}={getattr(budget, name)}" for name in ("epochs", "batch_size",
-                                                            "max_eval_batches")
-           if getattr(budget, name) != getattr(default, name)]
+  flags = [f"--{name}={value:g}" if isinstance(value, float) else f"--{name}={value}"
+           for name in plan.BUDGET_FLAGS
+           if (value := getattr(budget, name)) != getattr(default, name)]
   return " ".join([REPRODUCE_COMMAND] + flags)
 
 
@@ -297,6 +406,30 @@ def _figure(info: Optional[dict], figure_link: str) -> str:
                amplitude_row=info["rows"][0], amplitude_seed=info["seeds"][0], frames=frames)
 
 
+def _warmup(results: Results, budget: plan.Budget) -> str:
+  if not analysis.warmup_recorded(results):
+    return f"with a warm-up {NOT_RECORDED}"
+  if not budget.warmup_steps:
+    return "with no warm-up"
+  return f"with a linear warm-up over the first {budget.warmup_steps:,} steps"
+
+
+def _capped(results: Results, budget: plan.Budget) -> str:
+  """" DenseNet-121: N steps, not the budget's M (...)." per capped row, or ""."""
+  found = analysis.capped_runs(results)
+  text = ""
+  for name in dict.fromkeys(c.row for c in found):
+    runs = [c for c in found if c.row == name]
+    steps = sorted({c.steps for c in runs})
+    text += " " + _text("capped", backbone=paper.BACKBONE_NAMES[plan.ROWS_BY_NAME[name].backbone],
+                        steps="/".join(f"{n:,}" for n in steps),
+                        budget_steps=f"{runs[0].budget_steps:,}",
+                        seeds=("seed " if len(runs) == 1 else "seeds ")
+                        + ", ".join(str(c.seed) for c in runs),
+                        cap=budget.max_steps_densenet121)
+  return text
+
+
 def markdown(results: Results, timings: Optional[dict] = None,
              figure_info: Optional[dict] = None, figure_link: str = "") -> str:
   """The whole of docs/results.md.
@@ -324,11 +457,14 @@ def markdown(results: Results, timings: Optional[dict] = None,
       benchmark_frames=f"{plan.BENCHMARK.num_frames:,}", benchmark_seed=plan.BENCHMARK.seed,
       benchmark_splits=", ".join(f"{split} {planned[split]:,} frames of {users[split]} users"
                                  for split in records.SPLITS),
+      benchmark_users="/".join(str(n) for n in plan.BENCHMARK.users_per_split),
       generation_command=plan.generation_command(),
       runs_data=_runs_data(results),
       epochs=_plural(budget.epochs, "epoch"), train_frames=f"{planned['train']:,}",
       batch_size=budget.batch_size, steps=f"{steps:,}",
       examples=f"{steps * budget.batch_size:,}", learning_rate=f"{budget.learning_rate:g}",
+      warmup=_warmup(results, budget), capped=_capped(results, budget),
+      flatness=_flatness_summary(results),
       paper_learning_rate=_exponent(paper.LEARNING_RATE),
       eval_every=("epoch" if budget.eval_every_epochs == 1
                   else _plural(budget.eval_every_epochs, "epoch")),
