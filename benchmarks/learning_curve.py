@@ -35,7 +35,9 @@ def scalars(log_dir: str) -> dict[str, list[tuple[int, float]]]:
   for name in sorted(os.listdir(log_dir)):
     for event in tf.compat.v1.train.summary_iterator(os.path.join(log_dir, name)):
       for value in event.summary.value:
-        out[value.tag][event.step] = float(tf.make_ndarray(value.tensor))
+        array = tf.make_ndarray(value.tensor)
+        if array.ndim == 0:  # Not the evaluation's images or the run's hparams.
+          out[value.tag][event.step] = float(array)
   return {tag: sorted(points.items()) for tag, points in out.items()}
 
 
