@@ -218,8 +218,11 @@ def build(cfg: BuildConfig) -> dict:
       "network": {"params": report["exports"]["float32"]["params"],
                   "flops": report["exports"]["float32"]["flops"]},
   }
-  atomic.write_json(os.path.join(cfg.workdir, pretrained.CONFIG),
-                    json.loads(json.dumps(dataclasses.asdict(run_cfg))))
+  shipped_cfg = json.loads(json.dumps(dataclasses.asdict(run_cfg)))
+  # Shipped as package data: the data set named as where it was built from,
+  # not by the build machine's absolute path.
+  shipped_cfg["data_dir"] = os.path.relpath(run_cfg.data_dir)
+  atomic.write_json(os.path.join(cfg.workdir, pretrained.CONFIG), shipped_cfg)
   atomic.write_json(os.path.join(cfg.workdir, pretrained.MODEL_CARD_JSON), card)
   atomic.write_text(os.path.join(cfg.workdir, pretrained.MODEL_CARD_MD), card_markdown(card))
   if cfg.install:

@@ -78,7 +78,9 @@ def test_training_weights_load_into_the_training_model():
   from hand25d.model import network  # pylint: disable=g-import-not-at-top  (TensorFlow)
   from hand25d.training import config as config_lib  # pylint: disable=g-import-not-at-top
   with open(pretrained.path(pretrained.CONFIG)) as f:
-    cfg = config_lib.from_dict(json.load(f))
+    saved = json.load(f)
+  assert not os.path.isabs(saved["data_dir"])  # No path of the machine that built it.
+  cfg = config_lib.from_dict(saved)
   model = network.build_training_model(cfg.model)
   model.load_weights(pretrained.path(pretrained.TRAINING_WEIGHTS))
   assert set(model.output_names) >= {spec.KEYPOINTS, spec.SEGMENTATION}
