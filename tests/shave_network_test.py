@@ -31,9 +31,9 @@ def test_builder_keeps_grouped_and_dilated_convolutions(network):
   assert set(network.outputs) == set(network.output_shapes)
 
 
-@pytest.mark.parametrize("dtype", [np.float32, np.float16])
-def test_simulated_network_matches_keras_inside_the_slice(model, network, dtype):
-  image = np.random.default_rng(1).uniform(0, 1, network.input_shape).astype(np.float32)
+def _assert_simulation_matches_keras(model, network, dtype, seed: int) -> None:
+  """The simulated network stays inside the slice and computes what Keras does."""
+  image = np.random.default_rng(seed).uniform(0, 1, network.input_shape).astype(np.float32)
   want = {k: v.numpy()[0] for k, v in model(image[None], training=False).items()}
   result = simulator.simulate(network, image, dtype)
   assert result.peak_bytes <= memory.SLICE_BYTES
@@ -41,6 +41,11 @@ def test_simulated_network_matches_keras_inside_the_slice(model, network, dtype)
     value_range = float(expected.max() - expected.min())
     tolerance = 1e-4 if dtype == np.float32 else 1e-2
     assert np.abs(result.outputs[key] - expected).max() <= tolerance * value_range, key
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float16])
+def test_simulated_network_matches_keras_inside_the_slice(model, network, dtype):
+  _assert_simulation_matches_keras(model, network, dtype, seed=1)
 
 
 @pytest.fixture(scope="module")
@@ -56,14 +61,7 @@ def test_maps_formed_before_the_last_upsampling_match_keras(small_score4, dtype)
   depthwise = [layer for layer in network.layers if layer.kind == graph.DEPTHWISE]
   assert [layer.upsample for layer in depthwise] == [2, 2]
   assert depthwise[-1].out_shape == (24, 32, 16)  # The second stage up-samples the 16 maps alone.
-  image = np.random.default_rng(2).uniform(0, 1, network.input_shape).astype(np.float32)
-  want = {k: v.numpy()[0] for k, v in model(image[None], training=False).items()}
-  result = simulator.simulate(network, image, dtype)
-  assert result.peak_bytes <= memory.SLICE_BYTES
-  for key, expected in want.items():
-    value_range = float(expected.max() - expected.min())
-    tolerance = 1e-4 if dtype == np.float32 else 1e-2
-    assert np.abs(result.outputs[key] - expected).max() <= tolerance * value_range, key
+  _assert_simulation_matches_keras(model, network, dtype, seed=2)
 
 
 def test_modelled_latency_meets_the_16_ms_target(network):

@@ -87,11 +87,10 @@ def primary_decoder(x: tf.Tensor, form: str, shuffle: int = 0, channels: int = 0
     x = blocks.conv_bn_relu(x, channels, 1, "decoder_reduce")
   if shuffle > 1:
     x = channel_shuffle(x, shuffle, "decoder_shuffle")
-  scores_formed = False
   for i, stride in enumerate(DECODER_STRIDES[1:], start=1):
     name = f"decoder_up{i}"
     x = keras.layers.UpSampling2D(2, interpolation="nearest", name=f"{name}_upsample")(x)
-    if scores_formed and stride == DECODER_STRIDES[-1]:
+    if stride < score_stride and stride == DECODER_STRIDES[-1]:  # The maps, up-sampled.
       taps[stride] = x
       keypoints = keras.layers.DepthwiseConv2D(3, padding="same", name=spec.KEYPOINTS)(x)
       return keypoints, taps
@@ -105,7 +104,6 @@ def primary_decoder(x: tf.Tensor, form: str, shuffle: int = 0, channels: int = 0
                                form=form, use_bias=False, name="decoder_scores")(x)
       x = keras.layers.BatchNormalization(name="decoder_scores_bn")(x)
       x = keras.layers.ReLU(name="decoder_scores_relu")(x)
-      scores_formed = True
   keypoints = layers.GroupedConv2D(spec.NUM_PRIMARY_CHANNELS, 1, spec.NUM_PRIMARY_CHANNELS,
                                    form=form, name=spec.KEYPOINTS)(x)
   return keypoints, taps
