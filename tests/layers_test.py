@@ -7,6 +7,7 @@ The layers, lowest first:
                                         hand25d.atomic, standard library only)
   hand25d.metadata_schema_py_generated  the TFLite metadata schema (flatbuffers only)
   hand25d.litert                        LiteRT and TFLM interpreters, TFLite metadata
+  hand25d.op_profile                    per-operator FLOPs and LiteRT times
   hand25d.decoding, runtime.lifting,    numpy post-processing
   runtime.smoothing
   hand25d.runtime (without demo)        the deployable runtime
@@ -43,6 +44,7 @@ ALLOWED = {
     "hand25d.sensor": _LOW + ("hand25d.atomic",),
     "hand25d.metadata_schema_py_generated": (),
     "hand25d.litert": ("hand25d", "hand25d.metadata_schema_py_generated"),
+    "hand25d.op_profile": ("hand25d", "hand25d.litert"),
     "hand25d.decoding": _LOW,
     "hand25d.runtime.lifting": _POST + ("hand25d.runtime",),
     "hand25d.runtime.smoothing": _POST + ("hand25d.runtime",),
