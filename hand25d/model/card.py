@@ -3,8 +3,9 @@
 `model_card(config)` builds the inference network of a backbone, counts its
 parameters and per-layer MACs/FLOPs with the analytic counter
 (`hand25d.model.flops`), converts it to float32 TFLite and reads the
-converted graph for the op list, an independent MAC count (which must agree
-with the analytic one) and the peak activation memory. `markdown(cards)`
+converted graph for the op list, an independent MAC count
+(`hand25d.op_profile`, from the .tflite's tensor shapes; it must agree with
+the analytic one) and the peak activation memory. `markdown(cards)`
 renders the Table-2-style comparison of docs/model_card.md, followed by its
 hand-written design notes, card_notes.md (package data).
 """
@@ -18,6 +19,7 @@ import tensorflow as tf
 import tf_keras as keras
 
 from hand25d import litert
+from hand25d import op_profile
 from hand25d import paper
 from hand25d.model import config as config_lib
 from hand25d.model import flops
@@ -25,8 +27,6 @@ from hand25d.model import network
 
 # The design notes of docs/model_card.md (its hand-written part, Markdown).
 NOTES_PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "card_notes.md")
-# Multiply-accumulate ops of a TFLite graph; everything else is "other".
-_TFLITE_MAC_OPS = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED")
 
 
 def convert(model: keras.Model) -> bytes:
@@ -34,20 +34,6 @@ def convert(model: keras.Model) -> bytes:
   converter = tf.lite.TFLiteConverter.from_keras_model(model)
   converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
   return converter.convert()
-
-
-def _op_macs(op: dict, tensors: dict[int, dict]) -> int:
-  """MACs of one TFLite op, from its filter and output shapes."""
-  name = op["op_name"]
-  if name not in _TFLITE_MAC_OPS:
-    return 0
-  weights = tensors[op["inputs"][1]]["shape"]
-  output = tensors[op["outputs"][0]]["shape"]
-  if name == "CONV_2D":  # Filter [cout, kh, kw, cin / groups].
-    return int(np.prod(output) * np.prod(weights[1:]))
-  if name == "DEPTHWISE_CONV_2D":  # Filter [1, kh, kw, cout].
-    return int(np.prod(output) * weights[1] * weights[2])
-  return int(np.prod(output[:-1]) * np.prod(weights))  # FULLY_CONNECTED: [out, in].
 
 
 def tflite_stats(model_bytes: bytes) -> dict[str, Any]:
@@ -75,7 +61,7 @@ def tflite_stats(model_bytes: bytes) -> dict[str, Any]:
              for i in range(len(ops)))
   return {
       "ops": dict(sorted(collections.Counter(op["op_name"] for op in ops).items())),
-      "macs": sum(_op_macs(op, tensors) for op in ops),
+      "macs": sum(op.macs for op in op_profile.operators(model_bytes)),
       "size_bytes": len(model_bytes),
       "peak_activation_bytes": peak,
   }
