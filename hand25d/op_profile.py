@@ -14,7 +14,8 @@ timed on a trivial model in the same rounds, is taken off.
   interleaved_times  per-round median and minimum invoke times of several
                      interpreters, timed in turn, round after round
   profile            the time of every operator and of the whole model
-  by_type            a profile's times summed per operator type
+  by_type            a profile's times summed per operator type (grouped
+                     convolutions apart)
   markdown           a profile as a Markdown table
 
 Flatbuffer-only (numpy, ai_edge_litert), so it sits with hand25d.litert
@@ -80,12 +81,19 @@ class Operator:
   op_type: str  # Builtin name, e.g. "CONV_2D"; a custom op's custom code.
   output_name: str  # Its first output tensor's name ("" in a stripped model).
   output_shape: tuple[int, ...]
+  weights_shape: tuple[int, ...]  # Its filter's (MAC_OPS), else ().
+  groups: int  # A CONV_2D's input channels / its filter's depth; 1 for other ops.
   macs: int  # Multiply-accumulates (op_macs).
   folded: bool  # Computes constants only: done once at load, not per invoke.
 
   @property
   def flops(self) -> int:
     return 2 * self.macs
+
+  @property
+  def kind(self) -> str:
+    """The op type, "CONV_2D grouped" for a grouped convolution (XNNPACK runs it per group)."""
+    return f"{self.op_type} grouped" if self.groups > 1 else self.op_type
 
 
 def _read(model: bytes) -> schema.ModelT:
@@ -130,11 +138,14 @@ def _operators(flat: schema.ModelT) -> list[Operator]:
     op_type = _op_type(flat, op)
     output = graph.tensors[op.outputs[0]]
     output_shape = tuple(int(d) for d in output.shape)
-    macs = (op_macs(op_type, graph.tensors[op.inputs[1]].shape, output_shape)
-            if op_type in MAC_OPS else 0)
+    weights_shape = (tuple(int(d) for d in graph.tensors[op.inputs[1]].shape)
+                     if op_type in MAC_OPS else ())
+    groups = (int(graph.tensors[op.inputs[0]].shape[-1]) // weights_shape[-1]
+              if op_type == "CONV_2D" else 1)
     ops.append(Operator(index=index, op_type=op_type,
                         output_name=(output.name or b"").decode("utf-8", "replace"),
-                        output_shape=output_shape, macs=macs, folded=folded))
+                        output_shape=output_shape, weights_shape=weights_shape, groups=groups,
+                        macs=op_macs(op_type, weights_shape, output_shape), folded=folded))
   return ops
 
 
@@ -336,11 +347,13 @@ def gflops(flops: int, ms: float) -> Optional[float]:
 
 @dataclasses.dataclass(frozen=True)
 class OpTime:
-  """One operator's row of a profile."""
+  """One operator's row of a profile (the fields of Operator, and its time)."""
   index: int
   op_type: str
+  kind: str  # Operator.kind.
   output_name: str
   output_shape: tuple[int, ...]
+  weights_shape: tuple[int, ...]
   flops: int
   ms: float  # Median over rounds of its per-invoke time less the overhead (>= 0).
   share: float  # ms / Profile.sum_ms.
@@ -400,8 +413,9 @@ def profile(model: bytes, rounds: int = 10, invokes: int = 30, warmup: int = 5) 
   rows = []
   for op in operators(model):
     ms = op_ms.get(op.index, 0.0)
-    rows.append(OpTime(index=op.index, op_type=op.op_type, output_name=op.output_name,
-                       output_shape=op.output_shape, flops=op.flops, ms=ms,
+    rows.append(OpTime(index=op.index, op_type=op.op_type, kind=op.kind,
+                       output_name=op.output_name, output_shape=op.output_shape,
+                       weights_shape=op.weights_shape, flops=op.flops, ms=ms,
                        share=ms / sum_ms if sum_ms else 0.0, gflops=gflops(op.flops, ms),
                        folded=op.folded, delegated=delegated.get(op.index, False)))
   return Profile(rows=rows, overhead_ms=float(np.median(overhead)),
@@ -412,9 +426,9 @@ def profile(model: bytes, rounds: int = 10, invokes: int = 30, warmup: int = 5) 
 
 @dataclasses.dataclass(frozen=True)
 class TypeTime:
-  """A profile's operators of one type, summed."""
-  op_type: str
-  count: int  # Operators of the type (folded ones included).
+  """A profile's operators of one kind (OpTime.kind: the op type, grouped apart), summed."""
+  kind: str
+  count: int  # Operators of the kind (folded ones included).
   flops: int
   ms: float
   share: float
@@ -422,18 +436,21 @@ class TypeTime:
 
 
 def by_type(result: Profile) -> list[TypeTime]:
-  """The profile's times and FLOPs summed per operator type, most time first."""
+  """The profile's times and FLOPs summed per operator kind, most time first.
+
+  The kind is the op type, with grouped convolutions ("CONV_2D grouped") apart.
+  """
   groups: dict[str, list[OpTime]] = {}
   for row in result.rows:
-    groups.setdefault(row.op_type, []).append(row)
+    groups.setdefault(row.kind, []).append(row)
   out = []
-  for op_type, rows in groups.items():
+  for kind, rows in groups.items():
     ms = sum(r.ms for r in rows)
     flops = sum(r.flops for r in rows)
-    out.append(TypeTime(op_type=op_type, count=len(rows), flops=flops, ms=ms,
+    out.append(TypeTime(kind=kind, count=len(rows), flops=flops, ms=ms,
                         share=ms / result.sum_ms if result.sum_ms else 0.0,
                         gflops=gflops(flops, ms)))
-  return sorted(out, key=lambda t: (-t.ms, t.op_type))
+  return sorted(out, key=lambda t: (-t.ms, t.kind))
 
 
 def _rate(value: Optional[float]) -> str:
@@ -460,15 +477,16 @@ def markdown(result: Profile, top: Optional[int] = None) -> str:
       f"{result.sum_ms:.3f} ms; {result.flops / 1e6:.2f} MFLOPs"
       + (f"; {folded} folded operators (constants, done at load) not listed" if folded else ""),
       "",
-      "| # | op | output | shape | MFLOPs | ms | share | GFLOP/s | XNNPACK |",
-      "| ---: | --- | --- | --- | ---: | ---: | ---: | ---: | --- |"]
+      "| # | op | filter | output | shape | MFLOPs | ms | share | GFLOP/s | XNNPACK |",
+      "| ---: | --- | --- | --- | --- | ---: | ---: | ---: | ---: | --- |"]
   for r in rows:
-    lines.append(f"| {r.index} | {r.op_type} | {_short(r.output_name)} | "
-                 f"{'x'.join(map(str, r.output_shape))} | {r.flops / 1e6:.3f} | {r.ms:.4f} | "
+    lines.append(f"| {r.index} | {r.kind} | {'x'.join(map(str, r.weights_shape))} | "
+                 f"{_short(r.output_name)} | {'x'.join(map(str, r.output_shape))} | "
+                 f"{r.flops / 1e6:.3f} | {r.ms:.4f} | "
                  f"{100 * r.share:.1f}% | {_rate(r.gflops)} | {'yes' if r.delegated else 'no'} |")
-  lines += ["", "| op type | count | MFLOPs | ms | share | GFLOP/s |",
+  lines += ["", "| op kind | count | MFLOPs | ms | share | GFLOP/s |",
             "| --- | ---: | ---: | ---: | ---: | ---: |"]
   for t in by_type(result):
-    lines.append(f"| {t.op_type} | {t.count} | {t.flops / 1e6:.3f} | {t.ms:.4f} | "
+    lines.append(f"| {t.kind} | {t.count} | {t.flops / 1e6:.3f} | {t.ms:.4f} | "
                  f"{100 * t.share:.1f}% | {_rate(t.gflops)} |")
   return "\n".join(lines)

@@ -63,6 +63,9 @@ def test_flops_of_a_tiny_model(fixture, request):
     assert sum(op.macs for op in ops if op.op_type == op_type) == macs, op_type
   assert op_profile.model_flops(model) == 2 * sum(TINY_MACS.values())
   assert {op.op_type for op in ops if op.macs == 0} <= {"ADD", "RESHAPE", "DEQUANTIZE"}
+  assert sorted(op.groups for op in ops if op.op_type == "CONV_2D") == [1, 2]
+  grouped = [op for op in ops if op.groups > 1]
+  assert grouped[0].kind == "CONV_2D grouped" and grouped[0].weights_shape == (8, 1, 1, 2)
 
 
 def test_float16_weights_are_folded(tiny_fp16):
@@ -139,7 +142,9 @@ def test_profile_lists_every_operator(tiny_fp16):
     assert sum(r.share for r in result.rows) == pytest.approx(1.0)
   types = op_profile.by_type(result)
   assert sum(t.count for t in types) == len(ops)
-  assert {t.op_type: t.flops for t in types if t.flops} == {
-      k: 2 * v for k, v in TINY_MACS.items()}
+  grouped_flops = 2 * 8 * 10 * 8 * 2
+  assert {t.kind: t.flops for t in types if t.flops} == {
+      **{k: 2 * v for k, v in TINY_MACS.items()},
+      "CONV_2D": 2 * TINY_MACS["CONV_2D"] - grouped_flops, "CONV_2D grouped": grouped_flops}
   table = op_profile.markdown(result)
-  assert all(f"| {t.op_type} | {t.count} |" in table for t in types)
+  assert all(f"| {t.kind} | {t.count} |" in table for t in types)
