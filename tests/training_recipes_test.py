@@ -24,6 +24,14 @@ def test_shipped_recipes_load(name):
   assert cfg.loss.active() == ("kp", "akp", "kphv", "cho", "dhp", "seg", "ds")
 
 
+def test_model_config_from_a_dict_of_some_fields():
+  model = config_lib.model_from_dict({"score_stride": 4, "tier3_dilations": [1, 2]})
+  assert model.score_stride == 4 and model.tier3_dilations == (1, 2)
+  assert model.tier1_channels == config_lib.model_config.ModelConfig().tier1_channels
+  with pytest.raises(ValueError, match="unknown ModelConfig fields"):
+    config_lib.model_from_dict({"score_strid": 4})
+
+
 def test_quick_and_reference_exist():
   assert {"quick", "reference"} <= set(recipes.names())
 

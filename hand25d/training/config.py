@@ -124,6 +124,15 @@ def from_dict(data: dict) -> TrainConfig:
   return _from_dict(TrainConfig, data)
 
 
+def model_from_dict(data: dict) -> model_config.ModelConfig:
+  """A ModelConfig from a dict of some of its fields (lists become tuples).
+
+  Raises:
+    ValueError: a field ModelConfig does not have, or a value it refuses.
+  """
+  return _from_dict(model_config.ModelConfig, data)
+
+
 # Model fields added after runs were saved, with the value those runs had
 # (today's default may differ: the channel shuffle is on since it was
 # measured, docs/training.md). A saved config without one is read with it, so
