@@ -29,9 +29,13 @@ so that that operator sees constant weights as it does in the whole model.
 
 What a split cannot show: the cost of the boundaries between XNNPACK's
 partitions in the whole model (copies to and from the delegate when an
-operator is not delegated), and what XNNPACK fuses across operators. The
-difference between the whole model's time and the sum of the operators'
-(`Profile.whole_net_ms - Profile.sum_ms`) bounds both.
+operator is not delegated), what XNNPACK fuses across operators, and the
+cache: an operator timed alone, invoke after invoke, finds its weights and
+inputs in cache, which in the whole model other operators have evicted (a
+model with megabytes of weights, as MediaPipe's, runs slower than the sum
+of its operators). The difference between the whole model's time and the
+sum of the operators' (`Profile.whole_net_ms - Profile.sum_ms`) is what
+all of these cost together.
 """
 
 import copy
