@@ -1,5 +1,6 @@
 """Frame records, shard reading errors and resumable deterministic generation."""
 
+import hashlib
 import os
 import shutil
 
@@ -74,6 +75,50 @@ def test_generation_is_deterministic_across_worker_counts_and_splits_by_user(tmp
       for frame in records.read_shard(str(tmp_path / "one" / shard["file"])):
         assert int(frame["user_id"]) in users[split]
         assert frame["amplitude"].shape == (48, 64)
+
+
+# sha256 of every shard of GeneratorConfig(num_frames=64, seed=3, frames_per_shard=16) at
+# the sensor resolution (240x320), without and with phase frames, computed by the
+# generator before its speed-ups (commit 83d3e2e): the faster ray caster, sensor
+# model and encoder must write the same bytes. A change that alters them must
+# bump generate.GENERATOR_VERSION (docs/data_format.md) and update these digests.
+_PINNED_SHARD_SHA256 = {
+    False: {
+        "test-00000-of-00001.tfrecord":
+            "091de92c9ffc13e2451d22bc1b2617972ee95b2ae7253fafdf6a771e2fb1d38f",
+        "train-00000-of-00003.tfrecord":
+            "8a2448288b60808c9a82bfbb9341501bd7e837d1a49f42d7f252f68e3c797929",
+        "train-00001-of-00003.tfrecord":
+            "912b1f8378d9641cdbc87baa0b073742dc4a76390c8090febcf55341aca3244e",
+        "train-00002-of-00003.tfrecord":
+            "c5dcc91f7d7023c70f19e97657f6dd366ed108c06110b9cc6a44dc5ef1b7a8f6",
+        "val-00000-of-00001.tfrecord":
+            "e4e4435d3e0542c840f9c0c8ad350b2a15d983cff2ed8abb0200109bd28de453",
+    },
+    True: {
+        "test-00000-of-00001.tfrecord":
+            "2052d5db8a8270445f35b7addfcaa1d2962944fb5dc0da8eb5565c9024fd13f5",
+        "train-00000-of-00003.tfrecord":
+            "cb133f00c2a83281b2e666e1e57e4cdf42788fbeaae8a3e9cc7f86d878cce8d3",
+        "train-00001-of-00003.tfrecord":
+            "0c17cf5dca0d922120dff4979d9ef833a49a522a9786e5b2d337c0f97438d321",
+        "train-00002-of-00003.tfrecord":
+            "ecf53d2178dac225dc731824120c6d2f388fa7acfd421ffc293d28b4d7e05cad",
+        "val-00000-of-00001.tfrecord":
+            "47362a20a36b44a33e92000b5dd17e28f17ff2f41e0ba1c345b86b576e7aa9b3",
+    },
+}
+
+
+@pytest.mark.parametrize("with_phase_frames", [False, True])
+def test_sensor_resolution_shards_keep_their_pinned_digests(tmp_path, with_phase_frames):
+  config = generate.GeneratorConfig(num_frames=64, seed=3, frames_per_shard=16,
+                                    with_phase_frames=with_phase_frames)
+  assert (config.height, config.width) == (240, 320)
+  generate.generate(config, str(tmp_path))
+  digests = {name: hashlib.sha256(data).hexdigest()
+             for name, data in _shard_bytes(tmp_path).items()}
+  assert digests == _PINNED_SHARD_SHA256[with_phase_frames]
 
 
 def test_rerun_after_a_kill_completes_only_missing_shards_with_the_same_bytes(tmp_path):
