@@ -3,8 +3,9 @@
 Rays leave the pinhole camera at the origin through each pixel centre with
 direction ((x - cx) / fx, (y - cy) / fy, 1); because the direction's z is 1
 the ray parameter t of a hit *is* the z-depth. Every primitive is intersected
-with the rays of its own screen bounding box only (numpy, no per-pixel Python)
-and z-buffered. Primitives: capsules (fingers, forearm, distractors),
+with the rays of its own screen bounding box only (numpy, no per-pixel Python),
+solved further only for the rays whose discriminant says they meet it, and
+z-buffered. Primitives: capsules (fingers, forearm, distractors),
 cylinders, ellipsoids (palm, spheres), oriented boxes and planes.
 """
 
@@ -45,12 +46,21 @@ class DepthBuffer:
     y0, y1 = _extent(centre[1], centre[2], radius, k.fy, k.cy, cam.height)
     return y0, y1, x0, x1
 
-  def _merge(self, box, t: np.ndarray, obj_id: int) -> None:
+  def _merge(self, box, hit: np.ndarray, t: np.ndarray, obj_id: int) -> None:
+    """Z-buffers a primitive's depths into the pixels of `box` it may cover.
+
+    Args:
+      box: (y0, y1, x0, x1), the pixel box the primitive was cast in.
+      hit: [y1 - y0, x1 - x0] bool, the pixels of the box that `t` holds.
+      t: [count of hit] float64 depths (metres) of those pixels in row-major
+        order; NO_HIT (or anything not nearer than the buffer) leaves a pixel.
+    """
     y0, y1, x0, x1 = box
-    view = self.depth[y0:y1, x0:x1]
-    closer = t < view
-    view[closer] = t[closer]
-    self.ids[y0:y1, x0:x1][closer] = obj_id
+    depth, ids = self.depth[y0:y1, x0:x1], self.ids[y0:y1, x0:x1]
+    old = depth[hit]
+    closer = t < old
+    depth[hit] = np.where(closer, t, old)
+    ids[hit] = np.where(closer, obj_id, ids[hit])
 
   def _rays(self, box):
     y0, y1, x0, x1 = box
@@ -90,6 +100,12 @@ class DepthBuffer:
     qb = -baba * da - baoa * bard
     qc = baba * (a @ a) - baoa * baoa - radius * radius * baba
     h = qb * qb - qa * qc
+    # Rays with h < 0 miss the infinite cylinder and so the capsule or cylinder:
+    # the rest is solved only for the others (typically a third of the box).
+    hit = h >= 0
+    if not hit.any():
+      return
+    h, qa, qb, bard, da, rdrd = h[hit], qa[hit], qb[hit], bard[hit], da[hit], rdrd[hit]
     with np.errstate(invalid="ignore", divide="ignore"):
       t = (-qb - np.sqrt(h)) / qa
       y = baoa + t * bard
@@ -103,9 +119,8 @@ class DepthBuffer:
       else:
         t_end = (np.where(before_a, 0.0, baba) - baoa) / bard
         end_hit = np.abs(qb + qa * t_end) < np.sqrt(h)
-      t = np.where((h >= 0) & (y > 0) & (y < baba), t,
-                   np.where((h >= 0) & end_hit, t_end, NO_HIT))
-    self._merge(box, np.where(t > 0, t, NO_HIT), obj_id)
+      t = np.where((y > 0) & (y < baba), t, np.where(end_hit, t_end, NO_HIT))
+    self._merge(box, hit, np.where(t > 0, t, NO_HIT), obj_id)
 
   def add_ellipsoid(self, centre: np.ndarray, rotation: np.ndarray, semi_axes: np.ndarray,
                     obj_id: int) -> None:
@@ -120,9 +135,9 @@ class DepthBuffer:
     qb = d @ o
     qc = o @ o - 1.0
     h = qb * qb - qa * qc
-    with np.errstate(invalid="ignore"):
-      t = np.where(h >= 0, (-qb - np.sqrt(h)) / qa, NO_HIT)
-    self._merge(box, np.where(t > 0, t, NO_HIT), obj_id)
+    hit = h >= 0  # The others miss.
+    t = (-qb[hit] - np.sqrt(h[hit])) / qa[hit]
+    self._merge(box, hit, np.where(t > 0, t, NO_HIT), obj_id)
 
   def add_box(self, centre: np.ndarray, rotation: np.ndarray, half_sizes: np.ndarray,
               obj_id: int) -> None:
@@ -137,17 +152,19 @@ class DepthBuffer:
       t2 = (half_sizes - o) / d
     near = np.nanmax(np.minimum(t1, t2), axis=-1)
     far = np.nanmin(np.maximum(t1, t2), axis=-1)
-    t = np.where((near <= far) & (near > 0), near, NO_HIT)
-    self._merge(box, t, obj_id)
+    hit = (near <= far) & (near > 0)
+    self._merge(box, hit, near[hit], obj_id)
 
   def add_plane(self, point: np.ndarray, normal: np.ndarray, obj_id: int,
                 max_depth: float) -> None:
     """An infinite plane through `point`, cut off beyond `max_depth` metres."""
-    box = (0, self.camera.height, 0, self.camera.width)
     denom = self.camera.rays @ normal
     with np.errstate(divide="ignore", invalid="ignore"):
       t = (point @ normal) / denom
-    self._merge(box, np.where((t > 0) & (t < max_depth), t, NO_HIT), obj_id)
+    # Every pixel: nearer than the buffer and in (0, max_depth).
+    closer = (t > 0) & (t < max_depth) & (t < self.depth)
+    np.copyto(self.depth, t, where=closer)
+    np.copyto(self.ids, obj_id, where=closer)
 
 
 def _extent(c: float, z: float, radius: float, f: float, centre_px: float,
