@@ -3,6 +3,7 @@
 import hashlib
 import os
 import shutil
+import zlib
 
 import numpy as np
 import pytest
@@ -108,6 +109,48 @@ _PINNED_SHARD_SHA256 = {
             "47362a20a36b44a33e92000b5dd17e28f17ff2f41e0ba1c345b86b576e7aa9b3",
     },
 }
+# sha256 of the same shards' records with every image decompressed
+# (_decoded_digest), also from the generator of commit 83d3e2e: the frames
+# themselves, which no change of compressor may alter.
+_PINNED_DECODED_SHA256 = {
+    False: {
+        "test-00000-of-00001.tfrecord":
+            "ee10b941cc951d5b68f5214a414edc09a14de1eccf8b9219711923de0aa10e12",
+        "train-00000-of-00003.tfrecord":
+            "c3afc9b205571cf4aa683866ac84ff869d5b263cbc7640c7f89c7106e4f8cb6e",
+        "train-00001-of-00003.tfrecord":
+            "47ba36594fe6b3194b05462b2a595fdfe047831790f88e7b8ff3d4aaaf562fe5",
+        "train-00002-of-00003.tfrecord":
+            "2e6e486937edc723f7d24338b0b528ab8fd83ee9ab79230d615b4cbbaae36cc9",
+        "val-00000-of-00001.tfrecord":
+            "bfbecb861a520724813e79d2c861f8e7e443c04a72fd1144ad94340e0c4fd1fe",
+    },
+    True: {
+        "test-00000-of-00001.tfrecord":
+            "7ba0d8824cd73daaedad3b32abae128a41001599a21610e5cc928bee9f78fb5e",
+        "train-00000-of-00003.tfrecord":
+            "647c598fe1da7c24ac8de825bef9f5df068baee9e2856519d2dcb7a9d201a4c2",
+        "train-00001-of-00003.tfrecord":
+            "aa96bae1ed191b6e1e2efcd40c51c08ca4e224e1a2908334147e10165324b90c",
+        "train-00002-of-00003.tfrecord":
+            "1de9fbbf08500075f9f1e00cffe6bbc5bfccf66395b9cb0801b7ce09ed9e7919",
+        "val-00000-of-00001.tfrecord":
+            "567d0a6069d3b30034cc3436b686d4265daa0540f18c92e8beb1151feca543c9",
+    },
+}
+
+
+def _decoded_digest(path):
+  """sha256 of a shard's records, each with its image features decompressed."""
+  digest = hashlib.sha256()
+  for serialized in tf.data.TFRecordDataset(path).as_numpy_iterator():
+    example = tf.train.Example.FromString(serialized)
+    for name in records.IMAGE_FEATURES:
+      if name in example.features.feature:
+        values = example.features.feature[name].bytes_list.value
+        values[0] = zlib.decompress(values[0])
+    digest.update(example.SerializeToString(deterministic=True))
+  return digest.hexdigest()
 
 
 @pytest.mark.parametrize("with_phase_frames", [False, True])
@@ -116,9 +159,11 @@ def test_sensor_resolution_shards_keep_their_pinned_digests(tmp_path, with_phase
                                     with_phase_frames=with_phase_frames)
   assert (config.height, config.width) == (240, 320)
   generate.generate(config, str(tmp_path))
-  digests = {name: hashlib.sha256(data).hexdigest()
-             for name, data in _shard_bytes(tmp_path).items()}
-  assert digests == _PINNED_SHARD_SHA256[with_phase_frames]
+  shards = _shard_bytes(tmp_path)
+  assert {name: _decoded_digest(str(tmp_path / name)) for name in shards} == (
+      _PINNED_DECODED_SHA256[with_phase_frames])
+  assert {name: hashlib.sha256(data).hexdigest() for name, data in shards.items()} == (
+      _PINNED_SHARD_SHA256[with_phase_frames])
 
 
 def test_rerun_after_a_kill_completes_only_missing_shards_with_the_same_bytes(tmp_path):
