@@ -118,7 +118,8 @@ def encode(frame: dict[str, np.ndarray], frame_id: int) -> bytes:
                         f"{lead + (height, width)}")
     if scale != 1.0:
       img = np.clip(np.round(img * scale), 0, np.iinfo(dtype).max)
-    feats[name] = _bytes(zlib.compress(img.astype(np.dtype(dtype).newbyteorder("<")).tobytes(), 1))
+    feats[name] = _bytes(zlib.compress(np.ascontiguousarray(img, np.dtype(dtype).newbyteorder("<")),
+                                       1))
   check_labels(frame, f"frame {frame_id}")
   labels = dict(frame, frame_id=frame_id)
   for name, (kind, shape) in LABEL_FEATURES.items():
