@@ -4,8 +4,8 @@
 alone: numpy, the LiteRT and TFLM interpreters and Pillow, no TensorFlow.
 The console commands need an extra of pyproject.toml:
   track  hand25d-track, the runtime's demo (absl flags, matplotlib reports);
-  train  every other command (TensorFlow, tf-keras, tfmot, tensorboard, and
-         track's).
+  train  every other command (TensorFlow, tf-keras, tfmot, tensorboard,
+         isal, and track's).
 A command started without its extra stops with one line that names what is
 missing and the pip command that installs it, not an ImportError's
 traceback: `hand25d.console` (imported first by the TensorFlow binaries)
@@ -29,6 +29,7 @@ PROVIDES = {
         "tf_keras": "tf-keras",
         "tensorboard": "tensorboard",
         "tensorflow_model_optimization": "tensorflow-model-optimization",
+        "isal": "isal",
         **_TRACK,
     },
 }

@@ -79,39 +79,40 @@ def test_generation_is_deterministic_across_worker_counts_and_splits_by_user(tmp
 
 
 # sha256 of every shard of GeneratorConfig(num_frames=64, seed=3, frames_per_shard=16) at
-# the sensor resolution (240x320), without and with phase frames, computed by the
-# generator before its speed-ups (commit 83d3e2e): the faster ray caster, sensor
-# model and encoder must write the same bytes. A change that alters them must
-# bump generate.GENERATOR_VERSION (docs/data_format.md) and update these digests.
+# the sensor resolution (240x320), without and with phase frames, as generator
+# version 2 (ISA-L's zlib streams) writes them. Version 1's faster ray caster,
+# sensor model and encoder were checked against version 1's digests (computed by
+# the generator of commit 83d3e2e). A change that alters these bytes must bump
+# generate.GENERATOR_VERSION (docs/data_format.md) and update them.
 _PINNED_SHARD_SHA256 = {
     False: {
         "test-00000-of-00001.tfrecord":
-            "091de92c9ffc13e2451d22bc1b2617972ee95b2ae7253fafdf6a771e2fb1d38f",
+            "2a18a7d5f0565804e6e3abbd59e739ee038c82c205eff14d53393638001f096c",
         "train-00000-of-00003.tfrecord":
-            "8a2448288b60808c9a82bfbb9341501bd7e837d1a49f42d7f252f68e3c797929",
+            "f0d2683e18f6403a34ff6ec12c19c585b242045d8ef0238b2ea8d643471a1f9b",
         "train-00001-of-00003.tfrecord":
-            "912b1f8378d9641cdbc87baa0b073742dc4a76390c8090febcf55341aca3244e",
+            "5f157e90827951c6241f40d48960932a037c0c9d030a6bad6c0d63292175ece4",
         "train-00002-of-00003.tfrecord":
-            "c5dcc91f7d7023c70f19e97657f6dd366ed108c06110b9cc6a44dc5ef1b7a8f6",
+            "00edf20291bacfccc076d8eebfd233f4192637d01b121bd7bcf82e146265edb7",
         "val-00000-of-00001.tfrecord":
-            "e4e4435d3e0542c840f9c0c8ad350b2a15d983cff2ed8abb0200109bd28de453",
+            "86855349f25eff6e9a03b0ed1f7cd194b62f6bf30af267d6016b5f79ac2aa5b2",
     },
     True: {
         "test-00000-of-00001.tfrecord":
-            "2052d5db8a8270445f35b7addfcaa1d2962944fb5dc0da8eb5565c9024fd13f5",
+            "ffdb669cfd09e509c5a51097be49ecb1532b1d73f73f0f67f7a831b5a03dffe9",
         "train-00000-of-00003.tfrecord":
-            "cb133f00c2a83281b2e666e1e57e4cdf42788fbeaae8a3e9cc7f86d878cce8d3",
+            "7b4c1defe814ab1d287f386b582db2274f0145b390c729175590279153c3f814",
         "train-00001-of-00003.tfrecord":
-            "0c17cf5dca0d922120dff4979d9ef833a49a522a9786e5b2d337c0f97438d321",
+            "fec84422aa8aa4f3e565a0886162dec000368a8fb7df69bcd86cc34e5510a33b",
         "train-00002-of-00003.tfrecord":
-            "ecf53d2178dac225dc731824120c6d2f388fa7acfd421ffc293d28b4d7e05cad",
+            "f5d506dc9daa897305e84db31ba71f2c45297a5a17d34b164f0da9b973881d2f",
         "val-00000-of-00001.tfrecord":
-            "47362a20a36b44a33e92000b5dd17e28f17ff2f41e0ba1c345b86b576e7aa9b3",
+            "20def63553d2954602a7d9eb4d05560d7c61b6b3994fd731cdf1ab604242015d",
     },
 }
 # sha256 of the same shards' records with every image decompressed
-# (_decoded_digest), also from the generator of commit 83d3e2e: the frames
-# themselves, which no change of compressor may alter.
+# (_decoded_digest), computed by the generator of commit 83d3e2e (version 1,
+# zlib): the frames themselves, which the change of compressor did not alter.
 _PINNED_DECODED_SHA256 = {
     False: {
         "test-00000-of-00001.tfrecord":
