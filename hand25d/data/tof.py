@@ -75,12 +75,18 @@ def phase_frames(depth: np.ndarray, reflectivity: np.ndarray, camera: render.Cam
   im = _blur(amp * np.sin(phi), config.optical_blur)
   dc = _blur(signal, config.optical_blur) + np.float32(ambient)
   offsets = np.deg2rad(np.array(spec.SENSOR.phase_offsets_deg, np.float32))
-  # I_k = B + A cos(phi + theta_k) = B + re cos(theta_k) - im sin(theta_k).
-  electrons = (dc + re * np.cos(offsets)[:, None, None] - im * np.sin(offsets)[:, None, None])
-  electrons = np.maximum(electrons, 0.0)
-  noise = standard_normal(rng, electrons.shape)
-  electrons += noise * np.sqrt(electrons + np.float32(config.read_noise**2))
-  return np.clip(np.round(electrons * np.float32(config.gain)), 0, ADC_MAX).astype(np.uint16)
+  noise = standard_normal(rng, (len(offsets),) + depth.shape)
+  frames = np.empty(noise.shape, np.uint16)
+  for k, (cos_k, sin_k) in enumerate(zip(np.cos(offsets), np.sin(offsets))):
+    # One frame at a time (its arrays stay in cache):
+    # I_k = B + A cos(phi + theta_k) = B + re cos(theta_k) - im sin(theta_k).
+    electrons = np.maximum(dc + re * cos_k - im * sin_k, 0.0)
+    sigma = np.sqrt(electrons + np.float32(config.read_noise**2))  # Shot and read noise.
+    sigma *= noise[k]
+    electrons += sigma
+    electrons *= np.float32(config.gain)  # ADC counts.
+    frames[k] = np.clip(np.rint(electrons, out=electrons), 0, ADC_MAX, out=electrons)
+  return frames
 
 
 @functools.cache
