@@ -3,7 +3,8 @@
 Rays leave the pinhole camera at the origin through each pixel centre with
 direction ((x - cx) / fx, (y - cy) / fy, 1); because the direction's z is 1
 the ray parameter t of a hit *is* the z-depth. Every primitive is intersected
-with the rays of its own screen bounding box only (numpy, no per-pixel Python),
+with the rays of its own screen bounding box only (numpy, no per-pixel Python;
+capsules and cylinders, the most numerous, per pixel in a numba kernel),
 solved further only for the rays whose discriminant says they meet it, and
 z-buffered. Primitives: capsules (fingers, forearm, distractors),
 cylinders, ellipsoids (palm, spheres), oriented boxes and planes.
@@ -11,6 +12,7 @@ cylinders, ellipsoids (palm, spheres), oriented boxes and planes.
 
 import math
 
+import numba
 import numpy as np
 
 from hand25d import sensor
@@ -95,32 +97,13 @@ class DepthBuffer:
     d = self._rays(box)
     ba = b - a
     baba, baoa = ba @ ba, -(ba @ a)
+    # numpy's products (OpenBLAS's gemv, whose bits depend on the row segment),
+    # the per-pixel rest in _swept_into.
     bard, da, rdrd = d @ ba, d @ a, self._ray_sq(box)
-    qa = baba * rdrd - bard * bard
-    qb = -baba * da - baoa * bard
     qc = baba * (a @ a) - baoa * baoa - radius * radius * baba
-    h = qb * qb - qa * qc
-    # Rays with h < 0 miss the infinite cylinder and so the capsule or cylinder:
-    # the rest is solved only for the others (typically a third of the box).
-    hit = h >= 0
-    if not hit.any():
-      return
-    h, qa, qb, bard, da, rdrd = h[hit], qa[hit], qb[hit], bard[hit], da[hit], rdrd[hit]
-    with np.errstate(invalid="ignore", divide="ignore"):
-      t = (-qb - np.sqrt(h)) / qa
-      y = baoa + t * bard
-      before_a = y <= 0
-      if rounded:
-        cb = np.where(before_a, -da, -(da + bard))
-        cc = np.where(before_a, a @ a, b @ b) - radius * radius
-        hc = cb * cb - rdrd * cc
-        t_end = (-cb - np.sqrt(hc)) / rdrd
-        end_hit = hc >= 0
-      else:
-        t_end = (np.where(before_a, 0.0, baba) - baoa) / bard
-        end_hit = np.abs(qb + qa * t_end) < np.sqrt(h)
-      t = np.where((y > 0) & (y < baba), t, np.where(end_hit, t_end, NO_HIT))
-    self._merge(box, hit, np.where(t > 0, t, NO_HIT), obj_id)
+    y0, y1, x0, x1 = box
+    _swept_into(bard, da, rdrd, baba, baoa, qc, a @ a, b @ b, radius * radius, rounded,
+                self.depth[y0:y1, x0:x1], self.ids[y0:y1, x0:x1], obj_id)
 
   def add_ellipsoid(self, centre: np.ndarray, rotation: np.ndarray, semi_axes: np.ndarray,
                     obj_id: int) -> None:
@@ -180,3 +163,44 @@ def _extent(c: float, z: float, radius: float, f: float, centre_px: float,
 def _union(*boxes):
   return (min(b[0] for b in boxes), max(b[1] for b in boxes),
           min(b[2] for b in boxes), max(b[3] for b in boxes))
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _swept_into(bard, da, rdrd, baba, baoa, qc, aa, bb, rr, rounded, depth, ids, obj_id):
+  """Ray casts a capsule or cylinder (DepthBuffer._add_swept) into one box of the buffer.
+
+  Args:
+    bard, da: [h, w] float64 d.(b - a) and d.a of the box's rays d.
+    rdrd: [h, w] float64 d.d.
+    baba, baoa, qc: |b - a|^2, -(b - a).a and the constant of the cylinder's
+      quadratic (see _add_swept).
+    aa, bb, rr: a.a, b.b and radius^2 (capsule end spheres).
+    rounded: a capsule (end spheres) or a cylinder (flat caps).
+    depth, ids: [h, w] views of the buffer's box, z-buffered in place.
+    obj_id: the id written where the primitive is nearer.
+
+  The arithmetic is numpy's, operation for operation and in float64 (no
+  fused multiply-adds), so the buffer holds the same bits as numpy would.
+  """
+  for i in range(bard.shape[0]):
+    for j in range(bard.shape[1]):
+      qa = baba * rdrd[i, j] - bard[i, j] * bard[i, j]
+      qb = -baba * da[i, j] - baoa * bard[i, j]
+      h = qb * qb - qa * qc
+      if not h >= 0:  # Misses the infinite cylinder.
+        continue
+      t = (-qb - np.sqrt(h)) / qa
+      y = baoa + t * bard[i, j]
+      if not (y > 0 and y < baba):  # Not on the body: the end on that side.
+        before_a = y <= 0
+        if rounded:
+          cb = -da[i, j] if before_a else -(da[i, j] + bard[i, j])
+          hc = cb * cb - rdrd[i, j] * ((aa if before_a else bb) - rr)
+          t = (-cb - np.sqrt(hc)) / rdrd[i, j] if hc >= 0 else NO_HIT
+        else:
+          t = ((0.0 if before_a else baba) - baoa) / bard[i, j]
+          if not abs(qb + qa * t) < np.sqrt(h):
+            t = NO_HIT
+      if t > 0 and t < depth[i, j]:
+        depth[i, j] = t
+        ids[i, j] = obj_id
