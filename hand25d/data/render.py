@@ -114,13 +114,9 @@ class DepthBuffer:
     m = rotation / semi_axes  # Columns scaled: camera -> unit-sphere coordinates via m.T.
     d = self._rays(box) @ m
     o = -centre @ m
-    qa = np.einsum("...i,...i", d, d)
-    qb = d @ o
-    qc = o @ o - 1.0
-    h = qb * qb - qa * qc
-    hit = h >= 0  # The others miss.
-    t = (-qb[hit] - np.sqrt(h[hit])) / qa[hit]
-    self._merge(box, hit, np.where(t > 0, t, NO_HIT), obj_id)
+    y0, y1, x0, x1 = box
+    _ellipsoid_into(np.einsum("...i,...i", d, d), d @ o, o @ o - 1.0, self.depth[y0:y1, x0:x1],
+                    self.ids[y0:y1, x0:x1], obj_id)
 
   def add_box(self, centre: np.ndarray, rotation: np.ndarray, half_sizes: np.ndarray,
               obj_id: int) -> None:
@@ -141,13 +137,8 @@ class DepthBuffer:
   def add_plane(self, point: np.ndarray, normal: np.ndarray, obj_id: int,
                 max_depth: float) -> None:
     """An infinite plane through `point`, cut off beyond `max_depth` metres."""
-    denom = self.camera.rays @ normal
-    with np.errstate(divide="ignore", invalid="ignore"):
-      t = (point @ normal) / denom
-    # Every pixel: nearer than the buffer and in (0, max_depth).
-    closer = (t > 0) & (t < max_depth) & (t < self.depth)
-    np.copyto(self.depth, t, where=closer)
-    np.copyto(self.ids, obj_id, where=closer)
+    _plane_into(self.camera.rays @ normal, point @ normal, max_depth, self.depth, self.ids,
+                obj_id)
 
 
 def _extent(c: float, z: float, radius: float, f: float, centre_px: float,
@@ -202,5 +193,39 @@ def _swept_into(bard, da, rdrd, baba, baoa, qc, aa, bb, rr, rounded, depth, ids,
           if not abs(qb + qa * t) < np.sqrt(h):
             t = NO_HIT
       if t > 0 and t < depth[i, j]:
+        depth[i, j] = t
+        ids[i, j] = obj_id
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _ellipsoid_into(qa, qb, qc, depth, ids, obj_id):
+  """Ray casts an ellipsoid (DepthBuffer.add_ellipsoid) into one box of the buffer.
+
+  Args:
+    qa, qb: [h, w] float64 coefficients of the box's rays' quadratic
+      qa t^2 + 2 qb t + qc = 0 in unit-sphere coordinates.
+    qc: its constant.
+    depth, ids: [h, w] views of the buffer's box, z-buffered in place.
+    obj_id: the id written where the ellipsoid is nearer.
+
+  float64 arithmetic in numpy's order, as _swept_into.
+  """
+  for i in range(qa.shape[0]):
+    for j in range(qa.shape[1]):
+      h = qb[i, j] * qb[i, j] - qa[i, j] * qc
+      if h >= 0:  # Else a miss.
+        t = (-qb[i, j] - np.sqrt(h)) / qa[i, j]
+        if t > 0 and t < depth[i, j]:
+          depth[i, j] = t
+          ids[i, j] = obj_id
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _plane_into(denom, numerator, max_depth, depth, ids, obj_id):
+  """Z-buffers a plane's t = numerator / denom ([H, W] float64) where it lies in (0, max_depth)."""
+  for i in range(denom.shape[0]):
+    for j in range(denom.shape[1]):
+      t = numerator / denom[i, j]
+      if t > 0 and t < max_depth and t < depth[i, j]:
         depth[i, j] = t
         ids[i, j] = obj_id
