@@ -3,9 +3,10 @@
 `pip install hand25d` (or `hand25d[runtime]`) installs the deployable runtime
 alone: numpy, the LiteRT and TFLM interpreters and Pillow, no TensorFlow.
 The console commands need an extra of pyproject.toml:
-  track  hand25d-track, the runtime's demo (absl flags, matplotlib reports);
-  train  every other command (TensorFlow, tf-keras, tfmot, tensorboard, and
-         track's).
+  track  hand25d-track, the runtime's demo (absl flags, matplotlib reports,
+         numba for the data engine's kernels that render its synthetic clips);
+  train  every other command (TensorFlow, tf-keras, tfmot, tensorboard,
+         isal, and track's).
 A command started without its extra stops with one line that names what is
 missing and the pip command that installs it, not an ImportError's
 traceback: `hand25d.console` (imported first by the TensorFlow binaries)
@@ -20,7 +21,7 @@ import importlib.util
 import os
 import sys
 
-_TRACK = {"absl": "absl-py", "matplotlib": "matplotlib"}
+_TRACK = {"absl": "absl-py", "matplotlib": "matplotlib", "numba": "numba"}
 # Extra -> {top-level module: the distribution that installs it}.
 PROVIDES = {
     "track": _TRACK,
@@ -29,6 +30,7 @@ PROVIDES = {
         "tf_keras": "tf-keras",
         "tensorboard": "tensorboard",
         "tensorflow_model_optimization": "tensorflow-model-optimization",
+        "isal": "isal",
         **_TRACK,
     },
 }

@@ -263,8 +263,13 @@ def amplitude(frames: np.ndarray, sensor_config: SensorConfig = DEFAULT_SENSOR) 
     frames: [4, H, W] phase frames in the order of sensor_config.phase_offsets_deg.
     sensor_config: the sensor (only its phase offsets are used).
   """
-  f = _in_bucket_order(frames, sensor_config).astype(np.int32)
-  return ((np.abs(f[0] - f[2]) + np.abs(f[1] - f[3])) // 2).astype(np.uint16)
+  f = _in_bucket_order(frames, sensor_config)
+  i, q = np.subtract(f[0], f[2], dtype=np.int32), np.subtract(f[1], f[3], dtype=np.int32)
+  np.abs(i, out=i)
+  np.abs(q, out=q)
+  i += q
+  i //= 2
+  return i.astype(np.uint16)
 
 
 def depth(frames: np.ndarray, camera: Camera,  # pylint: disable=redefined-outer-name
@@ -281,8 +286,9 @@ def depth(frames: np.ndarray, camera: Camera,  # pylint: disable=redefined-outer
   side of an edge).
   """
   ordered = _in_bucket_order(frames, sensor_config)
-  f = ordered.astype(np.float32)
-  i, q = f[0] - f[2], f[3] - f[1]
+  # uint16 -> float32 is exact, and so are these differences.
+  i = np.subtract(ordered[0], ordered[2], dtype=np.float32)
+  q = np.subtract(ordered[3], ordered[1], dtype=np.float32)
   phi = np.arctan2(q, i)
   _, t0_deg = sensor_config.bucket_order
   if t0_deg:  # The frames measured phi + t0, t0 in [0, 90) degrees.
@@ -290,18 +296,17 @@ def depth(frames: np.ndarray, camera: Camera,  # pylint: disable=redefined-outer
   # Wrap (-pi, pi] (less t0) to [0, 2 pi); np.mod would cost 7x more than this.
   phi = np.where(phi < 0.0, phi + np.float32(2.0 * np.pi), phi)
   r = phi * spec.SPEED_OF_LIGHT_M_S / (4.0 * np.pi * sensor_config.modulation_hz)
-  z = (r / camera.radial).astype(np.float32)
-  amp = amplitude(ordered)
-  valid = (amp >= config.min_amplitude) & np.all(frames < ADC_MAX, axis=0)
-  z = np.where(valid, z, 0.0).astype(np.float32)
-  p = np.pad(z, 1, mode="edge")
+  z = r / camera.radial
+  z[(amplitude(ordered) < config.min_amplitude) | (frames.max(axis=0) >= ADC_MAX)] = 0.0
+  # A flying pixel is off (by more than tol) from both neighbours along x or
+  # along y; a border pixel's missing neighbour is itself, so never off.
   tol = config.flying_pixel_ratio * z
-
-  def off(n):
-    return np.abs(n - z) > tol
-
-  flying = ((off(p[1:-1, :-2]) & off(p[1:-1, 2:])) | (off(p[:-2, 1:-1]) & off(p[2:, 1:-1])))
-  return np.where(flying, 0.0, z).astype(np.float32)
+  dx, dy = np.abs(np.diff(z, axis=1)), np.abs(np.diff(z, axis=0))  # [H, W - 1], [H - 1, W].
+  flying = np.zeros(z.shape, bool)
+  flying[:, 1:-1] = (dx[:, :-1] > tol[:, 1:-1]) & (dx[:, 1:] > tol[:, 1:-1])
+  flying[1:-1, :] |= (dy[:-1, :] > tol[1:-1, :]) & (dy[1:, :] > tol[1:-1, :])
+  z[flying] = 0.0
+  return z
 
 
 def normalize_input(image: np.ndarray, mode: str) -> np.ndarray:

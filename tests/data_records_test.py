@@ -1,7 +1,9 @@
 """Frame records, shard reading errors and resumable deterministic generation."""
 
+import hashlib
 import os
 import shutil
+import zlib
 
 import numpy as np
 import pytest
@@ -74,6 +76,95 @@ def test_generation_is_deterministic_across_worker_counts_and_splits_by_user(tmp
       for frame in records.read_shard(str(tmp_path / "one" / shard["file"])):
         assert int(frame["user_id"]) in users[split]
         assert frame["amplitude"].shape == (48, 64)
+
+
+# sha256 of every shard of GeneratorConfig(num_frames=64, seed=3, frames_per_shard=16) at
+# the sensor resolution (240x320), without and with phase frames, as generator
+# version 2 (ISA-L's zlib streams) writes them. Version 1's faster ray caster,
+# sensor model and encoder were checked against version 1's digests (computed by
+# the generator of commit 83d3e2e). A change that alters these bytes must bump
+# generate.GENERATOR_VERSION (docs/data_format.md) and update them.
+_PINNED_SHARD_SHA256 = {
+    False: {
+        "test-00000-of-00001.tfrecord":
+            "2a18a7d5f0565804e6e3abbd59e739ee038c82c205eff14d53393638001f096c",
+        "train-00000-of-00003.tfrecord":
+            "f0d2683e18f6403a34ff6ec12c19c585b242045d8ef0238b2ea8d643471a1f9b",
+        "train-00001-of-00003.tfrecord":
+            "5f157e90827951c6241f40d48960932a037c0c9d030a6bad6c0d63292175ece4",
+        "train-00002-of-00003.tfrecord":
+            "00edf20291bacfccc076d8eebfd233f4192637d01b121bd7bcf82e146265edb7",
+        "val-00000-of-00001.tfrecord":
+            "86855349f25eff6e9a03b0ed1f7cd194b62f6bf30af267d6016b5f79ac2aa5b2",
+    },
+    True: {
+        "test-00000-of-00001.tfrecord":
+            "ffdb669cfd09e509c5a51097be49ecb1532b1d73f73f0f67f7a831b5a03dffe9",
+        "train-00000-of-00003.tfrecord":
+            "7b4c1defe814ab1d287f386b582db2274f0145b390c729175590279153c3f814",
+        "train-00001-of-00003.tfrecord":
+            "fec84422aa8aa4f3e565a0886162dec000368a8fb7df69bcd86cc34e5510a33b",
+        "train-00002-of-00003.tfrecord":
+            "f5d506dc9daa897305e84db31ba71f2c45297a5a17d34b164f0da9b973881d2f",
+        "val-00000-of-00001.tfrecord":
+            "20def63553d2954602a7d9eb4d05560d7c61b6b3994fd731cdf1ab604242015d",
+    },
+}
+# sha256 of the same shards' records with every image decompressed
+# (_decoded_digest), computed by the generator of commit 83d3e2e (version 1,
+# zlib): the frames themselves, which the change of compressor did not alter.
+_PINNED_DECODED_SHA256 = {
+    False: {
+        "test-00000-of-00001.tfrecord":
+            "ee10b941cc951d5b68f5214a414edc09a14de1eccf8b9219711923de0aa10e12",
+        "train-00000-of-00003.tfrecord":
+            "c3afc9b205571cf4aa683866ac84ff869d5b263cbc7640c7f89c7106e4f8cb6e",
+        "train-00001-of-00003.tfrecord":
+            "47ba36594fe6b3194b05462b2a595fdfe047831790f88e7b8ff3d4aaaf562fe5",
+        "train-00002-of-00003.tfrecord":
+            "2e6e486937edc723f7d24338b0b528ab8fd83ee9ab79230d615b4cbbaae36cc9",
+        "val-00000-of-00001.tfrecord":
+            "bfbecb861a520724813e79d2c861f8e7e443c04a72fd1144ad94340e0c4fd1fe",
+    },
+    True: {
+        "test-00000-of-00001.tfrecord":
+            "7ba0d8824cd73daaedad3b32abae128a41001599a21610e5cc928bee9f78fb5e",
+        "train-00000-of-00003.tfrecord":
+            "647c598fe1da7c24ac8de825bef9f5df068baee9e2856519d2dcb7a9d201a4c2",
+        "train-00001-of-00003.tfrecord":
+            "aa96bae1ed191b6e1e2efcd40c51c08ca4e224e1a2908334147e10165324b90c",
+        "train-00002-of-00003.tfrecord":
+            "1de9fbbf08500075f9f1e00cffe6bbc5bfccf66395b9cb0801b7ce09ed9e7919",
+        "val-00000-of-00001.tfrecord":
+            "567d0a6069d3b30034cc3436b686d4265daa0540f18c92e8beb1151feca543c9",
+    },
+}
+
+
+def _decoded_digest(path):
+  """sha256 of a shard's records, each with its image features decompressed."""
+  digest = hashlib.sha256()
+  for serialized in tf.data.TFRecordDataset(path).as_numpy_iterator():
+    example = tf.train.Example.FromString(serialized)
+    for name in records.IMAGE_FEATURES:
+      if name in example.features.feature:
+        values = example.features.feature[name].bytes_list.value
+        values[0] = zlib.decompress(values[0])
+    digest.update(example.SerializeToString(deterministic=True))
+  return digest.hexdigest()
+
+
+@pytest.mark.parametrize("with_phase_frames", [False, True])
+def test_sensor_resolution_shards_keep_their_pinned_digests(tmp_path, with_phase_frames):
+  config = generate.GeneratorConfig(num_frames=64, seed=3, frames_per_shard=16,
+                                    with_phase_frames=with_phase_frames)
+  assert (config.height, config.width) == (240, 320)
+  generate.generate(config, str(tmp_path))
+  shards = _shard_bytes(tmp_path)
+  assert {name: _decoded_digest(str(tmp_path / name)) for name in shards} == (
+      _PINNED_DECODED_SHA256[with_phase_frames])
+  assert {name: hashlib.sha256(data).hexdigest() for name, data in shards.items()} == (
+      _PINNED_SHARD_SHA256[with_phase_frames])
 
 
 def test_rerun_after_a_kill_completes_only_missing_shards_with_the_same_bytes(tmp_path):

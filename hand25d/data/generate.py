@@ -31,7 +31,8 @@ from hand25d.data import integrity
 from hand25d.data import records
 from hand25d.data import scene
 
-GENERATOR_VERSION = "1"
+# Changes whenever the same config would write other bytes (docs/data_format.md).
+GENERATOR_VERSION = "2"
 _RUN_CONFIG = "generation_config.json"
 # Bounds checked before planning: 10^12 frames once took GBs just to plan.
 # 10^7 frames at 120x160 are about 0.5 TB; shard names hold 5 digits.

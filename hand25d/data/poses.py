@@ -91,7 +91,7 @@ def sample_articulation(pose: int, shape: hand_model.HandShape,
 
 def _rotate(v: np.ndarray, axis: np.ndarray, angle: float) -> np.ndarray:
   """Rodrigues rotation of v about a unit axis."""
-  return (v * np.cos(angle) + np.cross(axis, v) * np.sin(angle) +
+  return (v * np.cos(angle) + hand_model.cross(axis, v) * np.sin(angle) +
           axis * np.dot(axis, v) * (1.0 - np.cos(angle)))
 
 
@@ -109,7 +109,7 @@ def hand_frame(side: int, hand_dir: np.ndarray, position: np.ndarray,
   ref /= np.linalg.norm(ref)
   sign = 1.0 if side == spec.RIGHT else -1.0
   z = _rotate(ref, y, sign * np.deg2rad(roll_deg))
-  x = np.cross(y, z)
+  x = hand_model.cross(y, z)
   return np.stack([x, y, z], axis=1)
 
 

@@ -3,7 +3,9 @@
 The feature spec is documented in docs/data_format.md. Images are stored as
 zlib-compressed little-endian raw arrays with explicit height and width, so
 TensorFlow decodes them with native ops (tf.io.decode_compressed +
-tf.io.decode_raw) inside tf.data and numpy decodes them here.
+tf.io.decode_raw) inside tf.data and numpy decodes them here. The zlib
+streams are written by ISA-L (python-isal), about 4x faster than zlib's
+fastest level at about the same size; any zlib inflater reads them.
 """
 
 import hashlib
@@ -12,6 +14,7 @@ import os
 import re
 import zlib
 
+from isal import isal_zlib
 import numpy as np
 
 from hand25d import atomic
@@ -34,6 +37,9 @@ IMAGE_FEATURES = {
     "phase_frames": (np.uint16, (spec.NUM_PHASE_FRAMES,), 1.0),
 }
 OPTIONAL_FEATURES = ("phase_frames",)
+# ISA-L's level (0-3) for images: 2 is as fast as 1 and within 2% of the size
+# zlib's level 1 gave (generator version 1); 0 is 20% larger.
+_ISAL_LEVEL = isal_zlib.ISAL_DEFAULT_COMPRESSION
 # Label features: name -> (kind, shape).
 LABEL_FEATURES = {
     "keypoints_xy": ("float", (_S, _K, 2)),
@@ -118,7 +124,8 @@ def encode(frame: dict[str, np.ndarray], frame_id: int) -> bytes:
                         f"{lead + (height, width)}")
     if scale != 1.0:
       img = np.clip(np.round(img * scale), 0, np.iinfo(dtype).max)
-    feats[name] = _bytes(zlib.compress(img.astype(np.dtype(dtype).newbyteorder("<")).tobytes(), 1))
+    feats[name] = _bytes(isal_zlib.compress(
+        np.ascontiguousarray(img, np.dtype(dtype).newbyteorder("<")), _ISAL_LEVEL))
   check_labels(frame, f"frame {frame_id}")
   labels = dict(frame, frame_id=frame_id)
   for name, (kind, shape) in LABEL_FEATURES.items():

@@ -166,8 +166,8 @@ def render_scene(scene: Scene, shape: hand_model.HandShape, config: SceneConfig,
       buf.add_box(*params, obj_id)
   seg_of_id.append(spec.BACKGROUND)
   refl_of_id.append(0.0)
-  segmentation = np.array(seg_of_id, np.uint8)[buf.ids]
-  reflectivity = np.array(refl_of_id, np.float32)[buf.ids]
+  segmentation = np.take(np.array(seg_of_id, np.uint8), buf.ids)
+  reflectivity = np.take(np.array(refl_of_id, np.float32), buf.ids)
 
   frames = tof.phase_frames(buf.depth, reflectivity, camera, scene.ambient, rng,
                             config.sensor_model)
