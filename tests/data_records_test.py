@@ -190,6 +190,36 @@ def test_rerun_after_a_kill_completes_only_missing_shards_with_the_same_bytes(tm
     generate.generate(generate.GeneratorConfig(num_frames=6, seed=3, **_TINY), partial)
 
 
+def _as_version_1(out_dir):
+  """Marks a data set as written by generator version 1 (the same frames as today's)."""
+  for name in ("generation_config.json", records.MANIFEST):
+    path = os.path.join(out_dir, name)
+    with open(path) as fp:
+      text = fp.read()
+    with open(path, "w") as fp:
+      fp.write(text.replace(f'"generator_version": "{generate.GENERATOR_VERSION}"',
+                            '"generator_version": "1"'))
+
+
+def test_complete_data_set_of_an_earlier_version_with_the_same_frames_is_used(tmp_path):
+  config = generate.GeneratorConfig(num_frames=4, seed=5, **_TINY)
+  old = str(tmp_path / "old")
+  generate.generate(config, old)
+  _as_version_1(old)
+  before = {n: os.stat(os.path.join(old, n)).st_mtime_ns for n in os.listdir(old)}
+  manifest = generate.generate(config, old)
+  assert manifest["generator_version"] == "1"
+  assert {n: os.stat(os.path.join(old, n)).st_mtime_ns for n in os.listdir(old)} == before
+  # Incomplete, it cannot be finished by today's version: a clear error, nothing removed.
+  victim = manifest["splits"]["train"]["shards"][0]["file"]
+  os.unlink(os.path.join(old, victim))
+  with pytest.raises(ValueError, match=f"incomplete data set of generator version 1.*{victim}"):
+    generate.generate(config, old)
+  # Another config is refused as before.
+  with pytest.raises(ValueError, match="generated with"):
+    generate.generate(generate.GeneratorConfig(num_frames=4, seed=6, **_TINY), old)
+
+
 def _one_shard(tmp_path, n=3):
   config = scene.SceneConfig().scaled(48, 64)
   path = str(tmp_path / "train-00000-of-00001.tfrecord")

@@ -33,6 +33,9 @@ from hand25d.data import scene
 
 # Changes whenever the same config would write other bytes (docs/data_format.md).
 GENERATOR_VERSION = "2"
+# Earlier versions that wrote the same frames (their records decode to this
+# version's arrays): a complete data set of one is used as it is.
+SAME_FRAMES_VERSIONS = ("1",)
 _RUN_CONFIG = "generation_config.json"
 # Bounds checked before planning: 10^12 frames once took GBs just to plan.
 # 10^7 frames at 120x160 are about 0.5 TB; shard names hold 5 digits.
@@ -151,6 +154,22 @@ def _intact(out_dir: str, shard: Shard, entry: dict | None) -> bool:
   return not problem
 
 
+def _complete_earlier_version(config: GeneratorConfig, out_dir: str, version: str) -> dict:
+  """The manifest of a data set an earlier version with the same frames wrote, if complete."""
+  previous = _previous_entries(out_dir)
+  missing = [s.file for s in plan(config)
+             if s.file not in previous or integrity.shard_problem(
+                 os.path.join(out_dir, s.file), previous[s.file])]
+  if missing:
+    raise ValueError(
+        f"{out_dir} holds an incomplete data set of generator version {version} ({len(missing)} "
+        f"shards missing or damaged, e.g. {missing[0]}); version {GENERATOR_VERSION} writes the "
+        "same frames but cannot complete it: delete it and generate again")
+  logging.info("%s: a complete data set of generator version %s (the same frames)", out_dir,
+               version)
+  return records.load_manifest(out_dir)
+
+
 def generate(config: GeneratorConfig, out_dir: str, workers: int = 1,
              progress: Callable[[int, int, float], None] | None = None) -> dict:
   """Generates (or completes) a data set in `out_dir` and writes its manifest.
@@ -168,8 +187,13 @@ def generate(config: GeneratorConfig, out_dir: str, workers: int = 1,
   Returns:
     The manifest (also written to out_dir/manifest.json).
 
+  A complete data set of the same config written by a version in
+  SAME_FRAMES_VERSIONS is verified (every shard's size, sha256 and record
+  count) and its manifest returned as it is.
+
   Raises:
-    ValueError: if out_dir holds a data set generated with another config.
+    ValueError: if out_dir holds a data set generated with another config,
+      or an incomplete one of an earlier version.
   """
   os.makedirs(out_dir, exist_ok=True)
   run_config = os.path.join(out_dir, _RUN_CONFIG)
@@ -178,6 +202,9 @@ def generate(config: GeneratorConfig, out_dir: str, workers: int = 1,
   if os.path.exists(run_config):
     with open(run_config) as fp:
       existing = json.load(fp)
+    if (existing.get("generator_version") in SAME_FRAMES_VERSIONS
+        and dict(existing, generator_version=GENERATOR_VERSION) == wanted):
+      return _complete_earlier_version(config, out_dir, existing["generator_version"])
     if existing != wanted:
       raise ValueError(f"{out_dir} holds a data set generated with {existing}, not {wanted}; "
                        "use another --out or delete it")
