@@ -3,7 +3,7 @@ r"""Trains the hand25d network with the multi-task loss of Eq. 1.
   python -m hand25d.train_main --data=runs/data --workdir=runs/train
   python -m hand25d.train_main --data=runs/data --workdir=runs/quick --recipe=quick
   python -m hand25d.train_main --data=MY_DATA --workdir=runs/mine --recipe=quick \
-      --init_from=pretrained --epochs=5 --learning_rate=1e-3
+      --score_stride=2 --init_from=pretrained --epochs=5 --learning_rate=1e-3
 
 Rerunning the same command resumes from the last checkpoint. Every loss term
 can be re-weighted or switched off (--w_seg=0), as in the paper's Table 1.

@@ -39,9 +39,10 @@ def test_import_coco_fine_tune_export_track(tmp_path):
     json_path = coco.write_coco(_frames(split), str(tmp_path / "coco" / split))
     coco.import_coco(json_path, os.path.dirname(json_path), data, split)
 
-  # 2. Fine-tune the shipped model (train_main --recipe=quick --init_from=pretrained).
+  # 2. Fine-tune the shipped model (train_main --recipe=quick --score_stride=2
+  # --init_from=pretrained: it forms its score maps at stride 2).
   cfg = config_lib.replace(recipes.train_config(recipes.load("quick"), data),
-                           init_weights=warm_start.PRETRAINED, batch_size=4, epochs=1,
+                           model={"score_stride": 2}, init_weights=warm_start.PRETRAINED, batch_size=4, epochs=1,
                            learning_rate=1e-4, warmup_steps=0, max_eval_batches=1,
                            progress=False)
   summary = loop.train_and_evaluate(cfg, str(tmp_path / "finetune"))

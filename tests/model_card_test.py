@@ -25,24 +25,25 @@ def test_card_figures(ours):
   assert ours["input_shape"] == [spec.INPUT_HEIGHT, spec.INPUT_WIDTH, spec.INPUT_CHANNELS]
   assert ours["outputs"] == {spec.KEYPOINTS: [60, 80, spec.NUM_PRIMARY_CHANNELS],
                              spec.PRESENCE: [spec.NUM_SIDES]}
-  assert ours["params"] == 43_362
-  assert ours["flops"] == 2 * ours["macs"] == 2 * 17_318_528
+  assert ours["params"] == 42_738
+  assert ours["flops"] == 2 * ours["macs"] == 2 * 15_014_528
   assert sum(layer["params"] for layer in ours["layers"]) == ours["params"]
   assert sum(layer["flops"] for layer in ours["layers"]) == ours["flops"]
   assert ours["tflite"]["macs"] == ours["macs"]
   assert ours["tflite"]["ops"]["CONV_2D"] == 32
-  # The peak: the two 60x80x64 float maps of the last decoder stage, while the
-  # 15x20x64 encoder output waits for the presence head.
-  assert ours["tflite"]["peak_activation_bytes"] == (2 * 60 * 80 * 64 + 15 * 20 * 64) * 4
+  # The peak: two float maps of 76,800 values (30x40x64 in the first decoder
+  # stage, 60x80x16 in the second: the score maps are formed at stride 4),
+  # while the 15x20x64 encoder output waits for the presence head.
+  assert ours["tflite"]["peak_activation_bytes"] == (2 * 30 * 40 * 64 + 15 * 20 * 64) * 4
   assert ours["paper"] == paper.TABLE2["ours"] == {"params": 0.041e6, "gflops": 0.035}
   json.dumps(ours)  # Serializable as it is.
 
 
 def test_summary_and_markdown(ours):
   text = card.summary(ours)
-  assert "params 43,362" in text and "34.64M" in text
+  assert "params 42,738" in text and "30.03M" in text
   markdown = card.markdown([ours])
-  assert "| Ours | 0.043M | 0.041M | 0.041M | 0.0346 | 0.035 |" in markdown
+  assert "| Ours | 0.043M | 0.041M | 0.041M | 0.0300 | 0.035 |" in markdown
   assert "| tier1_conv | Conv2D | 30x40x16 | 400 | 0.960 |" in markdown
   assert markdown.endswith("\n\n" + card.notes().strip() + "\n")
   assert card.notes().startswith("## How the network meets the budget")

@@ -19,10 +19,10 @@ PAPER = paper.TABLE2["ours"]
 
 # Pinned sizes at the default 120x160 input. Changing the architecture must
 # change these on purpose (and docs/model_card.md with them).
-TRAINING_PARAMS = 117_835
-INFERENCE_PARAMS = 43_362
-INFERENCE_TRAINABLE_PARAMS = 41_090
-INFERENCE_MACS = 17_318_528
+TRAINING_PARAMS = 116_443
+INFERENCE_PARAMS = 42_738
+INFERENCE_TRAINABLE_PARAMS = 40_562
+INFERENCE_MACS = 15_014_528
 
 
 @pytest.fixture(scope="module")
@@ -88,7 +88,8 @@ def test_encoder_structure_follows_the_paper(training_model):
   assert grouped("tier3_unit2_block4_conv3x3_conv") == 8
   assert [training_model.get_layer(f"tier3_unit1_block{i}_conv3x3_conv").dilation_rate
           for i in range(1, 5)] == [1, 2, 3, 4]
-  assert grouped(spec.KEYPOINTS) == spec.NUM_PRIMARY_CHANNELS
+  # The score maps: one group per map, at stride 4 (ModelConfig.score_stride).
+  assert grouped("decoder_scores") == spec.NUM_PRIMARY_CHANNELS
   # Tier-2's units are concatenated without the tier input.
   concat_inputs = [t.name for t in training_model.get_layer("tier2_concat").input]
   assert all("tier2_unit" in name for name in concat_inputs)
@@ -238,7 +239,7 @@ def test_which_score_maps_read_the_deeper_tier3_unit(kwargs, left_reads_both):
 
 
 def test_decoder_channels_narrow_the_decoder_and_keep_the_budget():
-  model = network.inference_model(config_lib.ModelConfig(decoder_channels=16))
+  model = network.inference_model(config_lib.ModelConfig(decoder_channels=16, score_stride=2))
   assert model.get_layer("decoder_reduce_conv").output.shape[-1] == 16
   assert model.get_layer("decoder_up2_dwconv").output.shape == (1, 60, 80, 16)
   assert flops.total_flops(model) <= PAPER["gflops"] * 1e9
@@ -246,7 +247,7 @@ def test_decoder_channels_narrow_the_decoder_and_keep_the_budget():
 
 def test_score_maps_formed_before_the_last_upsampling():
   small = dict(input_height=32, input_width=48)
-  wide = network.inference_model(config_lib.ModelConfig(**small))
+  wide = network.inference_model(config_lib.ModelConfig(score_stride=2, **small))
   model = network.inference_model(config_lib.ModelConfig(score_stride=4, **small))
   assert model.get_layer("decoder_scores").output.shape == (1, 8, 12, 16)
   assert isinstance(model.get_layer(spec.KEYPOINTS), keras.layers.DepthwiseConv2D)

@@ -18,10 +18,13 @@ from hand25d.training import warm_start
 
 DATA = os.path.join(os.path.dirname(__file__), "..", "testdata", "tof_tiny")
 # 8 training frames, batch 4: one epoch is 2 steps; a learning rate of ~0
-# keeps the loaded weights.
-CFG = config_lib.TrainConfig(data_dir=DATA, batch_size=4, epochs=1, learning_rate=1e-12,
-                             log_every_steps=1, eval_every_steps=100, max_eval_batches=1,
-                             progress=False)
+# keeps the loaded weights. The shipped model's architecture: score maps at
+# stride 2 (it predates today's default).
+CFG = config_lib.replace(
+    config_lib.TrainConfig(data_dir=DATA, batch_size=4, epochs=1, learning_rate=1e-12,
+                           log_every_steps=1, eval_every_steps=100, max_eval_batches=1,
+                           progress=False),
+    model={"score_stride": 2})
 
 
 def _tiny(names_units):
@@ -124,6 +127,8 @@ def test_resuming_does_not_load_again(tmp_path):
 
 
 def test_the_quick_recipe_builds_the_shipped_architecture():
-  # docs/pretrained.md fine-tunes with --recipe=quick --init_from=pretrained.
+  # docs/pretrained.md fine-tunes with --recipe=quick --score_stride=2 --init_from=pretrained
+  # (the shipped model forms its score maps at stride 2, from before today's default).
   quick = config_lib.with_heads_for_losses(recipes.train_config(recipes.load("quick"), DATA))
+  quick = config_lib.replace(quick, model={"score_stride": 2})
   assert quick.model == config_lib.load(pretrained.DIRECTORY).model

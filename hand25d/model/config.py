@@ -85,12 +85,13 @@ class ModelConfig:
       Dilated-Ladder units, and the up-sampled maps are decoder_channels
       wide instead of tier3_channels; a multiple of the 16 score maps.
     score_stride: where the decoder's grouped 1x1 layer turns its channels
-      into the 16 score maps: 2 (the output stride: it is the last layer, and
-      both up-sampling stages run on all the decoder's channels) or 4 (after
-      the first up-sampling stage; the second then up-samples the 16 maps
-      alone, and its depthwise 3x3 gives the logits). At 4 the largest
-      activations at 1/2 resolution have 16 channels instead of 64, which
-      sets the TFLite Micro arena (docs/export.md); measured in
+      into the 16 score maps: 4 (the default: after the first up-sampling
+      stage; the second then up-samples the 16 maps alone, and its depthwise
+      3x3 gives the logits) or 2 (the output stride: it is the last layer,
+      and both up-sampling stages run on all the decoder's channels, as in
+      runs before this option). At 4 the largest activations at 1/2
+      resolution have 16 channels instead of 64, which sets the TFLite Micro
+      arena (docs/export.md), at no cost in accuracy; measured in
       docs/training.md ("Where the decoder's channels drop").
   """
   backbone: str = "ours"
@@ -120,7 +121,7 @@ class ModelConfig:
   batchnorm_momentum: float = 0.9
   decoder_shuffle: int = 2
   decoder_channels: int = 0
-  score_stride: int = spec.OUTPUT_STRIDE
+  score_stride: int = 4
 
   def __post_init__(self):
     if self.backbone not in BACKBONES:

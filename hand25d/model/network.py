@@ -57,8 +57,7 @@ def channel_shuffle(x: tf.Tensor, groups: int, name: str) -> tf.Tensor:
   return keras.layers.Reshape((h, w, c), name=f"{name}_merge")(x)
 
 
-def primary_decoder(x: tf.Tensor, form: str, shuffle: int = 0, channels: int = 0,
-                    score_stride: int = spec.OUTPUT_STRIDE
+def primary_decoder(x: tf.Tensor, form: str, shuffle: int, channels: int, score_stride: int
                     ) -> tuple[tf.Tensor, dict[int, tf.Tensor]]:
   """Lean channel-wise decoder: features at 1/8 -> primary score maps at 1/2.
 
