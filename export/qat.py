@@ -25,6 +25,8 @@ from typing import Iterable, Optional
 from absl import logging
 import tensorflow as tf
 import tensorflow_model_optimization as tfmot
+from tensorflow_model_optimization.python.core.quantization.keras.default_8bit import (
+    default_8bit_quantize_configs)
 import tf_keras as keras
 
 # tfmot reaches Keras through tf.keras: it must be tf_keras (the import order
@@ -154,7 +156,7 @@ def _consumers(model: keras.Model) -> dict[str, list[keras.layers.Layer]]:
 
 def _clone(layer: keras.layers.Layer, grouped_form: str, **overrides) -> keras.layers.Layer:
   config = layer.get_config()
-  if isinstance(layer, layers_lib.GroupedConv2D):
+  if isinstance(layer, (layers_lib.GroupedConv2D, layers_lib.NearestUpSampling2D)):
     config["form"] = grouped_form
   config.update(overrides)
   return layer.__class__.from_config(config)
@@ -252,6 +254,9 @@ def quantize(fused: keras.Model, per_channel_weights: bool = False) -> keras.Mod
       return tfmot.quantization.keras.quantize_annotate_layer(
           layer, GroupedConvQuantizeConfig(quantize_output=not followed_by_relu,
                                            per_channel=per_channel_weights))
+    if isinstance(layer, layers_lib.NearestUpSampling2D):  # As tfmot does UpSampling2D.
+      return tfmot.quantization.keras.quantize_annotate_layer(
+          layer, default_8bit_quantize_configs.Default8BitOutputQuantizeConfig())
     if (not per_channel_weights
         and type(layer) in (keras.layers.Conv2D, keras.layers.DepthwiseConv2D)):
       return tfmot.quantization.keras.quantize_annotate_layer(layer,
@@ -264,7 +269,7 @@ def quantize(fused: keras.Model, per_channel_weights: bool = False) -> keras.Mod
 
 
 def _custom_objects() -> dict:
-  return {"GroupedConv2D": layers_lib.GroupedConv2D,
+  return {**layers_lib.CUSTOM_OBJECTS,
           "GroupedConvQuantizeConfig": GroupedConvQuantizeConfig,
           "PerTensorConvQuantizeConfig": PerTensorConvQuantizeConfig}
 

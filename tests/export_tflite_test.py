@@ -30,23 +30,29 @@ DATA = os.path.join(os.path.dirname(__file__), "..", "testdata", "tof_tiny")
 CFG = config_lib.with_heads_for_losses(config_lib.TrainConfig(
     data_dir=DATA, batch_size=4,
     loss=losses.LossWeights(akp=0.0, cho=0.0, dhp=0.0, seg=0.0, ds=0.0)))
-# RESHAPE and TRANSPOSE: the decoder's channel shuffle (ModelConfig.decoder_shuffle).
+# RESHAPE and TRANSPOSE: the decoder's channel shuffle (ModelConfig.decoder_shuffle);
+# RESHAPE and CONCATENATION: also its nearest-neighbour up-sampling.
 DEPLOYABLE_OPS = {"ADD", "CONCATENATION", "CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED",
-                  "MAX_POOL_2D", "MEAN", "QUANTIZE", "RESHAPE", "RESIZE_NEAREST_NEIGHBOR",
-                  "TRANSPOSE"}
+                  "MAX_POOL_2D", "MEAN", "QUANTIZE", "RESHAPE", "TRANSPOSE"}
 # int8 vs float32 tolerance on every output, as a fraction of the float
 # output's range over the evaluated frames: the largest deviation, and the
 # mean over outputs of at least INT8_MEAN_MIN_VALUES values (the fixture's
-# presence output is 2 logits of one frame, where a mean is a maximum).
-INT8_MAX_TOLERANCE = 0.1
+# presence output is 2 logits of one frame, where a mean is a maximum). The
+# fixture's weights are untrained: with the score maps formed at stride 4 and
+# per-tensor weights its PTQ keypoint logits deviate by up to 0.109 of their
+# range (0.1 sufficed at stride 2), while the quick model's PTQ export is
+# 1.9% from float32 in px error (7.874 against 7.728 px, docs/export.md).
+INT8_MAX_TOLERANCE = 0.12
 INT8_MEAN_TOLERANCE = 0.01
 INT8_MEAN_MIN_VALUES = 100
 # LiteRT's optimized int8 kernels may round differently from its reference
 # kernels (and TFLM) by some output quantization steps. Measured on keypoint
 # logits: with per-channel weights up to 18 (the PTQ fixture, after the
 # decoder's channel shuffle; 16 before); with per-tensor weights 26 (the PTQ
-# fixture) and 24 (the shipped model's PTQ export, 14 for its QAT export).
-INT8_KERNEL_STEPS = 32
+# fixture) and 24 (the shipped model's PTQ export, 14 for its QAT export); with
+# the score maps at stride 4, 34 (the PTQ fixture) and 22 (the quick model's
+# PTQ export).
+INT8_KERNEL_STEPS = 40
 
 
 def _save_run(workdir: str, cfg: config_lib.TrainConfig) -> None:
@@ -139,9 +145,9 @@ def test_report_and_files(exported):
     assert r["size_bytes"] == len(_tflite(cfg, quant))
     assert r["tflm_size_bytes"] == len(_tflm(cfg, quant)) < r["size_bytes"]
     assert litert_lib.read_metadata(_tflm(cfg, quant)) is None
-    assert r["params"] == 43_362 and r["flops"] == 2 * r["tflite_macs"]
+    assert r["params"] == 42_738 and r["flops"] == 2 * r["tflite_macs"]
     assert set(r["ops"]) <= DEPLOYABLE_OPS, r["ops"]
-    assert r["ops"]["CONV_2D"] == 32 and r["ops"]["RESIZE_NEAREST_NEIGHBOR"] == 2
+    assert r["ops"]["CONV_2D"] == 32 and "RESIZE_NEAREST_NEIGHBOR" not in r["ops"]
     assert r["eval"]["frames"] > 0 and r["eval"]["mean_px_error"] is not None
     assert r["tflm"]["arena_bytes"] % litert_lib.ARENA_GRANULE == 0
   float32, ptq = report["exports"]["float32"], report["exports"]["int8_ptq"]

@@ -80,3 +80,21 @@ def test_bad_arguments_are_explained():
     layers.GroupedConv2D(6, 3, 4)
   with pytest.raises(ValueError, match="input channels 6"):
     layers.GroupedConv2D(8, 3, 4)(tf.zeros((1, 4, 4, 6)))
+
+
+def test_nearest_upsampling_forms_agree_and_export_without_resize():
+  x = tf.random.stateless_normal((2, 5, 7, 6), seed=(7, 8))
+  fast, native = (layers.NearestUpSampling2D(form) for form in layers.FORMS)
+  reference = keras.layers.UpSampling2D(2, interpolation="nearest")(x)
+  np.testing.assert_array_equal(fast(x), reference)
+  np.testing.assert_array_equal(native(x), reference)
+  clone = layers.NearestUpSampling2D.from_config(native.get_config())
+  assert clone.form == "native" and clone.size == (2, 2)
+  inputs = keras.Input((5, 7, 6), batch_size=1)
+  model = keras.Model(inputs, layers.NearestUpSampling2D("native")(inputs))
+  converted = tf.lite.TFLiteConverter.from_keras_model(model).convert()
+  interpreter = tf.lite.Interpreter(model_content=converted)
+  ops = {op["op_name"] for op in interpreter._get_ops_details()}  # pylint: disable=protected-access
+  assert ops == {"CONCATENATION", "RESHAPE"}, ops
+  with pytest.raises(ValueError, match="unknown up-sampling form"):
+    layers.NearestUpSampling2D("slow")

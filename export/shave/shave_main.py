@@ -82,7 +82,7 @@ def _program() -> planner.Program:
   if _KERAS_MODEL.value:
     model = keras.models.load_model(
         _KERAS_MODEL.value, compile=False,
-        custom_objects={"GroupedConv2D": layers.GroupedConv2D})
+        custom_objects=layers.CUSTOM_OBJECTS)
   else:
     model = network.inference_model(config_lib.ModelConfig(input_height=_INPUT_HEIGHT.value,
                                                            input_width=_INPUT_WIDTH.value))

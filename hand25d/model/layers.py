@@ -112,3 +112,51 @@ class GroupedConv2D(keras.layers.Layer):
                   use_bias=self.use_bias, form=self.form,
                   kernel_initializer=keras.initializers.serialize(self.kernel_initializer))
     return config
+
+
+class NearestUpSampling2D(keras.layers.UpSampling2D):
+  """x2 nearest-neighbour up-sampling (`UpSampling2D(2, "nearest")`) in a fast or native form.
+
+  Both forms give the same values, out[b, 2i + a, 2j + d, c] = in[b, i, j, c]
+  for a, d in {0, 1}:
+
+    * "fast" (training): UpSampling2D's resize, whose gradient TensorFlow
+      has;
+    * "native" (export): every pixel doubled along the width, then every
+      row along the height, by reshapes and concatenations ([B, H, W, 1, C]
+      -> [B, H, W, 2, C] = [B, H, 1, 2W, C] -> [B, H, 2, 2W, C] = [B, 2H,
+      2W, C]). In TFLite that is RESHAPE and CONCATENATION, which XNNPACK
+      runs in float32 and int8; it leaves RESIZE_NEAREST_NEIGHBOR to
+      LiteRT's reference kernel, outside its graph (docs/export.md,
+      "Latency"). (DEPTH_TO_SPACE would do it too, but LiteRT has no int8
+      kernel of the version the converter writes.)
+
+  Input and output are channels-last, [B, H, W, C] -> [B, 2H, 2W, C]; the
+  native form needs H, W and C static.
+  """
+
+  def __init__(self, form: str = "fast", **kwargs):
+    if form not in FORMS:
+      raise ValueError(f"unknown up-sampling form {form!r}; expected one of {FORMS}")
+    for fixed in ("size", "interpolation", "data_format"):  # From get_config.
+      kwargs.pop(fixed, None)
+    super().__init__(size=2, interpolation="nearest", data_format="channels_last", **kwargs)
+    self.form = form
+
+  def call(self, inputs):
+    if self.form == "fast":
+      return super().call(inputs)
+    _, h, w, c = inputs.shape
+    x = tf.reshape(inputs, (-1, h, w, 1, c))
+    x = tf.reshape(tf.concat([x, x], axis=3), (-1, h, 1, 2 * w, c))
+    return tf.reshape(tf.concat([x, x], axis=2), (-1, 2 * h, 2 * w, c))
+
+  def get_config(self):
+    config = super().get_config()
+    config.update(form=self.form)
+    return config
+
+
+# The custom layers of hand25d's networks, by class name, for Keras
+# deserialisation (keras.models.load_model, tfmot's quantize_scope).
+CUSTOM_OBJECTS = {cls.__name__: cls for cls in (GroupedConv2D, NearestUpSampling2D)}

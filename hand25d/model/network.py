@@ -64,8 +64,9 @@ def primary_decoder(x: tf.Tensor, form: str, shuffle: int, channels: int, score_
   With `channels`, a dense 1x1 Conv-BN-ReLU first maps the features to that
   many channels (ModelConfig.decoder_channels); with `shuffle`, a channel
   shuffle of that many blocks interleaves them (ModelConfig.decoder_shuffle).
-  Each up-sampling stage is nearest-neighbour x2 (RESIZE_NEAREST_NEIGHBOR in
-  TFLite) followed by a depthwise 3x3 convolution. The 16 score maps come
+  Each up-sampling stage is nearest-neighbour x2 (layers.NearestUpSampling2D:
+  RESHAPE and CONCATENATION in TFLite) followed by a depthwise 3x3
+  convolution. The 16 score maps come
   from a 1x1 convolution with one group per map, at `score_stride`
   (ModelConfig.score_stride):
 
@@ -88,7 +89,7 @@ def primary_decoder(x: tf.Tensor, form: str, shuffle: int, channels: int, score_
     x = channel_shuffle(x, shuffle, "decoder_shuffle")
   for i, stride in enumerate(DECODER_STRIDES[1:], start=1):
     name = f"decoder_up{i}"
-    x = keras.layers.UpSampling2D(2, interpolation="nearest", name=f"{name}_upsample")(x)
+    x = layers.NearestUpSampling2D(form, name=f"{name}_upsample")(x)
     if stride < score_stride and stride == DECODER_STRIDES[-1]:  # The maps, up-sampled.
       taps[stride] = x
       keypoints = keras.layers.DepthwiseConv2D(3, padding="same", name=spec.KEYPOINTS)(x)
