@@ -14,6 +14,8 @@ CASES = [
     (16, 1, 16, 1, 1, 64, True),
     (16, 3, 4, 2, 1, 16, True),
     (12, 5, 2, 1, 2, 6, False),
+    (16, 3, 16, 1, 2, 16, True),  # One channel per group: a depthwise convolution.
+    (8, 3, 8, 2, 1, 8, False),
 ]
 
 
@@ -98,3 +100,12 @@ def test_nearest_upsampling_forms_agree_and_export_without_resize():
   assert ops == {"CONCATENATION", "RESHAPE"}, ops
   with pytest.raises(ValueError, match="unknown up-sampling form"):
     layers.NearestUpSampling2D("slow")
+
+
+def test_one_channel_per_group_converts_to_a_depthwise_convolution():
+  inputs = keras.Input((12, 16, 8), batch_size=1)  # As exported.
+  model = keras.Model(inputs, layers.GroupedConv2D(8, 3, 8, dilation_rate=2, form="native")(inputs))
+  converted = tf.lite.TFLiteConverter.from_keras_model(model).convert()
+  interpreter = tf.lite.Interpreter(model_content=converted)
+  ops = [op["op_name"] for op in interpreter._get_ops_details()]  # pylint: disable=protected-access
+  assert ops == ["DEPTHWISE_CONV_2D"], ops

@@ -52,7 +52,9 @@ class GroupedConv2D(keras.layers.Layer):
 
   Equivalent to `keras.layers.Conv2D(filters, kernel_size, strides,
   padding="same", dilation_rate=..., groups=groups, use_bias=...)` in both
-  forms, with the same weight shapes and names.
+  forms, with the same weight shapes and names. With one input and one output
+  channel per group (groups == channels == filters) it is a depthwise
+  convolution and runs as one in both forms (DEPTHWISE_CONV_2D in TFLite).
   """
 
   def __init__(self, filters: int, kernel_size: int, groups: int, strides: int = 1,
@@ -89,6 +91,12 @@ class GroupedConv2D(keras.layers.Layer):
 
   def call(self, inputs):
     kernel = self.kernel
+    if self.groups > 1 and self.groups == self.filters == kernel.shape[2] * self.groups:
+      # [k, k, 1, C] -> the depthwise filter [k, k, C, 1].
+      outputs = tf.nn.depthwise_conv2d(
+          inputs, tf.transpose(kernel, (0, 1, 3, 2)), strides=(1, self.strides, self.strides, 1),
+          padding="SAME", dilations=(self.dilation_rate, self.dilation_rate))
+      return tf.nn.bias_add(outputs, self.bias) if self.use_bias else outputs
     if self.form == "fast" and self.groups > 1:
       kernel = block_diagonal_kernel(kernel, self.groups)
     outputs = tf.nn.conv2d(inputs, kernel, strides=self.strides, padding="SAME",
