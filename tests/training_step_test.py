@@ -38,11 +38,14 @@ def _setup(strategy, optimizer_fn):
 @pytest.mark.slow  # 100 training steps.
 def test_tiny_overfit_and_nonfinite_skip():
   strategy = tf.distribute.OneDeviceStrategy("/cpu:0")
-  model, train_step = _setup(strategy, lambda: keras.optimizers.Adam(3e-3))
+  # The recipes' learning rate. With the score maps formed at stride 4, 100
+  # steps take the loss to 0.36 of its start (0.61 at 3e-3, which halved it
+  # with the stride-2 decoder).
+  model, train_step = _setup(strategy, lambda: keras.optimizers.Adam(1e-2))
   batch = _batch()
   dist = lambda b: strategy.experimental_distribute_values_from_function(lambda _: b)
   first = float(train_step(dist(batch))["kp"])
-  for _ in range(100):  # 60 steps halved the loss only just (0.505 of it once).
+  for _ in range(100):
     out = train_step(dist(batch))
   assert bool(out["applied"])
   assert float(out["kp"]) < 0.5 * first, (first, float(out["kp"]))
