@@ -3,9 +3,11 @@ r"""Trains the hand25d network with the multi-task loss of Eq. 1.
   python -m hand25d.train_main --data=runs/data --workdir=runs/train
   python -m hand25d.train_main --data=runs/data --workdir=runs/quick --recipe=quick
   python -m hand25d.train_main --data=MY_DATA --workdir=runs/mine --recipe=quick \
-      --score_stride=2 --init_from=pretrained --epochs=5 --learning_rate=1e-3
+      --init_from=pretrained --epochs=5 --learning_rate=1e-3
 
-Rerunning the same command resumes from the last checkpoint. Every loss term
+Rerunning the same command resumes from the last checkpoint. A run started
+from weights (--init_from) builds their network (the model section of the
+config they were trained with); model flags given still apply over it. Every loss term
 can be re-weighted or switched off (--w_seg=0), as in the paper's Table 1.
 With --recipe the run's config is the recipe's (hand25d/training/recipes/);
 flags given on the command line override it.
@@ -14,6 +16,7 @@ flags given on the command line override it.
 # First: hides TensorFlow's start-up lines unless --verbosity >= 1.
 from hand25d import console  # noqa: F401  pylint: disable=unused-import
 
+import dataclasses
 import sys
 
 from absl import app
@@ -29,6 +32,7 @@ from hand25d.training import config as config_lib
 from hand25d.training import distribute
 from hand25d.training import loop
 from hand25d.training import recipes
+from hand25d.training import warm_start
 
 _TRAIN = config_lib.TrainConfig(data_dir="")
 
@@ -88,6 +92,7 @@ for _flag, (_section, _field, _help) in _FIELDS.items():
 flags.DEFINE_alias("init_weights", "init_from")  # The old name.
 flags.DEFINE_integer("cpu_devices", 1, "Split the CPU into this many logical devices.")
 FLAGS = flags.FLAGS
+_MODEL_FLAG = {field: flag for flag, (section, field, _) in _FIELDS.items() if section == "model"}
 
 
 def _config() -> config_lib.TrainConfig:
@@ -100,7 +105,15 @@ def _config() -> config_lib.TrainConfig:
   for flag, (section, field, _) in _FIELDS.items():
     if not FLAGS.recipe or FLAGS[flag].present:
       given[section][field] = FLAGS[flag].value
-  return config_lib.replace(base, **given["train"], model=given["model"], loss=given["loss"])
+  cfg = config_lib.replace(base, **given["train"], loss=given["loss"])
+  if cfg.init_weights:
+    # Weights to start from bring their architecture; model flags given on
+    # the command line still apply over it.
+    source = warm_start.source_config(cfg.init_weights).model
+    cfg = dataclasses.replace(cfg, model=source)
+    given["model"] = {field: value for field, value in given["model"].items()
+                      if FLAGS[_MODEL_FLAG[field]].present}
+  return config_lib.replace(cfg, model=given["model"])
 
 
 def main(argv):

@@ -145,7 +145,7 @@ def test_report_and_files(exported):
     assert r["size_bytes"] == len(_tflite(cfg, quant))
     assert r["tflm_size_bytes"] == len(_tflm(cfg, quant)) < r["size_bytes"]
     assert litert_lib.read_metadata(_tflm(cfg, quant)) is None
-    assert r["params"] == 42_738 and r["flops"] == 2 * r["tflite_macs"]
+    assert r["params"] == 40_722 and r["flops"] == 2 * r["tflite_macs"]
     assert set(r["ops"]) <= DEPLOYABLE_OPS, r["ops"]
     assert r["ops"]["CONV_2D"] == 32 and "RESIZE_NEAREST_NEIGHBOR" not in r["ops"]
     assert r["eval"]["frames"] > 0 and r["eval"]["mean_px_error"] is not None
@@ -348,7 +348,7 @@ def test_stale_temporary_files_of_a_killed_export_are_removed(tmp_path):
 def test_checkpoint_of_another_architecture_is_refused(run, tmp_path):
   other = str(tmp_path / "other")
   config_lib.save_or_check(
-      dataclasses.replace(CFG, model=dataclasses.replace(CFG.model, tier3_bottleneck=32)),
+      dataclasses.replace(CFG, model=dataclasses.replace(CFG.model, tier1_channels=8)),
       other)
   os.symlink(os.path.join(run, "checkpoints"), os.path.join(other, "checkpoints"))
   with pytest.raises(exporter.CheckpointError, match=f"cannot export {other}.*does not fit"):

@@ -5,6 +5,7 @@ with 16-bit PNGs, imported, used to fine-tune the shipped model for two
 steps, exported to float32 TFLite and tracked with hand25d.HandTracker.
 """
 
+import dataclasses
 import glob
 import json
 import os
@@ -39,12 +40,13 @@ def test_import_coco_fine_tune_export_track(tmp_path):
     json_path = coco.write_coco(_frames(split), str(tmp_path / "coco" / split))
     coco.import_coco(json_path, os.path.dirname(json_path), data, split)
 
-  # 2. Fine-tune the shipped model (train_main --recipe=quick --score_stride=2
-  # --init_from=pretrained: it forms its score maps at stride 2).
+  # 2. Fine-tune the shipped model (train_main --recipe=quick --init_from=pretrained,
+  # which builds the shipped model's network).
   cfg = config_lib.replace(recipes.train_config(recipes.load("quick"), data),
-                           model={"score_stride": 2}, init_weights=warm_start.PRETRAINED, batch_size=4, epochs=1,
+                           init_weights=warm_start.PRETRAINED, batch_size=4, epochs=1,
                            learning_rate=1e-4, warmup_steps=0, max_eval_batches=1,
                            progress=False)
+  cfg = dataclasses.replace(cfg, model=warm_start.source_config(cfg.init_weights).model)
   summary = loop.train_and_evaluate(cfg, str(tmp_path / "finetune"))
   assert summary["status"] == "finished" and summary["step"] == 2
   with open(tmp_path / "finetune" / warm_start.REPORT_FILE) as f:

@@ -25,12 +25,13 @@ def test_card_figures(ours):
   assert ours["input_shape"] == [spec.INPUT_HEIGHT, spec.INPUT_WIDTH, spec.INPUT_CHANNELS]
   assert ours["outputs"] == {spec.KEYPOINTS: [60, 80, spec.NUM_PRIMARY_CHANNELS],
                              spec.PRESENCE: [spec.NUM_SIDES]}
-  assert ours["params"] == 42_738
-  assert ours["flops"] == 2 * ours["macs"] == 2 * 15_014_528
+  assert ours["params"] == 40_722
+  assert ours["flops"] == 2 * ours["macs"] == 2 * 13_324_928
   assert sum(layer["params"] for layer in ours["layers"]) == ours["params"]
   assert sum(layer["flops"] for layer in ours["layers"]) == ours["flops"]
   assert ours["tflite"]["macs"] == ours["macs"]
-  assert ours["tflite"]["ops"]["CONV_2D"] == 32
+  assert ours["tflite"]["ops"]["CONV_2D"] == 22
+  assert ours["tflite"]["ops"]["DEPTHWISE_CONV_2D"] == 12
   # The peak: two float maps of 76,800 values (30x40x64 in the first decoder
   # stage, 60x80x16 in the second: the score maps are formed at stride 4),
   # while the 15x20x64 encoder output waits for the presence head.
@@ -41,9 +42,9 @@ def test_card_figures(ours):
 
 def test_summary_and_markdown(ours):
   text = card.summary(ours)
-  assert "params 42,738" in text and "30.03M" in text
+  assert "params 40,722" in text and "26.65M" in text
   markdown = card.markdown([ours])
-  assert "| Ours | 0.043M | 0.041M | 0.041M | 0.0300 | 0.035 |" in markdown
+  assert "| Ours | 0.041M | 0.038M | 0.041M | 0.0266 | 0.035 |" in markdown
   assert "| tier1_conv | Conv2D | 30x40x16 | 400 | 0.960 |" in markdown
   assert markdown.endswith("\n\n" + card.notes().strip() + "\n")
   assert card.notes().startswith("## How the network meets the budget")

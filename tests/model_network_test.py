@@ -6,6 +6,7 @@ from hand25d import paper
 from hand25d import spec
 from hand25d.model import config as config_lib
 from hand25d.model import flops
+from hand25d.model import layers
 from hand25d.model import network
 
 import numpy as np
@@ -19,10 +20,10 @@ PAPER = paper.TABLE2["ours"]
 
 # Pinned sizes at the default 120x160 input. Changing the architecture must
 # change these on purpose (and docs/model_card.md with them).
-TRAINING_PARAMS = 116_443
-INFERENCE_PARAMS = 42_738
-INFERENCE_TRAINABLE_PARAMS = 40_562
-INFERENCE_MACS = 15_014_528
+TRAINING_PARAMS = 114_427
+INFERENCE_PARAMS = 40_722
+INFERENCE_TRAINABLE_PARAMS = 38_034
+INFERENCE_MACS = 13_324_928
 
 
 @pytest.fixture(scope="module")
@@ -84,8 +85,15 @@ def test_encoder_structure_follows_the_paper(training_model):
   assert channels("tier2_concat") == 32
   assert channels("tier3_concat") == 64
   assert training_model.get_layer("tier3_concat").output.shape[1:3] == (H // 8, W // 8)
-  assert grouped("tier2_unit1_conv3x3_conv") == 4
-  assert grouped("tier3_unit2_block4_conv3x3_conv") == 8
+  # The 3x3s of Tiers 2 and 3 are grouped to one channel per group
+  # (depthwise; docs/training.md); the paper's 4 and 8 are a config away.
+  assert grouped("tier2_unit1_conv3x3_conv") == 16
+  assert grouped("tier3_unit2_block4_conv3x3_conv") == 56
+  paper_grouping = dataclasses.replace(DEFAULT, tier2_groups=4, tier3_groups=8,
+                                       tier3_bottleneck=40)
+  model = network.build_training_model(paper_grouping)
+  assert model.get_layer("tier2_unit1_conv3x3_conv").groups == 4
+  assert model.get_layer("tier3_unit2_block4_conv3x3_conv").groups == 8
   assert [training_model.get_layer(f"tier3_unit1_block{i}_conv3x3_conv").dilation_rate
           for i in range(1, 5)] == [1, 2, 3, 4]
   # The score maps: one group per map, at stride 4 (ModelConfig.score_stride).
@@ -152,7 +160,7 @@ def test_native_form_training_model_equals_fast_form():
 
 
 def test_transfer_weights_rejects_a_different_model(training_model):
-  other = network.inference_model(dataclasses.replace(DEFAULT, tier3_bottleneck=32))
+  other = network.inference_model(dataclasses.replace(DEFAULT, tier1_channels=8))
   with pytest.raises(ValueError, match="weight shapes"):
     network.transfer_weights(training_model, other)
   small = network.build_training_model(dataclasses.replace(DEFAULT, segmentation=False))
@@ -199,6 +207,8 @@ def test_depth_mode_and_small_inputs():
     (dict(backbone="resnet"), "unknown backbone"),
     (dict(input_mode="rgb"), "unknown input_mode"),
     (dict(grouped_form="slow"), "unknown grouped_form"),
+    (dict(pose_from="image"), "unknown pose_from"),
+    (dict(hand_head_channels=0), "hand_head_channels=0 must be positive"),
     (dict(input_height=100), "multiple of 8"),
     (dict(tier3_bottleneck=36), "divisible by tier3_groups"),
     (dict(tier2_channels=33), "must be even"),
@@ -260,3 +270,53 @@ def test_score_maps_formed_before_the_last_upsampling():
   assert model.count_params() < wide.count_params()
   training = network.build_training_model(config_lib.ModelConfig(score_stride=4, **small))
   assert training.get_layer(spec.deep_supervision_output(2)).input.shape[-1] == 16
+
+
+def test_hand_geometry_is_each_hands_layout_relative_to_its_wrist():
+  # Two hands of 3 keypoints on a 6x8 grid; peaked logits put keypoint k of
+  # side s at cells[s][k] (column, row).
+  cells = [[(1, 1), (3, 1), (1, 4)], [(7, 5), (5, 5), (7, 3)]]
+  maps = np.full((1, 6, 8, 6), -50.0, np.float32)
+  for side, hand in enumerate(cells):
+    for k, (col, row) in enumerate(hand):
+      maps[0, row, col, side * 3 + k] = 50.0
+  out = layers.HandKeypointGeometry(2)(maps).numpy()[0]
+  # Left: offsets (0,0), (2,0), (0,3) over the largest distance 3.
+  np.testing.assert_allclose(out[0], np.array([0, 0, 2, 0, 0, 3]) / 3, atol=2e-3)
+  # Right: (0,0), (-2,0), (0,-2) over 2: the same layout at another place and size.
+  np.testing.assert_allclose(out[1], np.array([0, 0, -2, 0, 0, -2]) / 2, atol=2e-3)
+
+
+def test_pose_and_orientation_can_read_the_keypoint_layout():
+  config = dataclasses.replace(DEFAULT, pose_from="keypoints+features", input_height=32,
+                               input_width=48)
+  model = network.build_training_model(config)
+  geometry = model.get_layer("hand_geometry")
+  # The auxiliary decoder's 17 keypoints per hand feed it when it is trained.
+  assert geometry.output.shape[1:] == (spec.NUM_SIDES, 2 * spec.NUM_KEYPOINTS)
+  for name, classes in ((spec.POSE, spec.NUM_POSE_CLASSES),
+                        (spec.ORIENTATION, spec.NUM_ORIENTATION_BINS)):
+    layer = model.get_layer(name)  # Each side its own weights.
+    assert layer.kernel.shape == (spec.NUM_SIDES, DEFAULT.hand_head_channels, classes)
+  # Without it, the 8 primary keypoints per hand.
+  model = network.build_training_model(dataclasses.replace(config, aux_keypoints=False))
+  assert model.get_layer("hand_geometry").output.shape[1:] == (
+      spec.NUM_SIDES, 2 * spec.NUM_PRIMARY_KEYPOINTS)
+
+
+def test_default_pose_and_orientation_heads_read_the_pooled_features(training_model):
+  assert training_model.get_layer(f"{spec.POSE}_dense").kernel.shape == (
+      64, 2 * spec.NUM_POSE_CLASSES)
+  assert "hand_geometry" not in [layer.name for layer in training_model.layers]
+
+
+def test_keypoints_plus_features_train_the_encoder_not_the_maps():
+  config = dataclasses.replace(DEFAULT, pose_from="keypoints+features", input_height=32,
+                               input_width=48)
+  model = network.build_training_model(config)
+  image = tf.random.stateless_uniform((2, 32, 48, 1), seed=(3, 4))
+  with tf.GradientTape(persistent=True) as tape:
+    pose = model(image, training=True)[spec.POSE]
+  aux = model.get_layer("aux_decoder_conv1_conv").kernel
+  assert tape.gradient(pose, aux) is None  # The layout is read without a gradient.
+  assert float(tf.norm(tape.gradient(pose, model.get_layer("tier1_conv").kernel))) > 0

@@ -20,15 +20,35 @@ def network(model):
   return graph.from_keras(model)
 
 
-def test_builder_keeps_grouped_and_dilated_convolutions(network):
+def test_builder_keeps_depthwise_and_dilated_convolutions(network):
+  # The default tiers' 3x3s have one channel per group: depthwise layers.
+  depthwise = [layer for layer in network.layers if layer.kind == graph.DEPTHWISE]
+  assert {layer.dilation for layer in depthwise} == {1, 2, 3, 4}
+  # Both decoder stages: nearest x2 fused into the depthwise 3x3 after it.
+  assert [layer.upsample for layer in depthwise if layer.upsample > 1] == [2, 2]
+  assert not any(layer.kind == graph.RESIZE_NEAREST for layer in network.layers)
+  assert set(network.outputs) == set(network.output_shapes)
+
+
+@pytest.fixture(scope="module")
+def paper_grouping(randomized_inference_model):
+  """(model, network): the paper's grouping (4 in Tier-2, 8 in Tier-3), 48x64 input."""
+  model = randomized_inference_model(7, tier2_groups=4, tier3_groups=8, tier3_bottleneck=40,
+                                     input_height=48, input_width=64)
+  return model, graph.from_keras(model)
+
+
+def test_builder_keeps_grouped_and_dilated_convolutions(paper_grouping):
+  _, network = paper_grouping
   convs = [layer for layer in network.layers if layer.kind == graph.CONV]
   assert {layer.groups for layer in convs} >= {1, 4, 8}
   assert {layer.dilation for layer in convs} == {1, 2, 3, 4}
-  # Both decoder stages: nearest x2 fused into the depthwise 3x3 after it.
-  depthwise = [layer for layer in network.layers if layer.kind == graph.DEPTHWISE]
-  assert [layer.upsample for layer in depthwise] == [2, 2]
-  assert not any(layer.kind == graph.RESIZE_NEAREST for layer in network.layers)
-  assert set(network.outputs) == set(network.output_shapes)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float16])
+def test_paper_grouping_matches_keras(paper_grouping, dtype):
+  model, network = paper_grouping
+  _assert_simulation_matches_keras(model, network, dtype, seed=3)
 
 
 def _assert_simulation_matches_keras(model, network, dtype, seed: int) -> None:
@@ -58,7 +78,8 @@ def small_score4(randomized_inference_model):
 @pytest.mark.parametrize("dtype", [np.float32, np.float16])
 def test_maps_formed_before_the_last_upsampling_match_keras(small_score4, dtype):
   model, network = small_score4
-  depthwise = [layer for layer in network.layers if layer.kind == graph.DEPTHWISE]
+  depthwise = [layer for layer in network.layers
+               if layer.kind == graph.DEPTHWISE and layer.upsample > 1]
   assert [layer.upsample for layer in depthwise] == [2, 2]
   assert depthwise[-1].out_shape == (24, 32, 16)  # The second stage up-samples the 16 maps alone.
   _assert_simulation_matches_keras(model, network, dtype, seed=2)

@@ -113,7 +113,7 @@ def test_checkpoint_of_another_architecture_is_refused(tmp_path, reference):
   workdir, _ = reference
   other = str(tmp_path / "other")
   config_lib.save_or_check(
-      dataclasses.replace(CFG, model=dataclasses.replace(CFG.model, tier3_bottleneck=32)),
+      dataclasses.replace(CFG, model=dataclasses.replace(CFG.model, tier1_channels=8)),
       other)
   os.symlink(os.path.join(workdir, "checkpoints"), os.path.join(other, "checkpoints"))
   with pytest.raises(ValueError, match="does not fit this model"):

@@ -115,3 +115,50 @@ def test_a_run_saved_before_the_recipe_field_resumes_under_its_recipe(tmp_path):
   assert config_lib.load(str(tmp_path)).recipe == ""
   config_lib.save_or_check(cfg, str(tmp_path))  # Not refused.
   assert config_lib.load(str(tmp_path)) == dataclasses.replace(cfg, data_dir=os.path.abspath(DATA))
+
+
+def test_a_run_saved_before_pose_from_loads_with_pooled_heads(tmp_path):
+  cfg = config_lib.TrainConfig(data_dir="unused")
+  cfg = dataclasses.replace(cfg, model=dataclasses.replace(cfg.model,
+                                                           pose_from="keypoints+features"))
+  saved = json.loads(json.dumps(config_lib.to_dict(cfg)))
+  del saved["model"]["pose_from"], saved["model"]["hand_head_channels"]
+  with open(tmp_path / config_lib.CONFIG_FILE, "w") as f:
+    json.dump(saved, f)
+  assert config_lib.load(str(tmp_path)).model.pose_from == "features"
+
+
+@pytest.fixture
+def train_flags():
+  """Parses train_main's flags in-process; returns parse(*args) -> TrainConfig."""
+  from absl import flags  # pylint: disable=import-outside-toplevel
+  from hand25d import train_main  # pylint: disable=import-outside-toplevel
+
+  def parse(*args):
+    flags.FLAGS.unparse_flags()
+    flags.FLAGS(["train_main", f"--data={DATA}", "--workdir=unused", *args])
+    return train_main._config()  # pylint: disable=protected-access
+
+  yield parse
+  flags.FLAGS.unparse_flags()
+
+
+def test_init_from_builds_the_network_of_the_weights(train_flags, tmp_path):
+  # A source whose network differs from today's default in several fields.
+  source = dataclasses.replace(config_lib.TrainConfig(data_dir=DATA),
+                               model=config_lib.model_from_dict(
+                                   {"score_stride": 2, "tier2_groups": 4, "tier3_groups": 8,
+                                    "tier3_bottleneck": 40, "pose_from": "features"}))
+  config_lib.save_or_check(source, str(tmp_path))
+  weights = str(tmp_path / "training.weights.h5")
+  cfg = train_flags("--recipe=quick", f"--init_from={weights}")
+  assert cfg.model == source.model
+  assert cfg.epochs == recipes.train_config(recipes.load("quick"), DATA).epochs
+  # A model flag given still applies over the source's network.
+  cfg = train_flags("--recipe=quick", f"--init_from={weights}", "--score_stride=4")
+  assert cfg.model == dataclasses.replace(source.model, score_stride=4)
+  # Without --init_from the recipe's (default) network.
+  assert train_flags("--recipe=quick").model == config_lib.TrainConfig(data_dir=DATA).model
+  with pytest.raises(ValueError, match="no config.json next to it"):
+    train_flags(f"--init_from={tmp_path / 'elsewhere' / 'x.h5'}")
+

@@ -11,6 +11,7 @@ from hand25d import spec
 
 BACKBONES = ("ours", "mobilenet_v2", "densenet121")
 GROUPED_FORMS = ("fast", "native")
+POSE_FROM = ("features", "keypoints+features")
 # Backbones whose network int8 QAT (export/qat.py) cannot export, and why.
 # Found by running qat.fuse and qat.quantize on each backbone's inference
 # model; the export refuses them before any work (export/exporter.py,
@@ -93,6 +94,19 @@ class ModelConfig:
       resolution have 16 channels instead of 64, which sets the TFLite Micro
       arena (docs/export.md), at no cost in accuracy; measured in
       docs/training.md ("Where the decoder's channels drop").
+    pose_from: what the pose and orientation heads read. "features" (the
+      default; the paper does not say): one dense layer on the global
+      average of the encoder output, shared by both hands.
+      "keypoints+features": each hand's keypoint layout, the soft-argmax of
+      its score maps (the auxiliary decoder's 17 per hand if it is trained,
+      else the 8 primary) relative to the wrist and scaled to the hand's
+      size (layers.HandKeypointGeometry), read without a gradient and
+      joined to that global average, through a 2-layer MLP of its own per
+      side; the losses still train the encoder through the pooled
+      features only. Training only. Measured in docs/training.md ("Pose
+      and orientation").
+    hand_head_channels: width of each side's hidden layers under
+      pose_from="keypoints+features".
   """
   backbone: str = "ours"
   input_height: int = spec.INPUT_HEIGHT
@@ -110,10 +124,10 @@ class ModelConfig:
   tier1_kernel_size: int = 5
   tier2_channels: int = 32
   tier2_bottleneck: int = 16
-  tier2_groups: int = 4
+  tier2_groups: int = 16
   tier3_channels: int = 64
-  tier3_bottleneck: int = 40
-  tier3_groups: int = 8
+  tier3_bottleneck: int = 56
+  tier3_groups: int = 56
   tier3_dilations: tuple[int, ...] = (1, 2, 3, 4)
   aux_decoder_channels: int = 32
   spatial_path_channels: int = 32
@@ -122,6 +136,8 @@ class ModelConfig:
   decoder_shuffle: int = 2
   decoder_channels: int = 0
   score_stride: int = 4
+  pose_from: str = "features"
+  hand_head_channels: int = 64
 
   def __post_init__(self):
     if self.backbone not in BACKBONES:
@@ -132,6 +148,10 @@ class ModelConfig:
     if self.grouped_form not in GROUPED_FORMS:
       raise ValueError(f"unknown grouped_form {self.grouped_form!r}; expected one of "
                        f"{GROUPED_FORMS}")
+    if self.pose_from not in POSE_FROM:
+      raise ValueError(f"unknown pose_from {self.pose_from!r}; expected one of {POSE_FROM}")
+    if self.hand_head_channels < 1:
+      raise ValueError(f"hand_head_channels={self.hand_head_channels} must be positive")
     if self.input_height % ENCODER_STRIDE or self.input_width % ENCODER_STRIDE:
       raise ValueError(f"input {self.input_height}x{self.input_width} must be a multiple of "
                        f"{ENCODER_STRIDE} in both dimensions")

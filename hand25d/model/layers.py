@@ -1,5 +1,6 @@
 """Grouped convolution that trains fast on CPU and exports as a true grouped conv
-(and nearest-neighbour up-sampling that exports without a resize, at the end).
+(and nearest-neighbour up-sampling that exports without a resize, and the
+training heads' keypoint geometry, at the end).
 
 TensorFlow's native grouped `Conv2D` is 20-80x slower than a dense convolution
 on CPU, above all in its backward pass (docs/model_card.md, "Grouped
@@ -168,4 +169,38 @@ class NearestUpSampling2D(keras.layers.UpSampling2D):
 
 # The custom layers of hand25d's networks, by class name, for Keras
 # deserialisation (keras.models.load_model, tfmot's quantize_scope).
+class HandKeypointGeometry(keras.layers.Layer):
+  """Each hand's keypoint layout, read from its score maps (training heads only).
+
+  The soft-argmax of each map (softmax over its positions, then the expected
+  column and row) gives a keypoint in cells; a hand's keypoints are taken
+  relative to its first one (the wrist, spec.KEYPOINT_NAMES) and divided by
+  the largest distance from it, so the layout does not depend on where the
+  hand is or how large it looks.
+
+  Input: score-map logits [B, H, W, sides * keypoints], channel
+  side * keypoints + k (spec's primary and auxiliary channel order).
+  Output: [B, sides, keypoints * 2], (x, y) per keypoint.
+  """
+
+  def __init__(self, sides: int, **kwargs):
+    super().__init__(**kwargs)
+    self.sides = sides
+
+  def call(self, maps: tf.Tensor) -> tf.Tensor:
+    h, w, c = maps.shape[1], maps.shape[2], maps.shape[3]
+    weights = tf.nn.softmax(tf.reshape(maps, (-1, h * w, c)), axis=1)
+    rows, cols = tf.meshgrid(tf.range(h, dtype=maps.dtype), tf.range(w, dtype=maps.dtype),
+                             indexing="ij")
+    grid = tf.stack([tf.reshape(cols, (-1,)), tf.reshape(rows, (-1,))], axis=-1)  # [HW, 2]
+    xy = tf.einsum("bpc,pk->bck", weights, grid)  # [B, C, 2]
+    xy = tf.reshape(xy, (-1, self.sides, c // self.sides, 2))
+    relative = xy - xy[:, :, :1]
+    scale = tf.reduce_max(tf.norm(relative + 1e-9, axis=-1), axis=-1)[..., None, None]
+    return tf.reshape(relative / (scale + 1e-3), (-1, self.sides, c // self.sides * 2))
+
+  def get_config(self) -> dict[str, Any]:
+    return {**super().get_config(), "sides": self.sides}
+
+
 CUSTOM_OBJECTS = {cls.__name__: cls for cls in (GroupedConv2D, NearestUpSampling2D)}

@@ -7,8 +7,8 @@ is a dict keyed by the `hand25d.spec` output names (all logits):
   aux_keypoints    [B, H/2, W/2, 34]  all 17 keypoints per hand (dense decoder)
   visibility       [B, 2, 17]         per-keypoint visibility
   presence         [B, 2]             per-hand presence
-  orientation      [B, 2, 8]          hand roll bins
-  pose             [B, 2, 9]          discrete pose classes
+  orientation      [B, 2, 8]          hand roll bins (ModelConfig.pose_from)
+  pose             [B, 2, 9]          discrete pose classes (ModelConfig.pose_from)
   segmentation     [B, H/2, W/2, 3]   BiSeNet-style spatial path + fusion
   ds_keypoints_s8/_s4/_s2             deep supervision, 16 maps each
 
@@ -114,8 +114,40 @@ def _presence(pooled: tf.Tensor) -> tf.Tensor:
 
 
 def _per_hand_dense(pooled: tf.Tensor, classes: int, name: str) -> tf.Tensor:
+  """pose_from="features" (and visibility): [B, C] -> [B, NUM_SIDES, classes], one dense layer."""
   x = keras.layers.Dense(spec.NUM_SIDES * classes, name=f"{name}_dense")(pooled)
   return keras.layers.Reshape((spec.NUM_SIDES, classes), name=name)(x)
+
+
+def hand_geometry_heads(maps: tf.Tensor, pooled: tf.Tensor, channels: int) -> tf.Tensor:
+  """pose_from="keypoints+features": each hand's keypoint layout and the pooled features.
+
+  The layout (layers.HandKeypointGeometry) is read without a gradient, so the
+  pose and orientation losses train the encoder through the pooled features,
+  as the "features" heads do, and leave the maps to their own losses.
+
+  Args:
+    maps: score-map logits, [B, H, W, NUM_SIDES * keypoints per hand].
+    pooled: the global average of the encoder output, [B, C].
+    channels: width of each side's two hidden layers (ReLU).
+
+  Returns:
+    [B, NUM_SIDES, channels].
+  """
+  layout = layers.HandKeypointGeometry(spec.NUM_SIDES, name="hand_geometry")(
+      tf.stop_gradient(maps))
+  context = keras.layers.RepeatVector(spec.NUM_SIDES, name="hand_context")(pooled)
+  x = keras.layers.Concatenate(name="hand_concat")([layout, context])
+  for i in (1, 2):
+    x = keras.layers.EinsumDense("bsc,sck->bsk", (spec.NUM_SIDES, channels), bias_axes="sk",
+                                 activation="relu", name=f"hand_hidden{i}")(x)
+  return x
+
+
+def _per_side_classifier(hands: tf.Tensor, classes: int, name: str) -> tf.Tensor:
+  """[B, NUM_SIDES, K] -> [B, NUM_SIDES, classes] logits, each side its own weights."""
+  return keras.layers.EinsumDense("bsk,skc->bsc", (spec.NUM_SIDES, classes),
+                                  bias_axes="sc", name=name)(hands)
 
 
 def _aux_decoder(x: tf.Tensor, channels: int) -> tf.Tensor:
@@ -178,14 +210,20 @@ def build_training_model(config: config_lib.ModelConfig,
     outputs[spec.AUX_KEYPOINTS] = _aux_decoder(x, config.aux_decoder_channels)
   if config.visibility_presence or config.orientation or config.pose:
     pooled = keras.layers.GlobalAveragePooling2D(name="pool")(x)
+    if config.pose_from == "keypoints+features" and (config.orientation or config.pose):
+      # The 17 keypoints per hand if the auxiliary decoder is trained, else the 8 primary.
+      maps = outputs.get(spec.AUX_KEYPOINTS, keypoints)
+      hands = hand_geometry_heads(maps, pooled, config.hand_head_channels)
+      hand_head = lambda classes, name: _per_side_classifier(hands, classes, name)
+    else:
+      hand_head = lambda classes, name: _per_hand_dense(pooled, classes, name)
     if config.visibility_presence:
       outputs[spec.VISIBILITY] = _per_hand_dense(pooled, spec.NUM_KEYPOINTS, spec.VISIBILITY)
       outputs[spec.PRESENCE] = _presence(pooled)
     if config.orientation:
-      outputs[spec.ORIENTATION] = _per_hand_dense(pooled, spec.NUM_ORIENTATION_BINS,
-                                                  spec.ORIENTATION)
+      outputs[spec.ORIENTATION] = hand_head(spec.NUM_ORIENTATION_BINS, spec.ORIENTATION)
     if config.pose:
-      outputs[spec.POSE] = _per_hand_dense(pooled, spec.NUM_POSE_CLASSES, spec.POSE)
+      outputs[spec.POSE] = hand_head(spec.NUM_POSE_CLASSES, spec.POSE)
   if config.segmentation:
     outputs[spec.SEGMENTATION] = _segmentation(image, x, config)
   if config.deep_supervision:

@@ -137,7 +137,8 @@ def model_from_dict(data: dict) -> model_config.ModelConfig:
 # (today's default may differ: the channel shuffle is on since it was
 # measured, docs/training.md). A saved config without one is read with it, so
 # an older run is never rebuilt, evaluated or resumed as another network.
-SAVED_BEFORE_FIELD = {"decoder_shuffle": 0, "decoder_channels": 0, "score_stride": 2}
+SAVED_BEFORE_FIELD = {"decoder_shuffle": 0, "decoder_channels": 0, "score_stride": 2,
+                      "pose_from": "features"}
 
 
 def _as_saved(data: dict) -> dict:

@@ -36,13 +36,8 @@ REPORT_FILE = "init_from.json"
 
 def _h5_source(path: str) -> keras.Model:
   """The training model of a .h5 weights file, built from the config.json beside it."""
-  directory = os.path.dirname(os.path.abspath(path))
-  config_path = os.path.join(directory, config_lib.CONFIG_FILE)
-  if not os.path.exists(config_path):
-    raise ValueError(f"init_from {path}: no {config_lib.CONFIG_FILE} next to it; a .h5 "
-                     "needs the config of the run that saved it (or give that run's "
-                     "checkpoint instead)")
-  cfg = config_lib.load(directory)
+  cfg = source_config(path)
+  config_path = os.path.join(os.path.dirname(os.path.abspath(path)), config_lib.CONFIG_FILE)
   model = network.build_training_model(cfg.model)
   try:
     model.load_weights(path)
@@ -50,6 +45,33 @@ def _h5_source(path: str) -> keras.Model:
     raise ValueError(f"init_from {path} does not match the model of {config_path}: "
                      f"{str(e).splitlines()[0][:300]}") from e
   return model
+
+
+def source_config(init_from: str) -> config_lib.TrainConfig:
+  """The config of the run that trained `init_from` (any form load_source takes).
+
+  A run started from those weights builds their architecture by default
+  (train_main takes its model section from here), so that fine-tuning never
+  needs to know how the source was built.
+
+  Raises:
+    ValueError: no such file or run, or a .h5 without the config beside it.
+  """
+  if init_from == PRETRAINED:
+    return config_lib.load(pretrained.DIRECTORY)
+  if init_from.endswith(".h5"):
+    directory = os.path.dirname(os.path.abspath(init_from))
+    if not os.path.exists(os.path.join(directory, config_lib.CONFIG_FILE)):
+      raise ValueError(f"init_from {init_from}: no {config_lib.CONFIG_FILE} next to it; a "
+                       ".h5 needs the config of the run that saved it (or give that run's "
+                       "checkpoint instead)")
+    return config_lib.load(directory)
+  try:
+    workdir, _ = evaluation.find_run(init_from)
+    return config_lib.load(workdir)
+  except FileNotFoundError as e:
+    raise ValueError(f"init_from {init_from!r} is neither {PRETRAINED!r}, a .h5 file nor a "
+                     f"checkpoint: {e}") from e
 
 
 def load_source(init_from: str) -> tuple[keras.Model, str]:
