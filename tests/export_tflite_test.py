@@ -147,7 +147,8 @@ def test_report_and_files(exported):
     assert litert_lib.read_metadata(_tflm(cfg, quant)) is None
     assert r["params"] == 40_722 and r["flops"] == 2 * r["tflite_macs"]
     assert set(r["ops"]) <= DEPLOYABLE_OPS, r["ops"]
-    assert r["ops"]["CONV_2D"] == 32 and "RESIZE_NEAREST_NEIGHBOR" not in r["ops"]
+    assert r["ops"]["CONV_2D"] == 22 and r["ops"]["DEPTHWISE_CONV_2D"] == 12
+    assert "RESIZE_NEAREST_NEIGHBOR" not in r["ops"]
     assert r["eval"]["frames"] > 0 and r["eval"]["mean_px_error"] is not None
     assert r["tflm"]["arena_bytes"] % litert_lib.ARENA_GRANULE == 0
   float32, ptq = report["exports"]["float32"], report["exports"]["int8_ptq"]
@@ -214,13 +215,19 @@ def test_qat_model_converts_to_true_grouped_int8_convolutions(exported, frames):
   model, _ = frames
   interpreter = litert_lib.builtin_interpreter(_tflite(cfg, "int8_qat"))
   tensors = {t["index"]: t for t in interpreter.get_tensor_details()}
-  convs = [op for op in litert_lib.op_details(interpreter) if op["op_name"] == "CONV_2D"]
-  filters = {tuple(tensors[op["inputs"][1]]["shape"]) for op in convs}
-  assert all(tensors[op["inputs"][1]]["dtype"] == np.int8 for op in convs)
+  convs = {kind: [op for op in litert_lib.op_details(interpreter) if op["op_name"] == kind]
+           for kind in ("CONV_2D", "DEPTHWISE_CONV_2D")}
+  filters = {kind: {tuple(tensors[op["inputs"][1]]["shape"]) for op in ops}
+             for kind, ops in convs.items()}
+  assert all(tensors[op["inputs"][1]]["dtype"] == np.int8
+             for ops in convs.values() for op in ops)
   for layer in model.layers:
     if isinstance(layer, layers.GroupedConv2D):
       k = layer.kernel_size
-      assert (layer.filters, k, k, layer.input.shape[-1] // layer.groups) in filters
+      if layer.depthwise:
+        assert (1, k, k, layer.filters) in filters["DEPTHWISE_CONV_2D"], layer.name
+      else:
+        assert (layer.filters, k, k, layer.input.shape[-1] // layer.groups) in filters["CONV_2D"]
   # The QAT Keras model and its TFLite model agree up to kernel rounding.
   r = report["exports"]["int8_qat"]
   for name, diff in r["keras_vs_tflite_max_abs_diff"].items():

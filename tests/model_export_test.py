@@ -52,20 +52,27 @@ def test_only_deployable_ops_and_true_grouped_convolutions(exported):
   # Nearest-neighbour up-sampling as RESHAPE and CONCATENATION (XNNPACK runs both).
   assert "RESIZE_NEAREST_NEIGHBOR" not in stats["ops"] and stats["ops"]["CONCATENATION"] == 6
   assert stats["size_bytes"] < paper.FLOAT32_BUDGET_BYTES  # Under 300 KB in float32.
-  # Every grouped layer is one CONV_2D whose filter depth is Cin / groups.
+  # Every grouped layer is one CONV_2D whose filter depth is Cin / groups, or,
+  # with one channel per group, one DEPTHWISE_CONV_2D.
   interpreter = litert_lib.builtin_interpreter(model_bytes)
   tensors = {t["index"]: t for t in interpreter.get_tensor_details()}
-  filters = sorted(
-      (tuple(tensors[op["inputs"][0]]["shape"][1:]), tuple(tensors[op["inputs"][1]]["shape"]))
-      for op in interpreter._get_ops_details()  # pylint: disable=protected-access
-      if op["op_name"] == "CONV_2D")
-  grouped = sorted(
-      (tuple(layer.input.shape[1:]),
-       (layer.filters, layer.kernel_size, layer.kernel_size, layer.input.shape[-1] // layer.groups))
-      for layer in model.layers if isinstance(layer, layers.GroupedConv2D))
+  filters = {kind: sorted((tuple(tensors[op["inputs"][0]]["shape"][1:]),
+                           tuple(tensors[op["inputs"][1]]["shape"]))
+                          for op in interpreter._get_ops_details()  # pylint: disable=protected-access
+                          if op["op_name"] == kind)
+             for kind in ("CONV_2D", "DEPTHWISE_CONV_2D")}
+  grouped = [layer for layer in model.layers if isinstance(layer, layers.GroupedConv2D)]
   assert len(grouped) == 2 + 2 * 4 + 1  # Tier-2 units, Tier-3 blocks, score maps.
-  for entry in grouped:
-    assert entry in filters
+  # Depthwise tiers (the default); the score maps are a true grouped 1x1.
+  assert [layer.depthwise for layer in grouped] == [True] * 10 + [False]
+  for layer in grouped:
+    k, channels = layer.kernel_size, layer.input.shape[-1]
+    if layer.depthwise:
+      entry = (tuple(layer.input.shape[1:]), (1, k, k, layer.filters))
+      assert entry in filters["DEPTHWISE_CONV_2D"], layer.name
+    else:
+      entry = (tuple(layer.input.shape[1:]), (layer.filters, k, k, channels // layer.groups))
+      assert entry in filters["CONV_2D"], layer.name
 
 
 def test_flop_counter_agrees_with_the_tflite_graph(exported):

@@ -91,9 +91,14 @@ class GroupedConv2D(keras.layers.Layer):
                                  trainable=True) if self.use_bias else None)
     super().build(input_shape)
 
+  @property
+  def depthwise(self) -> bool:
+    """One input and one output channel per group (after build): a depthwise convolution."""
+    return self.groups > 1 and self.kernel.shape[2] == 1 and self.groups == self.filters
+
   def call(self, inputs):
     kernel = self.kernel
-    if self.groups > 1 and kernel.shape[2] == 1 and self.groups == self.filters:
+    if self.depthwise:
       # [k, k, 1, C] -> the depthwise filter [k, k, C, 1].
       outputs = tf.nn.depthwise_conv2d(
           inputs, tf.transpose(kernel, (0, 1, 3, 2)), strides=(1, self.strides, self.strides, 1),
