@@ -172,8 +172,6 @@ class NearestUpSampling2D(keras.layers.UpSampling2D):
     return config
 
 
-# The custom layers of hand25d's networks, by class name, for Keras
-# deserialisation (keras.models.load_model, tfmot's quantize_scope).
 class HandKeypointGeometry(keras.layers.Layer):
   """Each hand's keypoint layout, read from its score maps (training heads only).
 
@@ -208,4 +206,6 @@ class HandKeypointGeometry(keras.layers.Layer):
     return {**super().get_config(), "sides": self.sides}
 
 
+# The custom layers of hand25d's networks, by class name, for Keras
+# deserialisation (keras.models.load_model, tfmot's quantize_scope).
 CUSTOM_OBJECTS = {cls.__name__: cls for cls in (GroupedConv2D, NearestUpSampling2D)}
