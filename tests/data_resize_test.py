@@ -58,6 +58,10 @@ def test_resize_is_resumable_and_refuses_another_copy(sensor_data, tmp_path):
   src, dst = sensor_data
   first = records.load_manifest(dst)
   assert resize.resize_dataset(src, dst) == first  # Nothing to do: same manifest.
+  # The same source through a symlink (a run directory linking a shared data set).
+  link = tmp_path / "linked_source"
+  os.symlink(src, link)
+  assert resize.resize_dataset(str(link), dst) == first
   with pytest.raises(ValueError, match="not a copy of .* at 60x80"):
     resize.resize_dataset(src, dst, 60, 80)
   with pytest.raises(ValueError, match="cannot resize 240x320 to 100x160"):

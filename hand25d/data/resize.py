@@ -65,6 +65,7 @@ def resize_dataset(src: str, dst: str, height: int = spec.INPUT_HEIGHT,
   """Writes a copy of the data set `src` at height x width into `dst`; returns its manifest.
 
   Resumable: shards already in `dst` are kept (each is written atomically);
+  the source is known by its real path, so a symlink to it is the same source;
   the manifest is written last. Progress is logged (hand25d.progress).
 
   Raises:
@@ -74,7 +75,7 @@ def resize_dataset(src: str, dst: str, height: int = spec.INPUT_HEIGHT,
   """
   manifest = records.load_manifest(src)
   fy, fx = factors(manifest["height"], manifest["width"], height, width)
-  origin = {"data_dir": os.path.abspath(src), "height": manifest["height"],
+  origin = {"data_dir": os.path.realpath(src), "height": manifest["height"],
             "width": manifest["width"]}
   os.makedirs(dst, exist_ok=True)
   marker = os.path.join(dst, "resized_from.json")
