@@ -1,7 +1,7 @@
 """How much of the hand pose and orientation each input carries: probes on frozen inputs.
 
   .venv/bin/python benchmarks/pose_probe.py --data=DIR [--checkpoint=RUN]
-      [--train_frames=14000] [--noise_px=1,2,4] [--out=benchmarks/results/pose_probe.json]
+      [--train_frames=0] [--noise_px=1,2,4] [--out=benchmarks/results/pose_probe.json]
 
 A probe is a small classifier trained on one input, with everything before it
 fixed, and scored on the validation users (hands present with a known
@@ -17,12 +17,16 @@ label): how well can pose (9 classes) and orientation (8 bins) be read from
   features          with --checkpoint, the trained network's Tier-3 output
                     (64 channels at 1/8), averaged over the whole frame (as
                     pose_from="features" heads read it) or over the true
-                    mask of each hand (the best a per-hand pooling could do).
+                    mask of each hand (the best a per-hand pooling could do);
+  predicted         with --checkpoint, the layout of the 17 keypoints per
+                    hand the network predicts (its auxiliary score maps), by
+                    soft-argmax (as pose_from="keypoints+features" reads
+                    them) and by arg-max.
 
 Each probe is an MLP (keypoints: 2 hidden layers of 128; features: linear
 and one hidden layer of 64) with a one-hot side appended, Adam, seed 0.
 Probes on the true keypoints bound what the keypoint heads can reach;
-docs/training.md, "Pose and orientation from the keypoints", reads them.
+docs/training.md ("Pose and orientation") reads them.
 """
 
 import os
@@ -34,6 +38,7 @@ from hand25d import atomic
 from hand25d import legacy_keras  # noqa: F401  (entry point: tf.keras is tf_keras)
 from hand25d import spec
 from hand25d.data import pipeline
+from hand25d.model import layers
 from hand25d.training import evaluation
 
 import numpy as np
@@ -42,8 +47,11 @@ import tf_keras as keras
 
 _DATA = flags.DEFINE_string("data", None, "Data set directory.", required=True)
 _CHECKPOINT = flags.DEFINE_string("checkpoint", None, "Also probe this trained run's features.")
-_TRAIN_FRAMES = flags.DEFINE_integer("train_frames", 14000, "Training frames the probes fit.")
-_VAL_FRAMES = flags.DEFINE_integer("val_frames", 640, "Validation frames they are scored on.")
+_TRAIN_FRAMES = flags.DEFINE_integer(
+    "train_frames", 0, "Training frames the probes fit (0: the whole split). Shards are read in "
+    "order, so fewer frames cover fewer training users.")
+_VAL_FRAMES = flags.DEFINE_integer(
+    "val_frames", 0, "Validation frames they are scored on (0: the whole split).")
 _NOISE_PX = flags.DEFINE_list("noise_px", ["1", "2", "4"],
                                "Noise levels (px) of the noisy true-keypoint probes.")
 _OUT = flags.DEFINE_string("out", "benchmarks/results/pose_probe.json", "JSON output.")
@@ -56,8 +64,16 @@ def _layout(xy: np.ndarray) -> np.ndarray:
   return (relative / (scale + 1e-6)).reshape(xy.shape[0], xy.shape[1], -1)
 
 
+def _argmax_xy(maps: np.ndarray) -> np.ndarray:
+  """[B, H, W, sides * K] logits -> [B, sides, K, 2] arg-max cells (x, y)."""
+  b, h, w, c = maps.shape
+  index = maps.reshape(b, h * w, c).argmax(1)
+  xy = np.stack([index % w, index // w], -1).astype(np.float32)
+  return xy.reshape(b, spec.NUM_SIDES, c // spec.NUM_SIDES, 2)
+
+
 def _collect(split: str, frames: int, features: keras.Model | None) -> dict[str, np.ndarray]:
-  """Inputs and labels of the first `frames` frames of a split, per hand."""
+  """Inputs and labels of the first `frames` frames of a split (0: all), per hand."""
   out = {}
   seen = 0
   for x, t in pipeline.make_dataset(_DATA.value, split, 32, training=False):
@@ -71,7 +87,10 @@ def _collect(split: str, frames: int, features: keras.Model | None) -> dict[str,
         "orientation_known": t["orientation_known"].numpy() * present,
     }
     if features is not None:
-      tier3 = features(x["image"], training=False)
+      tapped = features(x["image"], training=False)
+      tier3, maps = tapped["tier3"], tapped["maps"]
+      rows["predicted_soft_argmax"] = layers.HandKeypointGeometry(spec.NUM_SIDES)(maps).numpy()
+      rows["predicted_argmax"] = _layout(_argmax_xy(maps.numpy()))
       masks = tf.one_hot(t["segmentation"], spec.NUM_SEGMENTATION_CLASSES)[..., 1:]
       masks = tf.image.resize(masks, tier3.shape[1:3], "area")
       masks /= tf.reduce_sum(masks, [1, 2], keepdims=True) + 1e-6
@@ -81,9 +100,9 @@ def _collect(split: str, frames: int, features: keras.Model | None) -> dict[str,
     for key, value in rows.items():
       out.setdefault(key, []).append(value)
     seen += len(present)
-    if seen >= frames:
+    if frames and seen >= frames:
       break
-  return {key: np.concatenate(value)[:frames] for key, value in out.items()}
+  return {key: np.concatenate(value)[:frames or None] for key, value in out.items()}
 
 
 def _probe(train: dict, val: dict, inputs: str, label: str, hidden: tuple[int, ...]) -> float:
@@ -112,7 +131,8 @@ def main(argv):
   features = None
   if _CHECKPOINT.value:
     model, _, prefix = evaluation.load_model(_CHECKPOINT.value)
-    features = keras.Model(model.input, model.get_layer("tier3_concat").output)
+    features = keras.Model(model.input, {"tier3": model.get_layer("tier3_concat").output,
+                                         "maps": model.output[spec.AUX_KEYPOINTS]})
     print(f"features of {prefix}")
   train = _collect("train", _TRAIN_FRAMES.value, features)
   val = _collect("val", _VAL_FRAMES.value, features)
@@ -126,6 +146,7 @@ def main(argv):
   if features is not None:
     probes += [(name, hidden) for name in ("features_global", "features_true_mask")
                for hidden in ((), (64,))]
+    probes += [(name, (128, 128)) for name in ("predicted_soft_argmax", "predicted_argmax")]
   report = {"data": os.path.abspath(_DATA.value), "checkpoint": _CHECKPOINT.value,
             "train_frames": len(train["pose"]), "val_frames": len(val["pose"]), "probes": []}
   print(f"{'input':28s} {'hidden':>9s} {'pose':>6s} {'orientation':>11s}  (validation users)")

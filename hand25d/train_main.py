@@ -79,6 +79,11 @@ _FIELDS = {
                   "Start a new run from these weights, matched by layer name: 'pretrained' "
                   "(the shipped model), a checkpoint, a run's workdir, or a .h5 next to its "
                   "run's config.json. Its report: WORKDIR/init_from.json."),
+    "train_only": ("train", "train_only",
+                   "Train only the layers whose names start with one of these prefixes; "
+                   "freeze the rest (default: train all)."),
+    "pose_from": ("model", "pose_from",
+                  "What the pose and orientation heads read: features or keypoints+features."),
     "skip_corrupt_records": ("train", "skip_corrupt_records",
                              "Skip records that fail to read or decode instead of stopping; the "
                              "run's summary.json counts them. Allowed when resuming."),
@@ -86,7 +91,7 @@ _FIELDS = {
 _SECTIONS = {"train": _TRAIN, "model": _TRAIN.model, "loss": _TRAIN.loss}
 _CHOICES = {"backbone": model_config.BACKBONES, "input_mode": spec.INPUT_MODES,
             "keypoint_reduction": losses.KEYPOINT_REDUCTIONS,
-            "distribution": config_lib.DISTRIBUTIONS}
+            "distribution": config_lib.DISTRIBUTIONS, "pose_from": model_config.POSE_FROM}
 for _flag, (_section, _field, _help) in _FIELDS.items():
   config_flags.define(_SECTIONS[_section], _field, _help, name=_flag, choices=_CHOICES.get(_flag))
 flags.DEFINE_alias("init_weights", "init_from")  # The old name.
@@ -104,7 +109,8 @@ def _config() -> config_lib.TrainConfig:
   given = {"model": {}, "loss": {}, "train": {}}
   for flag, (section, field, _) in _FIELDS.items():
     if not FLAGS.recipe or FLAGS[flag].present:
-      given[section][field] = FLAGS[flag].value
+      value = FLAGS[flag].value
+      given[section][field] = tuple(value) if isinstance(value, list) else value  # Frozen.
   cfg = config_lib.replace(base, **given["train"], loss=given["loss"])
   if cfg.init_weights:
     # Weights to start from bring their architecture; model flags given on

@@ -162,3 +162,13 @@ def test_init_from_builds_the_network_of_the_weights(train_flags, tmp_path):
   with pytest.raises(ValueError, match="no config.json next to it"):
     train_flags(f"--init_from={tmp_path / 'elsewhere' / 'x.h5'}")
 
+
+
+def test_train_only_and_pose_from_flags_fill_the_config(train_flags, tmp_path):
+  source = config_lib.TrainConfig(data_dir=DATA)
+  config_lib.save_or_check(source, str(tmp_path))
+  cfg = train_flags(f"--init_from={tmp_path / 'training.weights.h5'}",
+                    "--train_only=hand_,pose,orientation", "--pose_from=keypoints+features")
+  assert cfg.train_only == ("hand_", "pose", "orientation")
+  assert cfg.model == dataclasses.replace(source.model, pose_from="keypoints+features")
+  assert train_flags().train_only == ()

@@ -132,3 +132,36 @@ def test_the_quick_recipe_trains_every_head_of_the_shipped_model():
   quick = config_lib.with_heads_for_losses(
       dataclasses.replace(quick, model=warm_start.source_config(warm_start.PRETRAINED).model))
   assert quick.model == config_lib.load(pretrained.DIRECTORY).model
+
+
+@pytest.mark.slow  # Trains.
+def test_train_only_trains_new_pose_heads_on_a_frozen_network(tmp_path, shipped):
+  # The keypoint-layout pose heads, new, on the shipped network, frozen:
+  # only the heads' weights move; every other weight and BatchNorm
+  # statistic stays the shipped model's.
+  cfg = config_lib.replace(CFG, init_weights="pretrained", learning_rate=1e-2,
+                           train_only=("hand_", "pose", "orientation"),
+                           model={"pose_from": "keypoints+features"})
+  workdir = str(tmp_path / "run")
+  loop.train_and_evaluate(cfg, workdir)
+  trained, _, _ = evaluation.load_model(os.path.join(workdir, "checkpoints"))
+  moved = set()
+  for layer in trained.layers:
+    if not layer.weights:
+      continue
+    if layer.name in {l.name for l in shipped.layers if l.weights}:
+      before = shipped.get_layer(layer.name).weights
+    else:
+      before = None
+    if before is None or any(not np.array_equal(a.numpy(), b.numpy())
+                             for a, b in zip(layer.weights, before)):
+      moved.add(layer.name)
+  assert moved == {"hand_hidden1", "hand_hidden2", "pose", "orientation"}
+
+
+def test_train_only_refuses_a_prefix_that_names_no_layer_before_anything_is_written(tmp_path):
+  cfg = config_lib.replace(CFG, train_only=("nope_",))
+  with pytest.raises(ValueError, match="train_only: no layer with weights of .* starts with "
+                                       "'nope_'"):
+    loop.train_and_evaluate(cfg, str(tmp_path / "run"))
+  assert not os.path.exists(tmp_path / "run" / config_lib.CONFIG_FILE)

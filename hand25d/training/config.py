@@ -61,6 +61,12 @@ class TrainConfig:
   # model), a .h5 beside its run's config.json, or a checkpoint, checkpoint
   # directory or run workdir; "" starts from random weights. Not read on resume.
   init_weights: str = ""
+  # Layer-name prefixes of the layers to train; every other layer is frozen
+  # (its weights and its BatchNorm statistics). (): train all. With
+  # init_weights, trains new heads on a trained network, e.g. ("hand_", "pose",
+  # "orientation") for pose_from="keypoints+features" (docs/training.md,
+  # "Pose and orientation").
+  train_only: tuple[str, ...] = ()
   # Skip records that fail to read or decode instead of stopping; the run's
   # summary counts them (docs/data_format.md, "What is refused, and why").
   skip_corrupt_records: bool = False

@@ -125,6 +125,29 @@ def check_data(cfg: config_lib.TrainConfig) -> dict:
   return {"per_pass": per_pass, "shards": lost}
 
 
+def freeze_all_but(model: keras.Model, prefixes: tuple[str, ...]) -> list[str]:
+  """Freezes every layer of `model` whose name starts with none of `prefixes`.
+
+  A frozen layer keeps its weights, and a frozen BatchNormalization also its
+  statistics (it normalises as at inference).
+
+  Returns:
+    The names of the layers left trainable that have weights.
+
+  Raises:
+    ValueError: a prefix that names no layer with weights (naming it and
+      some of the model's layer names).
+  """
+  weighted = [layer.name for layer in model.layers if layer.weights]
+  for prefix in prefixes:
+    if not any(name.startswith(prefix) for name in weighted):
+      raise ValueError(f"train_only: no layer with weights of {model.name} starts with "
+                       f"{prefix!r}; its layers include {weighted[-12:]}")
+  for layer in model.layers:
+    layer.trainable = any(layer.name.startswith(prefix) for prefix in prefixes)
+  return [name for name in weighted if name.startswith(tuple(prefixes))]
+
+
 def divergence(model: keras.Model, last_loss: float | None) -> str | None:
   """Why a run counts as diverged (DIVERGED_LOSS, DIVERGED_WEIGHT), or None."""
   largest = max(float(np.max(np.abs(w))) for w in model.get_weights())
@@ -200,6 +223,10 @@ def train_and_evaluate(cfg: config_lib.TrainConfig, workdir: str) -> dict:
     # Matched before config.json is written, so a refused source leaves no run behind.
     start = network.build_training_model(cfg.model)
     start_report = warm_start.warm_start(start, cfg.init_weights)
+  if cfg.train_only:  # Refuses a prefix that names no layer before anything is written.
+    trained = freeze_all_but(network.build_training_model(cfg.model), cfg.train_only)
+    logging.info("train_only: training %d layers (%s); the rest are frozen", len(trained),
+                 ", ".join(trained))
   if chief:
     config_lib.save_or_check(cfg, workdir)
   steps_per_epoch = distribute.split_frames(cfg.data_dir, cfg.train_split) // cfg.batch_size
@@ -208,6 +235,8 @@ def train_and_evaluate(cfg: config_lib.TrainConfig, workdir: str) -> dict:
   with strategy.scope():
     model = network.build_training_model(
         cfg.model, synchronized_batchnorm=strategy.num_replicas_in_sync > 1)
+    if cfg.train_only:
+      freeze_all_but(model, cfg.train_only)
     schedule = schedule_lib.WarmupLinearDecay(cfg.learning_rate, total_steps,
                                               min(cfg.warmup_steps, total_steps - 1))
     optimizer = keras.optimizers.Adam(learning_rate=schedule)
@@ -282,7 +311,9 @@ def train_and_evaluate(cfg: config_lib.TrainConfig, workdir: str) -> dict:
     except pipeline.DATA_ERRORS as e:
       raise data_error(cfg.eval_split, step, e) from e
     logging.info("step %d eval: mean px error %s", step, res["mean_px_error"])
-    if res["mean_px_error"] is not None and res["mean_px_error"] < best_error.numpy():
+    # Of equal errors the later model is kept: with the keypoint layers frozen
+    # (train_only) every evaluation ties, and the heads keep learning.
+    if res["mean_px_error"] is not None and res["mean_px_error"] <= best_error.numpy():
       best_error.assign(res["mean_px_error"])
       best_manager.save(checkpoint_number=step)
       distribute.cleanup(strategy, workdir)
