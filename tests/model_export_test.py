@@ -63,21 +63,30 @@ def test_only_deployable_ops_and_true_grouped_convolutions(exported):
              for kind in ("CONV_2D", "DEPTHWISE_CONV_2D")}
   grouped = [layer for layer in model.layers if isinstance(layer, layers.GroupedConv2D)]
   assert len(grouped) == 2 + 2 * 4 + 1  # Tier-2 units, Tier-3 blocks, score maps.
-  # Depthwise tiers (the default); the score maps are a true grouped 1x1.
+  # Depthwise tiers (the default); the score maps' grouped 1x1 runs as a
+  # dense block-diagonal 1x1 (network.SCORE_FORM).
   assert [layer.depthwise for layer in grouped] == [True] * 10 + [False]
+  assert [layer.form for layer in grouped] == ["native"] * 10 + ["fast"]
   for layer in grouped:
     k, channels = layer.kernel_size, layer.input.shape[-1]
     if layer.depthwise:
       entry = (tuple(layer.input.shape[1:]), (1, k, k, layer.filters))
       assert entry in filters["DEPTHWISE_CONV_2D"], layer.name
     else:
-      entry = (tuple(layer.input.shape[1:]), (layer.filters, k, k, channels // layer.groups))
+      depth = channels if layer.form == "fast" else channels // layer.groups
+      entry = (tuple(layer.input.shape[1:]), (layer.filters, k, k, depth))
       assert entry in filters["CONV_2D"], layer.name
 
 
 def test_flop_counter_agrees_with_the_tflite_graph(exported):
+  """The graph runs the network's MACs and the zeros of its block-diagonal 1x1s."""
   model, model_bytes = exported
-  assert card.tflite_stats(model_bytes)["macs"] == flops.total_macs(model)
+  zeros = sum(int(np.prod(layer.output.shape[1:3])) * layer.filters * layer.input.shape[-1]
+              * (1 - 1 / layer.groups)
+              for layer in model.layers
+              if isinstance(layer, layers.GroupedConv2D) and layer.form == "fast")
+  assert zeros == 30 * 40 * 16 * 64 * 15 / 16  # The score maps at 1/4.
+  assert card.tflite_stats(model_bytes)["macs"] == flops.total_macs(model) + zeros
 
 
 def test_litert_and_tflm_match_keras(exported, image):

@@ -45,6 +45,17 @@ def features(image: tf.Tensor, config: config_lib.ModelConfig, form: str) -> tf.
   return baselines.backbone_features(image, config)
 
 
+# The grouped 1x1 that forms the score maps (one group per map, 4 input
+# channels each) is built in the fast form in every model, the exported
+# float32 and int8 PTQ ones too: as a dense 1x1 with a block-diagonal kernel
+# XNNPACK runs it twice as fast as a grouped CONV_2D, which it runs at 2.5
+# GFLOP/s (docs/export.md, "Latency"). The weights are the grouped layer's
+# either way. The int8 QAT model keeps it grouped (export/qat.py sets every
+# grouped layer's form): its fake-quantized kernel must be what the
+# convolution reads, not a block-diagonal expansion of it.
+SCORE_FORM = "fast"
+
+
 def channel_shuffle(x: tf.Tensor, groups: int, name: str) -> tf.Tensor:
   """ShuffleNet's channel shuffle: channel g * (C / groups) + i -> i * groups + g.
 
@@ -101,11 +112,11 @@ def primary_decoder(x: tf.Tensor, form: str, shuffle: int, channels: int, score_
     taps[stride] = x
     if stride == score_stride and stride != DECODER_STRIDES[-1]:
       x = layers.GroupedConv2D(spec.NUM_PRIMARY_CHANNELS, 1, spec.NUM_PRIMARY_CHANNELS,
-                               form=form, use_bias=False, name="decoder_scores")(x)
+                               form=SCORE_FORM, use_bias=False, name="decoder_scores")(x)
       x = keras.layers.BatchNormalization(name="decoder_scores_bn")(x)
       x = keras.layers.ReLU(name="decoder_scores_relu")(x)
   keypoints = layers.GroupedConv2D(spec.NUM_PRIMARY_CHANNELS, 1, spec.NUM_PRIMARY_CHANNELS,
-                                   form=form, name=spec.KEYPOINTS)(x)
+                                   form=SCORE_FORM, name=spec.KEYPOINTS)(x)
   return keypoints, taps
 
 
@@ -265,7 +276,8 @@ def inference_model(config: config_lib.ModelConfig,
 
   Only the encoder, the primary decoder and (if config.exports_presence)
   the presence head; grouped convolutions in their native (true grouped)
-  form whatever config.grouped_form says, batch fixed for export.
+  form whatever config.grouped_form says, but for the score maps' 1x1
+  (SCORE_FORM), batch fixed for export.
 
   Args:
     config: the model config (the heads' switches are ignored).
