@@ -4,10 +4,11 @@
 parameters and per-layer MACs/FLOPs with the analytic counter
 (`hand25d.model.flops`), converts it to float32 TFLite and reads the
 converted graph for the op list, an independent MAC count
-(`hand25d.op_profile`, from the .tflite's tensor shapes; it must agree with
-the analytic one) and the peak activation memory. `markdown(cards)`
-renders the Table-2-style comparison of docs/model_card.md, followed by its
-hand-written design notes, card_notes.md (package data).
+(`hand25d.op_profile`, from the .tflite's tensor shapes; it agrees with the
+analytic one but for the zeros of block-diagonal 1x1s, network.SCORE_FORM)
+and the peak activation memory. `markdown(cards)` renders the Table-2-style
+comparison of docs/model_card.md, followed by its hand-written design notes,
+card_notes.md (package data).
 """
 
 import collections
