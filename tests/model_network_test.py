@@ -287,6 +287,10 @@ def test_hand_geometry_is_each_hands_layout_relative_to_its_wrist():
   np.testing.assert_allclose(out[0], np.array([0, 0, 2, 0, 0, 3]) / 3, atol=2e-3)
   # Right: (0,0), (-2,0), (0,-2) over 2: the same layout at another place and size.
   np.testing.assert_allclose(out[1], np.array([0, 0, -2, 0, 0, -2]) / 2, atol=2e-3)
+  # Deserialisable by name, as Keras and tfmot need (layers.CUSTOM_OBJECTS).
+  copy = keras.layers.deserialize(keras.layers.serialize(layers.HandKeypointGeometry(2)),
+                                  custom_objects=layers.CUSTOM_OBJECTS)
+  np.testing.assert_allclose(copy(maps).numpy()[0], out)
 
 
 def test_pose_and_orientation_can_read_the_keypoint_layout():

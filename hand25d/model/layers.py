@@ -208,4 +208,5 @@ class HandKeypointGeometry(keras.layers.Layer):
 
 # The custom layers of hand25d's networks, by class name, for Keras
 # deserialisation (keras.models.load_model, tfmot's quantize_scope).
-CUSTOM_OBJECTS = {cls.__name__: cls for cls in (GroupedConv2D, NearestUpSampling2D)}
+CUSTOM_OBJECTS = {cls.__name__: cls for cls in (GroupedConv2D, NearestUpSampling2D,
+                                                 HandKeypointGeometry)}

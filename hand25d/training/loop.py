@@ -224,7 +224,8 @@ def train_and_evaluate(cfg: config_lib.TrainConfig, workdir: str) -> dict:
     start = network.build_training_model(cfg.model)
     start_report = warm_start.warm_start(start, cfg.init_weights)
   if cfg.train_only:  # Refuses a prefix that names no layer before anything is written.
-    trained = freeze_all_but(network.build_training_model(cfg.model), cfg.train_only)
+    # `start` frozen as `model` will be, so their weights keep one order.
+    trained = freeze_all_but(start or network.build_training_model(cfg.model), cfg.train_only)
     logging.info("train_only: training %d layers (%s); the rest are frozen", len(trained),
                  ", ".join(trained))
   if chief:
