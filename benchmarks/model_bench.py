@@ -15,6 +15,9 @@ function on CPU). Prints tables and writes JSON.
   .venv/bin/python benchmarks/model_bench.py [--out benchmarks/results/model.json]
 """
 
+# First: TensorFlow's kernels as the binaries run them (oneDNN), quietly.
+from hand25d import console  # noqa: F401  pylint: disable=unused-import
+
 import os
 import platform
 import time

@@ -15,7 +15,9 @@ default input and batch 32:
 
 The input pipeline is not the bottleneck when `loop` is close to `step` and
 `pipeline` is well above `step`. Without --data a small data set is
-generated into a temporary directory first.
+generated into a temporary directory first. TensorFlow's kernels are the
+binaries' (hand25d.console: oneDNN unless TF_ENABLE_ONEDNN_OPTS=0 is set);
+the JSON records which ran and whether the CPU has AVX-512.
 
 With --variants it also measures, one batch held in memory, each in a fresh
 model: the step under Keras' mixed_bfloat16 policy (AVX-512 BF16), the
@@ -25,6 +27,9 @@ up-sampling, so that variant builds UpSampling2D as a broadcast and reshape,
 which is the same function), and the step with only the primary keypoint
 loss and with it plus one head at a time (the cost of each head).
 """
+
+# First: TensorFlow's kernels as the binaries run them (oneDNN), quietly.
+from hand25d import console  # noqa: F401  pylint: disable=unused-import
 
 import dataclasses
 import os
@@ -45,6 +50,7 @@ from hand25d.model import network
 from hand25d.training import step as step_lib
 
 import tensorflow as tf
+from tensorflow.python.util import _pywrap_util_port  # pylint: disable=g-direct-tensorflow-import
 import tf_keras as keras
 
 _DATA = flags.DEFINE_string("data", None, "Data set directory; default: generate one.")
@@ -196,9 +202,19 @@ def main(argv):
       print(f"  {key:24s} {rate:8.1f}{extra}")
   report = {"backbone": _BACKBONE.value, "batch_size": _BATCH.value, "steps": _STEPS.value,
             "cpu_count": os.cpu_count(), "load_average": os.getloadavg(),
-            "machine": platform.machine(), "tensorflow": tf.__version__, **result}
+            "machine": platform.machine(), "tensorflow": tf.__version__,
+            "onednn": bool(_pywrap_util_port.IsMklEnabled()), "avx512": _has_avx512(), **result}
   atomic.write_json(_OUT.value, report)
   print(f"wrote {_OUT.value}")
+
+
+def _has_avx512() -> bool | None:
+  """Whether the CPU has AVX-512 (None where /proc/cpuinfo cannot tell)."""
+  try:
+    with open("/proc/cpuinfo") as f:
+      return " avx512f" in f.read()
+  except OSError:
+    return None
 
 
 if __name__ == "__main__":

@@ -17,7 +17,12 @@ TensorFlow), hides them unless the command line asks for `--verbosity=1`
 
 Before that, a command started in an install without the `train` extra (a
 runtime-only `pip install hand25d`) stops with one line saying what to
-install (`hand25d.extras`), whatever the verbosity.
+install (`hand25d.extras`), whatever the verbosity. And whatever the
+verbosity, TF_ENABLE_ONEDNN_OPTS=1 is set unless the environment sets it:
+TensorFlow runs its oneDNN CPU kernels by default only on CPUs with AVX-512
+VNNI, BF16 or AMX; on an AVX2-only CPU its Eigen kernels run hand25d's train
+step 1.5x slower (docs/training.md, "Throughput"). TensorFlow reads the variable when
+it is imported, so it must be set here.
 
 The binaries that use TensorFlow import it first (a comment says why where
 that breaks the import order); a library never does, nor does `import
@@ -116,4 +121,5 @@ def _install() -> None:
 
 
 extras.require("train")
+os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
 _install()

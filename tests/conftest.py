@@ -1,8 +1,16 @@
-"""Fixtures shared by several test files; pytest's entry point puts tf_keras in effect."""
+"""Fixtures shared by several test files; pytest's entry point puts tf_keras in effect.
+
+The tests run TensorFlow's oneDNN CPU kernels, as the binaries do (hand25d/console.py
+says why), whatever the CPU and whichever test file imports TensorFlow first.
+"""
+
+import os
 
 import pytest
 
 from hand25d import legacy_keras  # noqa: F401  (entry point: tf.keras is tf_keras)
+
+os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")  # Read when TensorFlow is imported.
 
 
 @pytest.fixture(scope="session")

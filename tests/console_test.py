@@ -117,3 +117,19 @@ def test_tensorflows_absl_records_are_dropped_and_ours_name_their_file(tmp_path)
   assert "<string>:8] ours" in result.stderr, result.stderr
   # TensorFlow's checkpoint writer logs "Sharding callback duration" through absl.
   assert "Sharding callback" not in result.stderr, result.stderr
+
+
+@pytest.mark.parametrize("preset, enabled", [(None, "True"), ("0", "False")])
+def test_binaries_run_onednn_kernels_unless_the_environment_says_otherwise(preset, enabled):
+  """TensorFlow turns oneDNN on by itself only on some CPUs; console turns it on everywhere."""
+  code = ("import sys\nsys.argv = ['x']\nfrom hand25d import console\nimport tensorflow\n"
+          "from tensorflow.python.util import _pywrap_util_port\n"
+          "print(_pywrap_util_port.IsMklEnabled())\n")
+  env = dict(os.environ, PYTHONPATH=os.pathsep.join([ROOT] + sys.path))
+  env.pop("TF_ENABLE_ONEDNN_OPTS", None)
+  if preset is not None:
+    env["TF_ENABLE_ONEDNN_OPTS"] = preset
+  result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True,
+                          text=True, timeout=300, check=False)
+  assert result.returncode == 0, result.stderr
+  assert result.stdout.strip() == enabled, result.stdout
