@@ -67,3 +67,16 @@ def test_table_reports_totals_and_every_layer():
   assert priced.speedup > 1
   table = cost.format_table(network, priced)
   assert "stem" in table and "comb" in table and f"{priced.ours_ms:.2f}" in table
+
+
+def test_vector_mac_floor_bounds_our_time_and_the_speedup():
+  network = _single_conv(dilation_rate=2)
+  priced = _priced(network)
+  (c,) = priced.layers
+  assert priced.mac_floor_ms == pytest.approx(c.vector_macs / 600e3)
+  assert priced.mac_floor_ms < priced.ours_ms
+  assert priced.naive_ms / priced.mac_floor_ms > priced.speedup
+  # A vector unit issuing two operations a cycle halves the floor.
+  dual = _priced(network, assumptions=cost.Assumptions(vau_ops_per_cycle=2))
+  assert dual.mac_floor_ms == pytest.approx(priced.mac_floor_ms / 2)
+  assert "speed-up at most" in cost.format_table(network, priced)

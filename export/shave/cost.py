@@ -155,6 +155,16 @@ class NetworkCost:
   def peak_bytes(self) -> int:
     return max(c.peak_bytes for c in self.layers)
 
+  @property
+  def mac_floor_ms(self) -> float:
+    """Our kernel's vector MACs alone, the vector unit issuing one every slot.
+
+    No schedule of these vector MACs runs faster under `assumptions`, so
+    `naive_ms / mac_floor_ms` bounds the speed-up any kernel of this
+    network's layout could reach over the same baseline.
+    """
+    return self._ms(sum(c.vector_macs for c in self.layers) / self.assumptions.vau_ops_per_cycle)
+
 
 def _vectors(shape, lanes: int) -> int:
   h, w, c = shape
@@ -293,6 +303,8 @@ def format_table(network: graph.Network, cost: NetworkCost) -> str:
       f"{'naive planar im2col + GEMM':<34}{cost.naive_ms:>9.2f}",
       f"{'ours (interleaved, comb)':<34}{cost.ours_ms:>9.2f}",
       f"{'speed-up':<34}{cost.speedup:>8.1f}x",
+      f"{'vector-MAC floor (bound)':<34}{cost.mac_floor_ms:>9.2f}"
+      f"  (speed-up at most {cost.naive_ms / cost.mac_floor_ms:.1f}x)",
       "",
       f"{'layer':<34}{'kind':<15}{'fields':>6}{'MACs':>10}{'vMACs':>9}"
       f"{'ours ms':>9}{'naive ms':>9}{'peak B':>8}{'DMA B':>9}",
