@@ -148,7 +148,7 @@ def tflite_model(model):
 
 @pytest.fixture(scope="module")
 def frames(blobs):
-  return agreement.load_frames(FIXTURE, "test", blob.read_blob(blobs["fp32"][0]))
+  return agreement.load_labelled_frames(FIXTURE, "test", blob.read_blob(blobs["fp32"][0]))
 
 
 @pytest.mark.slow  # Converts to TFLite and reads the test frames.
@@ -159,6 +159,14 @@ def test_fp32_blob_matches_tflite_on_test_frames(blobs, tflite_model, frames):
   assert result.relative_error.keys() == {"keypoints", "presence"}
   for key, error in result.relative_error.items():
     assert error <= 1e-4, key
+  # Same arg-max everywhere, so the decoded keypoints move only by the
+  # refinement's reading of neighbours within the error bound.
+  assert result.shift_px.shape == (3 * 16,)
+  assert result.shift_px.max() < 0.01
+  # The labels' visible keypoints: both decode to the same error.
+  visible = sum(int(seen.sum()) for _, (_, seen) in frames)
+  assert visible > 0 and int(result.visible.sum()) == visible
+  assert result.program_px_error == pytest.approx(result.tflite_px_error, abs=0.01)
 
 
 @pytest.mark.slow
@@ -173,3 +181,43 @@ def test_fp16_blob_keeps_the_tflite_arg_max_on_test_frames(blobs, tflite_model, 
   # fp16 may move an arg-max only where the top-2 margin is within the bound.
   assert result.argmax_agreement >= 0.9
   assert result.mismatch_margin <= 2 * result.bound
+  assert result.shift_px.shape == (3 * 16,)
+  assert 0.0 <= result.shift_within(0.5) <= 1.0
+  assert 0.0 <= result.shift_within(0.5, visible_only=True) <= 1.0
+  assert np.isfinite(result.program_px_error) and np.isfinite(result.tflite_px_error)
+  text = agreement.format_agreement(result)
+  assert "decoded keypoint moves" in text and "mean 2D error against the labels" in text
+
+
+@pytest.mark.slow
+def test_labels_of_another_keypoint_count_are_refused(blobs, tflite_model, frames):
+  image, (xy, visible) = frames[0]
+  with pytest.raises(ValueError, match="frame 0: labels of 8 keypoints for 16 'keypoints'"):
+    agreement.compare(blob.read_blob(blobs["fp32"][0]), tflite_model,
+                      [(image, (xy[:8], visible[:8]))])
+
+
+
+def test_agreement_measures_how_far_a_decoded_keypoint_moves():
+  # Two channels of a [5, 5] map at stride 2. Channel 0: a peak with
+  # symmetric neighbours, the same in both. Channel 1: a near-tie between two
+  # cells that the "simulated" map breaks the other way.
+  reference = np.zeros((5, 5, 2), np.float32)
+  reference[2, 2, 0] = 4.0
+  reference[1, 1, 1], reference[1, 3, 1] = 3.0, 2.999
+  simulated = reference.copy()
+  simulated[1, 3, 1] = 3.001
+  shift = agreement.decoded_shift(reference, simulated, stride=2)
+  assert shift.shape == (2,)
+  assert shift[0] == 0.0
+  # The arg-max moves two cells; both peaks have symmetric (zero)
+  # neighbours, so the refinement moves neither: 2 cells x 2 px.
+  assert shift[1] == pytest.approx(4.0)
+  # Between them, a neighbour that is nearly as high pulls each refined
+  # position towards the middle: the move shrinks.
+  reference[1, 2, 1] = simulated[1, 2, 1] = 2.99
+  assert agreement.decoded_shift(reference, simulated, stride=2)[1] < 4.0
+  result = agreement.Agreement(1, {}, 2, 1, 0, 0, 1e-2, 0.0, shift)
+  assert result.shift_within(0.5) == 0.5
+  assert result.shift_within(4.0) == 1.0
+  assert np.isnan(agreement.Agreement(0, {}, 0, 0, 0, 0, 1e-2, 0.0).shift_within(1.0))

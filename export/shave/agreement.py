@@ -11,6 +11,13 @@ model of the same Keras model runs in ai-edge-litert, on the same frames; then
     the arg-max position of each channel ("keypoint") is the same (the fp16
     target is 99% of keypoints).
 
+  * every score map: how far the decoded keypoint moves, in input pixels
+    (hand25d/decoding.py's arg-max with sub-cell refinement on both maps):
+    what a near-tie swap costs the user, since the refinement reads the
+    neighbours too;
+  * with the frames' labels (`load_labelled_frames`): the same over the
+    visible keypoints, and the mean 2D error of each against the labels.
+
 An arg-max is only defined up to the arithmetic's error. With untrained
 weights many score maps are near ties whose order fp16 rounding may swap, so
 the agreement is also given over the *decisive* keypoints: those whose TFLite
@@ -26,6 +33,7 @@ import numpy as np
 
 from export.shave import planner
 from export.shave import simulator
+from hand25d import decoding
 from hand25d import litert as litert_lib
 from hand25d import spec
 from hand25d.data import pipeline
@@ -52,6 +60,14 @@ class Agreement:
     mismatch_margin: the largest TFLite top-2 margin, relative to the range,
       of a keypoint whose arg-max differs (0 if none does): how near a tie
       the disagreements are.
+    shift_px: [keypoints] float64, per keypoint (frame-major), the distance
+      in input pixels between the keypoint decoded from the simulated map
+      and from the TFLite map (hand25d.decoding.decode, refined).
+    visible: [keypoints] bool, the keypoints labelled visible (all False
+      without labels).
+    tflite_px_error, program_px_error: mean 2D error (input pixels) over the
+      visible keypoints of the TFLite model and of the program (NaN without
+      labels or visible keypoints).
   """
   frames: int
   relative_error: dict[str, float]
@@ -61,11 +77,23 @@ class Agreement:
   decisive_equal: int
   bound: float
   mismatch_margin: float
+  shift_px: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(0))
+  visible: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(0, bool))
+  tflite_px_error: float = float("nan")
+  program_px_error: float = float("nan")
 
   @property
   def argmax_agreement(self) -> float:
     """Fraction of all keypoints with the same arg-max (NaN without score maps)."""
     return self.argmax_equal / self.keypoints if self.keypoints else float("nan")
+
+  def shift_within(self, pixels: float, visible_only: bool = False) -> float:
+    """Fraction of keypoints whose decoded position moves by at most `pixels` (NaN if none).
+
+    With `visible_only`, of the keypoints labelled visible.
+    """
+    shift = self.shift_px[self.visible] if visible_only else self.shift_px
+    return float(np.mean(shift <= pixels)) if shift.size else float("nan")
 
   @property
   def decisive_agreement(self) -> float:
@@ -82,6 +110,21 @@ def load_frames(data_dir: str, split: str, program: planner.Program) -> list[np.
   Raises:
     ValueError: if the network input is not named after an input mode.
   """
+  return [image for image, _ in load_labelled_frames(data_dir, split, program)]
+
+
+def load_labelled_frames(data_dir: str, split: str, program: planner.Program
+                         ) -> list[tuple[np.ndarray, tuple[np.ndarray, np.ndarray]]]:
+  """Every frame of a split as (network input, (keypoints_xy, visible)).
+
+  The input is as `load_frames` makes it; keypoints_xy is [C, 2] float (x, y)
+  in input pixels and visible [C] bool, for the C = spec.NUM_PRIMARY_CHANNELS
+  channels of the keypoint score maps (spec.primary_channel's order), as
+  the evaluation reads them (hand25d/metrics.py).
+
+  Raises:
+    ValueError: if the network input is not named after an input mode.
+  """
   mode = program.network.input_name
   if mode not in spec.INPUT_MODES:
     raise ValueError(f"the network input is named {mode!r}, not one of {spec.INPUT_MODES}: "
@@ -89,17 +132,40 @@ def load_frames(data_dir: str, split: str, program: planner.Program) -> list[np.
   height, width, _ = program.network.input_shape
   dataset = pipeline.make_dataset(data_dir, split, 1, input_mode=mode, input_height=height,
                                   input_width=width)
-  return [features["image"].numpy()[0] for features, _ in dataset]
+  frames = []
+  for features, targets in dataset:
+    xy = targets["keypoints_xy"].numpy()[0][:, spec.PRIMARY_KEYPOINT_INDICES]
+    visible = targets["keypoint_visible"].numpy()[0][:, spec.PRIMARY_KEYPOINT_INDICES] > 0.5
+    frames.append((features["image"].numpy()[0],
+                   (xy.reshape(spec.NUM_PRIMARY_CHANNELS, 2),
+                    visible.reshape(spec.NUM_PRIMARY_CHANNELS))))
+  return frames
 
 
-def compare(program: planner.Program, tflite_model: bytes, images: Iterable[np.ndarray],
+def decoded_shift(reference: np.ndarray, simulated: np.ndarray, stride: int) -> np.ndarray:
+  """[C] distance (input pixels) between the keypoints decoded from two [H, W, C] score maps.
+
+  Both are decoded as the runtime decodes them (hand25d.decoding.decode:
+  arg-max, then sub-cell refinement) at `stride` input pixels per cell.
+  """
+  want_xy, _ = decoding.decode(reference[None], stride)
+  got_xy, _ = decoding.decode(simulated[None], stride)
+  return np.linalg.norm(got_xy[0] - want_xy[0], axis=-1)
+
+
+def compare(program: planner.Program, tflite_model: bytes, images: Iterable,
             run: Optional[Callable[[np.ndarray], dict[str, np.ndarray]]] = None) -> Agreement:
   """Runs the program and the float32 TFLite model on each image and compares.
+
+  Raises:
+    ValueError: labels whose keypoint count differs from the score maps'.
 
   Args:
     program: from blob.read_blob (or planner.compile_network).
     tflite_model: float32 TFLite flatbuffer of the same network.
-    images: [H, W, C] network inputs.
+    images: [H, W, C] network inputs, or (input, (keypoints_xy, visible))
+      pairs as `load_labelled_frames` gives them; labels are compared with
+      the spec.KEYPOINTS output.
     run: what executes the program: image -> outputs (Keras shapes without
       batch); by default the simulator (simulator.run). The C kernel's is
       native.Runner(blob).run(image).outputs.
@@ -115,7 +181,10 @@ def compare(program: planner.Program, tflite_model: bytes, images: Iterable[np.n
   highs = {key: -np.inf for key in names}
   frames = keypoints = equal = decisive = decisive_equal = 0
   mismatch_margin = 0.0
-  for image in images:
+  shifts, visible, errors_px = [], [], ([], [])
+  input_height = network.input_shape[0]
+  for frame in images:
+    image, labels = frame if isinstance(frame, tuple) else (frame, None)
     want = {k: v[0] for k, v in litert([image[None].astype(np.float32)], names).items()}
     got = run(image) if run else simulator.run(program, image).outputs
     for key, expected in want.items():
@@ -136,10 +205,26 @@ def compare(program: planner.Program, tflite_model: bytes, images: Iterable[np.n
       decisive += int(clear.sum())
       decisive_equal += int((same & clear).sum())
       mismatch_margin = max([mismatch_margin, *margin[~same].tolist()])
+      stride = input_height // expected.shape[0]
+      shifts.append(decoded_shift(expected, got[key].reshape(expected.shape), stride))
+      if labels is not None and key == spec.KEYPOINTS:
+        true_xy, seen = labels
+        if true_xy.shape != (expected.shape[-1], 2) or seen.shape != expected.shape[-1:]:
+          raise ValueError(f"frame {frames}: labels of {len(seen)} keypoints for "
+                           f"{expected.shape[-1]} {key!r} score maps")
+        visible.append(seen)
+        for maps, into in ((expected, errors_px[0]), (got[key], errors_px[1])):
+          xy, _ = decoding.decode(maps.reshape((1,) + expected.shape), stride)
+          into.append(np.linalg.norm(xy[0] - true_xy, axis=-1)[seen])
+      else:
+        visible.append(np.zeros(same.size, bool))
     frames += 1
   errors = {key: differences[key] / ((highs[key] - lows[key]) or 1.0) for key in names}
+  mean_error = [float(np.concatenate(e).mean()) if sum(map(len, e)) else float("nan")
+                for e in errors_px]
   return Agreement(frames, errors, keypoints, equal, decisive, decisive_equal, bound,
-                   mismatch_margin)
+                   mismatch_margin, np.concatenate(shifts) if shifts else np.zeros(0),
+                   np.concatenate(visible) if visible else np.zeros(0, bool), *mean_error)
 
 
 def format_agreement(agreement: Agreement) -> str:
@@ -154,4 +239,17 @@ def format_agreement(agreement: Agreement) -> str:
                  f"{agreement.decisive_equal}/{agreement.decisive} identical")
     lines.append(f"  largest top-2 margin of a differing arg-max: "
                  f"{agreement.mismatch_margin:.2e} of the range")
+    shift = agreement.shift_px
+    lines.append(f"  decoded keypoint moves (input px): mean {shift.mean():.3f}, "
+                 f"99th percentile {np.percentile(shift, 99):.3f}, max {shift.max():.2f}; "
+                 f"within 0.5 px: {100 * agreement.shift_within(0.5):.1f}%, "
+                 f"within 1 px: {100 * agreement.shift_within(1.0):.1f}%")
+    if agreement.visible.any():
+      seen = shift[agreement.visible]
+      lines.append(f"  over the {seen.size} visible keypoints: moves mean {seen.mean():.3f} px, "
+                   f"max {seen.max():.2f}; within 0.5 px: "
+                   f"{100 * agreement.shift_within(0.5, visible_only=True):.1f}%, within 1 px: "
+                   f"{100 * agreement.shift_within(1.0, visible_only=True):.1f}%")
+      lines.append(f"  mean 2D error against the labels: TFLite {agreement.tflite_px_error:.3f} px, "
+                   f"program {agreement.program_px_error:.3f} px")
   return "\n".join(lines)

@@ -104,13 +104,13 @@ def main(argv):
   if _TFLITE.value:
     with open(_TFLITE.value, "rb") as f:
       tflite_model = f.read()
-    frames = agreement.load_frames(_DATA.value, _SPLIT.value, program)
+    frames = agreement.load_labelled_frames(_DATA.value, _SPLIT.value, program)
     run = None
     if _RUNNER.value == "c":
       with open(_BLOB.value, "rb") as f:
         runner = native.Runner(f.read(), _BLOB.value)
       print()
-      print(_c_kernel_figures(program, runner, frames[0]))
+      print(_c_kernel_figures(program, runner, frames[0][0]))
       run = lambda image: runner.run(image).outputs  # noqa: E731
     print()
     print(agreement.format_agreement(agreement.compare(program, tflite_model, frames, run)))
