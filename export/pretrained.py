@@ -42,6 +42,9 @@ from hand25d.training import recipes
 import tensorflow as tf
 
 QUANT = ("float32", "int8_qat")
+# The name each export has in hand25d/pretrained (install copies it there), as
+# the model card names it.
+SHIPPED_FILES = {"float32": pretrained.FLOAT32, "int8_qat": pretrained.INT8}
 # Intended use and limits, written into the model card.
 INTENDED_USE = (
     "2D keypoints (8 per hand, left and right) on the amplitude image of an egocentric "
@@ -185,7 +188,7 @@ def build(cfg: BuildConfig) -> dict:
     r = report["exports"][quant]
     with open(os.path.join(export_dir, r["file"]), "rb") as f:
       model_bytes = f.read()
-    exports[quant] = {"file": r["file"], "size_bytes": r["size_bytes"],
+    exports[quant] = {"file": SHIPPED_FILES[quant], "size_bytes": r["size_bytes"],
                       "tflm_size_bytes": r["tflm_size_bytes"],
                       "mean_px_error": r["eval"]["mean_px_error"],
                       "eval_frames": r["eval"]["frames"],
@@ -247,10 +250,8 @@ def _wall_hours(run_dir: str) -> float:
 
 def install(workdir: str, export_dir: str) -> None:
   """Copies a built model's files into hand25d/pretrained/ (each atomically)."""
-  sources = {
-      pretrained.FLOAT32: os.path.join(export_dir, f"{exporter.model_name('float32')}.tflite"),
-      pretrained.INT8: os.path.join(export_dir, f"{exporter.model_name('int8_qat')}.tflite"),
-  }
+  sources = {shipped: os.path.join(export_dir, f"{exporter.model_name(quant)}.tflite")
+             for quant, shipped in SHIPPED_FILES.items()}
   for name in pretrained.FILES:
     source = sources.get(name, os.path.join(workdir, name))
     with open(source, "rb") as f:

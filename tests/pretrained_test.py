@@ -104,3 +104,5 @@ def test_regeneration_command_runs_on_the_fixture(tmp_path):
   for name in (pretrained.TRAINING_WEIGHTS, pretrained.CONFIG, pretrained.MODEL_CARD_MD):
     assert (workdir / name).stat().st_size > 0
   assert (workdir / "export" / "hand25d_int8_qat.tflite").stat().st_size > 0
+  # The card names the files as they are shipped (install renames the int8 one).
+  assert {e["file"] for e in card["exports"].values()} == {pretrained.FLOAT32, pretrained.INT8}
