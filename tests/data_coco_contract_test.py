@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+import damaged_png
 from hand25d import spec
 from hand25d.data import coco
 from hand25d.data import records
@@ -179,6 +180,24 @@ def test_palette_mask_indices_are_classes(tmp_path):
 def test_png_kind_outside_the_contract_is_refused(tmp_path, role, rel, array, mode, said):
   path, root = _tiny(tmp_path, lambda d, r: _save(os.path.join(r, rel), array, mode))
   with pytest.raises(coco.CocoError, match=f"image 1: {role} file .*{rel} is {said}, expected"):
+    _import(path, tmp_path)
+
+
+@pytest.mark.parametrize("role, rel, array", [
+    ("amplitude", "amp/1.png", np.full((H, W), 900, np.uint16)),
+    ("depth", "depth/1.png", np.full((H, W), 450, np.uint16)),
+    ("mask", "mask.png", np.repeat(np.arange(W, dtype=np.uint8)[None] % 3, H, 0)),
+])
+def test_a_corrupt_png_is_refused_not_decoded_into_wrong_pixels(tmp_path, role, rel, array):
+  # One byte flipped on disk: Pillow alone decodes it into a wrong pixel, no error.
+  def damage(data, root):
+    del data
+    with open(os.path.join(root, rel), "wb") as f:
+      f.write(damaged_png.silently_damaged(array))
+
+  path, _ = _tiny(tmp_path, damage)
+  with pytest.raises(coco.CocoError, match=f"image 1: {role} file .*{rel}: corrupt PNG: "
+                     ".*checksum in b'IDAT'"):
     _import(path, tmp_path)
 
 

@@ -1,8 +1,10 @@
 """The image files of a COCO import, read by what they are (docs/data_format.md).
 
-Each file is opened with Pillow, which reads the PNG header: the colour type
-and bit depth give Pillow's mode ("I;16" for 16-bit greyscale, "L" for 8-bit
-greyscale, "P" for a palette image, "LA", "RGB", "RGBA", ...). A file is
+Each file is read with hand25d.png, which first checks a PNG's chunks (each
+CRC, and the IEND chunk at the end): Pillow would decode a damaged file into
+wrong pixels without an error. Pillow then reads the PNG header: the colour
+type and bit depth give Pillow's mode ("I;16" for 16-bit greyscale, "L" for
+8-bit greyscale, "P" for a palette image, "LA", "RGB", "RGBA", ...). A file is
 accepted only in the modes the contract allows for its role, so nothing is
 rescaled or colour-converted behind the caller's back: an 8-bit depth file is
 not multiplied by 257, a palette mask's indices are read as indices (not as
@@ -13,8 +15,8 @@ checked against their units: mask classes in range, depth plausible in mm.
 import os
 
 import numpy as np
-from PIL import Image
 
+from hand25d import png
 from hand25d import spec
 
 # Depth is z in millimetres. A valid pixel deeper than this is another unit (e.g.
@@ -31,18 +33,6 @@ ACCEPTED_MODES = {
     "depth": (("I;16",), "a 16-bit greyscale PNG of z-depth in millimetres"),
     "mask": (("L", "P"), "an 8-bit greyscale or palette PNG of segmentation class indices"),
 }
-# Pillow modes of PNG files, in the words of the PNG header.
-_MODE_NAMES = {
-    "1": "1-bit greyscale",
-    "L": "8-bit greyscale",
-    "I;16": "16-bit greyscale",
-    "P": "palette (indexed colour)",
-    "LA": "8-bit greyscale+alpha",
-    "RGB": "RGB colour",
-    "RGBA": "RGBA colour (or 16-bit greyscale+alpha)",
-}
-
-
 class ImageFileError(ValueError):
   """An image file is missing, outside the image root or not what its role needs.
 
@@ -78,22 +68,23 @@ def read_png(path: str, role: str) -> np.ndarray:
     [H, W] uint16 (amplitude, depth in mm) or uint8 class indices (mask).
 
   Raises:
-    ImageFileError: missing, not a PNG, not decodable, of a kind the role does
+    ImageFileError: missing, not a PNG, not decodable, a corrupt PNG (a chunk
+      CRC that does not match, truncated: png.read), of a kind the role does
       not accept (see ACCEPTED_MODES), or with values out of range for the role.
   """
   if not os.path.isfile(path):
     raise ImageFileError(f"{role} file {path} does not exist")
   modes, wanted = ACCEPTED_MODES[role]
   try:
-    with Image.open(path) as im:
-      fmt, mode = im.format, im.mode
-      image = np.asarray(im) if fmt == "PNG" and mode in modes else None
-  except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
-    raise ImageFileError(f"{role} file {path} cannot be decoded as an image: {e}") from e
-  if fmt != "PNG":
-    raise ImageFileError(f"{role} file {path} is {fmt}, expected {wanted}")
+    decoded = png.read(path, modes)
+  except png.PngError as e:
+    raise ImageFileError(f"{role} file {e}") from e
+  if decoded.format != "PNG":
+    raise ImageFileError(f"{role} file {path} is {decoded.format}, expected {wanted}")
+  image = decoded.pixels
   if image is None:
-    raise ImageFileError(f"{role} file {path} is {_MODE_NAMES.get(mode, mode)}, expected "
+    raise ImageFileError(f"{role} file {path} is "
+                         f"{png.MODE_NAMES.get(decoded.mode, decoded.mode)}, expected "
                          f"{wanted}; convert it explicitly (nothing is rescaled or "
                          "colour-converted on import)")
   if role == "depth":

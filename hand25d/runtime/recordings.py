@@ -17,25 +17,33 @@
                         `amplitude` and `depth` [T, H, W]; optional
                         `timestamps_s` [T] (read into memory at once)
 
+Extensions match whatever their case (.PNG, .NPZ), since cameras and Windows
+tools write them upper-case. Integer images (phase frames, amplitude, depth)
+need at least 16 bits, in an array as in a PNG: nothing is rescaled.
+
 Timestamps: a frame's own (`timestamp_s`, `timestamps_s`), else the
-directory's `timestamps.csv` sidecar (a header `name,timestamp_s`; name is the
-file name without its extension), else index / fps. They are seconds and
-must increase within a clip, so that smoothing runs on real time.
+directory's `timestamps.csv` sidecar (UTF-8, with or without the byte-order
+mark Excel writes; a header `name,timestamp_s`, then one row per frame; name
+is the file name, with or without its extension), else index / fps. They are
+seconds and must increase within a clip, so that smoothing runs on real time.
 
 Every array's header (shape, dtype, byte count) is checked against what the
 frame must be before anything is read, so a file whose header claims
-(4, 100000, 100000) costs nothing. A frame that cannot be read, or breaks the
-contract (shape, bit depth, units, ground truth, timestamp), comes back with
-`error` (a frames.BadFrameError of kind UNREADABLE naming the file) and
-iteration goes on. What spoils the whole recording (no such path, no frames,
-a bad sidecar or sequence file) raises RecordingError.
+(4, 100000, 100000) costs nothing; a PNG's chunk CRCs are checked before its
+pixels are decoded (hand25d.png). A frame that cannot be read, or breaks the
+contract (shape, bit depth, units, a corrupt PNG, ground truth, timestamp,
+clip), comes back with `error` (a frames.BadFrameError of kind UNREADABLE
+naming the file) and iteration goes on. What spoils the whole recording (no
+such path, no frames, two files of one frame, a bad sidecar or sequence file)
+raises RecordingError.
 
-numpy only, and Pillow for the PNGs (imported when the first PNG is read).
+numpy only, and Pillow for the PNGs (hand25d.png, imported when the first PNG
+is read).
 """
 
 import csv
 import dataclasses
-import glob
+import io
 import math
 import os
 from typing import Callable, Iterator
@@ -43,6 +51,7 @@ import zipfile
 
 import numpy as np
 
+from hand25d import png
 from hand25d import sensor
 from hand25d import spec
 from hand25d.runtime import frames as frames_lib
@@ -52,6 +61,11 @@ TIMESTAMPS_CSV = "timestamps.csv"
 # Subdirectories of an image recording: the amplitude (IR) images, then the depth.
 AMPLITUDE_DIRS = ("ir", "amplitude")
 DEPTH_DIR = "depth"
+# Frame files, matched whatever the case of the extension.
+FRAME_EXTENSIONS = (".npz", ".npy", ".png")
+# Integer image arrays (phase frames, amplitude, depth) need at least this many
+# bits: ADC counts and depth in millimetres do not fit in 8.
+MIN_INTEGER_BITS = 16
 
 # Ground-truth arrays a frame may carry (all of them or none), and an optional one.
 TRUTH_KEYS = ("keypoints_xy", "keypoints_depth", "keypoint_visible", "hand_present")
@@ -159,32 +173,28 @@ def read_npz(path: str, expected: dict[str, tuple[int | None, ...]]) -> dict[str
 def read_png16(path: str, height: int, width: int) -> np.ndarray:
   """[height, width] uint16 from a 16-bit greyscale PNG, refused by its header otherwise.
 
+  The file's chunks are checked first (png.read): a PNG damaged on disk is
+  refused, not decoded into wrong pixels.
+
   Raises:
-    ValueError: naming the file: not a PNG, not 16-bit greyscale (bit depth
-      and colour type from the header), or another size.
+    ValueError: naming the file: not a PNG, a corrupt one (a chunk CRC that
+      does not match, truncated), not 16-bit greyscale (bit depth and colour
+      type from the header), or another size.
   """
-  from PIL import Image  # pylint: disable=import-outside-toplevel  (PNG recordings only)
   try:
-    with Image.open(path) as im:
-      fmt, mode, size = im.format, im.mode, im.size
-      if fmt == "PNG" and mode == "I;16" and size == (width, height):
-        return np.asarray(im)
-  except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
-    raise _FrameFileError(f"{path}: cannot be decoded as a PNG: {e}") from e
-  if fmt != "PNG":
-    raise _FrameFileError(f"{path}: is {fmt}, expected a 16-bit greyscale PNG")
-  if mode != "I;16":
-    raise _FrameFileError(f"{path}: is {_MODE_NAMES.get(mode, mode)} (Pillow mode {mode}), "
-                          "expected a 16-bit greyscale PNG; nothing is rescaled (an 8-bit "
-                          "image would lose the depth or IR range)")
-  raise _FrameFileError(f"{path}: is {size[1]}x{size[0]} pixels, the SensorConfig says "
-                        f"{height}x{width}")
-
-
-# Pillow modes of PNG files, in the words of the PNG header.
-_MODE_NAMES = {"1": "1-bit greyscale", "L": "8-bit greyscale", "P": "palette (indexed colour)",
-               "LA": "8-bit greyscale+alpha", "RGB": "RGB colour",
-               "RGBA": "RGBA colour (or 16-bit greyscale+alpha)"}
+    image = png.read(path, ("I;16",), (width, height))
+  except png.PngError as e:
+    raise _FrameFileError(str(e)) from e
+  if image.pixels is not None:
+    return image.pixels
+  if image.format != "PNG":
+    raise _FrameFileError(f"{path}: is {image.format}, expected a 16-bit greyscale PNG")
+  if image.mode != "I;16":
+    raise _FrameFileError(f"{path}: is {png.MODE_NAMES.get(image.mode, image.mode)} (Pillow "
+                          f"mode {image.mode}), expected a 16-bit greyscale PNG; nothing is "
+                          "rescaled (an 8-bit image would lose the depth or IR range)")
+  raise _FrameFileError(f"{path}: is {image.size[1]}x{image.size[0]} pixels, the SensorConfig "
+                        f"says {height}x{width}")
 
 
 def check_truth(truth: dict[str, np.ndarray], height: int, width: int) -> None:
@@ -220,11 +230,70 @@ def check_truth(truth: dict[str, np.ndarray], height: int, width: int) -> None:
                        f">= 0, got shape {true_depth.shape}")
 
 
-def _scalar(value, name: str) -> float:
-  value = float(value)
-  if not math.isfinite(value):
-    raise _FrameFileError(f"{name} is {value}")
-  return value
+def _frame_files(directory: str, extension: str) -> dict[str, str]:
+  """Stem -> file name of the frame files in `directory`, in file-name order.
+
+  The extension matches whatever its case (cameras and Windows tools write
+  .PNG); hidden files (names starting with '.') are skipped.
+
+  Raises:
+    RecordingError: two files of one stem (a.png and a.PNG): which is the frame?
+  """
+  found = {}
+  for name in sorted(os.listdir(directory)):
+    stem, ext = os.path.splitext(name)
+    if (ext.lower() != extension or name.startswith(".") or
+        not os.path.isfile(os.path.join(directory, name))):
+      continue
+    if stem in found:
+      raise RecordingError(f"{directory}: holds both {found[stem]} and {name}; keep one file "
+                           "per frame")
+    found[stem] = name
+  return found
+
+
+def _stem(name: str) -> str:
+  """`name` without its extension if that is a frame file's (.npz, .npy, .png, any case).
+
+  A timestamps.csv name may come with the extension or without it; a stem
+  with a dot of its own ('take.001') keeps it.
+  """
+  stem, ext = os.path.splitext(name)
+  return stem if ext.lower() in FRAME_EXTENSIONS else name
+
+
+def _check_bits(array: np.ndarray, name: str) -> None:
+  """Refuses an image array whose integers are too narrow for the sensor's range.
+
+  The rule of the PNG path (read_png16) for arrays: nothing is rescaled, so an
+  8-bit array would lose the IR, phase or depth range, as an 8-bit PNG would.
+  """
+  kind, bits = array.dtype.kind, array.dtype.itemsize * 8
+  if kind == "f" or (kind in "iu" and bits >= MIN_INTEGER_BITS):
+    return
+  raise _FrameFileError(f"{name}: dtype {array.dtype}, expected integers of at least "
+                        f"{MIN_INTEGER_BITS} bits (e.g. uint16) or floats; nothing is rescaled "
+                        "(an 8-bit array would lose the depth or IR range)")
+
+
+def _timestamp(value: np.ndarray, name: str) -> float:
+  """A frame's timestamp_s: a finite real number of seconds, not a bool."""
+  if value.dtype.kind not in "iuf":
+    raise _FrameFileError(f"{name}: {value.item()!r} of dtype {value.dtype} is not a number "
+                          "of seconds")
+  seconds = float(value)
+  if not math.isfinite(seconds):
+    raise _FrameFileError(f"{name}: is {seconds}")
+  return seconds
+
+
+def _clip(value: np.ndarray, name: str) -> int:
+  """A frame's clip: an integer (or an integral float), not a bool."""
+  kind = value.dtype.kind
+  if kind in "iu" or (kind == "f" and float(value).is_integer()):
+    return int(value)
+  raise _FrameFileError(f"{name}: {value.item()!r} of dtype {value.dtype} is not an integer "
+                        "clip index")
 
 
 class Recording:
@@ -247,10 +316,9 @@ class Recording:
     if not fps > 0:
       raise RecordingError(f"fps must be positive, got {fps}")
     self.path, self.sensor_config, self.fps = path, sensor_config, fps
-    h, w = sensor_config.shape
     # (name, loader) per frame; a loader returns the frame's fields.
     self._entries: list[tuple[str, Callable[[], dict]]] = []
-    if os.path.isfile(path) and path.endswith(".npz"):
+    if os.path.isfile(path) and path.lower().endswith(".npz"):
       self.kind = "sequence"
       self._open_sequence(path)
       return
@@ -258,25 +326,25 @@ class Recording:
       raise RecordingError(f"recording {path!r} is neither a directory nor a .npz file")
     amplitude_dir = next((os.path.join(path, d) for d in AMPLITUDE_DIRS
                           if os.path.isdir(os.path.join(path, d))), None)
-    npz, npy = (sorted(glob.glob(os.path.join(path, f"*.{e}"))) for e in ("npz", "npy"))
+    npz, npy = (_frame_files(path, e) for e in (".npz", ".npy"))
     if amplitude_dir and os.path.isdir(os.path.join(path, DEPTH_DIR)):
       self.kind = "png"
-      depth_dir = os.path.join(path, DEPTH_DIR)
-      stems = sorted({os.path.splitext(n)[0] for d in (amplitude_dir, depth_dir)
-                      for n in os.listdir(d) if n.endswith(".png")})
-      for stem in stems:
-        pair = (os.path.join(amplitude_dir, stem + ".png"), os.path.join(depth_dir, stem + ".png"))
+      dirs = (amplitude_dir, os.path.join(path, DEPTH_DIR))
+      files = [_frame_files(d, ".png") for d in dirs]
+      for stem in sorted(files[0].keys() | files[1].keys()):
+        # A file missing from one side is named as .png, and reported when read.
+        pair = tuple(os.path.join(d, f.get(stem, stem + ".png")) for d, f in zip(dirs, files))
         self._entries.append((os.path.relpath(pair[0], path), lambda p=pair: self._load_png(*p)))
     elif npz and npy:
       raise RecordingError(f"recording {path!r} holds both .npz and .npy frames; keep one kind")
     elif npz:
       self.kind = "npz"
-      self._entries = [(os.path.basename(p), lambda p=p: self._load_npz(p)) for p in npz]
+      self._entries = [(n, lambda p=os.path.join(path, n): self._load_npz(p))
+                       for n in npz.values()]
     elif npy:
       self.kind = "npy"
-      shape = (spec.NUM_PHASE_FRAMES, h, w)
-      self._entries = [(os.path.basename(p),
-                        lambda p=p: {"phase_frames": read_npy(p, shape)}) for p in npy]
+      self._entries = [(n, lambda p=os.path.join(path, n): self._load_npy(p))
+                       for n in npy.values()]
     if not self._entries:
       raise RecordingError(
           f"recording {path!r} has no frames: expected .npz or .npy files, or "
@@ -318,9 +386,20 @@ class Recording:
     if not os.path.exists(csv_path):
       return {}
     stems = {os.path.splitext(os.path.basename(name))[0] for name, _ in self._entries}
-    out = {}
-    with open(csv_path, newline="", encoding="utf-8") as f:
-      reader = csv.DictReader(f)
+    try:
+      with open(csv_path, "rb") as f:
+        data = f.read()
+    except OSError as e:
+      raise RecordingError(f"{csv_path}: cannot be read: {e}") from e
+    try:
+      text = data.decode("utf-8-sig")  # -sig: Excel writes UTF-8 with a byte-order mark.
+    except UnicodeDecodeError as e:
+      line = e.object[:e.start].count(b"\n") + 1
+      raise RecordingError(f"{csv_path}:{line}: is not UTF-8 text ({e.reason}, byte "
+                           f"{e.object[e.start]:#04x}); save it as UTF-8") from e
+    reader = csv.DictReader(io.StringIO(text, newline=""))
+    out, lines = {}, {}  # Frame -> timestamp, and the line that gave it.
+    try:
       if not {"name", "timestamp_s"} <= set(reader.fieldnames or ()):
         raise RecordingError(f"{csv_path}: needs a header with columns name,timestamp_s, got "
                              f"{reader.fieldnames}")
@@ -333,7 +412,14 @@ class Recording:
                                ) from e
         if not math.isfinite(value):
           raise RecordingError(f"{where}: timestamp_s is {value}")
-        out[os.path.splitext(row["name"] or "")[0]] = value
+        stem = _stem(row["name"] or "")
+        if stem in lines:
+          raise RecordingError(f"{where}: a second row for frame {stem!r} (the first is on "
+                               f"line {lines[stem]}); give each frame one timestamp")
+        out[stem], lines[stem] = value, reader.line_num
+    except csv.Error as e:  # line_num counts the lines of the records read before this one.
+      raise RecordingError(f"{csv_path}:{reader.line_num + 1}: not readable as CSV: {e}"
+                           ) from e
     missing = sorted(stems - set(out))
     if missing:
       raise RecordingError(f"{csv_path}: no timestamp for {len(missing)} frames, e.g. "
@@ -352,6 +438,9 @@ class Recording:
     if has_phase == has_images or (has_images and not {"amplitude", "depth"} <= set(data)):
       found = sorted(k for k in ("phase_frames", "amplitude", "depth") if k in data)
       raise _FrameFileError(f"{name}: needs phase_frames, or amplitude and depth; has {found}")
+    for key in ("phase_frames", "amplitude", "depth"):
+      if key in data:
+        _check_bits(data[key], f"{name}[{key}]")
     if has_phase:
       return {"phase_frames": data["phase_frames"]}
     if check_units:
@@ -372,9 +461,9 @@ class Recording:
     data = read_npz(path, expected)
     out = self._images(data, path)
     if "clip" in data:
-      out["clip"] = int(data["clip"])
+      out["clip"] = _clip(data["clip"], f"{path}[clip]")
     if "timestamp_s" in data:
-      out["timestamp_s"] = _scalar(data["timestamp_s"], f"{path}: timestamp_s")
+      out["timestamp_s"] = _timestamp(data["timestamp_s"], f"{path}[timestamp_s]")
     present = [k for k in TRUTH_KEYS if k in data]
     if present and len(present) != len(TRUTH_KEYS):
       raise _FrameFileError(f"{path}: has ground truth {present} but not "
@@ -387,6 +476,11 @@ class Recording:
         raise _FrameFileError(f"{path}: {e}") from e
       out["truth"] = truth
     return out
+
+  def _load_npy(self, path: str) -> dict:
+    phase_frames = read_npy(path, (spec.NUM_PHASE_FRAMES, *self.sensor_config.shape))
+    _check_bits(phase_frames, path)
+    return {"phase_frames": phase_frames}
 
   def _load_png(self, amplitude_path: str, depth_path: str) -> dict:
     h, w = self.sensor_config.shape
@@ -410,6 +504,9 @@ class Recording:
       raise RecordingError(f"sequence file {path}: arrays of different lengths {lengths}")
     n = next(iter(lengths.values()))
     times = data.get("timestamps_s")
+    if times is not None and times.dtype.kind not in "iuf":
+      raise RecordingError(f"sequence file {path}: timestamps_s has dtype {times.dtype}, "
+                           "expected numbers of seconds")
     if times is not None and not np.isfinite(times).all():
       raise RecordingError(f"sequence file {path}: timestamps_s has NaN or Inf")
     self._timestamps = {}
