@@ -2,8 +2,10 @@
 
   python -m hand25d.data.import_coco_main --json=ann.json --image_root=DIR --out=DATA --split=train
 
-See docs/data_format.md for the expected JSON fields and PNG units, and for what
-is refused and why.
+Run once per split into the same --out, which must be new or hold only
+imports. See docs/data_format.md for the expected JSON fields and PNG units,
+and for what is refused and why (each refusal is one line, "import refused:
+...", and exit status 1).
 """
 
 # First: hides TensorFlow's start-up lines unless --verbosity >= 1.
@@ -19,7 +21,8 @@ from hand25d.data import coco
 _JSON = flags.DEFINE_string("json", None, "COCO-keypoints JSON file.", required=True)
 _IMAGE_ROOT = flags.DEFINE_string("image_root", None, "Root of the image paths (default: "
                                   "the JSON file's directory).")
-_OUT = flags.DEFINE_string("out", None, "Output data set directory.", required=True)
+_OUT = flags.DEFINE_string("out", None, "Output data set directory: new, or one holding "
+                           "imports only (their other splits are kept).", required=True)
 _SPLIT = flags.DEFINE_enum("split", "train", ["train", "val", "test"], "Split to write.")
 _FRAMES_PER_SHARD = flags.DEFINE_integer("frames_per_shard", 256, "Frames per shard file.")
 
