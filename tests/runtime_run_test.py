@@ -5,6 +5,7 @@ import dataclasses
 import io
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -13,6 +14,7 @@ from hand25d import spec
 from hand25d.data import scene
 from hand25d.runtime import frames as frames_lib
 from hand25d.runtime import pipeline
+from hand25d.runtime import recordings
 from hand25d.runtime import smoothing
 from hand25d.runtime import tracker
 from hand25d.runtime.demo import evaluation
@@ -20,6 +22,7 @@ from hand25d.runtime.demo import report
 from hand25d.runtime.demo import runner
 from hand25d.runtime.demo import sequence
 from export import convert
+import cli_cases
 
 import numpy as np
 from PIL import Image
@@ -52,6 +55,8 @@ def test_synthetic_source_is_continuous_clips_with_truth():
   np.testing.assert_array_equal(frames[3].phase_frames, again[3].phase_frames)
   with pytest.raises(ValueError, match="at least one clip"):
     sequence.SyntheticConfig(num_clips=0)
+  with pytest.raises(ValueError, match="SyntheticConfig.seed must be an integer >= 0, got -1"):
+    sequence.SyntheticConfig(seed=-1)
 
 
 def _write_dir(tmp_path):
@@ -214,3 +219,103 @@ def test_a_run_goes_on_past_bad_files(model_path, tmp_path):
     lines = (tmp_path / f"out_{name}" / "frames.jsonl").read_text().splitlines()
     assert words in json.loads(lines[1])["error"], lines[1]
   assert summary["accuracy"]["keypoints_in_truth"] > 0  # The good frames' truth is used.
+
+
+def _outputs(out) -> dict[str, bytes]:
+  return {str(p.relative_to(out)): p.read_bytes() for p in sorted(out.rglob("*")) if p.is_file()}
+
+
+def test_a_run_replaces_the_previous_runs_outputs_and_a_failed_one_writes_nothing(
+    model_path, tmp_path):
+  _write_png_recording(tmp_path / "a", scene.render_sequence(5, 3))
+  out = tmp_path / "out"
+
+  def run(source, **kwargs):
+    return runner.run(runner.RunConfig(model_path=model_path, out_dir=str(out), input=source,
+                                       gif_max_frames=0, compare_smoothing=False, **kwargs))
+
+  first = run(str(tmp_path / "a"), num_images=3)
+  # PNG frames are named ir/0000.png: their pictures lie flat in images/.
+  assert first["outputs"]["images"] == [f"images/{i:05d}_ir_{i:04d}.png" for i in range(3)]
+  assert sorted(p.name for p in (out / "images").iterdir()) == [
+      f"{i:05d}_ir_{i:04d}.png" for i in range(3)]
+  before = _outputs(out)
+  # A failed run (no such recording, no model, a file at --out) writes nothing.
+  with pytest.raises(recordings.RecordingError, match="neither a directory"):
+    run(str(tmp_path / "b"))
+  with pytest.raises(runner.RunError, match="model .*none.tflite: no such file"):
+    runner.run(runner.RunConfig(model_path=str(tmp_path / "none.tflite"), out_dir=str(out),
+                                input=str(tmp_path / "a")))
+  assert _outputs(out) == before
+  (tmp_path / "a_file").write_text("mine")
+  with pytest.raises(runner.RunError, match="a_file exists and is not a directory"):
+    runner.run(runner.RunConfig(model_path=model_path, out_dir=str(tmp_path / "a_file")))
+  # A new run replaces the previous one's outputs: nothing of run A is left. What
+  # a run does not write stays (make demo runs into the directory of its data).
+  (out / "images" / "00001_ir").mkdir()  # Where runs before image_name put pictures.
+  (out / "images" / "00001_ir" / "0001.png").write_bytes(b"old")
+  (out / "images" / "notes.txt").write_text("mine")
+  (out / "data").mkdir()
+  (out / "data" / "manifest.json").write_text("{}")
+  second = run("synthetic", num_images=1,
+               synthetic=sequence.SyntheticConfig(num_clips=1, frames_per_clip=2))
+  assert second["outputs"]["images"] == ["images/00000_clip000_frame0000.png"]
+  assert sorted(p.name for p in (out / "images").iterdir()) == [
+      "00000_clip000_frame0000.png", "notes.txt"]
+  assert sorted(p.name for p in out.iterdir()) == [
+      "config.json", "data", "frames.jsonl", "hands.csv", "hands.jsonl", "images", "report.md",
+      "summary.json"]
+  assert (out / "data" / "manifest.json").read_text() == "{}"
+  assert json.loads((out / "config.json").read_text())["input"] == "synthetic"
+  assert json.loads((out / "summary.json").read_text()) == second
+  assert len((out / "frames.jsonl").read_text().splitlines()) == 2
+
+
+@pytest.mark.parametrize("field, value, words", [
+    ("num_images", -1, "RunConfig.num_images must be an integer >= 0, got -1"),
+    ("gif_max_frames", -1, "RunConfig.gif_max_frames must be an integer >= 0, got -1"),
+    ("fps", 0.0, "RunConfig.fps must be a positive number, got 0.0"),
+    ("fps", float("nan"), "RunConfig.fps must be a positive number, got nan"),
+    ("out_dir", "", "RunConfig.out_dir must be a non-empty path"),
+    ("options", pipeline.PipelineOptions(sensor_config=sensor.DEFAULT_SENSOR.resized(120, 160)),
+     "synthetic input is rendered for the simulated sensor"),
+])
+def test_run_config_refuses_a_bad_field_naming_it(field, value, words):
+  config = dict(dict(model_path="m.tflite", out_dir="out"), **{field: value})
+  with pytest.raises(ValueError, match=re.escape(words)):
+    runner.RunConfig(**config)
+
+
+@pytest.mark.slow  # Starts the binary in a child process.
+def test_run_main_ends_a_user_error_in_one_line_and_writes_nothing(model_path, tmp_path):
+  (tmp_path / "not_a_model.tflite").write_bytes(b"PK\x03\x04 a zip, say")
+  (tmp_path / "a_file").write_text("mine")
+  _write_png_recording(tmp_path / "latin1", scene.render_sequence(5, 1))
+  (tmp_path / "latin1" / "timestamps.csv").write_bytes(b"name,timestamp_s\n0000,7.0 \xb5s\n")
+  model = f"--model={model_path}"
+  outcomes = cli_cases.run("hand25d.runtime.demo.run_main", [
+      ["--out=o", "--model=nonexistent.tflite"],
+      ["--out=o", "--model=not_a_model.tflite"],
+      ["--out=a_file", model],
+      ["--out=o", model, "--clips=0"],
+      ["--out=o", model, "--num_images=-1"],
+      ["--out=o", model, "--presence_threshold=2"],
+      ["--out=o", model, "--input=synthetic", "--sensor_height=120"],
+      ["--out=o", model, "--fps=0"],
+      ["--out=o", model, "--input=latin1"],
+  ], cwd=str(tmp_path))
+  assert outcomes[0][:2] == ("exit", "track refused: model nonexistent.tflite: no such file")
+  assert outcomes[1].kind == "exit" and outcomes[1].message.startswith(
+      "track refused: not_a_model.tflite is not a TFLite model")
+  assert outcomes[2][:2] == ("exit", "track refused: output directory a_file exists and is not "
+                             "a directory")
+  assert outcomes[3].kind == outcomes[4].kind == "flags"
+  assert "--clips=0" in outcomes[3].message and "--num_images=-1" in outcomes[4].message
+  assert outcomes[5][:2] == ("usage", "presence_threshold must be in [0, 1], got 2.0")
+  assert outcomes[6].kind == "usage" and outcomes[6].message.startswith(
+      "synthetic input is rendered for the simulated sensor")
+  assert outcomes[7][:2] == ("usage", "RunConfig.fps must be a positive number, got 0.0")
+  assert outcomes[8].kind == "exit" and outcomes[8].message.startswith(
+      "track refused: ") and "timestamps.csv" in outcomes[8].message
+  assert not (tmp_path / "o").exists()
+  assert (tmp_path / "a_file").read_text() == "mine"

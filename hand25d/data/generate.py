@@ -46,11 +46,42 @@ _SIMD_LEVELS = ("X86_V4", "X86_V3", "X86_V2")
 # 10^7 frames at 120x160 are about 0.5 TB; shard names hold 5 digits.
 MAX_NUM_FRAMES = 10_000_000
 MAX_SHARDS = 99_999
+# Planning lists every user id of a split, and the frames needed for every
+# split to get one grow with the users (`frames_for_every_split`).
+MAX_USERS = 100_000
+
+
+class DataSetError(ValueError):
+  """The output directory cannot take this data set (says which directory and why)."""
+
+
+def _check_int(name: str, value, low: int, high: int | None = None) -> None:
+  """Raises ValueError naming the field unless low <= value (<= high) is an int (not a bool)."""
+  if isinstance(value, bool) or not isinstance(value, int):
+    raise ValueError(f"GeneratorConfig.{name} must be an integer, got {value!r}")
+  if value < low or (high is not None and value > high):
+    bounds = f">= {low}" if high is None else f"in [{low}, {high:,}]"
+    raise ValueError(f"GeneratorConfig.{name} must be {bounds}, got {value}")
 
 
 @dataclasses.dataclass(frozen=True)
 class GeneratorConfig:
-  """Everything that determines a data set's bytes."""
+  """Everything that determines a data set's bytes.
+
+  Attributes:
+    num_frames: frames in all splits together, 1 .. MAX_NUM_FRAMES.
+    seed: data set seed (>= 0): frame g is rendered from the seed sequence
+      (seed, g), a user's hand shape from (seed, user id).
+    frames_per_shard: frames per shard file (>= 1; at most MAX_SHARDS shards).
+    height, width: sensor size in pixels (>= 1), the intrinsics scaled to it.
+    with_phase_frames: also store the 4 raw phase frames.
+    users_per_split: users of train, val and test (each >= 1, at most
+      MAX_USERS together); frames are split in proportion to them.
+
+  Raises:
+    ValueError: a field of the wrong type or out of its range, naming the
+      field and its value.
+  """
   num_frames: int
   seed: int = 0
   frames_per_shard: int = 256
@@ -60,18 +91,28 @@ class GeneratorConfig:
   users_per_split: tuple[int, int, int] = paper.USERS_PER_SPLIT  # train, val, test.
 
   def __post_init__(self):
-    if self.num_frames < 1 or self.frames_per_shard < 1:
-      raise ValueError(f"num_frames ({self.num_frames}) and frames_per_shard "
-                       f"({self.frames_per_shard}) must be positive")
+    _check_int("num_frames", self.num_frames, 1)
     if self.num_frames > MAX_NUM_FRAMES:
       raise ValueError(f"num_frames {self.num_frames} is more than {MAX_NUM_FRAMES:,} "
                        "(about 0.5 TB at 120x160); generate in parts (--out per part)")
+    _check_int("seed", self.seed, 0)
+    _check_int("frames_per_shard", self.frames_per_shard, 1)
+    _check_int("height", self.height, 1)
+    _check_int("width", self.width, 1)
+    if not isinstance(self.with_phase_frames, bool):
+      raise ValueError(f"GeneratorConfig.with_phase_frames must be a bool, got "
+                       f"{self.with_phase_frames!r}")
     if -(-self.num_frames // self.frames_per_shard) > MAX_SHARDS - len(records.SPLITS):
       raise ValueError(f"{self.num_frames} frames at {self.frames_per_shard} per shard are "
                        f"more than {MAX_SHARDS} shards; raise frames_per_shard")
-    if len(self.users_per_split) != len(records.SPLITS) or min(self.users_per_split) < 1:
-      raise ValueError(f"users_per_split must be {len(records.SPLITS)} positive counts "
-                       f"(train, val, test), got {self.users_per_split}")
+    users = self.users_per_split
+    if (not isinstance(users, (tuple, list)) or len(users) != len(records.SPLITS)
+        or any(isinstance(u, bool) or not isinstance(u, int) or u < 1 for u in users)):
+      raise ValueError(f"GeneratorConfig.users_per_split must be {len(records.SPLITS)} positive "
+                       f"integers (train, val, test), got {users!r}")
+    if sum(users) > MAX_USERS:
+      raise ValueError(f"GeneratorConfig.users_per_split {tuple(users)} has {sum(users):,} "
+                       f"users, more than {MAX_USERS:,}")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -102,11 +143,28 @@ def split_users(config: GeneratorConfig) -> dict[str, tuple[int, ...]]:
   return {split: tuple(range(lo, hi)) for split, lo, hi in zip(records.SPLITS, bounds, bounds[1:])}
 
 
+def split_counts(num_frames: int, users_per_split) -> list[int]:
+  """Frames of each split (train, val, test): in proportion to its users, rounded."""
+  total_users = sum(users_per_split)
+  counts = [int(round(num_frames * u / total_users)) for u in users_per_split[:-1]]
+  return counts + [num_frames - sum(counts)]
+
+
+def frames_for_every_split(users_per_split) -> int:
+  """The fewest frames from which on every split gets at least one (`split_counts`)."""
+  total, rounded = sum(users_per_split), len(users_per_split) - 1
+  # From here on each rounded split's share is over one half, and the last
+  # split's share over the halves that rounding the others can take from it.
+  n = max([total // (2 * u) + 1 for u in users_per_split[:-1]]
+          + [total * rounded // (2 * users_per_split[-1]) + 1])
+  while n > 1 and min(split_counts(n - 1, users_per_split)) > 0:
+    n -= 1
+  return n
+
+
 def plan(config: GeneratorConfig) -> list[Shard]:
   """The shards of a data set, in a fixed order; frames split in proportion to users."""
-  total_users = sum(config.users_per_split)
-  counts = [int(round(config.num_frames * u / total_users)) for u in config.users_per_split[:-1]]
-  counts.append(config.num_frames - sum(counts))
+  counts = split_counts(config.num_frames, config.users_per_split)
   shards, start = [], 0
   for split, count in zip(records.SPLITS, counts):
     users = split_users(config)[split]
@@ -177,7 +235,7 @@ def _complete_earlier_version(config: GeneratorConfig, out_dir: str, version: st
              if s.file not in previous or integrity.shard_problem(
                  os.path.join(out_dir, s.file), previous[s.file])]
   if missing:
-    raise ValueError(
+    raise DataSetError(
         f"{out_dir} holds an incomplete data set of generator version {version} ({len(missing)} "
         f"shards missing or damaged, e.g. {missing[0]}); version {GENERATOR_VERSION} writes the "
         "same frames but cannot complete it: delete it and generate again")
@@ -186,12 +244,74 @@ def _complete_earlier_version(config: GeneratorConfig, out_dir: str, version: st
   return records.load_manifest(out_dir)
 
 
+def _warn_of_empty_splits(config: GeneratorConfig) -> None:
+  counts = split_counts(config.num_frames, config.users_per_split)
+  empty = [split for split, count in zip(records.SPLITS, counts) if count == 0]
+  if empty:
+    logging.warning(
+        "split(s) %s get no frame of %d (frames go to the splits in proportion to their users, "
+        "%s): training and evaluation need frames in every split, which they all get from "
+        "num_frames=%d on", ", ".join(empty), config.num_frames,
+        "/".join(map(str, config.users_per_split)),
+        frames_for_every_split(config.users_per_split))
+
+
+def _refused_config_only(existing: dict, out_dir: str) -> bool:
+  """Whether out_dir holds only the config of a run that wrote nothing else, a config refused now.
+
+  Earlier versions wrote generation_config.json before checking it: such a
+  directory holds no data set and can take another config.
+  """
+  fields = {f.name for f in dataclasses.fields(GeneratorConfig)}
+  if set(existing) != fields | {"generator_version"} or set(os.listdir(out_dir)) != {_RUN_CONFIG}:
+    return False
+  try:
+    GeneratorConfig(**{k: v for k, v in existing.items() if k in fields})
+  except ValueError:
+    return True
+  return False
+
+
+def _open_out_dir(out_dir: str, wanted: dict) -> dict | None:
+  """Creates out_dir or checks it against `wanted`; returns the config found there, if any.
+
+  Raises:
+    DataSetError: out_dir is not a directory (or cannot be made), or its
+      generation_config.json cannot be read.
+  """
+  if os.path.exists(out_dir) and not os.path.isdir(out_dir):
+    raise DataSetError(f"output directory {out_dir} exists and is not a directory")
+  try:
+    os.makedirs(out_dir, exist_ok=True)
+  except OSError as e:
+    raise DataSetError(f"cannot create output directory {out_dir}: {e.strerror or e}") from e
+  run_config = os.path.join(out_dir, _RUN_CONFIG)
+  if not os.path.exists(run_config):
+    return None
+  try:
+    with open(run_config, encoding="utf-8") as fp:
+      existing = json.load(fp)
+  except (OSError, ValueError) as e:
+    raise DataSetError(f"{run_config} cannot be read as the config of a generated data set "
+                       f"({e}); use another --out or delete it") from e
+  if not isinstance(existing, dict):
+    raise DataSetError(f"{run_config} holds {type(existing).__name__}, not the config of a "
+                       "generated data set; use another --out or delete it")
+  if existing != wanted and _refused_config_only(existing, out_dir):
+    logging.warning("%s: replacing the config of a run that was refused (%s)", run_config,
+                    existing)
+    os.unlink(run_config)
+    return None
+  return existing
+
+
 def generate(config: GeneratorConfig, out_dir: str, workers: int = 1,
              progress: Callable[[int, int, float], None] | None = None) -> dict:
   """Generates (or completes) a data set in `out_dir` and writes its manifest.
 
   Progress (frames done, frames to do, frames/s, ETA) is logged at most every
-  progress.INTERVAL_S seconds, as shards complete.
+  progress.INTERVAL_S seconds, as shards complete. A split that gets no
+  frame (too few frames for its users) is logged as a warning.
 
   Args:
     config: what to generate.
@@ -208,24 +328,23 @@ def generate(config: GeneratorConfig, out_dir: str, workers: int = 1,
   count) and its manifest returned as it is.
 
   Raises:
-    ValueError: if out_dir holds a data set generated with another config,
-      or an incomplete one of an earlier version.
+    DataSetError: out_dir is not a directory (or cannot be made), holds a
+      data set generated with another config, or an incomplete one of an
+      earlier version. Nothing is written into out_dir before these checks.
   """
-  os.makedirs(out_dir, exist_ok=True)
-  run_config = os.path.join(out_dir, _RUN_CONFIG)
   wanted = dict(dataclasses.asdict(config), generator_version=GENERATOR_VERSION)
   wanted["users_per_split"] = list(config.users_per_split)
-  if os.path.exists(run_config):
-    with open(run_config) as fp:
-      existing = json.load(fp)
+  existing = _open_out_dir(out_dir, wanted)
+  if existing is not None:
     if (existing.get("generator_version") in SAME_FRAMES_VERSIONS
         and dict(existing, generator_version=GENERATOR_VERSION) == wanted):
       return _complete_earlier_version(config, out_dir, existing["generator_version"])
     if existing != wanted:
-      raise ValueError(f"{out_dir} holds a data set generated with {existing}, not {wanted}; "
-                       "use another --out or delete it")
+      raise DataSetError(f"{out_dir} holds a data set generated with {existing}, not {wanted}; "
+                         "use another --out or delete it")
   else:
-    atomic.write_bytes(run_config, json.dumps(wanted, indent=2).encode())
+    atomic.write_bytes(os.path.join(out_dir, _RUN_CONFIG), json.dumps(wanted, indent=2).encode())
+  _warn_of_empty_splits(config)
   for name in os.listdir(out_dir):  # Temporary shards of a killed run (any writer).
     if name.startswith(".") and ".tfrecord" in name:
       os.unlink(os.path.join(out_dir, name))

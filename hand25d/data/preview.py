@@ -4,6 +4,7 @@ Drawn with hand25d/drawing.py, in the colours of every hand25d picture
 (hand25d/colours.py).
 """
 
+from absl import logging
 import numpy as np
 
 from hand25d import drawing
@@ -12,6 +13,7 @@ from hand25d import spec
 from hand25d.data import records
 from hand25d.data import scene
 
+SPLITS = records.SPLITS  # The splits of a stored data set.
 DPI = 100  # The pictures are saved at this dpi; font sizes below are for it.
 _FONT = 8.0  # Points: 11 px at DPI.
 _SMALL_FONT = 7.5  # Keypoint names: 10.4 px at DPI.
@@ -21,19 +23,43 @@ _SHORT = {"wrist_center": "wrist", "hand_center": "ctr", "thumb_mcp": "T-mcp",
           "index_tip": "I-tip", "middle_mcp": "M-mcp"}
 
 
+class PreviewError(ValueError):
+  """A data set's frames cannot be drawn: no data set, no such or an empty split, a bad shard."""
+
+
 def rendered_frames(seed: int, num_frames: int) -> list[dict]:
-  """Frames rendered directly from seeds seed, seed + 1, ... (no data set needed)."""
+  """Frames rendered directly from seeds seed, seed + 1, ... (no data set needed).
+
+  Raises:
+    ValueError: seed below 0 or num_frames below 1.
+  """
+  if seed < 0 or num_frames < 1:
+    raise ValueError(f"need a seed >= 0 and num_frames >= 1, got seed {seed}, num_frames "
+                     f"{num_frames}")
   return [scene.render_frame(seed + i, with_phase_frames=False) for i in range(num_frames)]
 
 
 def stored_frames(data_dir: str, split: str, num_frames: int) -> list[dict]:
-  """The first frames of a split of a stored data set."""
+  """The first frames of a split of a stored data set; all of them if it has fewer (a warning).
+
+  Raises:
+    ValueError: num_frames below 1.
+    PreviewError: no data set at data_dir, no such split or an empty one, a
+      missing or damaged shard (records.RecordError's message).
+  """
+  if num_frames < 1:
+    raise ValueError(f"num_frames must be >= 1, got {num_frames}")
   frames = []
-  for path in records.shard_paths(data_dir, records.load_manifest(data_dir), split):
-    for frame in records.read_shard(path):
-      frames.append(frame)
-      if len(frames) == num_frames:
-        return frames
+  try:
+    for path in records.shard_paths(data_dir, records.load_manifest(data_dir), split):
+      for frame in records.read_shard(path):
+        frames.append(frame)
+        if len(frames) == num_frames:
+          return frames
+  except records.RecordError as e:
+    raise PreviewError(str(e)) from e
+  logging.warning("split %r of %s has %d frames: drawing all %d, not %d", split, data_dir,
+                  len(frames), len(frames), num_frames)
   return frames
 
 
@@ -93,11 +119,26 @@ def augmented_batch_png(data_dir: str, split: str = "train", num_frames: int = 8
   output stride (small square at the cell centre, `hand25d.decoding`) and at
   the coarsest deep-supervision stride (large square), and the outline of
   the segmentation target per side. A label, flip or stride bug shows as
-  markers off the hand or squares away from their dots.
+  markers off the hand or squares away from their dots. A split with fewer
+  frames than num_frames repeats them, augmented anew (a warning says so).
+
+  Raises:
+    PreviewError: as `stored_frames`.
   """
   from hand25d.data import pipeline  # pylint: disable=g-import-not-at-top  (TensorFlow)
-  features, targets = next(iter(pipeline.make_dataset(
-      data_dir, split, num_frames, training=True, seed=seed)))
+  try:
+    # Repeated: the first batch is the same as one pass's, if the split has enough frames.
+    dataset = pipeline.make_dataset(data_dir, split, num_frames, training=True, seed=seed,
+                                    num_epochs=None)
+    have = records.split_info(data_dir, records.load_manifest(data_dir), split)["num_frames"]
+    features, targets = next(iter(dataset))
+  except records.RecordError as e:
+    raise PreviewError(str(e)) from e
+  except pipeline.DATA_ERRORS as e:
+    raise PreviewError(str(pipeline.name_data_error(data_dir, split, e))) from e
+  if have < num_frames:
+    logging.warning("split %r of %s has %d frames: the batch of %d repeats them", split,
+                    data_dir, have, num_frames)
   title = f"augmented {split} batch (seed {seed})"
   return drawing.png_bytes(batch_figure(features["image"].numpy()[..., 0],
                                         {k: v.numpy() for k, v in targets.items()}, title,

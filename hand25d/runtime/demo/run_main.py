@@ -7,7 +7,9 @@ r"""Runs the 2.5D runtime on a synthetic sequence or a recording (docs/runtime.m
 Without --model it runs the shipped model (hand25d.pretrained). A recording is
 read by hand25d/runtime/recordings.py; --sensor_config is a SensorConfig JSON,
 the --sensor_* flags override single fields. Writes frames.jsonl, hands.jsonl,
-hands.csv, summary.json, annotated PNGs, sequence.gif and report.md into --out.
+hands.csv, summary.json, annotated PNGs, sequence.gif and report.md into --out,
+replacing a previous run's; an input, model or --out that cannot be used is
+refused in one line before anything is written.
 """
 
 # First: in a runtime-only install (no `track` extra: absl, matplotlib), one
@@ -55,10 +57,12 @@ _SENSOR_FIELDS = {
 }
 _FPS = flags.DEFINE_float("fps", recordings.DEFAULT_FPS,
                           "Frame rate of recorded frames without timestamps.")
-_SEED = flags.DEFINE_integer("seed", sequence.SyntheticConfig.seed, "Seed of the synthetic clips.")
-_CLIPS = flags.DEFINE_integer("clips", sequence.SyntheticConfig.num_clips, "Synthetic clips.")
+_SEED = flags.DEFINE_integer("seed", sequence.SyntheticConfig.seed, "Seed of the synthetic clips.",
+                             lower_bound=0)
+_CLIPS = flags.DEFINE_integer("clips", sequence.SyntheticConfig.num_clips, "Synthetic clips.",
+                              lower_bound=1)
 _FRAMES = flags.DEFINE_integer("frames_per_clip", sequence.SyntheticConfig.frames_per_clip,
-                               "Frames per synthetic clip.")
+                               "Frames per synthetic clip.", lower_bound=1)
 _PARALLEL = flags.DEFINE_boolean("parallel_depth", pipeline.PipelineOptions.parallel_depth,
                                  "Depth path on a worker thread beside the network.")
 _BACKEND = flags.DEFINE_enum("backend", pipeline.PipelineOptions.backend,
@@ -69,7 +73,8 @@ _PRESENCE = flags.DEFINE_float("presence_threshold", pipeline.PipelineOptions.pr
 _CONFIDENCE = flags.DEFINE_float("min_keypoint_confidence",
                                  pipeline.PipelineOptions.min_keypoint_confidence,
                                  "Peak softmax probability of a visible keypoint.")
-_IMAGES = flags.DEFINE_integer("num_images", runner.RunConfig.num_images, "Annotated PNGs.")
+_IMAGES = flags.DEFINE_integer("num_images", runner.RunConfig.num_images, "Annotated PNGs.",
+                               lower_bound=0)
 
 
 def main(argv):
@@ -85,21 +90,25 @@ def main(argv):
                                 if f.value is not None}), source="--sensor_* flags")
   except (OSError, sensor.SensorConfigError) as e:
     raise app.UsageError(str(e)) from e
-  options = pipeline.PipelineOptions(
-      parallel_depth=_PARALLEL.value, backend=_BACKEND.value,
-      presence_threshold=_PRESENCE.value, min_keypoint_confidence=_CONFIDENCE.value,
-      smoothing=smoothing.OneEuroConfig() if _SMOOTHING.value else None,
-      sensor_config=sensor_config)
-  config = runner.RunConfig(
-      model_path=_MODEL.value or pretrained.path(pretrained.FLOAT32), out_dir=_OUT.value,
-      input=_INPUT.value, fps=_FPS.value,
-      synthetic=sequence.SyntheticConfig(seed=_SEED.value, num_clips=_CLIPS.value,
-                                         frames_per_clip=_FRAMES.value),
-      options=options, num_images=_IMAGES.value)
+  try:  # A flag value a config refuses: usage, not a traceback.
+    options = pipeline.PipelineOptions(
+        parallel_depth=_PARALLEL.value, backend=_BACKEND.value,
+        presence_threshold=_PRESENCE.value, min_keypoint_confidence=_CONFIDENCE.value,
+        smoothing=smoothing.OneEuroConfig() if _SMOOTHING.value else None,
+        sensor_config=sensor_config)
+    config = runner.RunConfig(
+        model_path=_MODEL.value or pretrained.path(pretrained.FLOAT32), out_dir=_OUT.value,
+        input=_INPUT.value, fps=_FPS.value,
+        synthetic=sequence.SyntheticConfig(seed=_SEED.value, num_clips=_CLIPS.value,
+                                           frames_per_clip=_FRAMES.value),
+        options=options, num_images=_IMAGES.value)
+  except ValueError as e:
+    raise app.UsageError(str(e)) from e
   try:
     summary = runner.run(config)
-  except recordings.RecordingError as e:
-    raise app.UsageError(str(e)) from e
+  except (recordings.RecordingError, runner.RunError, inference.ModelFileError,
+          inference.ModelSignatureError) as e:  # The message names the file and what is wrong.
+    raise SystemExit(f"track refused: {e}") from e
   lat, frames = summary["latency"], summary["frames"]
   print(f"{frames['total']} frames, {lat.get('fps', 0):.0f} frames/s, "
         f"p50 {lat.get('p50_ms', 0):.2f} ms; report: {_OUT.value}/report.md" +

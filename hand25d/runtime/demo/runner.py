@@ -8,9 +8,16 @@
   hands.csv       the same, one row per hand per frame (tracker.CSV_COLUMNS)
   summary.json    frames, latency (fps, percentiles, stages), accuracy and
                   jitter against ground truth when the input has it
-  images/*.png    annotated frames (keypoints over amplitude and depth)
+  images/*.png    annotated frames (keypoints over amplitude and depth), named
+                  <frame index>_<frame name>.png (`image_name`)
   sequence.gif    the run as an animation
   report.md       the figures and pictures in one page
+
+The input and the model are opened first: if either cannot be, nothing is
+written. Then the outputs of a previous run in out_dir (the files above and
+the PNGs of images/) are removed, so that out_dir never holds two runs'
+files; anything else there is left as it is (`make demo` runs into the
+directory that holds its data set, checkpoints and exports).
 
 To measure jitter with and without smoothing, a second pipeline, identical
 but for the smoothing (on if the run's is off and vice versa, depth
@@ -26,6 +33,7 @@ import io
 import json
 import math
 import os
+import re
 
 import numpy as np
 
@@ -68,6 +76,77 @@ class RunConfig:
   gif_max_frames: int = 60
   compare_smoothing: bool = True
 
+  def __post_init__(self):
+    for name in ("model_path", "out_dir", "input"):
+      if not isinstance(getattr(self, name), str) or not getattr(self, name):
+        raise ValueError(f"RunConfig.{name} must be a non-empty path, got "
+                         f"{getattr(self, name)!r}")
+    for name in ("num_images", "gif_max_frames"):
+      value = getattr(self, name)
+      if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValueError(f"RunConfig.{name} must be an integer >= 0, got {value!r}")
+    if not (isinstance(self.fps, (int, float)) and math.isfinite(self.fps) and self.fps > 0):
+      raise ValueError(f"RunConfig.fps must be a positive number, got {self.fps!r}")
+    sequence.check_sensor(self.input, self.options.sensor_config)
+
+
+class RunError(ValueError):
+  """A run cannot start: no model file, or out_dir is not a directory (says which and why)."""
+
+
+# What a run writes into out_dir besides images/ (module docstring), and so replaces there.
+OUTPUT_FILES = ("config.json", "frames.jsonl", "hands.jsonl", "hands.csv", "summary.json",
+                "sequence.gif", "report.md")
+IMAGES_DIR = "images"
+
+
+def image_name(index: int, frame_name: str) -> str:
+  """images/<index>_<frame name without extension>.png, one flat directory.
+
+  A frame name may hold a subdirectory (ir/0000.png of a PNG recording) or a
+  sequence index (seq.npz[3]): characters other than letters, digits, '.',
+  '_' and '-' become '_'.
+  """
+  stem = re.sub(r"[^A-Za-z0-9._-]", "_", os.path.splitext(frame_name)[0])
+  return f"{IMAGES_DIR}/{index:05d}_{stem}.png"
+
+
+def _check_out_dir(out: str) -> None:
+  if os.path.exists(out) and not os.path.isdir(out):
+    raise RunError(f"output directory {out} exists and is not a directory")
+
+
+def _clear_previous_run(out: str) -> None:
+  """Removes a previous run's outputs from out (leaving anything else) and makes out/images/.
+
+  Of images/, the PNGs go (and the subdirectories they leave empty: runs
+  before `image_name` wrote images/<index>_ir/<name>.png for PNG recordings).
+  """
+  _check_out_dir(out)
+  for name in OUTPUT_FILES:
+    if os.path.isfile(os.path.join(out, name)):
+      os.remove(os.path.join(out, name))
+  images = os.path.join(out, IMAGES_DIR)
+  for root, dirs, files in os.walk(images, topdown=False):
+    for name in files:
+      if name.endswith(".png"):
+        os.remove(os.path.join(root, name))
+    for name in dirs:
+      if not os.listdir(os.path.join(root, name)):
+        os.rmdir(os.path.join(root, name))
+  try:
+    os.makedirs(images, exist_ok=True)
+  except OSError as e:
+    raise RunError(f"cannot create output directory {out}: {e.strerror or e}") from e
+
+
+def _open_pipeline(model_path: str, options: pipeline.PipelineOptions) -> pipeline.Pipeline:
+  """pipeline.Pipeline(model_path, options); RunError if there is no model file there."""
+  if not os.path.isfile(model_path):
+    raise RunError(f"model {model_path}: " + ("is a directory, not a .tflite file"
+                                              if os.path.isdir(model_path) else "no such file"))
+  return pipeline.Pipeline(model_path, options)
+
 
 class _Jitter:
   """The tracks of one run for the jitter table."""
@@ -104,14 +183,22 @@ class _Jitter:
 
 
 def run(config: RunConfig) -> dict:
-  """Runs the pipeline over the input and writes the outputs; returns the summary."""
+  """Runs the pipeline over the input and writes the outputs; returns the summary.
+
+  Raises:
+    recordings.RecordingError: the input recording cannot be read.
+    RunError: no model file at config.model_path, or out_dir is not a
+      directory (or cannot be made).
+    inference.ModelFileError, inference.ModelSignatureError: the model is
+      not a TFLite model, or not one the runtime can run.
+  Nothing is written into out_dir when one of these is raised.
+  """
   out = config.out_dir
-  os.makedirs(os.path.join(out, "images"), exist_ok=True)
-  atomic.write_json(os.path.join(out, "config.json"), dataclasses.asdict(config))
   options = config.options
   cfg = options.sensor_config
   source = sequence.open_source(config.input, config.synthetic, cfg, config.fps)
   n = len(source)
+  _check_out_dir(out)
   image_at = set(np.linspace(0, n - 1, config.num_images).round().astype(int).tolist()
                  if config.num_images else [])
   gif_every = max(1, math.ceil(n / config.gif_max_frames)) if config.gif_max_frames else 0
@@ -123,10 +210,13 @@ def run(config: RunConfig) -> dict:
   early_outs = 0
   accuracy = evaluation.Accuracy(cfg.intrinsics)
   jitter = _Jitter(smoothing_config, cfg.intrinsics)
-  main = pipeline.Pipeline(config.model_path, options)
-  other = (pipeline.Pipeline(main.model, other_options) if config.compare_smoothing else None)
+  main = _open_pipeline(config.model_path, options)
+  other = None
   clip = None
   try:
+    other = (pipeline.Pipeline(main.model, other_options) if config.compare_smoothing else None)
+    _clear_previous_run(out)
+    atomic.write_json(os.path.join(out, "config.json"), dataclasses.asdict(config))
     for i, frame in enumerate(source):
       if frame.clip != clip:  # A cut: the filters start afresh.
         clip = frame.clip
@@ -155,7 +245,7 @@ def run(config: RunConfig) -> dict:
           accuracy.add(result, frame.truth, lifted)
           jitter.add_truth(clip, frame.truth, lifted, result.timestamp_s)
       if i in image_at:
-        images.append(f"images/{i:05d}_{os.path.splitext(frame.name)[0]}.png")
+        images.append(image_name(i, frame.name))
         report.write_png(os.path.join(out, images[-1]), report.draw(result, frame.truth))
       if gif_every and i % gif_every == 0:
         pictures.append(report.draw(result, frame.truth, animation=True))

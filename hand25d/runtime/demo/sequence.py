@@ -37,9 +37,11 @@ class SyntheticConfig:
   scene_config: scene.SceneConfig = scene.SceneConfig()
 
   def __post_init__(self):
-    if self.num_clips < 1 or self.frames_per_clip < 1:
-      raise ValueError(f"need at least one clip of one frame, got {self.num_clips} clips of "
-                       f"{self.frames_per_clip}")
+    for name, low in (("seed", 0), ("num_clips", 1), ("frames_per_clip", 1)):
+      value = getattr(self, name)
+      if isinstance(value, bool) or not isinstance(value, int) or value < low:
+        raise ValueError(f"SyntheticConfig.{name} must be an integer >= {low}, got {value!r}"
+                         + (" (at least one clip of one frame)" if low else ""))
 
 
 class SyntheticSource:
@@ -77,9 +79,14 @@ def open_source(where: str, synthetic: SyntheticConfig = SyntheticConfig(),
       (the data engine renders spec.SENSOR).
     recordings.RecordingError: a recording that cannot be read.
   """
+  check_sensor(where, sensor_config)
   if where != "synthetic":
     return recordings.open_recording(where, sensor_config, fps)
-  if sensor_config != sensor.DEFAULT_SENSOR:
-    raise ValueError("synthetic input is rendered for the simulated sensor (spec.SENSOR); a "
-                     "SensorConfig applies to recordings")
   return SyntheticSource(synthetic)
+
+
+def check_sensor(where: str, sensor_config: sensor.SensorConfig) -> None:
+  """Raises ValueError for synthetic input with another sensor than the simulated one."""
+  if where == "synthetic" and sensor_config != sensor.DEFAULT_SENSOR:
+    raise ValueError("synthetic input is rendered for the simulated sensor (spec.SENSOR); a "
+                     "SensorConfig (--sensor_config, --sensor_* flags) applies to recordings")
