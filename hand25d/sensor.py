@@ -25,6 +25,7 @@ import dataclasses
 import functools
 import json
 import math
+import os
 
 import numpy as np
 
@@ -38,6 +39,21 @@ ADC_MAX = 4095  # 12-bit ADC.
 AMPLITUDE_FULL_SCALE = 2048.0
 # Depth normalisation: metres / DEPTH_FULL_SCALE_M clipped to [0, 1]; invalid = 0.
 DEPTH_FULL_SCALE_M = 2.0
+
+# Bounds of physically meaningful pinhole intrinsics, generous enough for any
+# real lens: a focal length between FOCAL_RANGE[0] and FOCAL_RANGE[1] times the
+# image size along its axis (fx and width, fy and height: a field of view
+# between 2 atan(50) = 177.7 and 2 atan(0.005) = 0.57 degrees), and a principal
+# point at most MAX_PRINCIPAL_OFFSET image sizes from the image centre (a crop
+# of a larger sensor moves it off centre). Beyond these the rays and the
+# back-projected metres are meaningless, or overflow.
+FOCAL_RANGE = (0.01, 100.0)
+MAX_PRINCIPAL_OFFSET = 10.0
+
+
+def _fov_deg(focal_per_size: float) -> float:
+  """The field of view in degrees of a focal length of focal_per_size image sizes."""
+  return 2.0 * math.degrees(math.atan(0.5 / focal_per_size))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -93,7 +109,9 @@ class SensorConfig:
   Attributes:
     height, width: frame size in pixels.
     fx, fy, cx, cy: pinhole intrinsics in pixels at this resolution (pixel
-      centres at integer coordinates, x right, y down).
+      centres at integer coordinates, x right, y down); fx within FOCAL_RANGE
+      times the width, fy times the height, and (cx, cy) within
+      MAX_PRINCIPAL_OFFSET widths and heights of the image centre.
     modulation_hz: continuous-wave modulation frequency (phase frames only).
     phase_offsets_deg: the phase offset of each of the four phase frames, in
       the order they arrive: 90 degrees apart, in any order, with any common
@@ -128,6 +146,23 @@ class SensorConfig:
         raise SensorConfigError(f"{name} must be a finite number, got {value!r}")
       if name not in ("cx", "cy") and not value > 0:
         raise SensorConfigError(f"{name} must be positive, got {value!r}")
+    for focal, centre, size_name in (("fx", "cx", "width"), ("fy", "cy", "height")):
+      size = getattr(self, size_name)
+      lo, hi = FOCAL_RANGE[0] * size, FOCAL_RANGE[1] * size
+      value = getattr(self, focal)
+      if not lo <= value <= hi:
+        raise SensorConfigError(
+            f"{focal} must be between {lo:g} and {hi:g} px ({FOCAL_RANGE[0]:g} to "
+            f"{FOCAL_RANGE[1]:g} times the {size_name}, {size} px: a field of view between "
+            f"{_fov_deg(FOCAL_RANGE[1]):.2f} and {_fov_deg(FOCAL_RANGE[0]):.1f} degrees), got "
+            f"{value!r}")
+      offset = MAX_PRINCIPAL_OFFSET * size
+      value = getattr(self, centre)
+      if not abs(value - (size - 1) / 2) <= offset:
+        raise SensorConfigError(
+            f"{centre} must be within {MAX_PRINCIPAL_OFFSET:g} times the {size_name} ({size} px) "
+            f"of the image centre, i.e. between {(size - 1) / 2 - offset:g} and "
+            f"{(size - 1) / 2 + offset:g} px, got {value!r}")
     offsets = self.phase_offsets_deg
     if isinstance(offsets, (str, bytes)) or not hasattr(offsets, "__len__"):
       raise SensorConfigError(f"phase_offsets_deg must be a sequence, got {offsets!r}")
@@ -190,7 +225,7 @@ class SensorConfig:
       raise SensorConfigError(f"{source}: {e}") from e
 
   @classmethod
-  def load(cls, path: str) -> "SensorConfig":
+  def load(cls, path: str | os.PathLike) -> "SensorConfig":
     """Reads a JSON file written by `save` (or by hand: any subset of the fields).
 
     Raises:
@@ -203,9 +238,9 @@ class SensorConfig:
       data = json.loads(text)
     except json.JSONDecodeError as e:
       raise SensorConfigError(f"{path}: not valid JSON: {e}") from e
-    return cls.from_dict(data, source=path)
+    return cls.from_dict(data, source=os.fspath(path))
 
-  def save(self, path: str) -> None:
+  def save(self, path: str | os.PathLike) -> None:
     """Writes the config as JSON (atomically)."""
     atomic.write_text(path, json.dumps(self.to_dict(), indent=2) + "\n")
 

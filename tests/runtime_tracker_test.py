@@ -1,7 +1,9 @@
 """HandTracker: no TensorFlow, the docs' examples, results, sensors, modes and bad input."""
 
 import dataclasses
+import math
 import os
+import pathlib
 import re
 import subprocess
 import sys
@@ -11,6 +13,7 @@ from PIL import Image
 import pytest
 
 import hand25d
+from hand25d import pretrained
 from hand25d import sensor
 from hand25d import spec
 from hand25d.data import hand_model
@@ -290,3 +293,84 @@ def test_lifting_refuses_a_nan_keypoint_marked_valid():
     lifting.lift(depth, xy, np.array([True, True, False]))
   points, _ = lifting.lift(depth, xy, np.array([True, False, False]))
   assert points[0, 2] == pytest.approx(0.4) and np.isnan(points[1:]).all()
+
+
+def test_paths_may_be_pathlike_and_wrong_arguments_are_named(tmp_path, clip):
+  model = pathlib.Path(pretrained.path(pretrained.FLOAT32))
+  with tracker_lib.HandTracker(model, mode="image", options=EVERYTHING) as t:
+    assert t.model_path == str(model)
+    assert t.process_phase(clip[0]["phase_frames"]).ok
+  with pipeline.Pipeline(model, EVERYTHING) as p:
+    assert p.process(clip[0]["phase_frames"]).ok
+  with pytest.raises(FileNotFoundError, match="missing.tflite"):
+    tracker_lib.HandTracker(tmp_path / "missing.tflite")
+  (tmp_path / "weights.h5").write_bytes(bytes(64))
+  with pytest.raises(inference.ModelFileError, match=r"weights\.h5 is not a TFLite model"):
+    tracker_lib.HandTracker(tmp_path / "weights.h5")
+  sensor.DEFAULT_SENSOR.save(tmp_path / "camera.json")
+  assert sensor.SensorConfig.load(tmp_path / "camera.json") == sensor.DEFAULT_SENSOR
+  wrong = [
+      (dict(model=3), "model must be the path of a .tflite file .*got int"),
+      (dict(sensor_config=sensor.DEFAULT_SENSOR.to_dict()),
+       r"sensor_config must be a hand25d.SensorConfig .*SensorConfig.from_dict.*got dict"),
+      (dict(options={"backend": "tflm"}), "options must be a pipeline.PipelineOptions, got dict"),
+  ]
+  for kwargs, words in wrong:
+    with pytest.raises(TypeError, match=words):
+      tracker_lib.HandTracker(**kwargs)
+  with pytest.raises(TypeError, match="sensor_config must be a sensor.SensorConfig .*got dict"):
+    pipeline.PipelineOptions(sensor_config={"fx": 300.0})
+  with pytest.raises(TypeError, match="model must be the path .* or an inference.KeypointModel"):
+    pipeline.Pipeline(b"\x1c\x00\x00\x00TFL3")
+
+
+@pytest.mark.parametrize("parallel_depth", [True, False])
+def test_a_closed_tracker_refuses_every_call(clip, parallel_depth):
+  options = dataclasses.replace(EVERYTHING, parallel_depth=parallel_depth)
+  phase = clip[0]["phase_frames"]
+  amplitude, depth = _pair(clip[0])
+  with tracker_lib.HandTracker(mode="video", options=options) as t:
+    assert t.process_phase(phase, timestamp_s=0.0).ok and not t.closed
+  assert t.closed
+  t.close()  # Again: nothing happens.
+  calls = [
+      lambda: t.process(amplitude=amplitude, depth=depth, timestamp_s=1.0),
+      lambda: t.process_phase(phase, timestamp_s=1.0),
+      lambda: t.process_phase(phase),  # No timestamp in video mode: still "closed".
+      lambda: t.process_recorded(recordings.RecordedFrame("a", 1.0, phase_frames=phase)),
+      lambda: t.process_recorded(recordings.RecordedFrame(
+          "b", 1.0, error=frames_lib.BadFrameError(frames_lib.UNREADABLE, "b: x"))),
+      t.__enter__,
+  ]
+  for call in calls:
+    with pytest.raises(RuntimeError, match="^HandTracker is closed"):
+      call()
+  p = pipeline.Pipeline(t.pipeline.model, options)
+  p.close()
+  for call in (lambda: p.process(phase), lambda: p.process_images(amplitude, depth),
+               lambda: p.skip(frames_lib.BadFrameError(frames_lib.UNREADABLE, "x"))):
+    with pytest.raises(RuntimeError, match="^Pipeline is closed"):
+      call()
+
+
+def test_timestamps_must_be_finite_real_numbers(clip):
+  phase = clip[0]["phase_frames"]
+  wrong = [("0.1", TypeError, "timestamp_s must be a real number of seconds, got '0.1'"),
+           (True, TypeError, "got True"), (np.bool_(True), TypeError, "got np.True_"),
+           ([1.0], TypeError, r"got \[1.0\]"), (math.nan, ValueError, "must be finite, got nan"),
+           (-math.inf, ValueError, "must be finite, got -inf")]
+  for mode in tracker_lib.MODES:
+    with tracker_lib.HandTracker(mode=mode) as t:
+      for value, error, words in wrong:
+        with pytest.raises(error, match=words):
+          t.process_phase(phase, timestamp_s=value)
+        with pytest.raises(error, match=words):
+          t.process(amplitude=phase[0], depth=phase[1], timestamp_s=value)
+      # Real numbers of any kind, stored as float; the refusals left no trace.
+      for i, value in enumerate((1, np.float32(1.5), np.int64(2), 2.25)):
+        result = t.process_phase(phase, timestamp_s=value)
+        assert result.timestamp_s == float(value) and type(result.timestamp_s) is float
+        assert result.to_json()["timestamp_s"] == float(value) and result.index == i
+  with pipeline.Pipeline(pretrained.path(pretrained.FLOAT32)) as p:
+    with pytest.raises(TypeError, match="timestamp_s must be a real number of seconds, got 'x'"):
+      p.process(phase, timestamp_s="x")

@@ -2,6 +2,7 @@
 
 import dataclasses
 import json
+import re
 
 import numpy as np
 import pytest
@@ -64,7 +65,8 @@ def _phase_frames(range_m: np.ndarray, offsets_deg, modulation_hz: float,
                                      (45, 135, 225, 315), (200, 110, 20, 290)])
 @pytest.mark.parametrize("modulation_hz", [80e6, 20e6])
 def test_depth_decodes_the_sensors_offsets_and_frequency(offsets, modulation_hz):
-  cfg = sensor.SensorConfig(height=4, width=6, fx=1e6, fy=1e6, cx=2.5, cy=1.5,
+  # The longest focal length allowed (100 x the height): rays within 0.4 degrees of the axis.
+  cfg = sensor.SensorConfig(height=4, width=6, fx=400.0, fy=400.0, cx=2.5, cy=1.5,
                             modulation_hz=modulation_hz, phase_offsets_deg=offsets)
   range_m = np.linspace(0.2, 1.2, 24).reshape(4, 6)  # Rays along the axis: z = range.
   frames = _phase_frames(range_m, offsets, modulation_hz)
@@ -78,6 +80,31 @@ def test_depth_decodes_the_sensors_offsets_and_frequency(offsets, modulation_hz)
     wrong = sensor.depth(frames, cfg.camera(), sensor.TofConfig(flying_pixel_ratio=10.0),
                          dataclasses.replace(cfg, phase_offsets_deg=(0, 90, 180, 270)))
     assert np.abs(wrong - range_m).max() > 0.05
+
+
+@pytest.mark.parametrize("field, value, words", [
+    ("fx", 1e-300, "fx must be between 3.2 and 32000 px"),
+    ("fy", 1e-300, "fy must be between 2.4 and 24000 px"),
+    ("fx", 3.1, "0.01 to 100 times the width, 320 px"),
+    ("fy", 1e6, "a field of view between 0.57 and 177.7 degrees"),
+    ("cx", 1e300, "cx must be within 10 times the width (320 px) of the image centre"),
+    ("cy", -2281.0, "between -2280.5 and 2519.5 px"),
+])
+def test_intrinsics_outside_physical_bounds_are_refused(field, value, words):
+  with pytest.raises(sensor.SensorConfigError, match=re.escape(words)) as e:
+    dataclasses.replace(sensor.DEFAULT_SENSOR, **{field: value})
+  assert f"got {value!r}" in str(e.value)
+  # Named with the file, too.
+  with pytest.raises(sensor.SensorConfigError, match="^camera.json: .*" + re.escape(words)):
+    sensor.SensorConfig.from_dict({field: value}, source="camera.json")
+
+
+def test_intrinsics_at_the_bounds_are_accepted():
+  for fx, fy, cx, cy in [(3.2, 2.4, -3040.5, -2280.5), (32000, 24000, 3359.5, 2519.5)]:
+    cfg = dataclasses.replace(sensor.DEFAULT_SENSOR, fx=fx, fy=fy, cx=cx, cy=cy)
+    rays = cfg.camera().rays
+    assert np.isfinite(rays).all() and np.abs(rays).max() < 1e4
+  assert sensor.SensorConfig().intrinsics == spec.SENSOR.intrinsics  # Default unchanged.
 
 
 def test_resized_scales_the_intrinsics_with_pixel_centres_aligned():

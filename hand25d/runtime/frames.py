@@ -50,11 +50,35 @@ class FrameChecks:
   min_valid_depth_fraction: float = 0.001  # Of all pixels, after filtering.
 
 
+# Phase frames are ADC counts 0..sensor.ADC_MAX. Integer arrays of at least
+# MIN_PHASE_BITS bits (signed or unsigned, either byte order) can hold them;
+# narrower ones (int8, uint8: e.g. an 8-bit preview image) cannot, and are
+# refused rather than read as counts 16 times too small.
+MIN_PHASE_BITS = 16
+
+
+def _check_phase_dtype(dtype: np.dtype, what: str) -> None:
+  """Raises BadFrameError unless `dtype` may hold phase frames (see check_phase_frames)."""
+  if (dtype.kind in "iu" and dtype.itemsize * 8 >= MIN_PHASE_BITS) or dtype.kind == "f":
+    return
+  raise BadFrameError(WRONG_DTYPE, f"{what} has dtype {dtype}; expected ADC counts "
+                      f"0..{sensor.ADC_MAX} as integers of at least {MIN_PHASE_BITS} bits "
+                      "(e.g. uint16, any byte order) or integral-valued floats")
+
+
 def check_phase_frames(frames: np.ndarray | Sequence[np.ndarray | None],
                        checks: FrameChecks = FrameChecks(),
                        height: int = spec.SENSOR.height, width: int = spec.SENSOR.width
                        ) -> np.ndarray:
-  """Validates the phase frames of one capture and returns them as [4, H, W].
+  """Validates the phase frames of one capture and returns them as [4, H, W] uint16.
+
+  Every way phase frames enter the runtime goes through here, with one rule
+  for their values: ADC counts 0..sensor.ADC_MAX, given as integers of at
+  least MIN_PHASE_BITS bits (int16, uint16, int32, uint32, int64, uint64, in
+  either byte order), or as floats that are finite and integral-valued.
+  Narrower integers (int8, uint8), bool and anything else are refused, and so
+  are fractional floats (e.g. frames normalised to [0, 1]): they are not
+  counts, and rounding them would hide that.
 
   Args:
     frames: the spec.NUM_PHASE_FRAMES phase frames, as one array or a sequence
@@ -63,8 +87,7 @@ def check_phase_frames(frames: np.ndarray | Sequence[np.ndarray | None],
     height, width: the sensor resolution expected.
 
   Returns:
-    [4, H, W] array of the frames (float inputs are accepted if finite and
-    integral-valued ADC counts; they are returned as uint16).
+    [4, H, W] native uint16 array of the frames (the input itself if it is one).
 
   Raises:
     BadFrameError: naming the kind of problem and what was seen.
@@ -83,23 +106,34 @@ def check_phase_frames(frames: np.ndarray | Sequence[np.ndarray | None],
     shapes = {np.shape(f) for f in frames}
     if len(shapes) != 1:
       raise BadFrameError(WRONG_SHAPE, f"phase frames have different shapes {sorted(shapes)}")
-    frames = np.stack([np.asarray(f) for f in frames])
+    frames = [np.asarray(f) for f in frames]
+    # Each frame by itself: stacking would promote e.g. int8 with uint16 to int16.
+    for i, f in enumerate(frames):
+      _check_phase_dtype(f.dtype, f"phase frame {i}")
+    frames = np.stack(frames)
+  _check_phase_dtype(frames.dtype, "phase frames")
   if frames.ndim == 3 and frames.shape[0] != n and frames.shape[1:] == (height, width):
     raise BadFrameError(MISSING_PHASE, f"expected {n} phase frames, got {frames.shape[0]}")
   if frames.shape != (n, height, width):
     raise BadFrameError(WRONG_SHAPE, f"expected shape {(n, height, width)}, got {frames.shape}")
   if frames.dtype.kind == "f":
-    if not np.all(np.isfinite(frames)):
-      raise BadFrameError(NON_FINITE, f"{np.size(frames) - np.isfinite(frames).sum()} "
+    finite = np.isfinite(frames)
+    if not finite.all():
+      raise BadFrameError(NON_FINITE, f"{frames.size - np.count_nonzero(finite)} "
                           "NaN or Inf values")
-    if frames.min() < 0 or frames.max() > sensor.ADC_MAX:
-      raise BadFrameError(WRONG_DTYPE, f"float frames outside ADC range [0, {sensor.ADC_MAX}]")
-    frames = np.round(frames).astype(np.uint16)
-  elif frames.dtype not in (np.uint16, np.int32, np.int64, np.uint32):
-    raise BadFrameError(WRONG_DTYPE, f"expected uint16 ADC counts, got {frames.dtype}")
-  elif frames.min() < 0 or frames.max() > sensor.ADC_MAX:
-    raise BadFrameError(WRONG_DTYPE, f"values outside ADC range [0, {sensor.ADC_MAX}]")
-  frames = frames.astype(np.uint16, copy=False)
+    fractional = frames != np.floor(frames)
+    if fractional.any():
+      first = tuple(int(i) for i in np.argwhere(fractional)[0])
+      looks_normalised = " (they look normalised to [0, 1])" if frames.max() <= 1.0 else ""
+      raise BadFrameError(
+          WRONG_DTYPE, f"float phase frames must be integral-valued ADC counts 0.."
+          f"{sensor.ADC_MAX}, but {np.count_nonzero(fractional)} of {frames.size} values are "
+          f"fractional, e.g. {float(frames[first]):g} at {list(first)}{looks_normalised}; pass "
+          "the sensor's counts, not normalised or scaled values")
+  if frames.min() < 0 or frames.max() > sensor.ADC_MAX:
+    raise BadFrameError(WRONG_DTYPE, f"values outside the ADC range [0, {sensor.ADC_MAX}] "
+                        f"(min {frames.min()}, max {frames.max()}, dtype {frames.dtype})")
+  frames = frames.astype(np.uint16, copy=False)  # Exact: checked integral and in range.
   flat = frames.reshape(n, -1)
   dead = [i for i in range(n) if not flat[i].any()]
   if dead:

@@ -20,6 +20,7 @@ are not stable across converters):
 """
 
 import functools
+import os
 from typing import Protocol
 
 import numpy as np
@@ -96,8 +97,8 @@ def network_input(amplitude: np.ndarray, height: int, width: int) -> np.ndarray:
                                 "amplitude")[None, :, :, None]
 
 
-def read_model(path: str) -> bytes:
-  """The bytes of a .tflite file, checked to be a TFLite flatbuffer.
+def read_model(path: str | os.PathLike) -> bytes:
+  """The bytes of a .tflite file (a str or os.PathLike path), checked to be a TFLite flatbuffer.
 
   Raises:
     FileNotFoundError: no such file.
@@ -190,9 +191,10 @@ class TfliteModel:
                                   f"{[tuple(d['shape']) for d in outputs]}")
 
   @classmethod
-  def from_file(cls, path: str, sensor_shape: tuple[int, int], **kwargs) -> "TfliteModel":
+  def from_file(cls, path: str | os.PathLike, sensor_shape: tuple[int, int], **kwargs
+                ) -> "TfliteModel":
     """Loads a .tflite file (see `read_model` and __init__ for the errors, which name it)."""
-    return cls(read_model(path), sensor_shape, name=path, **kwargs)
+    return cls(read_model(path), sensor_shape, name=os.fspath(path), **kwargs)
 
   def infer(self, amplitude: np.ndarray) -> dict[str, np.ndarray]:
     x = network_input(amplitude, self.input_height, self.input_width)

@@ -37,6 +37,8 @@ import concurrent.futures
 import contextlib
 import dataclasses
 import math
+import numbers
+import os
 import time
 
 import numpy as np
@@ -73,11 +75,32 @@ class PipelineOptions:
   sensor_model: sensor.TofConfig = sensor.TofConfig()  # Depth's invalid-pixel thresholds.
 
   def __post_init__(self):
+    if not isinstance(self.sensor_config, sensor.SensorConfig):
+      raise TypeError(f"sensor_config must be a sensor.SensorConfig (e.g. SensorConfig.load(path) "
+                      f"or SensorConfig.from_dict(mapping)), got "
+                      f"{type(self.sensor_config).__name__}")
     for name in ("presence_threshold", "min_keypoint_confidence", "visibility_threshold"):
       if not 0.0 <= getattr(self, name) <= 1.0:
         raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}")
     if not self.frame_interval_s > 0:
       raise ValueError(f"frame_interval_s must be positive, got {self.frame_interval_s}")
+
+
+def check_timestamp(timestamp_s) -> float | None:
+  """A frame's timestamp_s as a float (None stays None).
+
+  Raises:
+    TypeError: not a real number (a bool or a string is not one).
+    ValueError: NaN or infinite.
+  """
+  if timestamp_s is None:
+    return None
+  if isinstance(timestamp_s, (bool, np.bool_)) or not isinstance(timestamp_s, numbers.Real):
+    raise TypeError(f"timestamp_s must be a real number of seconds, got {timestamp_s!r} "
+                    f"({type(timestamp_s).__name__})")
+  if not math.isfinite(timestamp_s):
+    raise ValueError(f"timestamp_s must be finite, got {timestamp_s!r}")
+  return float(timestamp_s)
 
 
 def json_number(x) -> float | None:
@@ -190,32 +213,42 @@ def _sigmoid(x: np.ndarray) -> np.ndarray:
 class Pipeline:
   """Captures -> FrameResult; one instance per stream (it keeps filter state).
 
-  Use as a context manager, or call close(), to stop the depth worker.
+  Use as a context manager, or call close(), to stop the depth worker; a
+  closed pipeline refuses frames (RuntimeError).
   """
 
-  def __init__(self, model: str | inference.KeypointModel,
+  def __init__(self, model: str | os.PathLike | inference.KeypointModel,
                options: PipelineOptions = PipelineOptions()):
     """Builds the pipeline.
 
     Args:
-      model: path of an exported .tflite model (see inference.py for the
-        signature it must have), loaded with the options' backend,
-        num_threads, tflm_arena_bytes and refine; or a ready KeypointModel
-        (which may be shared by pipelines that do not run at once).
+      model: path (str or os.PathLike) of an exported .tflite model (see
+        inference.py for the signature it must have), loaded with the
+        options' backend, num_threads, tflm_arena_bytes and refine; or a ready
+        KeypointModel (which may be shared by pipelines that do not run at
+        once).
       options: how to run, and the sensor (options.sensor_config).
 
     Raises:
+      TypeError: model is neither a path nor a KeypointModel, or options is
+        not a PipelineOptions.
       FileNotFoundError: no model file at that path.
       inference.ModelFileError: the file is not a TFLite model.
       inference.ModelSignatureError: the model has unexpected inputs or outputs.
     """
+    if not isinstance(options, PipelineOptions):
+      raise TypeError(f"options must be a pipeline.PipelineOptions, got "
+                      f"{type(options).__name__}")
     self.options = options
     cfg = options.sensor_config
     self.intrinsics = cfg.intrinsics
-    if isinstance(model, str):
+    if isinstance(model, (str, os.PathLike)):
       model = inference.TfliteModel.from_file(
           model, cfg.shape, backend=options.backend, num_threads=options.num_threads,
           tflm_arena_bytes=options.tflm_arena_bytes, refine=options.refine)
+    elif not (callable(getattr(model, "infer", None)) and callable(getattr(model, "decode", None))):
+      raise TypeError(f"model must be the path of a .tflite file (str or os.PathLike) or an "
+                      f"inference.KeypointModel, got {type(model).__name__}")
     self.model = model
     self._camera = cfg.camera()
     self._executor = (concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="depth")
@@ -223,10 +256,17 @@ class Pipeline:
     self._smoother = (smoothing_lib.HandSmoother(options.smoothing, _S)
                       if options.smoothing else None)
     self._next_index = 0
+    self._closed = False
 
   def close(self) -> None:
+    """Stops the depth worker; later frames are refused. Closing again does nothing."""
+    self._closed = True
     if self._executor is not None:
       self._executor.shutdown(wait=True)
+
+  @property
+  def closed(self) -> bool:
+    return self._closed
 
   def __enter__(self) -> "Pipeline":
     return self
@@ -263,11 +303,13 @@ class Pipeline:
         array of ADC counts or a sequence of [H, W] arrays (None for a frame
         that never arrived), in the order of the sensor's phase offsets and
         at its resolution (options.sensor_config).
-      timestamp_s: the frame's time in seconds, increasing (for smoothing);
-        default index * options.frame_interval_s.
+      timestamp_s: the frame's time in seconds (a finite real number),
+        increasing (for smoothing); default index * options.frame_interval_s.
 
     Raises:
+      TypeError, ValueError: timestamp_s not a finite real number.
       ValueError: with smoothing, a timestamp that does not increase.
+      RuntimeError: the pipeline is closed.
     """
     return self._frame(self._from_phase, phase_frames, timestamp_s)
 
@@ -282,17 +324,20 @@ class Pipeline:
       timestamp_s: as for `process`.
 
     Raises:
-      ValueError: with smoothing, a timestamp that does not increase.
+      As `process`.
     """
     return self._frame(self._from_images, (amplitude, depth), timestamp_s)
 
   def skip(self, error: frames_lib.BadFrameError,
            timestamp_s: float | None = None) -> FrameResult:
-    """Reports a frame that never reached `process` (e.g. an unreadable file)."""
+    """Reports a frame that never reached `process` (e.g. an unreadable file); raises as it."""
     index, timestamp_s = self._advance(timestamp_s)
     return FrameResult(index, timestamp_s, (), {}, error_kind=error.kind, error=str(error))
 
   def _advance(self, timestamp_s: float | None) -> tuple[int, float]:
+    if self._closed:
+      raise RuntimeError("Pipeline is closed: it takes no more frames (make a new one)")
+    timestamp_s = check_timestamp(timestamp_s)
     index = self._next_index
     self._next_index += 1
     return index, index * self.options.frame_interval_s if timestamp_s is None else timestamp_s

@@ -28,6 +28,7 @@ hand_center, which MediaPipe does not have.
 
 import dataclasses
 import math
+import os
 
 import numpy as np
 
@@ -267,17 +268,18 @@ def csv_rows(result: TrackingResult) -> list[dict]:
 class HandTracker:
   """Tracks hands in the frames of one sensor; one instance per stream.
 
-  Use as a context manager, or call close(), to stop its depth worker.
+  Use as a context manager, or call close(), to stop its depth worker; every
+  process* call on a closed tracker raises RuntimeError("HandTracker is closed ...").
   """
 
-  def __init__(self, model: str | None = None, *, mode: str = VIDEO,
+  def __init__(self, model: str | os.PathLike | None = None, *, mode: str = VIDEO,
                sensor_config: sensor.SensorConfig | None = None,
                options: pipeline.PipelineOptions | None = None):
     """Opens the model.
 
     Args:
-      model: an exported .tflite file; default: the shipped float32 model
-        (hand25d.pretrained.path()).
+      model: the path (str or os.PathLike) of an exported .tflite file;
+        default: the shipped float32 model (hand25d.pretrained.path()).
       mode: IMAGE (no smoothing) or VIDEO (One Euro smoothing keyed by
         timestamp_s; options.smoothing, or smoothing.OneEuroConfig()).
       sensor_config: the sensor (resolution, intrinsics, modulation, phase
@@ -286,28 +288,47 @@ class HandTracker:
       options: thresholds, backend, threads (pipeline.PipelineOptions).
 
     Raises:
+      TypeError: model not a path, sensor_config not a SensorConfig, or
+        options not a PipelineOptions (naming the parameter).
       ValueError: an unknown mode.
       FileNotFoundError: no such model file (or no shipped model).
       inference.ModelFileError: the file is not a TFLite model (naming it).
       inference.ModelSignatureError: a model the runtime cannot run.
     """
+    if model is not None and not isinstance(model, (str, os.PathLike)):
+      raise TypeError(f"model must be the path of a .tflite file (str or os.PathLike) or None "
+                      f"for the shipped model, got {type(model).__name__}")
+    if sensor_config is not None and not isinstance(sensor_config, sensor.SensorConfig):
+      raise TypeError(f"sensor_config must be a hand25d.SensorConfig (e.g. SensorConfig.load(path) "
+                      f"or SensorConfig.from_dict(mapping)), got {type(sensor_config).__name__}")
+    if options is not None and not isinstance(options, pipeline.PipelineOptions):
+      raise TypeError(f"options must be a pipeline.PipelineOptions, got {type(options).__name__}")
     if mode not in MODES:
       raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
     options = options or pipeline.PipelineOptions()
     options = dataclasses.replace(
-        options, sensor_config=sensor_config or options.sensor_config,
+        options, sensor_config=options.sensor_config if sensor_config is None else sensor_config,
         smoothing=(options.smoothing or smoothing.OneEuroConfig()) if mode == VIDEO else None)
     self.mode = mode
-    self.model_path = model or pretrained.path(pretrained.FLOAT32)
+    self.model_path = (pretrained.path(pretrained.FLOAT32) if model is None
+                       else os.fspath(model))
     self.sensor_config = options.sensor_config
     self.pipeline = pipeline.Pipeline(self.model_path, options)
     self._last_timestamp = None
     self._clip = 0  # Of the last recorded frame.
+    self._closed = False
 
   def close(self) -> None:
+    """Stops the depth worker; later process* calls raise. Closing again does nothing."""
+    self._closed = True
     self.pipeline.close()
 
+  @property
+  def closed(self) -> bool:
+    return self._closed
+
   def __enter__(self) -> "HandTracker":
+    self._check_open()
     return self
 
   def __exit__(self, *exc) -> None:
@@ -327,7 +348,8 @@ class HandTracker:
         H x W the SensorConfig's resolution.
       depth: [H, W] z-depth: floats in metres, or integers in units of
         SensorConfig.depth_unit_m (e.g. uint16 millimetres); 0 = invalid.
-      timestamp_s: seconds; required in VIDEO mode, increasing.
+      timestamp_s: seconds, a finite real number (int, float or numpy; not
+        bool); required in VIDEO mode, increasing; optional in IMAGE mode.
 
     Returns:
       The TrackingResult; a bad frame (frames.BAD_FRAME_KINDS: wrong shape or
@@ -335,7 +357,9 @@ class HandTracker:
       back with error_kind set, and the stream goes on.
 
     Raises:
-      ValueError: VIDEO mode without an increasing timestamp_s.
+      TypeError: timestamp_s is not a real number.
+      ValueError: timestamp_s not finite, or in VIDEO mode missing or not increasing.
+      RuntimeError: the tracker is closed.
     """
     timestamp_s = self._timestamp(timestamp_s)
     return self._result(self.pipeline.process_images(amplitude, depth, timestamp_s))
@@ -344,12 +368,14 @@ class HandTracker:
     """Tracks the hands of one capture's four phase frames.
 
     Args:
-      frames: [4, H, W] ADC counts (or a sequence of four [H, W] arrays), in
-        the order of SensorConfig.phase_offsets_deg.
-      timestamp_s: seconds; required in VIDEO mode, increasing.
+      frames: [4, H, W] ADC counts 0..4095 (or a sequence of four [H, W]
+        arrays), in the order of SensorConfig.phase_offsets_deg: integers of
+        at least 16 bits (uint16, int16, int32, ..., either byte order) or
+        integral-valued floats (frames.check_phase_frames).
+      timestamp_s: as for `process`.
 
     Returns and raises: as `process` (bad frames also: missing or saturated
-    phase frames).
+    phase frames, 8-bit or fractional values).
     """
     timestamp_s = self._timestamp(timestamp_s)
     return self._result(self.pipeline.process(frames, timestamp_s))
@@ -359,7 +385,9 @@ class HandTracker:
 
     An unreadable frame is reported (its error_kind and error) and skipped;
     a frame of another clip than the last one starts smoothing afresh.
+    Raises as `process`.
     """
+    self._check_open()
     if frame.clip != self._clip:
       self.reset()
       self._clip = frame.clip
@@ -370,12 +398,18 @@ class HandTracker:
     return self.process(amplitude=frame.amplitude, depth=frame.depth,
                         timestamp_s=frame.timestamp_s)
 
-  def _timestamp(self, timestamp_s: float | None) -> float | None:
+  def _check_open(self) -> None:
+    if self._closed:
+      raise RuntimeError("HandTracker is closed: it takes no more frames (make a new one)")
+
+  def _timestamp(self, timestamp_s) -> float | None:
+    """The checked timestamp_s as a float (None in IMAGE mode without one)."""
+    self._check_open()
+    if self.mode == VIDEO and timestamp_s is None:
+      raise ValueError("VIDEO mode needs each frame's timestamp_s in seconds (smoothing is "
+                       "keyed by real time), got None; use mode=IMAGE for unrelated images")
+    timestamp_s = pipeline.check_timestamp(timestamp_s)
     if self.mode == VIDEO:
-      if timestamp_s is None or not math.isfinite(timestamp_s):
-        raise ValueError(f"VIDEO mode needs each frame's timestamp_s in seconds (smoothing is "
-                         f"keyed by real time), got {timestamp_s}; use mode=IMAGE for "
-                         "unrelated images")
       if self._last_timestamp is not None and not timestamp_s > self._last_timestamp:
         raise ValueError(f"timestamp_s {timestamp_s} does not increase (the previous frame was "
                          f"at {self._last_timestamp}); call reset() at a cut in the stream")
