@@ -22,7 +22,6 @@ import subprocess
 import sys
 from typing import NamedTuple
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 _MARK = "<<<case>>>"
 
 _DRIVER = f"""
@@ -60,9 +59,19 @@ class Outcome(NamedTuple):
   log: str  # What the command wrote to stderr.
 
 
+def child_env() -> dict[str, str]:
+  """The environment of a child Python that imports what this process imports.
+
+  The child gets this process's module search path, in its order: under
+  Bazel that is the test's runfiles tree, where numba can write its cache
+  (the source tree outside the sandbox is read-only there).
+  """
+  return dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
+
+
 def run(module: str, cases: list[list[str]], cwd: str) -> list[Outcome]:
   """The outcome of `module`.main() for each command line (flags only) in `cases`."""
-  env = dict(os.environ, PYTHONPATH=os.pathsep.join([ROOT] + sys.path))
+  env = child_env()
   proc = subprocess.run([sys.executable, "-c", _DRIVER, module], input=json.dumps(cases),
                         cwd=cwd, env=env, capture_output=True, text=True, timeout=600,
                         check=False)

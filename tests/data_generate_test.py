@@ -118,9 +118,9 @@ def test_generate_main_ends_a_user_error_in_one_line_and_writes_nothing(tmp_path
   assert outcomes[6].kind == "exit"
   assert outcomes[6].message.startswith("generate refused: d holds a data set generated with")
   # And under app.run: the one line, no traceback.
-  env = dict(os.environ, PYTHONPATH=os.pathsep.join([cli_cases.ROOT] + sys.path))
   proc = subprocess.run([sys.executable, "-m", "hand25d.data.generate_main", "--out=a_file",
-                         "--num_frames=4"], cwd=tmp_path, env=env, capture_output=True,
+                         "--num_frames=4"], cwd=tmp_path, env=cli_cases.child_env(),
+                        capture_output=True,
                         text=True, timeout=600, check=False)
   assert proc.returncode == 1
   assert proc.stderr == ("generate refused: output directory a_file exists and is not a "

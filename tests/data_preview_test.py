@@ -11,7 +11,8 @@ from hand25d.data import generate
 from hand25d.data import pipeline
 from hand25d.data import preview
 
-FIXTURE = os.path.join(cli_cases.ROOT, "testdata", "tof_tiny")  # train 8, val 1, test 3 frames.
+# train 8, val 1, test 3 frames.
+FIXTURE = os.path.join(os.path.dirname(__file__), "..", "testdata", "tof_tiny")
 
 
 @pytest.fixture(scope="module", name="no_val")
