@@ -75,6 +75,21 @@ def test_an_output_path_that_cannot_take_the_data_set_is_refused_untouched(tmp_p
   assert os.listdir(bad) == ["generation_config.json"]
 
 
+def test_a_data_set_another_writer_made_is_refused_untouched(tmp_path):
+  """A COCO import (a manifest and shards, no generation_config.json) is not re-rendered."""
+  config = generate.GeneratorConfig(num_frames=2, users_per_split=(1, 1, 1), **_TINY)
+  imported = tmp_path / "imported"
+  imported.mkdir()
+  (imported / "manifest.json").write_text('{"generator_version": "coco-import"}')
+  (imported / "train-00000-of-00001.tfrecord").write_bytes(b"frames")
+  with pytest.raises(generate.DataSetError, match="holds a data set the generator did not write "
+                     r"\(manifest.json, train-00000-of-00001.tfrecord without "
+                     "generation_config.json\)"):
+    generate.generate(config, str(imported))
+  assert sorted(os.listdir(imported)) == ["manifest.json", "train-00000-of-00001.tfrecord"]
+  assert (imported / "train-00000-of-00001.tfrecord").read_bytes() == b"frames"
+
+
 def test_a_directory_holding_only_a_config_refused_now_takes_a_valid_one(tmp_path):
   """Earlier versions wrote generation_config.json before checking it (height 0, say)."""
   out = tmp_path / "g5"

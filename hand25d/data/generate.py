@@ -276,8 +276,9 @@ def _open_out_dir(out_dir: str, wanted: dict) -> dict | None:
   """Creates out_dir or checks it against `wanted`; returns the config found there, if any.
 
   Raises:
-    DataSetError: out_dir is not a directory (or cannot be made), or its
-      generation_config.json cannot be read.
+    DataSetError: out_dir is not a directory (or cannot be made), its
+      generation_config.json cannot be read, or it holds a data set another
+      writer made (a manifest or shards without generation_config.json).
   """
   if os.path.exists(out_dir) and not os.path.isdir(out_dir):
     raise DataSetError(f"output directory {out_dir} exists and is not a directory")
@@ -287,6 +288,14 @@ def _open_out_dir(out_dir: str, wanted: dict) -> dict | None:
     raise DataSetError(f"cannot create output directory {out_dir}: {e.strerror or e}") from e
   run_config = os.path.join(out_dir, _RUN_CONFIG)
   if not os.path.exists(run_config):
+    # A data set another writer made (a COCO import, say): generating there
+    # would replace its shards and its manifest.
+    found = sorted(name for name in os.listdir(out_dir) if not name.startswith(".") and
+                   (name == records.MANIFEST or name.endswith(".tfrecord")))
+    if found:
+      raise DataSetError(f"{out_dir} holds a data set the generator did not write "
+                         f"({', '.join(found[:3])}{', ...' if len(found) > 3 else ''} without "
+                         f"{_RUN_CONFIG}); generating there would replace it: use another --out")
     return None
   try:
     with open(run_config, encoding="utf-8") as fp:
@@ -329,8 +338,9 @@ def generate(config: GeneratorConfig, out_dir: str, workers: int = 1,
 
   Raises:
     DataSetError: out_dir is not a directory (or cannot be made), holds a
-      data set generated with another config, or an incomplete one of an
-      earlier version. Nothing is written into out_dir before these checks.
+      data set generated with another config, one another writer made (a
+      COCO import), or an incomplete one of an earlier version. Nothing is
+      written into out_dir before these checks.
   """
   wanted = dict(dataclasses.asdict(config), generator_version=GENERATOR_VERSION)
   wanted["users_per_split"] = list(config.users_per_split)
