@@ -39,6 +39,21 @@ def test_manifest_records_the_new_size_and_scaled_intrinsics(sensor_data):
       assert shard == {**shard, **records.file_digest(os.path.join(dst, shard["file"]))}
 
 
+def test_a_data_set_without_intrinsics_is_resized_without_them(sensor_data, tmp_path):
+  """A COCO import's manifest has no intrinsics: the copy has none either."""
+  src, _ = sensor_data
+  imported = tmp_path / "imported"
+  imported.mkdir()
+  manifest = records.load_manifest(src)
+  del manifest["intrinsics"]
+  for split in records.SPLITS:
+    for shard in manifest["splits"][split]["shards"]:
+      os.symlink(os.path.join(src, shard["file"]), imported / shard["file"])
+  (imported / records.MANIFEST).write_text(json.dumps(manifest))
+  out = resize.resize_dataset(str(imported), str(tmp_path / "small"), 60, 80)
+  assert "intrinsics" not in out and (out["height"], out["width"]) == (60, 80)
+
+
 @pytest.mark.slow  # Two pipelines over a generated data set.
 def test_pipeline_batches_match_the_resizing_pipeline(sensor_data):
   src, dst = sensor_data

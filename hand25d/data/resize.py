@@ -103,8 +103,9 @@ def resize_dataset(src: str, dst: str, height: int = spec.INPUT_HEIGHT,
     for shard in info["shards"]:
       path = os.path.join(dst, shard["file"])
       shard.update(records.file_digest(path))
-  intrinsics = spec.Intrinsics(**manifest["intrinsics"]).scaled(1.0 / fx, 1.0 / fy)
-  out.update(height=height, width=width, intrinsics=dataclasses.asdict(intrinsics),
-             resized_from=origin)
+  if "intrinsics" in manifest:  # An import (hand25d.data.coco) may not know its camera's.
+    intrinsics = spec.Intrinsics(**manifest["intrinsics"]).scaled(1.0 / fx, 1.0 / fy)
+    out["intrinsics"] = dataclasses.asdict(intrinsics)
+  out.update(height=height, width=width, resized_from=origin)
   atomic.write_json(os.path.join(dst, records.MANIFEST), out)
   return out
