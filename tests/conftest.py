@@ -42,3 +42,26 @@ def randomized_inference_model():
     return model
 
   return make
+
+
+# The one binary whose flags a test parses in-process (tests/training_recipes_test.py);
+# every other binary runs in a child process (tests/cli_cases.py).
+_IN_PROCESS_MAINS = frozenset({"hand25d.train_main"})
+
+
+@pytest.fixture(autouse=True)
+def _one_binary_per_process():
+  """Fails a test that defines a second binary's flags on absl's global FLAGS.
+
+  A binary defines its flags (some required) on FLAGS when imported. pytest-xdist
+  puts test files on workers in no fixed order, so two binaries imported into one
+  worker would make a test's flag parsing fail only on some runs: one is refused
+  here on every run instead.
+  """
+  yield
+  from absl import flags  # pylint: disable=import-outside-toplevel
+  mains = {module for module in flags.FLAGS.flags_by_module_dict()
+           if module.startswith(("hand25d.", "export.", "benchmarks.", "__main__"))}
+  extra = mains - _IN_PROCESS_MAINS
+  assert not extra, (f"flags of {sorted(extra)} defined in the test process; run the "
+                     "binary in a child process with tests/cli_cases.py")

@@ -11,7 +11,6 @@ import json
 import os
 import shutil
 
-from absl import flags
 import numpy as np
 import pytest
 from PIL import Image
@@ -19,6 +18,8 @@ from PIL import Image
 from hand25d import spec
 from hand25d.data import coco
 from hand25d.data import records
+
+import cli_cases
 
 TINY = os.path.join(os.path.dirname(__file__), "..", "testdata", "tof_tiny")
 H, W = 24, 32
@@ -215,33 +216,23 @@ def test_a_refused_import_removes_the_directories_it_created(tmp_path):
 # --- 4. Errors: one line from the main; numbers checked per annotation ------------------------
 
 
-@pytest.fixture(name="run_main")
-def _run_main():
-  from hand25d.data import import_coco_main  # pylint: disable=import-outside-toplevel
-
-  def run(*args):
-    flags.FLAGS.unparse_flags()
-    flags.FLAGS(["import_coco_main", *args])
-    with pytest.raises(SystemExit) as e:
-      import_coco_main.main([])
-    return str(e.value.code)
-
-  yield run
-  flags.FLAGS.unparse_flags()
-
-
-def test_the_main_refuses_a_bad_output_directory_in_one_line(tmp_path, run_main):
+def test_the_main_refuses_a_bad_output_directory_in_one_line(tmp_path):
   path, root = _coco(tmp_path)
   a_file = tmp_path / "a_file"
   a_file.write_text("mine")
-  said = run_main(f"--json={path}", f"--out={a_file}")
-  assert said == (f"import refused: output directory {a_file} is an existing file, not a "
-                  "directory")
-  assert a_file.read_text() == "mine"
   out = tmp_path / "out"
   out.mkdir()
   (out / records.MANIFEST).write_text("{not json")
-  said = run_main(f"--json={path}", f"--out={out}")
+  # In a child process: the main's required flags must not reach this process's FLAGS,
+  # where another test parses another main's flags (tests/cli_cases.py).
+  outcomes = cli_cases.run("hand25d.data.import_coco_main",
+                           [[f"--json={path}", f"--out={a_file}"],
+                            [f"--json={path}", f"--out={out}"]], cwd=str(tmp_path))
+  assert [o.kind for o in outcomes] == ["exit", "exit"]
+  assert outcomes[0].message == (f"import refused: output directory {a_file} is an existing "
+                                 "file, not a directory")
+  assert a_file.read_text() == "mine"
+  said = outcomes[1].message
   assert said.startswith(f"import refused: {out} holds a manifest.json that cannot be read")
   assert "\n" not in said
   assert (out / records.MANIFEST).read_text() == "{not json"
