@@ -256,7 +256,16 @@ def test_bad_blobs_and_small_slices_are_refused_with_the_reason(blobs):
   assert "truncated" in refuse(data[:20])
   assert "the header declares" in refuse(data[:-100])
   assert "checksum mismatch" in refuse(data[:5000] + bytes([data[5000] ^ 1]) + data[5001:])
-  assert "format version 2" in refuse(data[:8] + struct.pack("<H", 2) + data[10:])
+  assert "format version 3" in refuse(data[:8] + struct.pack("<H", 3) + data[10:])
+  # Only outputs that no layer reads may be stored in fp32 (flag bit 2).
+  name = "tier2_unit1_reduce_conv".encode()
+  descriptor = data.index(struct.pack("<H", len(name)) + name) - 4 - 72  # One input.
+  flagged = bytearray(data)
+  flagged[descriptor + 5] |= 4
+  assert "whose output is stored in fp32" in refuse(_rewrite_checksum(flagged))
+  with pytest.raises(blob.BlobError, match=r"layers \['tier2_unit1_reduce_conv'\] flagged as "
+                     r"stored in fp32 and \[\] not"):
+    blob.from_bytes(_rewrite_checksum(flagged))
   assert "bad magic" in refuse(b"TFL3" + data[4:])
   # A slice smaller than a layer's buffers: the layer, the bytes, the limit.
   runner = native.Runner(data, slice_bytes=64 * 1024)

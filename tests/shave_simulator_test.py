@@ -142,7 +142,8 @@ def test_dma_counts_bytes_and_descriptors(image):
   # Comb fields gather and scatter with a pixel stride: one descriptor per
   # row; the padding rows of each field's halo are zeroed by the core.
   assert dilated.tiles == 4 and dilated.tile == planner.Tile(12, 1)
-  assert dilated.dma_out_bytes == 24 * 32 * 8 * 2
+  # The network's output: stored from the fp32 accumulators, 4 bytes a value.
+  assert dilated.dma_out_bytes == 24 * 32 * 8 * 4
   assert dilated.dma_transfers == 2 + 4 * 12 + 4 * 12
 
 
@@ -257,3 +258,33 @@ def test_other_reshapes_are_refused():
   x = keras.layers.Permute((2, 1, 3), name="swap")(x)
   with pytest.raises(ValueError, match="Permute 'swap' is not part of a channel shuffle"):
     graph.from_keras(keras.Model(image, x))
+
+
+def test_an_fp16_program_stores_its_outputs_unrounded(model_and_network, image):
+  _, network = model_and_network
+  # The convolutions that give a network output and that no layer reads.
+  assert planner.fp32_stored(network) == {"head", "presence"}
+  stored = planner.compile_network(network, np.float16).out_dtypes
+  assert {name for name, dtype in stored.items() if dtype == np.float32} == {"head", "presence"}
+  assert planner.compile_network(network, np.float32).out_dtypes["head"] == np.float32
+  unrounded = simulator.simulate(network, image, np.float16)
+  rounded = simulator.simulate(network, image, np.float16, fp32_outputs=False)
+  for key in ("head", "presence"):
+    # The same fp32 accumulators, stored with and without rounding to fp16.
+    values = unrounded.outputs[key]
+    assert np.array_equal(values.astype(np.float16).astype(np.float32), rounded.outputs[key])
+    assert np.any(values != rounded.outputs[key])
+  # Stored in fp32 (8 lanes of 4 bytes): twice the output's DMA bytes.
+  out_bytes = {r.name: r.dma_out_bytes for r in unrounded.reports}
+  assert out_bytes["head"] == 2 * {r.name: r.dma_out_bytes for r in rounded.reports}["head"]
+  assert out_bytes["concat"] == {r.name: r.dma_out_bytes for r in rounded.reports}["concat"]
+
+
+def test_only_outputs_no_layer_reads_are_stored_in_fp32():
+  inputs = keras.Input((8, 8, 8), batch_size=1)
+  first = keras.layers.Conv2D(8, 1, name="first")(inputs)
+  second = keras.layers.Conv2D(8, 1, name="second")(first)
+  total = keras.layers.Add(name="total")([first, second])
+  network = graph.from_keras(keras.Model(inputs, {"first": first, "total": total}))
+  # "first" is an output that "second" reads; "total" is not a convolution.
+  assert planner.fp32_stored(network) == frozenset()

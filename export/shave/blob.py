@@ -7,7 +7,7 @@ schedule runs inside the slice, and writes the result atomically;
 `read_blob(path)` returns the planner.Program the simulator runs, with the
 weights taken from the blob, never recomputed from Keras.
 
-Format, version 1 (docs/embedded.md), all integers little-endian; every
+Format, version 2 (docs/embedded.md), all integers little-endian; every
 section starts at a 16-byte aligned offset (zero padding) so that firmware
 can DMA each array straight from the blob:
 
@@ -21,7 +21,7 @@ can DMA each array straight from the blob:
   per layer, in execution order:
     descriptor, 72 bytes: u32 record bytes (this layer's section, padding
     included), u8 kind (index into graph.KINDS), u8 flags (bit 0 ReLU, bit 1
-    SAME padding), u8 input count, u8 zero, u32 x 7 kernel rows, kernel
+    SAME padding, bit 2 output stored in fp32: planner.fp32_stored), u8 input count, u8 zero, u32 x 7 kernel rows, kernel
     columns, stride, dilation, groups, resize scale, fused up-sampling,
     u32 x 3 output (H, W, C), u32 x 2 tile (rows, channel blocks), u32 x 4
     kernel stack shape (OB, T, N, L; zero without weights);
@@ -52,13 +52,13 @@ from export.shave import simulator
 from hand25d import atomic
 
 MAGIC = b"H25SHAVE"
-VERSION = 1
+VERSION = 2  # 2: flag bit 2, the network outputs an fp16 program stores in fp32.
 DTYPES = {"fp16": np.dtype(np.float16), "fp32": np.dtype(np.float32)}
 _ALIGN = 16
 _HEADER = struct.Struct("<8sHHIII8x")
 _DESCRIPTOR = struct.Struct("<IBBBx16I")
 _CHECKSUM = struct.Struct("<I")
-_RELU, _SAME = 1, 2
+_RELU, _SAME, _FP32_OUT = 1, 2, 4
 _WEIGHTED = (graph.CONV, graph.DEPTHWISE)
 
 
@@ -146,6 +146,7 @@ def to_bytes(program: planner.Program) -> bytes:
   out.pack("3I", *network.input_shape)
   index = {layer.name: i for i, layer in enumerate(network.layers)}
   index[network.input_name] = -1
+  stored = program.out_dtypes
   out.pack("I", len(network.outputs))
   for key, tensor in network.outputs.items():
     shape = network.output_shapes[key]
@@ -157,7 +158,8 @@ def to_bytes(program: planner.Program) -> bytes:
     stack = program.stacks.get(layer.name)
     stack_shape = stack.stack.shape if stack is not None else (0, 0, 0, 0)
     tile = program.schedule[layer.name]
-    flags = (_RELU if layer.relu else 0) | (_SAME if layer.padding == "SAME" else 0)
+    flags = ((_RELU if layer.relu else 0) | (_SAME if layer.padding == "SAME" else 0)
+             | (_FP32_OUT if stored[layer.name] != program.dtype else 0))
     out.data += bytes(_DESCRIPTOR.size)  # record bytes are known at the end
     out.pack(f"{len(layer.inputs)}i", *(index[name] for name in layer.inputs))
     out.string(layer.name)
@@ -242,8 +244,9 @@ def _check_envelope(data: bytes, source: str) -> tuple:
 
 
 def _read_layer(reader: _Reader, position: int, dtype, tensors: dict
-                ) -> tuple[graph.Layer, planner.Tile, layout.KernelStack | None]:
-  """One layer record: its descriptor, tile and (for convolutions) kernel stack.
+                ) -> tuple[graph.Layer, planner.Tile, layout.KernelStack | None, bool]:
+  """One layer record: its descriptor, tile, (for convolutions) kernel stack and
+  whether its flags say its output is stored in fp32 in an fp16 blob.
 
   tensors: index (-1: the network input) -> (name, shape) of the tensors so far.
   """
@@ -285,7 +288,7 @@ def _read_layer(reader: _Reader, position: int, dtype, tensors: dict
   if reader.offset - start != record:
     raise BlobError(reader.source, f"layer {name!r}: record of {reader.offset - start} bytes, "
                     f"its descriptor says {record}")
-  return layer, planner.Tile(rows, blocks), stack
+  return layer, planner.Tile(rows, blocks), stack, bool(flags & _FP32_OUT)
 
 
 def from_bytes(data: bytes, source: str = "<bytes>") -> planner.Program:
@@ -305,14 +308,12 @@ def from_bytes(data: bytes, source: str = "<bytes>") -> planner.Program:
     tensor, rank = reader.unpack("II", f"output {key!r}")
     outputs.append((key, tensor, reader.unpack(f"{rank}I", f"output {key!r} shape")))
   reader.align()
-  layers, schedule, stacks = [], {}, {}
+  layers, schedule, stacks, flagged = [], {}, {}, set()
   tensors = {-1: (input_name, input_shape)}
   for position in range(count):
-    layer, tile, stack = _read_layer(reader, position, dtype, tensors)
-    try:
-      planner.check_tile(layer, tile, dtype, capacity)
-    except (ValueError, memory.SliceOverflowError) as e:
-      raise BlobError(source, f"schedule: {e}") from e
+    layer, tile, stack, fp32_out = _read_layer(reader, position, dtype, tensors)
+    if fp32_out:
+      flagged.add(layer.name)
     layers.append(layer)
     tensors[position] = (layer.name, layer.out_shape)
     schedule[layer.name] = tile
@@ -327,5 +328,18 @@ def from_bytes(data: bytes, source: str = "<bytes>") -> planner.Program:
       input_name=input_name, input_shape=input_shape, layers=tuple(layers),
       outputs={key: tensors[tensor][0] for key, tensor, _ in outputs},
       output_shapes={key: shape for key, _, shape in outputs})
-  return planner.Program(network, dtype, stacks, schedule, capacity)
+  program = planner.Program(network, dtype, stacks, schedule, capacity,
+                            fp32_outputs=bool(flagged))
+  stored = program.out_dtypes
+  expected = {name for name, out_dtype in stored.items() if out_dtype != dtype}
+  if flagged != expected:
+    raise BlobError(source, f"layers {sorted(flagged - expected)} flagged as stored in fp32 "
+                    f"and {sorted(expected - flagged)} not; a {dtype.name} program stores "
+                    f"exactly {sorted(expected)} in fp32, or none (planner.fp32_stored)")
+  for layer in layers:
+    try:
+      planner.check_tile(layer, schedule[layer.name], dtype, capacity, stored[layer.name])
+    except (ValueError, memory.SliceOverflowError) as e:
+      raise BlobError(source, f"schedule: {e}") from e
+  return program
 

@@ -13,8 +13,9 @@ convolution into undilated fields that these kernels run unchanged.
     per tap and channel block.
 
 Arithmetic: the tile and weights are read in their storage type (fp16 or
-fp32), accumulated in fp32 and rounded to the storage type on store, the fused
-ReLU applied before rounding.
+fp32), accumulated in fp32 and rounded to the output's type on store (the
+storage type, or fp32 for a network output of an fp16 program:
+planner.fp32_stored), the fused ReLU applied before rounding.
 """
 
 import numpy as np
@@ -71,7 +72,7 @@ def _finish(acc: np.ndarray, relu: bool, dtype) -> np.ndarray:
 
 
 def conv_tile(tile: np.ndarray, kernel: layout.KernelStack, stride: int,
-              relu: bool) -> np.ndarray:
+              relu: bool, out_dtype=None) -> np.ndarray:
   """Dense/grouped VALID convolution of a padded interleaved tile.
 
   Args:
@@ -80,9 +81,10 @@ def conv_tile(tile: np.ndarray, kernel: layout.KernelStack, stride: int,
     kernel: the reordered kernel stack.
     stride: spatial stride (both axes).
     relu: apply the fused ReLU.
+    out_dtype: the output's type (default: the tile's).
 
   Returns:
-    [Ho, Wo, OB, L] output blocks in the tile's storage type.
+    [Ho, Wo, OB, L] output blocks in `out_dtype`.
   """
   acc, windows = _start(tile, kernel, stride)
   scalars = tile.reshape(tile.shape[0], tile.shape[1], -1)
@@ -92,11 +94,11 @@ def conv_tile(tile: np.ndarray, kernel: layout.KernelStack, stride: int,
     for tap, rows, cols in windows:
       # `count` broadcast-scalar x weight-vector MACs per output pixel.
       acc[:, :, ob] += source[rows, cols] @ weights[tap]
-  return _finish(acc, relu, tile.dtype)
+  return _finish(acc, relu, out_dtype or tile.dtype)
 
 
 def depthwise_tile(tile: np.ndarray, kernel: layout.KernelStack, stride: int,
-                   relu: bool) -> np.ndarray:
+                   relu: bool, out_dtype=None) -> np.ndarray:
   """Depthwise VALID convolution of a padded interleaved tile, lane by lane.
 
   Args:
@@ -104,13 +106,14 @@ def depthwise_tile(tile: np.ndarray, kernel: layout.KernelStack, stride: int,
     kernel: from layout.reorder_depthwise.
     stride: spatial stride (both axes).
     relu: apply the fused ReLU.
+    out_dtype: the output's type (default: the tile's).
 
   Returns:
-    [Ho, Wo, CB, L] output blocks in the tile's storage type.
+    [Ho, Wo, CB, L] output blocks in `out_dtype`.
   """
   acc, windows = _start(tile, kernel, stride)
   source = tile.astype(np.float32)
   weights = kernel.stack[:, :, 0].astype(np.float32)
   for tap, rows, cols in windows:
     acc += source[rows, cols] * weights[:, tap]
-  return _finish(acc, relu, tile.dtype)
+  return _finish(acc, relu, out_dtype or tile.dtype)

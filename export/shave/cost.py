@@ -13,7 +13,8 @@ Our kernel (per layer, from the simulator's report):
     accumulators (adjacent output pixels of one block), so each weight-vector
     load feeds that many MACs and each input scalar is one load broadcast
     to the lanes. Bias load, fused ReLU (one vector op) and one vector store
-    per output vector.
+    per output vector (two for a network output an fp16 program stores in
+    fp32, planner.fp32_stored: its 8 lanes are 256 bits).
   * Depthwise: one lane-wise vector MAC per (output pixel, block, tap), the
     block's kh*kw weight vectors held in registers, one input vector load
     per MAC.
@@ -176,13 +177,17 @@ def _issue(vau: float, lsu: float, a: Assumptions) -> int:
 
 
 def _ours_compute(layer: graph.Layer, dtype, a: Assumptions,
-                  expand_vectors: int = 0) -> tuple[int, int]:
+                  expand_vectors: int = 0, out_dtype=None) -> tuple[int, int]:
   """(compute cycles without overheads, vector MACs) of our kernel.
 
   expand_vectors: vectors written up-sampling a fused resize's input tiles.
+  out_dtype: the type the output is stored in, if not `dtype` (conv and
+    depthwise only: planner.fp32_stored).
   """
   lanes = planner.tensor_lanes(layer.out_shape[-1], dtype)
   out_vectors = _vectors(layer.out_shape, lanes)
+  # 128-bit stores per output vector: 2 for fp16 lanes stored in fp32.
+  stores = out_vectors * (np.dtype(out_dtype or dtype).itemsize // np.dtype(dtype).itemsize)
   relu = out_vectors if layer.relu else 0
   h, w, _ = layer.out_shape
   if layer.kind == graph.CONV:
@@ -190,11 +195,11 @@ def _ours_compute(layer: graph.Layer, dtype, a: Assumptions,
                                    lanes)
     taps = layer.kernel_size[0] * layer.kernel_size[1]
     macs = h * w * taps * sum(len(s) for s in sets)
-    lsu = macs * (1 + 1 / REGISTER_PIXELS) + 2 * out_vectors + 2 * expand_vectors
+    lsu = macs * (1 + 1 / REGISTER_PIXELS) + out_vectors + stores + 2 * expand_vectors
     return _issue(macs + relu, lsu, a), macs
   if layer.kind == graph.DEPTHWISE:
     macs = out_vectors * layer.kernel_size[0] * layer.kernel_size[1]
-    lsu = macs + 2 * out_vectors + 2 * expand_vectors
+    lsu = macs + out_vectors + stores + 2 * expand_vectors
     return _issue(macs + relu, lsu, a), macs
   in_vectors = sum(_vectors(s, planner.tensor_lanes(s[-1], dtype)) for s in layer.in_shapes)
   if layer.kind == graph.ADD:
@@ -261,16 +266,19 @@ def estimate(network: graph.Network, result: simulator.SimulationResult, dtype=n
   Args:
     network: the network simulated.
     result: its simulated run in `dtype` (simulator.run or simulate): tiles, DMA counts.
-    dtype: the storage type of that run.
+    dtype: the storage type of that run (its outputs stored as
+      planner.out_dtypes says).
     capacity: slice bytes (the naive im2col spills above half of it).
     assumptions: the machine.
   """
   a = assumptions
   reports = {r.name: r for r in result.reports}
+  stored = planner.out_dtypes(network, dtype)
   costs = []
   for layer in network.layers:
     report = reports[layer.name]
-    compute, vector_macs = _ours_compute(layer, dtype, a, report.expand_vectors)
+    compute, vector_macs = _ours_compute(layer, dtype, a, report.expand_vectors,
+                                         stored[layer.name])
     compute += a.tile_overhead_cycles * report.tiles
     dma = _dma_cycles(report.dma_transfers, report.dma_bytes, a)
     ours = (a.layer_overhead_cycles + max(compute, dma)

@@ -174,12 +174,15 @@ class Runner:
       raise KernelError(f"{source}: {self._error.value.decode('utf-8', 'replace')}")
 
   def tensor(self, index: int) -> np.ndarray:
-    """Tensor `index` in DDR (0: the input, i + 1: layer i's output), [H, W, CB, L] view."""
+    """Tensor `index` in DDR (0: the input, i + 1: layer i's output), [H, W, CB, L] view
+    in the type it is stored in (planner.out_dtypes)."""
     t = self._lib.shv_net_tensor(pointer(self._net), pointer(self.ddr), index)
     offset = t.data - pointer(self.ddr)
     count = t.h * t.w * t.blocks * t.lanes
-    view = self.ddr[offset:offset + count * self.program.dtype.itemsize]
-    return view.view(self.program.dtype).reshape(t.h, t.w, t.blocks, t.lanes)
+    dtype = (self.program.dtype if index == 0 else
+             self.program.out_dtypes[self.program.network.layers[index - 1].name])
+    view = self.ddr[offset:offset + count * dtype.itemsize]
+    return view.view(dtype).reshape(t.h, t.w, t.blocks, t.lanes)
 
   def set_input(self, image: np.ndarray) -> None:
     """Writes the [H, W, C] image (converted to float32) into DDR."""

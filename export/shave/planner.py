@@ -21,6 +21,9 @@ fit the slice, `check_tile` refuses one that does not fit (a
 memory.SliceOverflowError naming the layer, the bytes needed and the limit).
 What the SHAVE executes is a `Program`: the layers, their weights reordered
 into kernel stacks in the storage type, and a tile per layer;
+an fp16 program stores the network's outputs from its fp32 accumulators in
+fp32 (`fp32_stored`): rounding a flat score map to fp16 would make ties of
+its near-equal cells and move their arg-max.
 `compile_network` makes one from a network (and a given or planned schedule)
 and blob.py writes and reads it as a deployment blob.
 """
@@ -111,8 +114,30 @@ def tile_rows_needed(layer: graph.Layer, rows: int) -> int:
   return (rows - 1) * layer.strides + layer.kernel_size[0]
 
 
-def buffers(layer: graph.Layer, tile: Tile, dtype) -> dict:
-  """The slice buffers of `layer` run in tiles of `tile`."""
+def fp32_stored(network: graph.Network) -> frozenset[str]:
+  """The layers an fp16 program stores in fp32: the convolutions (conv or
+  depthwise) whose output is a network output and that no layer reads.
+
+  They write their fp32 accumulators unrounded, in the lanes of the
+  program's type (8 per block: two 128-bit stores). The host reads these
+  outputs; rounded to fp16 (2^-11 of a value), the near-equal cells at a
+  score map's peak become ties and its arg-max moves (docs/embedded.md,
+  "Matching TFLite").
+  """
+  read = {name for layer in network.layers for name in layer.inputs}
+  outputs = set(network.outputs.values())
+  return frozenset(layer.name for layer in network.layers
+                   if layer.name in outputs and layer.name not in read
+                   and layer.kind in (graph.CONV, graph.DEPTHWISE))
+
+
+def buffers(layer: graph.Layer, tile: Tile, dtype, out_dtype=None) -> dict:
+  """The slice buffers of `layer` run in tiles of `tile`.
+
+  dtype is the storage type (and the lanes); out_dtype, the output's type
+  if it differs (fp32 for a layer in `fp32_stored`), sets the output tiles'.
+  """
+  out_dtype = dtype if out_dtype is None else out_dtype
   rows = tile.rows
   out = interleaved_shape(layer.out_shape, dtype)
   ins = [interleaved_shape(s, dtype) for s in layer.in_shapes]
@@ -148,7 +173,7 @@ def buffers(layer: graph.Layer, tile: Tile, dtype) -> dict:
       buffers[f"in{i}_{slot}"] = (shape, dtype)
   if out_tile is not None:
     for slot in (0, 1):
-      buffers[f"out_{slot}"] = (out_tile, dtype)
+      buffers[f"out_{slot}"] = (out_tile, out_dtype)
   return buffers
 
 
@@ -167,10 +192,11 @@ def output_blocks(layer: graph.Layer, dtype) -> int:
 
 
 def plan_layer(layer: graph.Layer, dtype=np.float16,
-               capacity: int = memory.SLICE_BYTES) -> Tile:
+               capacity: int = memory.SLICE_BYTES, out_dtype=None) -> Tile:
   """The tile with the most output rows x blocks that fits (more rows on a tie).
 
-  Rows are capped at 1/MIN_TILES of the layer's rows (see MIN_TILES).
+  Rows are capped at 1/MIN_TILES of the layer's rows (see MIN_TILES);
+  out_dtype as in `buffers`.
 
   Raises:
     memory.SliceOverflowError: if the layer does not fit even with one-row tiles.
@@ -181,27 +207,42 @@ def plan_layer(layer: graph.Layer, dtype=np.float16,
   for blocks in choices:
     rows = -(-max_rows(layer) // MIN_TILES)
     while (rows > 1
-           and memory.buffer_bytes(buffers(layer, Tile(rows, blocks), dtype)) > capacity):
+           and memory.buffer_bytes(buffers(layer, Tile(rows, blocks), dtype, out_dtype))
+           > capacity):
       rows -= 1
     tile = Tile(rows, blocks)
-    fits = memory.buffer_bytes(buffers(layer, tile, dtype)) <= capacity
+    fits = memory.buffer_bytes(buffers(layer, tile, dtype, out_dtype)) <= capacity
     if fits and (best is None or rows * blocks > best.rows * best.blocks):
       best = tile
   if best is None:
     smallest = Tile(1, 1 if layer.kind == graph.DEPTHWISE else all_blocks)
-    needed = memory.buffer_bytes(buffers(layer, smallest, dtype))
+    needed = memory.buffer_bytes(buffers(layer, smallest, dtype, out_dtype))
     raise memory.SliceOverflowError(layer.name, needed, capacity, " even with one-row tiles")
   return best
 
 
-def plan(network: graph.Network, dtype=np.float16,
-         capacity: int = memory.SLICE_BYTES) -> dict[str, Tile]:
-  """plan_layer for every layer: layer name -> Tile."""
-  return {layer.name: plan_layer(layer, dtype, capacity) for layer in network.layers}
+def plan(network: graph.Network, dtype=np.float16, capacity: int = memory.SLICE_BYTES,
+         fp32_outputs: bool = True) -> dict[str, Tile]:
+  """plan_layer for every layer, as compile_network stores them: layer name -> Tile."""
+  stored = out_dtypes(network, dtype, fp32_outputs)
+  return {layer.name: plan_layer(layer, dtype, capacity, stored[layer.name])
+          for layer in network.layers}
 
 
-def check_tile(layer: graph.Layer, tile: Tile, dtype, capacity: int) -> None:
+def out_dtypes(network: graph.Network, dtype, fp32_outputs: bool = True
+               ) -> dict[str, np.dtype]:
+  """Layer name -> the type its output is stored in: `dtype`, or fp32 for the
+  layers of `fp32_stored` if `fp32_outputs`."""
+  dtype = np.dtype(dtype)
+  fp32 = fp32_stored(network) if fp32_outputs else frozenset()
+  return {layer.name: np.dtype(np.float32) if layer.name in fp32 else dtype
+          for layer in network.layers}
+
+
+def check_tile(layer: graph.Layer, tile: Tile, dtype, capacity: int, out_dtype=None) -> None:
   """Checks that `layer` can run in tiles of `tile` inside `capacity` bytes.
+
+  out_dtype as in `buffers`.
 
   Raises:
     ValueError: rows below 1, channel blocks outside 1 .. all blocks, or a
@@ -215,7 +256,7 @@ def check_tile(layer: graph.Layer, tile: Tile, dtype, capacity: int) -> None:
   if layer.kind != graph.DEPTHWISE and tile.blocks != all_blocks:
     raise ValueError(f"layer {layer.name!r} ({layer.kind}) needs all {all_blocks} channel "
                      f"blocks per tile, not {tile.blocks}")
-  needed = memory.buffer_bytes(buffers(layer, tile, dtype))
+  needed = memory.buffer_bytes(buffers(layer, tile, dtype, out_dtype))
   if needed > capacity:
     raise memory.SliceOverflowError(layer.name, needed, capacity, f" with tiles of {tile}")
 
@@ -232,17 +273,26 @@ class Program:
       conv and depthwise layer.
     schedule: layer name -> Tile, for every layer.
     capacity: slice bytes the schedule runs in.
+    fp32_outputs: the layers of `fp32_stored` store their outputs in fp32
+      (what a deployed network does; a single layer standing for one of a
+      larger graph, as export/shave/tf_op.py runs, does not).
   """
   network: graph.Network
   dtype: np.dtype
   stacks: dict[str, layout.KernelStack]
   schedule: dict[str, Tile]
   capacity: int = memory.SLICE_BYTES
+  fp32_outputs: bool = True
+
+  @property
+  def out_dtypes(self) -> dict[str, np.dtype]:
+    """Layer name -> the type its output is stored in (`out_dtypes`)."""
+    return out_dtypes(self.network, self.dtype, self.fp32_outputs)
 
 
 def compile_network(network: graph.Network, dtype=np.float16,
                     schedule: Optional[dict[str, Tile]] = None,
-                    capacity: int = memory.SLICE_BYTES) -> Program:
+                    capacity: int = memory.SLICE_BYTES, fp32_outputs: bool = True) -> Program:
   """Reorders the network's weights and fixes its schedule.
 
   Args:
@@ -251,6 +301,7 @@ def compile_network(network: graph.Network, dtype=np.float16,
     schedule: layer name -> Tile; missing layers, or all if None, get
       plan_layer()'s choice.
     capacity: slice bytes.
+    fp32_outputs: store the outputs of `fp32_stored` in fp32 (Program).
 
   Raises:
     memory.SliceOverflowError: naming the first layer, in execution order,
@@ -260,10 +311,12 @@ def compile_network(network: graph.Network, dtype=np.float16,
   dtype = np.dtype(dtype)
   layout.lanes_for(dtype)  # refuses types other than fp16 and fp32
   schedule = schedule or {}
-  tiles, stacks = {}, {}
+  tiles, stacks, stored = {}, {}, out_dtypes(network, dtype, fp32_outputs)
   for layer in network.layers:
-    tiles[layer.name] = schedule.get(layer.name) or plan_layer(layer, dtype, capacity)
-    check_tile(layer, tiles[layer.name], dtype, capacity)
+    out_dtype = stored[layer.name]
+    tiles[layer.name] = (schedule.get(layer.name)
+                         or plan_layer(layer, dtype, capacity, out_dtype))
+    check_tile(layer, tiles[layer.name], dtype, capacity, out_dtype)
     if layer.kind in (graph.CONV, graph.DEPTHWISE):
       stacks[layer.name] = kernel_stack(layer, dtype)
-  return Program(network, dtype, stacks, tiles, capacity)
+  return Program(network, dtype, stacks, tiles, capacity, fp32_outputs)

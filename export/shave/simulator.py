@@ -76,7 +76,7 @@ def _conv_tiles(layer: graph.Layer, tile: planner.Tile, dtype):
         yield field, r0, min(tile.rows, field[2] - r0), slice(b0, b0 + tile.blocks)
 
 
-def _run_conv(layer, stack, views, ddr, dma, tile, dtype) -> tuple[int, int]:
+def _run_conv(layer, stack, views, ddr, dma, tile, dtype, out_dtype) -> tuple[int, int]:
   """Convolution tiles; returns (tiles, vectors written up-sampling fused input)."""
   geometry = planner.conv_geometry(layer)
   dma.fetch(views["weights"], stack.stack)
@@ -116,7 +116,7 @@ def _run_conv(layer, stack, views, ddr, dma, tile, dtype) -> tuple[int, int]:
         part[...] = small[(rows_in - rows_in[0])[:, None], (cols_in - cols_in[0])[None, :]]
         expanded += part.shape[0] * part.shape[1] * part.shape[2]
     out = views[f"out_{slot}"][:n, :field_cols, :kernel.bias.shape[0]]
-    out[...] = run(buffer, kernel, s, layer.relu)
+    out[...] = run(buffer, kernel, s, layer.relu, out_dtype)
     dma.store(target[p + d * r0:p + d * (r0 + n - 1) + 1:d, q::d, blocks], out, d)
     tiles += 1
   return tiles, expanded
@@ -194,15 +194,15 @@ def run(program: planner.Program, image: np.ndarray) -> SimulationResult:
   working = memory.Slice(program.capacity)
   ddr = {network.input_name: layout.to_interleaved(image.astype(dtype),
                                                    planner.tensor_lanes(image.shape[-1], dtype))}
-  reports = []
+  reports, out_dtypes = [], program.out_dtypes
   for layer in network.layers:
-    tile = program.schedule[layer.name]
-    views, used = working.allocate(layer.name, planner.buffers(layer, tile, dtype))
-    ddr[layer.name] = np.zeros(planner.interleaved_shape(layer.out_shape, dtype), dtype)
+    tile, out_dtype = program.schedule[layer.name], out_dtypes[layer.name]
+    views, used = working.allocate(layer.name, planner.buffers(layer, tile, dtype, out_dtype))
+    ddr[layer.name] = np.zeros(planner.interleaved_shape(layer.out_shape, dtype), out_dtype)
     dma = memory.Dma()
     if layer.kind in (graph.CONV, graph.DEPTHWISE):
       tiles, expanded = _run_conv(layer, program.stacks[layer.name], views, ddr, dma, tile,
-                                  dtype)
+                                  dtype, out_dtype)
     else:
       tiles, expanded = _run_rows(layer, views, ddr, dma, tile), 0
     reports.append(LayerReport(layer.name, layer.kind, tile, tiles, used, dma.transfers,
@@ -218,10 +218,10 @@ def run(program: planner.Program, image: np.ndarray) -> SimulationResult:
 
 def simulate(network: graph.Network, image: np.ndarray, dtype=np.float16,
              schedule: Optional[dict[str, planner.Tile]] = None,
-             capacity: int = memory.SLICE_BYTES) -> SimulationResult:
+             capacity: int = memory.SLICE_BYTES, fp32_outputs: bool = True) -> SimulationResult:
   """Runs the network on one image inside the simulated slice.
 
-  planner.compile_network(network, dtype, schedule, capacity), then run.
+  planner.compile_network(network, dtype, schedule, capacity, fp32_outputs), then run.
 
   Args:
     network: from graph.from_keras.
@@ -239,4 +239,4 @@ def simulate(network: graph.Network, image: np.ndarray, dtype=np.float16,
     ValueError: if the image does not match the network input, or a
       schedule splits the channel blocks of a layer other than depthwise.
   """
-  return run(planner.compile_network(network, dtype, schedule, capacity), image)
+  return run(planner.compile_network(network, dtype, schedule, capacity, fp32_outputs), image)

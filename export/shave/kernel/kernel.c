@@ -157,11 +157,11 @@ void shv_reorder_depthwise(shv_dtype dtype, const float *kernel, const float *bi
  * start at the bias; per tap and input channel of the block's set, one
  * weight-vector load and, per pixel, a scalar load broadcast to the lanes
  * and a vector MAC; then ReLU and a vector store per pixel. */
-#define DEFINE_CONV_TILE(NAME, T, FIXED, LOAD, STORE)                                           \
+#define DEFINE_CONV_TILE(NAME, T, OT, FIXED, LOAD, STORE)                                       \
   static void NAME(const T *tile, int tile_cols, int pix, const T *stack, const T *bias,        \
                    const uint16_t *table, const uint16_t *counts, int blocks, int taps,         \
-                   int width, int kw, int stride, int relu, T *out, int out_rows, int out_cols, \
-                   int lanes_given) {                                                           \
+                   int width, int kw, int stride, int relu, OT *out, int out_rows,              \
+                   int out_cols, int lanes_given) {                                             \
     const int lanes = FIXED ? FIXED : lanes_given;                                              \
     const ptrdiff_t step = (ptrdiff_t)stride * pix;                                             \
     for (int b = 0; b < blocks; ++b) {                                                          \
@@ -193,7 +193,7 @@ void shv_reorder_depthwise(shv_dtype dtype, const float *kernel, const float *bi
             }                                                                                   \
           }                                                                                     \
           for (int p = 0; p < PIXELS; ++p) {                                                    \
-            T *o = out + (((size_t)oy * out_cols + ox + p) * blocks + b) * lanes;               \
+            OT *o = out + (((size_t)oy * out_cols + ox + p) * blocks + b) * lanes;              \
             for (int l = 0; l < lanes; ++l) {                                                   \
               float v = acc[p][l];                                                              \
               if (relu && v < 0.f) v = 0.f;                                                     \
@@ -213,7 +213,7 @@ void shv_reorder_depthwise(shv_dtype dtype, const float *kernel, const float *bi
               for (int l = 0; l < lanes; ++l) acc[l] += x0 * LOAD(wt + (size_t)i * lanes + l);  \
             }                                                                                   \
           }                                                                                     \
-          T *o = out + (((size_t)oy * out_cols + ox) * blocks + b) * lanes;                     \
+          OT *o = out + (((size_t)oy * out_cols + ox) * blocks + b) * lanes;                    \
           for (int l = 0; l < lanes; ++l) {                                                     \
             float v = acc[l];                                                                   \
             if (relu && v < 0.f) v = 0.f;                                                       \
@@ -224,14 +224,16 @@ void shv_reorder_depthwise(shv_dtype dtype, const float *kernel, const float *bi
     }                                                                                           \
   }
 
-DEFINE_CONV_TILE(conv_f32_l4, float, 4, LOAD_F32, STORE_F32)
-DEFINE_CONV_TILE(conv_f32_any, float, 0, LOAD_F32, STORE_F32)
-DEFINE_CONV_TILE(conv_f16_l8, uint16_t, 8, LOAD_F16, STORE_F16)
-DEFINE_CONV_TILE(conv_f16_any, uint16_t, 0, LOAD_F16, STORE_F16)
+DEFINE_CONV_TILE(conv_f32_l4, float, float, 4, LOAD_F32, STORE_F32)
+DEFINE_CONV_TILE(conv_f32_any, float, float, 0, LOAD_F32, STORE_F32)
+DEFINE_CONV_TILE(conv_f16_l8, uint16_t, uint16_t, 8, LOAD_F16, STORE_F16)
+DEFINE_CONV_TILE(conv_f16_any, uint16_t, uint16_t, 0, LOAD_F16, STORE_F16)
+DEFINE_CONV_TILE(conv_f16_l8_out32, uint16_t, float, 8, LOAD_F16, STORE_F32)
+DEFINE_CONV_TILE(conv_f16_any_out32, uint16_t, float, 0, LOAD_F16, STORE_F32)
 
-void shv_conv_tile(shv_dtype dtype, const void *tile, int tile_cols, int tile_pixel,
-                   const shv_weights *w, int block0, int blocks, int kh, int kw, int stride,
-                   int relu, void *out, int out_rows, int out_cols) {
+void shv_conv_tile(shv_dtype dtype, shv_dtype out_dtype, const void *tile, int tile_cols,
+                   int tile_pixel, const shv_weights *w, int block0, int blocks, int kh, int kw,
+                   int stride, int relu, void *out, int out_rows, int out_cols) {
   (void)kh;
   size_t first = (size_t)block0 * w->taps * w->width * w->lanes;
   const uint16_t *table = w->table + (size_t)block0 * w->width, *counts = w->counts + block0;
@@ -244,16 +246,21 @@ void shv_conv_tile(shv_dtype dtype, const void *tile, int tile_cols, int tile_pi
   } else {
     const uint16_t *stack = (const uint16_t *)w->stack + first;
     const uint16_t *bias = (const uint16_t *)w->bias + (size_t)block0 * w->lanes;
-    (w->lanes == 8 ? conv_f16_l8 : conv_f16_any)(
-        (const uint16_t *)tile, tile_cols, tile_pixel, stack, bias, table, counts, blocks,
-        w->taps, w->width, kw, stride, relu, (uint16_t *)out, out_rows, out_cols, w->lanes);
+    if (out_dtype == SHV_FP32)
+      (w->lanes == 8 ? conv_f16_l8_out32 : conv_f16_any_out32)(
+          (const uint16_t *)tile, tile_cols, tile_pixel, stack, bias, table, counts, blocks,
+          w->taps, w->width, kw, stride, relu, (float *)out, out_rows, out_cols, w->lanes);
+    else
+      (w->lanes == 8 ? conv_f16_l8 : conv_f16_any)(
+          (const uint16_t *)tile, tile_cols, tile_pixel, stack, bias, table, counts, blocks,
+          w->taps, w->width, kw, stride, relu, (uint16_t *)out, out_rows, out_cols, w->lanes);
   }
 }
 
 /* Depthwise: per output pixel and block, one lane-wise vector MAC per tap. */
-#define DEFINE_DEPTHWISE_TILE(NAME, T, FIXED, LOAD, STORE)                                    \
+#define DEFINE_DEPTHWISE_TILE(NAME, T, OT, FIXED, LOAD, STORE)                                \
   static void NAME(const T *tile, int tile_cols, const T *stack, const T *bias, int blocks,   \
-                   int taps, int kw, int stride, int relu, T *out, int out_rows,              \
+                   int taps, int kw, int stride, int relu, OT *out, int out_rows,             \
                    int out_cols, int lanes_given) {                                           \
     const int lanes = FIXED ? FIXED : lanes_given, pix = blocks * lanes;                      \
     for (int oy = 0; oy < out_rows; ++oy)                                                     \
@@ -267,7 +274,7 @@ void shv_conv_tile(shv_dtype dtype, const void *tile, int tile_cols, int tile_pi
             const T *wv = stack + ((size_t)b * taps + t) * lanes;                             \
             for (int l = 0; l < lanes; ++l) acc[l] += LOAD(x + l) * LOAD(wv + l);             \
           }                                                                                   \
-          T *o = out + ((size_t)oy * out_cols + ox) * pix + (size_t)b * lanes;                \
+          OT *o = out + ((size_t)oy * out_cols + ox) * pix + (size_t)b * lanes;               \
           for (int l = 0; l < lanes; ++l) {                                                   \
             float v = acc[l];                                                                 \
             if (relu && v < 0.f) v = 0.f;                                                     \
@@ -276,14 +283,16 @@ void shv_conv_tile(shv_dtype dtype, const void *tile, int tile_cols, int tile_pi
         }                                                                                     \
   }
 
-DEFINE_DEPTHWISE_TILE(depthwise_f32_l4, float, 4, LOAD_F32, STORE_F32)
-DEFINE_DEPTHWISE_TILE(depthwise_f32_any, float, 0, LOAD_F32, STORE_F32)
-DEFINE_DEPTHWISE_TILE(depthwise_f16_l8, uint16_t, 8, LOAD_F16, STORE_F16)
-DEFINE_DEPTHWISE_TILE(depthwise_f16_any, uint16_t, 0, LOAD_F16, STORE_F16)
+DEFINE_DEPTHWISE_TILE(depthwise_f32_l4, float, float, 4, LOAD_F32, STORE_F32)
+DEFINE_DEPTHWISE_TILE(depthwise_f32_any, float, float, 0, LOAD_F32, STORE_F32)
+DEFINE_DEPTHWISE_TILE(depthwise_f16_l8, uint16_t, uint16_t, 8, LOAD_F16, STORE_F16)
+DEFINE_DEPTHWISE_TILE(depthwise_f16_any, uint16_t, uint16_t, 0, LOAD_F16, STORE_F16)
+DEFINE_DEPTHWISE_TILE(depthwise_f16_l8_out32, uint16_t, float, 8, LOAD_F16, STORE_F32)
+DEFINE_DEPTHWISE_TILE(depthwise_f16_any_out32, uint16_t, float, 0, LOAD_F16, STORE_F32)
 
-void shv_depthwise_tile(shv_dtype dtype, const void *tile, int tile_cols, const shv_weights *w,
-                        int block0, int blocks, int kh, int kw, int stride, int relu, void *out,
-                        int out_rows, int out_cols) {
+void shv_depthwise_tile(shv_dtype dtype, shv_dtype out_dtype, const void *tile, int tile_cols,
+                        const shv_weights *w, int block0, int blocks, int kh, int kw, int stride,
+                        int relu, void *out, int out_rows, int out_cols) {
   (void)kh;
   size_t first = (size_t)block0 * w->taps * w->lanes;
   if (dtype == SHV_FP32) {
@@ -295,8 +304,13 @@ void shv_depthwise_tile(shv_dtype dtype, const void *tile, int tile_cols, const 
   } else {
     const uint16_t *stack = (const uint16_t *)w->stack + first;
     const uint16_t *bias = (const uint16_t *)w->bias + (size_t)block0 * w->lanes;
-    (w->lanes == 8 ? depthwise_f16_l8 : depthwise_f16_any)(
-        (const uint16_t *)tile, tile_cols, stack, bias, blocks, w->taps, kw, stride, relu,
-        (uint16_t *)out, out_rows, out_cols, w->lanes);
+    if (out_dtype == SHV_FP32)
+      (w->lanes == 8 ? depthwise_f16_l8_out32 : depthwise_f16_any_out32)(
+          (const uint16_t *)tile, tile_cols, stack, bias, blocks, w->taps, kw, stride, relu,
+          (float *)out, out_rows, out_cols, w->lanes);
+    else
+      (w->lanes == 8 ? depthwise_f16_l8 : depthwise_f16_any)(
+          (const uint16_t *)tile, tile_cols, stack, bias, blocks, w->taps, kw, stride, relu,
+          (uint16_t *)out, out_rows, out_cols, w->lanes);
   }
 }

@@ -76,9 +76,13 @@ static int out_blocks(const shv_layer *l, shv_dtype dtype) {
   return shv_blocks(l->out_c, shv_tensor_lanes(l->out_c, dtype));
 }
 
+shv_dtype shv_out_dtype(const shv_layer *l, shv_dtype dtype) {
+  return l->out_fp32 ? SHV_FP32 : dtype;
+}
+
 /* planner.buffers + memory.placement. */
 static void layer_placement(const shv_layer *l, shv_dtype dtype, placement *p) {
-  size_t e = shv_elem_bytes(dtype);
+  size_t e = shv_elem_bytes(dtype), eo = shv_elem_bytes(shv_out_dtype(l, dtype));
   int rows = l->tile_rows, out_lanes = shv_tensor_lanes(l->out_c, dtype);
   memset(p, 0, sizeof *p);
   if (is_conv(l)) {
@@ -102,7 +106,7 @@ static void layer_placement(const shv_layer *l, shv_dtype dtype, placement *p) {
     for (int slot = 0; slot < 2; ++slot)
       place(p, BUF_IN0 + slot, (size_t)tile_rows * g.in_cols * pixel);
     for (int slot = 0; slot < 2; ++slot)
-      place(p, BUF_OUT0 + slot, (size_t)rows * g.cols * l->tile_blocks * out_lanes * e);
+      place(p, BUF_OUT0 + slot, (size_t)rows * g.cols * l->tile_blocks * out_lanes * eo);
     return;
   }
   size_t out_vector = (size_t)out_blocks(l, dtype) * out_lanes;
@@ -243,6 +247,9 @@ int shv_check_layer(const shv_layer *l, shv_dtype dtype, char *err, size_t err_l
                       l->out_c);
   int status = check_shapes(l, err, err_len);
   if (status) return status;
+  if (l->out_fp32 && (dtype != SHV_FP16 || !is_conv(l)))
+    return LAYER_FAIL("layer '%.*s': only a convolution of an fp16 network stores its output "
+                      "in fp32", l->name_len, l->name);
   int all = out_blocks(l, dtype);
   if (l->tile_rows < 1 || l->tile_blocks < 1 || l->tile_blocks > all ||
       (l->kind != SHV_DEPTHWISE && l->tile_blocks != all))
@@ -294,6 +301,8 @@ static void run_conv(const shv_layer *l, shv_dtype dtype, const shv_tensor *in,
                      const shv_tensor *out, uint8_t *slice, const placement *p, shv_dma *dma,
                      shv_layer_stats *stats) {
   const size_t e = shv_elem_bytes(dtype);
+  const shv_dtype out_dtype = shv_out_dtype(l, dtype);
+  const size_t eo = shv_elem_bytes(out_dtype);
   const int d = l->dilation, s = l->stride, up = l->upsample;
   const int depthwise = l->kind == SHV_DEPTHWISE;
   conv_geometry g;
@@ -304,7 +313,7 @@ static void run_conv(const shv_layer *l, shv_dtype dtype, const shv_tensor *in,
   dma_rows(dma, 1, bias, w.bias, (size_t)w.blocks * w.lanes * e);
   w.stack = stack;
   w.bias = bias;
-  const size_t in_pixel = pixel_bytes(in, dtype), out_pixel = pixel_bytes(out, dtype);
+  const size_t in_pixel = pixel_bytes(in, dtype), out_pixel = pixel_bytes(out, out_dtype);
   for (int fp = 0; fp < d; ++fp)
     for (int fq = 0; fq < d; ++fq) {
       const int rows = field_size(g.out_h, fp, d), cols = field_size(g.out_w, fq, d);
@@ -319,7 +328,7 @@ static void run_conv(const shv_layer *l, shv_dtype dtype, const shv_tensor *in,
         const int nb = out->blocks - b0 < l->tile_blocks ? out->blocks - b0 : l->tile_blocks;
         const int in_blocks = depthwise ? nb : in->blocks, in_block0 = depthwise ? b0 : 0;
         const size_t chunk = (size_t)in_blocks * in->lanes * e;
-        const size_t out_chunk = (size_t)nb * out->lanes * e;
+        const size_t out_chunk = (size_t)nb * out->lanes * eo;
         for (int r0 = 0; r0 < rows; r0 += l->tile_rows) {
           const int n = rows - r0 < l->tile_rows ? rows - r0 : l->tile_rows;
           const int slot = (int)(stats->tiles % 2), tile_rows = (n - 1) * s + l->kh;
@@ -358,14 +367,14 @@ static void run_conv(const shv_layer *l, shv_dtype dtype, const shv_tensor *in,
           }
           uint8_t *result = slice + p->offset[BUF_OUT0 + slot];
           if (depthwise)
-            shv_depthwise_tile(dtype, tile, in_cols, &w, b0, nb, l->kh, l->kw, s, l->relu, result,
-                               n, cols);
+            shv_depthwise_tile(dtype, out_dtype, tile, in_cols, &w, b0, nb, l->kh, l->kw, s,
+                               l->relu, result, n, cols);
           else
-            shv_conv_tile(dtype, tile, in_cols, in->blocks * in->lanes, &w, b0, nb, l->kh, l->kw,
-                          s, l->relu, result, n, cols);
+            shv_conv_tile(dtype, out_dtype, tile, in_cols, in->blocks * in->lanes, &w, b0, nb,
+                          l->kh, l->kw, s, l->relu, result, n, cols);
           shv_dma_copy(dma, 0,
                        out->data + ((size_t)(fp + d * r0) * out->w + fq) * out_pixel +
-                           (size_t)b0 * out->lanes * e,
+                           (size_t)b0 * out->lanes * eo,
                        (ptrdiff_t)(d * out->w * out_pixel), (ptrdiff_t)(d * out_pixel), result,
                        (ptrdiff_t)(cols * out_chunk), (ptrdiff_t)out_chunk, n, cols, out_chunk,
                        d > 1);

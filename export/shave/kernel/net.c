@@ -94,6 +94,7 @@ static int read_layer(reader *r, shv_net *net, int position) {
   l->kind = d[4];
   l->relu = d[5] & 1;
   l->same_padding = (d[5] >> 1) & 1;
+  l->out_fp32 = (d[5] >> 2) & 1;
   l->n_inputs = d[6];
   l->kh = (int)f[0], l->kw = (int)f[1], l->stride = (int)f[2], l->dilation = (int)f[3];
   l->groups = (int)f[4], l->scale = (int)f[5], l->upsample = (int)f[6];
@@ -112,6 +113,10 @@ static int read_layer(reader *r, shv_net *net, int position) {
     if (s < -1 || s >= position)
       return BLOB_FAIL("layer %d: input %d must name the network input (-1) or an earlier "
                        "layer (0..%d)", position, s, position - 1);
+    if (s >= 0 && net->layers[s].out_fp32)
+      return BLOB_FAIL("layer %d reads layer '%.*s', whose output is stored in fp32: only "
+                       "outputs no layer reads are", position, net->layers[s].name_len,
+                       net->layers[s].name);
     l->inputs[i] = s + 1;
     l->in_h[i] = s < 0 ? net->in_h : net->layers[s].out_h;
     l->in_w[i] = s < 0 ? net->in_w : net->layers[s].out_w;
@@ -228,7 +233,8 @@ int shv_net_parse(shv_net *net, const uint8_t *blob, size_t n, char *err, size_t
     net->tensor_offset[t] = shv_align_up(top);
     const shv_layer *l = t ? &net->layers[t - 1] : NULL;
     top = net->tensor_offset[t] +
-          (t ? shv_tensor_bytes(l->out_h, l->out_w, l->out_c, net->dtype)
+          (t ? shv_tensor_bytes(l->out_h, l->out_w, l->out_c, net->dtype) *
+                   shv_elem_bytes(shv_out_dtype(l, net->dtype)) / shv_elem_bytes(net->dtype)
              : shv_tensor_bytes(net->in_h, net->in_w, net->in_c, net->dtype));
   }
   net->ddr_bytes = shv_align_up(top);
@@ -300,7 +306,12 @@ int shv_net_output(const shv_net *net, const uint8_t *ddr, int k, float *dst, si
     return shv_fail(err, err_len, SHV_ERR_ARGUMENT, "output '%.*s' has %d values, not %zu",
                     net->outputs[k].name_len, net->outputs[k].name,
                     l->out_h * l->out_w * l->out_c, count);
-  shv_deinterleave(net->dtype, ddr + net->tensor_offset[net->outputs[k].layer + 1], l->out_h,
-                   l->out_w, l->out_c, dst);
+  /* The lanes of the net's type; the elements of the type the layer stores. */
+  const shv_dtype stored = shv_out_dtype(l, net->dtype);
+  const void *src = ddr + net->tensor_offset[net->outputs[k].layer + 1];
+  const int lanes = shv_tensor_lanes(l->out_c, net->dtype);
+  const size_t pixel = (size_t)shv_blocks(l->out_c, lanes) * lanes;
+  for (size_t p = 0; p < (size_t)l->out_h * l->out_w; ++p)
+    for (int i = 0; i < l->out_c; ++i) dst[p * l->out_c + i] = shv_load(stored, src, p * pixel + i);
   return SHV_OK;
 }

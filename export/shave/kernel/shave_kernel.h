@@ -22,7 +22,9 @@
  *     and the DMA bytes equal the simulator's.
  *
  * Storage is fp32 or fp16 (IEEE binary16 bit patterns in uint16_t),
- * accumulation always fp32, rounding to nearest even on store. fp16 uses the
+ * accumulation always fp32, rounding to nearest even on store. An fp16
+ * network's outputs (the convolutions no layer reads: planner.fp32_stored)
+ * are stored unrounded, in fp32 with the fp16 layout's 8 lanes. fp16 uses the
  * compiler's _Float16 where it has one (gcc and clang on x86-64 and ARM) and
  * a bit-exact software conversion elsewhere (or with -DSHV_SOFT_FP16).
  */
@@ -140,14 +142,15 @@ void shv_reorder_depthwise(shv_dtype dtype, const float *kernel, const float *bi
  * [tile_rows][tile_cols][tile_pixel elements] into output blocks
  * [out_rows][out_cols][blocks][w->lanes], for output blocks block0 ..
  * block0 + blocks - 1 of `w` (conv.conv_tile). Four adjacent output pixels
- * share each weight-vector load. */
-void shv_conv_tile(shv_dtype dtype, const void *tile, int tile_cols, int tile_pixel,
+ * share each weight-vector load. The tile and weights are `dtype`, the
+ * output `out_dtype` (the same, or fp32 for an fp16 tile). */
+void shv_conv_tile(shv_dtype dtype, shv_dtype out_dtype, const void *tile, int tile_cols, int tile_pixel,
                    const shv_weights *w, int block0, int blocks, int kh, int kw, int stride,
                    int relu, void *out, int out_rows, int out_cols);
 /* Depthwise VALID, undilated convolution, lane by lane (conv.depthwise_tile):
  * tile [rows][tile_cols][blocks][lanes] holds channel blocks block0 ..
- * block0 + blocks - 1, as does the output. */
-void shv_depthwise_tile(shv_dtype dtype, const void *tile, int tile_cols, const shv_weights *w,
+ * block0 + blocks - 1, as does the output; types as for shv_conv_tile. */
+void shv_depthwise_tile(shv_dtype dtype, shv_dtype out_dtype, const void *tile, int tile_cols, const shv_weights *w,
                         int block0, int blocks, int kh, int kw, int stride, int relu, void *out,
                         int out_rows, int out_cols);
 
@@ -179,8 +182,12 @@ typedef struct {
   int in_h[SHV_MAX_INPUTS], in_w[SHV_MAX_INPUTS], in_c[SHV_MAX_INPUTS];
   int out_h, out_w, out_c;
   int tile_rows, tile_blocks;
+  int out_fp32;        /* output stored in fp32 though the net is fp16 (blob flag bit 2) */
   shv_weights weights; /* conv and depthwise only */
 } shv_layer;
+
+/* The type a layer's output is stored in: fp32 if out_fp32, else `dtype`. */
+shv_dtype shv_out_dtype(const shv_layer *layer, shv_dtype dtype);
 
 /* What one layer did (simulator.LayerReport). */
 typedef struct {
@@ -202,9 +209,9 @@ int shv_run_layer(const shv_layer *layer, shv_dtype dtype, const shv_tensor *inp
                   const shv_tensor *output, uint8_t *slice, size_t slice_bytes,
                   shv_layer_stats *stats, char *err, size_t err_len);
 
-/* ---- a network from a SHAVE blob (export/shave/blob.py, version 1) ------- */
+/* ---- a network from a SHAVE blob (export/shave/blob.py, version 2) ------- */
 
-#define SHV_BLOB_VERSION 1
+#define SHV_BLOB_VERSION 2
 #define SHV_MAX_LAYERS 256
 #define SHV_MAX_OUTPUTS 8
 #define SHV_MAX_RANK 4
