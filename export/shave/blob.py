@@ -21,10 +21,11 @@ can DMA each array straight from the blob:
   per layer, in execution order:
     descriptor, 72 bytes: u32 record bytes (this layer's section, padding
     included), u8 kind (index into graph.KINDS), u8 flags (bit 0 ReLU, bit 1
-    SAME padding, bit 2 output stored in fp32: planner.fp32_stored), u8 input count, u8 zero, u32 x 7 kernel rows, kernel
-    columns, stride, dilation, groups, resize scale, fused up-sampling,
-    u32 x 3 output (H, W, C), u32 x 2 tile (rows, channel blocks), u32 x 4
-    kernel stack shape (OB, T, N, L; zero without weights);
+    SAME padding, bit 2 output stored in fp32: planner.fp32_stored), u8
+    input count, u8 zero, u32 x 7 kernel rows, kernel columns, stride,
+    dilation, groups, resize scale, fused up-sampling, u32 x 3 output (H, W,
+    C), u32 x 2 tile (rows, channel blocks), u32 x 4 kernel stack shape (OB,
+    T, N, L; zero without weights);
     i32 x inputs: index of each input's layer, -1 for the network input;
     name (str);
     conv and depthwise only, each array aligned: u16 counts [OB], u16 input

@@ -239,8 +239,8 @@ def _write_split(json_path: str, images: dict, by_image: dict, image_root: str, 
     shutil.rmtree(staging, ignore_errors=True)
     reporter.finish()
   replaced = manifest["splits"].get(split) if manifest is not None else None
-  manifest = {"format": records.FORMAT, "generator_version": coco_output.IMPORTER, "height": size[0],
-              "width": size[1], "with_phase_frames": False, "splits": others}
+  manifest = {"format": records.FORMAT, "generator_version": coco_output.IMPORTER,
+              "height": size[0], "width": size[1], "with_phase_frames": False, "splits": others}
   manifest["splits"][split] = {
       "num_frames": len(images), "source": os.path.abspath(json_path),
       "users": sorted({image["user_id"] for image in images.values() if "user_id" in image}),

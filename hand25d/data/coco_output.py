@@ -17,6 +17,9 @@ import numpy as np
 from hand25d.data import coco_json
 from hand25d.data import records
 
+CocoError = coco_json.CocoError
+_few, _is_id, _is_int = coco_json.few, coco_json.is_id, coco_json.is_int
+
 # Where import_coco writes the shards of a split before moving them into place.
 STAGING = ".import-"
 # An import's manifest: its generator_version, and the only keys it has. A
@@ -42,21 +45,21 @@ def _describe(manifest: dict) -> str:
             f"{manifest.get('num_frames')} frames)")
   extra = sorted(set(manifest) - _MANIFEST_KEYS)
   return (f"a data set the COCO importer did not write (generator_version {version!r}"
-          + (f"; keys {coco_json.few(extra)}" if extra else "") + ")")
+          + (f"; keys {_few(extra)}" if extra else "") + ")")
 
 
 def _check_import_manifest(manifest: dict, path: str) -> None:
   """Refuses an import manifest whose fields are not as import_coco writes them."""
-  bad = [key for key in ("height", "width") if not coco_json.is_id(manifest.get(key))]
+  bad = [key for key in ("height", "width") if not _is_id(manifest.get(key))]
   for split, info in manifest["splits"].items():
     digests = info.get("image_digests", {})
     if (split not in records.SPLITS or not isinstance(info.get("source"), str)
-        or not isinstance(info.get("users"), list) or not all(coco_json.is_int(u) for u in info["users"])
+        or not isinstance(info.get("users"), list) or not all(_is_int(u) for u in info["users"])
         or not isinstance(digests, dict) or not all(isinstance(d, str) for d in digests.values())
         or not all(k.isdigit() for k in digests)):
       bad.append(f"splits.{split}")
   if bad:
-    raise coco_json.CocoError(f"{path}: {', '.join(bad)} not as the importer writes them (the manifest was "
+    raise CocoError(f"{path}: {', '.join(bad)} not as the importer writes them (the manifest was "
                     f"edited or damaged); {_ELSEWHERE}")
 
 
@@ -64,14 +67,14 @@ def existing_manifest(out_dir: str) -> dict | None:
   """The manifest of the imports already in out_dir; None if it has none yet.
 
   Raises:
-    coco_json.CocoError: out_dir is not a directory, or holds a data set the importer
+    CocoError: out_dir is not a directory, or holds a data set the importer
       did not write (its manifest, or the files of a generator or resize run
       that has not written one yet), or a manifest that cannot be read.
   """
   if not os.path.lexists(out_dir):
     return None
   if not os.path.isdir(out_dir):
-    raise coco_json.CocoError(f"output directory {out_dir} is an existing file, not a directory")
+    raise CocoError(f"output directory {out_dir} is an existing file, not a directory")
   path = os.path.join(out_dir, records.MANIFEST)
   manifest, problem = None, None
   if os.path.lexists(path):
@@ -81,12 +84,12 @@ def existing_manifest(out_dir: str) -> dict | None:
       problem = e
   if manifest is not None and (manifest.get("generator_version") != IMPORTER
                                or not set(manifest) <= _MANIFEST_KEYS):
-    raise coco_json.CocoError(f"{out_dir} holds {_describe(manifest)}; {_ELSEWHERE}")
+    raise CocoError(f"{out_dir} holds {_describe(manifest)}; {_ELSEWHERE}")
   for name, what in _OTHER_WRITERS.items():
     if os.path.lexists(os.path.join(out_dir, name)):
-      raise coco_json.CocoError(f"{out_dir} holds {what} ({name}); {_ELSEWHERE}")
+      raise CocoError(f"{out_dir} holds {what} ({name}); {_ELSEWHERE}")
   if problem is not None:
-    raise coco_json.CocoError(f"{out_dir} holds a manifest.json that cannot be read as a data set's "
+    raise CocoError(f"{out_dir} holds a manifest.json that cannot be read as a data set's "
                     f"({problem}); {_ELSEWHERE}, or move the manifest away")
   if manifest is not None:
     _check_import_manifest(manifest, path)
@@ -98,14 +101,14 @@ def check_targets(out_dir: str, manifest: dict | None, split: str, source: str,
   """Refuses to replace another source's split, or to overwrite a file that is not its own."""
   old = (manifest or {"splits": {}})["splits"].get(split)
   if old is not None and old["source"] != source:
-    raise coco_json.CocoError(f"{out_dir} already holds split {split!r}, imported from {old['source']}; "
+    raise CocoError(f"{out_dir} already holds split {split!r}, imported from {old['source']}; "
                     f"importing {source} as {split!r} would replace it: import into another "
                     "directory")
   own = {shard["file"] for shard in old["shards"]} if old is not None else set()
   for name in names:
     path = os.path.join(out_dir, name)
     if name not in own and os.path.lexists(path):
-      raise coco_json.CocoError(f"{path} exists and is not a shard of an earlier import of split "
+      raise CocoError(f"{path} exists and is not a shard of an earlier import of split "
                       f"{split!r} from {source} (the manifest does not list it), so the import "
                       "would overwrite it: move it away or import into another directory")
 
@@ -128,11 +131,11 @@ def check_disjoint(images: dict, manifest: dict | None, split: str, json_path: s
     shared = sorted(set(mine) & set(info["users"]))
     if shared:
       ids = sorted(i for user in shared for i in mine[user])
-      raise coco_json.CocoError(f"{json_path}: users {coco_json.few(shared)} (images {coco_json.few(ids)}) are already in "
+      raise CocoError(f"{json_path}: users {_few(shared)} (images {_few(ids)}) are already in "
                       f"split {other!r} of {out_dir} (imported from {info['source']}); users "
                       "must be disjoint between splits")
     if "image_digests" not in info:
-      raise coco_json.CocoError(f"{out_dir}: split {other!r} was imported without image digests (by an "
+      raise CocoError(f"{out_dir}: split {other!r} was imported without image digests (by an "
                       f"earlier version), so its frames cannot be compared with {json_path}'s; "
                       f"import {info['source']} as {other!r} again first")
     seen.update({d: (other, int(i)) for i, d in info["image_digests"].items()})
@@ -157,7 +160,7 @@ def make_dir(path: str) -> list[str]:
     os.makedirs(path, exist_ok=True)
   except OSError as e:
     remove_dirs(created)
-    raise coco_json.CocoError(f"cannot create the output directory {path}: {e}") from e
+    raise CocoError(f"cannot create the output directory {path}: {e}") from e
   return created
 
 

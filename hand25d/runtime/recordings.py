@@ -51,9 +51,9 @@ import zipfile
 
 import numpy as np
 
-from hand25d import png
 from hand25d import sensor
 from hand25d import spec
+from hand25d.runtime import frame_files
 from hand25d.runtime import frames as frames_lib
 
 DEFAULT_FPS = 30.0  # Timestamps of frames that carry none: index / fps.
@@ -63,10 +63,6 @@ AMPLITUDE_DIRS = ("ir", "amplitude")
 DEPTH_DIR = "depth"
 # Frame files, matched whatever the case of the extension.
 FRAME_EXTENSIONS = (".npz", ".npy", ".png")
-# Integer image arrays (phase frames, amplitude, depth) need at least this many
-# bits: ADC counts and depth in millimetres do not fit in 8.
-MIN_INTEGER_BITS = 16
-
 # Ground-truth arrays a frame may carry (all of them or none), and an optional one.
 TRUTH_KEYS = ("keypoints_xy", "keypoints_depth", "keypoint_visible", "hand_present")
 TRUE_DEPTH = "true_depth"
@@ -77,10 +73,6 @@ TRUTH_SHAPES = {"keypoints_xy": (_S, _K, 2), "keypoints_depth": (_S, _K),
 
 class RecordingError(ValueError):
   """A recording that cannot be read at all; the message names the path."""
-
-
-class _FrameFileError(ValueError):
-  """One frame's file breaks the contract (becomes an UNREADABLE frame)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -109,92 +101,6 @@ class RecordedFrame:
   truth: dict[str, np.ndarray] | None = None
   clip: int = 0
   error: frames_lib.BadFrameError | None = None
-
-
-def _npy_header(f, name: str) -> tuple[tuple[int, ...], np.dtype]:
-  """(shape, dtype) from the .npy header at f's position (f is left at the data)."""
-  version = np.lib.format.read_magic(f)
-  if version == (1, 0):
-    shape, _, dtype = np.lib.format.read_array_header_1_0(f)
-  elif version == (2, 0):
-    shape, _, dtype = np.lib.format.read_array_header_2_0(f)
-  else:
-    raise _FrameFileError(f"{name}: .npy format version {version} is not supported")
-  return tuple(int(d) for d in shape), dtype
-
-
-def _check_header(name: str, shape: tuple[int, ...], dtype: np.dtype,
-                  expected: tuple[int | None, ...], available_bytes: int) -> None:
-  """Refuses a header whose shape is not `expected` (None: any size) or whose data is missing."""
-  if dtype.hasobject or dtype.kind not in "buif":
-    raise _FrameFileError(f"{name}: dtype {dtype} is not numbers")
-  if len(shape) != len(expected) or any(e is not None and s != e
-                                         for s, e in zip(shape, expected)):
-    want = tuple("T" if e is None else e for e in expected)
-    raise _FrameFileError(f"{name}: its header says shape {shape}, expected {want}")
-  nbytes = math.prod(shape) * dtype.itemsize
-  if nbytes > available_bytes:
-    raise _FrameFileError(f"{name}: its header says {shape} {dtype} ({nbytes} bytes) but the "
-                          f"file holds {available_bytes} bytes of data (truncated?)")
-
-
-def read_npy(path: str, expected: tuple[int | None, ...]) -> np.ndarray:
-  """Reads a .npy file whose header must claim shape `expected` (None: any size).
-
-  Raises:
-    ValueError: naming the file, if the header disagrees or the data is short.
-  """
-  with open(path, "rb") as f:
-    shape, dtype = _npy_header(f, path)
-    _check_header(path, shape, dtype, expected, os.path.getsize(path) - f.tell())
-  return np.load(path, allow_pickle=False)
-
-
-def read_npz(path: str, expected: dict[str, tuple[int | None, ...]]) -> dict[str, np.ndarray]:
-  """The arrays of `expected` (name -> shape, None: any size) present in a .npz file.
-
-  Each member's header is checked before it is read; other members are not read.
-
-  Raises:
-    ValueError: naming the file and array, if a header disagrees or the data is short.
-  """
-  with zipfile.ZipFile(path) as zf:
-    members = {n[:-len(".npy")]: n for n in zf.namelist() if n.endswith(".npy")}
-    for key, shape in expected.items():
-      if key in members:
-        info = zf.getinfo(members[key])
-        with zf.open(info) as f:
-          got, dtype = _npy_header(f, f"{path}[{key}]")
-          _check_header(f"{path}[{key}]", got, dtype, shape, info.file_size - f.tell())
-  with np.load(path, allow_pickle=False) as data:
-    return {k: data[k] for k in expected if k in members}
-
-
-def read_png16(path: str, height: int, width: int) -> np.ndarray:
-  """[height, width] uint16 from a 16-bit greyscale PNG, refused by its header otherwise.
-
-  The file's chunks are checked first (png.read): a PNG damaged on disk is
-  refused, not decoded into wrong pixels.
-
-  Raises:
-    ValueError: naming the file: not a PNG, a corrupt one (a chunk CRC that
-      does not match, truncated), not 16-bit greyscale (bit depth and colour
-      type from the header), or another size.
-  """
-  try:
-    image = png.read(path, ("I;16",), (width, height))
-  except png.PngError as e:
-    raise _FrameFileError(str(e)) from e
-  if image.pixels is not None:
-    return image.pixels
-  if image.format != "PNG":
-    raise _FrameFileError(f"{path}: is {image.format}, expected a 16-bit greyscale PNG")
-  if image.mode != "I;16":
-    raise _FrameFileError(f"{path}: is {png.MODE_NAMES.get(image.mode, image.mode)} (Pillow "
-                          f"mode {image.mode}), expected a 16-bit greyscale PNG; nothing is "
-                          "rescaled (an 8-bit image would lose the depth or IR range)")
-  raise _FrameFileError(f"{path}: is {image.size[1]}x{image.size[0]} pixels, the SensorConfig "
-                        f"says {height}x{width}")
 
 
 def check_truth(truth: dict[str, np.ndarray], height: int, width: int) -> None:
@@ -260,40 +166,6 @@ def _stem(name: str) -> str:
   """
   stem, ext = os.path.splitext(name)
   return stem if ext.lower() in FRAME_EXTENSIONS else name
-
-
-def _check_bits(array: np.ndarray, name: str) -> None:
-  """Refuses an image array whose integers are too narrow for the sensor's range.
-
-  The rule of the PNG path (read_png16) for arrays: nothing is rescaled, so an
-  8-bit array would lose the IR, phase or depth range, as an 8-bit PNG would.
-  """
-  kind, bits = array.dtype.kind, array.dtype.itemsize * 8
-  if kind == "f" or (kind in "iu" and bits >= MIN_INTEGER_BITS):
-    return
-  raise _FrameFileError(f"{name}: dtype {array.dtype}, expected integers of at least "
-                        f"{MIN_INTEGER_BITS} bits (e.g. uint16) or floats; nothing is rescaled "
-                        "(an 8-bit array would lose the depth or IR range)")
-
-
-def _timestamp(value: np.ndarray, name: str) -> float:
-  """A frame's timestamp_s: a finite real number of seconds, not a bool."""
-  if value.dtype.kind not in "iuf":
-    raise _FrameFileError(f"{name}: {value.item()!r} of dtype {value.dtype} is not a number "
-                          "of seconds")
-  seconds = float(value)
-  if not math.isfinite(seconds):
-    raise _FrameFileError(f"{name}: is {seconds}")
-  return seconds
-
-
-def _clip(value: np.ndarray, name: str) -> int:
-  """A frame's clip: an integer (or an integral float), not a bool."""
-  kind = value.dtype.kind
-  if kind in "iu" or (kind == "f" and float(value).is_integer()):
-    return int(value)
-  raise _FrameFileError(f"{name}: {value.item()!r} of dtype {value.dtype} is not an integer "
-                        "clip index")
 
 
 class Recording:
@@ -364,11 +236,11 @@ class Recording:
         clip = int(fields.pop("clip", 0))
         timestamp = fields.pop("timestamp_s", timestamp)
         if clip in last and not timestamp > last[clip]:
-          raise _FrameFileError(f"{self._full(name)}: timestamp {timestamp} s does not "
+          raise frame_files.FrameFileError(f"{self._full(name)}: timestamp {timestamp} s does not "
                                 f"increase (the previous frame of clip {clip} is at "
                                 f"{last[clip]} s)")
       except (OSError, EOFError, zipfile.BadZipFile, KeyError, TypeError, ValueError) as e:
-        message = str(e) if isinstance(e, _FrameFileError) else (
+        message = str(e) if isinstance(e, frame_files.FrameFileError) else (
             f"{self._full(name)}: {type(e).__name__}: {e}")
         yield RecordedFrame(name=name, timestamp_s=timestamp,
                             error=frames_lib.BadFrameError(frames_lib.UNREADABLE, message))
@@ -437,10 +309,11 @@ class Recording:
     has_images = "amplitude" in data or "depth" in data
     if has_phase == has_images or (has_images and not {"amplitude", "depth"} <= set(data)):
       found = sorted(k for k in ("phase_frames", "amplitude", "depth") if k in data)
-      raise _FrameFileError(f"{name}: needs phase_frames, or amplitude and depth; has {found}")
+      raise frame_files.FrameFileError(f"{name}: needs phase_frames, or amplitude and depth; "
+                                       f"has {found}")
     for key in ("phase_frames", "amplitude", "depth"):
       if key in data:
-        _check_bits(data[key], f"{name}[{key}]")
+        frame_files.check_bits(data[key], f"{name}[{key}]")
     if has_phase:
       return {"phase_frames": data["phase_frames"]}
     if check_units:
@@ -452,50 +325,52 @@ class Recording:
     try:
       frames_lib.check_amplitude_depth(amplitude, depth, cfg.height, cfg.width, cfg.depth_unit_m)
     except frames_lib.BadFrameError as e:
-      raise _FrameFileError(f"{name}: {e}") from e
+      raise frame_files.FrameFileError(f"{name}: {e}") from e
 
   def _load_npz(self, path: str) -> dict:
     h, w = self.sensor_config.shape
     expected = dict(self._frame_arrays(), clip=(), timestamp_s=(), **TRUTH_SHAPES)
     expected[TRUE_DEPTH] = (h, w)
-    data = read_npz(path, expected)
+    data = frame_files.read_npz(path, expected)
     out = self._images(data, path)
     if "clip" in data:
-      out["clip"] = _clip(data["clip"], f"{path}[clip]")
+      out["clip"] = frame_files.clip_index(data["clip"], f"{path}[clip]")
     if "timestamp_s" in data:
-      out["timestamp_s"] = _timestamp(data["timestamp_s"], f"{path}[timestamp_s]")
+      out["timestamp_s"] = frame_files.timestamp_seconds(data["timestamp_s"],
+                                                         f"{path}[timestamp_s]")
     present = [k for k in TRUTH_KEYS if k in data]
     if present and len(present) != len(TRUTH_KEYS):
-      raise _FrameFileError(f"{path}: has ground truth {present} but not "
+      raise frame_files.FrameFileError(f"{path}: has ground truth {present} but not "
                             f"{sorted(set(TRUTH_KEYS) - set(present))}")
     if present:
       truth = {k: data[k] for k in TRUTH_KEYS + (TRUE_DEPTH,) if k in data}
       try:
         check_truth(truth, h, w)
       except ValueError as e:
-        raise _FrameFileError(f"{path}: {e}") from e
+        raise frame_files.FrameFileError(f"{path}: {e}") from e
       out["truth"] = truth
     return out
 
   def _load_npy(self, path: str) -> dict:
-    phase_frames = read_npy(path, (spec.NUM_PHASE_FRAMES, *self.sensor_config.shape))
-    _check_bits(phase_frames, path)
+    phase_frames = frame_files.read_npy(path, (spec.NUM_PHASE_FRAMES, *self.sensor_config.shape))
+    frame_files.check_bits(phase_frames, path)
     return {"phase_frames": phase_frames}
 
   def _load_png(self, amplitude_path: str, depth_path: str) -> dict:
     h, w = self.sensor_config.shape
     for p in (amplitude_path, depth_path):
       if not os.path.exists(p):
-        raise _FrameFileError(f"{p}: missing (every frame needs both an amplitude and a depth "
-                              "PNG of the same name)")
-    amplitude, depth = read_png16(amplitude_path, h, w), read_png16(depth_path, h, w)
+        raise frame_files.FrameFileError(f"{p}: missing (every frame needs both an amplitude "
+                                         "and a depth PNG of the same name)")
+    amplitude = frame_files.read_png16(amplitude_path, h, w)
+    depth = frame_files.read_png16(depth_path, h, w)
     self._check_units(amplitude, depth, depth_path)
     return {"amplitude": amplitude, "depth": depth}
 
   def _open_sequence(self, path: str) -> None:
     try:
       expected = {k: (None,) + s for k, s in self._frame_arrays().items()}
-      data = read_npz(path, dict(expected, timestamps_s=(None,)))
+      data = frame_files.read_npz(path, dict(expected, timestamps_s=(None,)))
       images = self._images(data, path, check_units=False)  # Per frame, when read.
     except (OSError, EOFError, zipfile.BadZipFile, KeyError, ValueError) as e:
       raise RecordingError(f"sequence file {path}: {e}") from e
