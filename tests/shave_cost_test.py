@@ -80,3 +80,21 @@ def test_vector_mac_floor_bounds_our_time_and_the_speedup():
   dual = _priced(network, assumptions=cost.Assumptions(vau_ops_per_cycle=2))
   assert dual.mac_floor_ms == pytest.approx(priced.mac_floor_ms / 2)
   assert "speed-up at most" in cost.format_table(network, priced)
+
+
+def test_an_output_stored_in_fp32_costs_its_second_store_and_dma():
+  network = _single_conv()  # Its conv is the network's output: planner.fp32_stored.
+  image = np.zeros(network.input_shape, np.float32)
+  priced, stored = {}, {}
+  for fp32_outputs in (False, True):
+    result = simulator.simulate(network, image, np.float16, fp32_outputs=fp32_outputs)
+    stored[fp32_outputs] = result.reports[0].dma_out_bytes
+    priced[fp32_outputs] = cost.estimate(network, result, np.float16,
+                                         fp32_outputs=fp32_outputs).layers[0]
+  rounded, unrounded = priced[False], priced[True]
+  assert unrounded.vector_macs == rounded.vector_macs
+  assert stored == {False: 30 * 40 * 32 * 2, True: 30 * 40 * 32 * 4}  # Bytes a value: 2, 4.
+  # (Smaller output tiles in fp32 also fetch the 3x3's halo rows more often.)
+  assert unrounded.dma_bytes > rounded.dma_bytes + 30 * 40 * 32 * 2
+  assert unrounded.ours_compute > rounded.ours_compute and unrounded.ours > rounded.ours
+  assert unrounded.naive == rounded.naive  # The naive baseline stores fp16 either way.

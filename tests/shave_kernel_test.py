@@ -266,6 +266,17 @@ def test_bad_blobs_and_small_slices_are_refused_with_the_reason(blobs):
   with pytest.raises(blob.BlobError, match=r"layers \['tier2_unit1_reduce_conv'\] flagged as "
                      r"stored in fp32 and \[\] not"):
     blob.from_bytes(_rewrite_checksum(flagged))
+  # ... and all of them or none: not one output in fp32 and the other rounded.
+  name = b"presence"  # Also an output's key, before the layers: its last occurrence.
+  descriptor = data.rindex(struct.pack("<H", len(name)) + name) - 4 - 72
+  assert data[descriptor + 5] & 4
+  unflagged = bytearray(data)
+  unflagged[descriptor + 5] &= ~4 & 0xFF
+  assert "layer 'presence' is not flagged as stored in fp32" in refuse(
+      _rewrite_checksum(unflagged))
+  with pytest.raises(blob.BlobError, match=r"\[\] flagged as stored in fp32 and \['presence'\] "
+                     "not"):
+    blob.from_bytes(_rewrite_checksum(unflagged))
   assert "bad magic" in refuse(b"TFL3" + data[4:])
   # A slice smaller than a layer's buffers: the layer, the bytes, the limit.
   runner = native.Runner(data, slice_bytes=64 * 1024)
@@ -275,3 +286,25 @@ def test_bad_blobs_and_small_slices_are_refused_with_the_reason(blobs):
   with pytest.raises(ValueError, match="at most 131072 bytes"):
     native.Runner(data, slice_bytes=256 * 1024)
 
+
+
+def test_outputs_of_an_fp16_blob_are_stored_unrounded():
+  """The C kernel writes the fp32 accumulators of the network's outputs (planner.fp32_stored),
+  8 lanes (a conv of 12 channels) or 1 (a single-channel depthwise), as the simulator does."""
+  inputs = keras.Input((6, 10, 3), batch_size=1)
+  wide = keras.layers.Conv2D(12, 3, padding="same", name="wide")(inputs)
+  one = keras.layers.Conv2D(1, 1, name="one")(inputs)
+  single = keras.layers.DepthwiseConv2D(3, padding="same", name="single")(one)
+  model = keras.Model(inputs, {"wide": wide, "single": single})
+  rng = np.random.default_rng(5)
+  for layer in model.layers:
+    layer.set_weights([rng.normal(0, 0.5, w.shape) for w in layer.get_weights()])
+  program = planner.compile_network(graph.from_keras(model), np.float16)
+  assert {n for n, d in program.out_dtypes.items() if d == np.float32} == {"wide", "single"}
+  image = rng.uniform(0, 1, (6, 10, 3)).astype(np.float32)
+  want = simulator.run(program, image).outputs
+  got = native.Runner(blob.to_bytes(program)).run(image).outputs
+  for key in ("wide", "single"):
+    # fp32 accumulation order only: far below one fp16 step (2^-11 of a value).
+    np.testing.assert_allclose(got[key], want[key], rtol=1e-5, atol=1e-6)
+    assert np.any(got[key] != got[key].astype(np.float16).astype(np.float32)), key

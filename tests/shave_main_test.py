@@ -60,7 +60,8 @@ def test_main_saves_a_blob_and_reports_on_it(tmp_path):
                       "--slice_kb=64").stdout
   assert f"wrote {blob_path}" in saved and "'layers': 2" in saved
   out = _shave_main(f"--blob={blob_path}").stdout
-  assert f"{blob_path}: SHAVE blob v{blob.VERSION}, 2 layers, {os.path.getsize(blob_path)} bytes" in out
+  size = os.path.getsize(blob_path)
+  assert f"{blob_path}: SHAVE blob v{blob.VERSION}, 2 layers, {size} bytes" in out
   assert "float16" in out and "of 65536 B" in out
   # The same table as for the model the blob was written from.
   assert out.split("\n\n", 1)[1] == saved.split("\n\n", 1)[1]

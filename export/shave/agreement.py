@@ -39,7 +39,8 @@ from hand25d import spec
 from hand25d.data import pipeline
 
 # Error bound of a simulated output relative to its range, per storage type:
-# the tolerances the simulator is tested to (fp16 rounds every layer's output).
+# the tolerances the simulator is tested to (fp16 rounds the output of every layer
+# but the network's outputs, planner.fp32_stored).
 ERROR_BOUNDS = {np.dtype(np.float16): 1e-2, np.dtype(np.float32): 1e-4}
 
 

@@ -260,20 +260,22 @@ def _naive(layer: graph.Layer, dtype, capacity: int, a: Assumptions) -> tuple[in
 
 def estimate(network: graph.Network, result: simulator.SimulationResult, dtype=np.float16,
              capacity: int = memory.SLICE_BYTES,
-             assumptions: Assumptions = Assumptions()) -> NetworkCost:
+             assumptions: Assumptions = Assumptions(),
+             fp32_outputs: bool = True) -> NetworkCost:
   """Prices every layer of a simulated run for both implementations.
 
   Args:
     network: the network simulated.
     result: its simulated run in `dtype` (simulator.run or simulate): tiles, DMA counts.
-    dtype: the storage type of that run (its outputs stored as
-      planner.out_dtypes says).
+    dtype: the storage type of that run.
+    fp32_outputs: whether that run stored the outputs of planner.fp32_stored
+      in fp32 (planner.Program.fp32_outputs).
     capacity: slice bytes (the naive im2col spills above half of it).
     assumptions: the machine.
   """
   a = assumptions
   reports = {r.name: r for r in result.reports}
-  stored = planner.out_dtypes(network, dtype)
+  stored = planner.out_dtypes(network, dtype, fp32_outputs)
   costs = []
   for layer in network.layers:
     report = reports[layer.name]
@@ -339,4 +341,4 @@ def report(program: planner.Program, assumptions: Assumptions = Assumptions(),
   image = np.random.default_rng(seed).uniform(0.0, 1.0, network.input_shape)
   result = simulator.run(program, image.astype(np.float32))
   return format_table(network, estimate(network, result, program.dtype, program.capacity,
-                                        assumptions))
+                                        assumptions, program.fp32_outputs))

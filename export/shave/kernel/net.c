@@ -228,6 +228,26 @@ int shv_net_parse(shv_net *net, const uint8_t *blob, size_t n, char *err, size_t
       return BLOB_FAIL("output %d has %zu values, its layer '%.*s' %dx%dx%d", k, count,
                        l->name_len, l->name, l->out_h, l->out_w, l->out_c);
   }
+  /* The layers flagged as stored in fp32: exactly the convolutions whose output
+   * is a network output that no layer reads (planner.fp32_stored), or none. */
+  int flagged = 0, expected = 0, differ = -1;
+  for (int i = 0; i < net->n_layers; ++i) {
+    const shv_layer *l = &net->layers[i];
+    int output = 0, read = 0;
+    for (int k = 0; k < net->n_outputs; ++k) output |= net->outputs[k].layer == i;
+    for (int j = i + 1; j < net->n_layers; ++j)
+      for (int m = 0; m < net->layers[j].n_inputs; ++m) read |= net->layers[j].inputs[m] == i + 1;
+    int rule = output && !read && (l->kind == SHV_CONV || l->kind == SHV_DEPTHWISE) &&
+               net->dtype == SHV_FP16;
+    flagged += l->out_fp32;
+    expected += rule;
+    if (l->out_fp32 != rule && differ < 0) differ = i;
+  }
+  if (flagged && differ >= 0)
+    return BLOB_FAIL("layer '%.*s' is %sflagged as stored in fp32; a blob flags exactly the "
+                     "convolutions whose output is a network output that no layer reads (%d "
+                     "here), or none", net->layers[differ].name_len, net->layers[differ].name,
+                     net->layers[differ].out_fp32 ? "" : "not ", expected);
   size_t top = 0;
   for (int t = 0; t <= net->n_layers; ++t) {
     net->tensor_offset[t] = shv_align_up(top);

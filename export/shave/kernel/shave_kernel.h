@@ -144,15 +144,15 @@ void shv_reorder_depthwise(shv_dtype dtype, const float *kernel, const float *bi
  * block0 + blocks - 1 of `w` (conv.conv_tile). Four adjacent output pixels
  * share each weight-vector load. The tile and weights are `dtype`, the
  * output `out_dtype` (the same, or fp32 for an fp16 tile). */
-void shv_conv_tile(shv_dtype dtype, shv_dtype out_dtype, const void *tile, int tile_cols, int tile_pixel,
-                   const shv_weights *w, int block0, int blocks, int kh, int kw, int stride,
-                   int relu, void *out, int out_rows, int out_cols);
+void shv_conv_tile(shv_dtype dtype, shv_dtype out_dtype, const void *tile, int tile_cols,
+                   int tile_pixel, const shv_weights *w, int block0, int blocks, int kh, int kw,
+                   int stride, int relu, void *out, int out_rows, int out_cols);
 /* Depthwise VALID, undilated convolution, lane by lane (conv.depthwise_tile):
  * tile [rows][tile_cols][blocks][lanes] holds channel blocks block0 ..
  * block0 + blocks - 1, as does the output; types as for shv_conv_tile. */
-void shv_depthwise_tile(shv_dtype dtype, shv_dtype out_dtype, const void *tile, int tile_cols, const shv_weights *w,
-                        int block0, int blocks, int kh, int kw, int stride, int relu, void *out,
-                        int out_rows, int out_cols);
+void shv_depthwise_tile(shv_dtype dtype, shv_dtype out_dtype, const void *tile, int tile_cols,
+                        const shv_weights *w, int block0, int blocks, int kh, int kw, int stride,
+                        int relu, void *out, int out_rows, int out_cols);
 
 /* ---- the DMA ------------------------------------------------------------ */
 
