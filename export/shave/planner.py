@@ -122,7 +122,7 @@ def fp32_stored(network: graph.Network) -> frozenset[str]:
   program's type (8 per block: two 128-bit stores). The host reads these
   outputs; rounded to fp16 (2^-11 of a value), the near-equal cells at a
   score map's peak become ties and its arg-max moves (docs/embedded.md,
-  "Matching TFLite").
+  "Outputs in fp32").
   """
   read = {name for layer in network.layers for name in layer.inputs}
   outputs = set(network.outputs.values())
