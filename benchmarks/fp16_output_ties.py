@@ -37,8 +37,13 @@ def main(argv):
   path = _TFLITE.value or os.path.relpath(pretrained.path(pretrained.FLOAT32))
   with open(path, "rb") as f:
     model = litert.LiteRtModel(f.read())
-  (_, height, width, _), = [d["shape"] for d in model.inputs]
-  dataset = pipeline.make_dataset(_DATA.value, "test", 1, input_mode="amplitude",
+  (detail,) = model.inputs
+  modes = [mode for mode in spec.INPUT_MODES if mode in detail["name"]]
+  if len(modes) != 1:
+    raise app.UsageError(f"{path}: input {detail['name']!r} names none (or several) of the "
+                         f"input modes {spec.INPUT_MODES}: which image of the data set?")
+  _, height, width, _ = detail["shape"]
+  dataset = pipeline.make_dataset(_DATA.value, "test", 1, input_mode=modes[0],
                                   input_height=int(height), input_width=int(width))
   frames = keypoints = kept = tied = 0
   for features, _ in itertools.islice(dataset, _FRAMES.value):
