@@ -200,11 +200,8 @@ def _measure(dtype_name: str, network: graph.Network, repeats: int, warmup: int)
   totals = {form: _median_ms(function, repeats) for form, function in whole.items()}
   result = simulator.run(program, image)
   modelled = {
-      "naive_inflated": cost.estimate(network, result, dtype, program.capacity,
-                                      fp32_outputs=program.fp32_outputs),
-      "naive": cost.estimate(network, result, dtype, program.capacity,
-                             cost.Assumptions(naive_inflates_dilation=False),
-                             program.fp32_outputs)}
+      "naive_inflated": cost.estimate(result),
+      "naive": cost.estimate(result, cost.Assumptions(naive_inflates_dilation=False))}
   ms = lambda cycles: 1e3 * cycles / cost.Assumptions().clock_hz  # noqa: E731
   layers = []
   for i, layer in enumerate(network.layers):

@@ -18,7 +18,7 @@ def _single_conv(**conv_kwargs) -> graph.Network:
 def _priced(network, dtype=np.float16, assumptions=cost.Assumptions()):
   image = np.zeros(network.input_shape, np.float32)
   result = simulator.simulate(network, image, dtype)
-  return cost.estimate(network, result, dtype, assumptions=assumptions)
+  return cost.estimate(result, assumptions)
 
 
 @pytest.mark.parametrize("dtype,lanes", [(np.float16, 8), (np.float32, 4)])
@@ -89,8 +89,7 @@ def test_an_output_stored_in_fp32_costs_its_second_store_and_dma():
   for fp32_outputs in (False, True):
     result = simulator.simulate(network, image, np.float16, fp32_outputs=fp32_outputs)
     stored[fp32_outputs] = result.reports[0].dma_out_bytes
-    priced[fp32_outputs] = cost.estimate(network, result, np.float16,
-                                         fp32_outputs=fp32_outputs).layers[0]
+    priced[fp32_outputs] = cost.estimate(result).layers[0]
   rounded, unrounded = priced[False], priced[True]
   assert unrounded.vector_macs == rounded.vector_macs
   assert stored == {False: 30 * 40 * 32 * 2, True: 30 * 40 * 32 * 4}  # Bytes a value: 2, 4.

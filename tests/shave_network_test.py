@@ -88,6 +88,6 @@ def test_maps_formed_before_the_last_upsampling_match_keras(small_score4, dtype)
 def test_modelled_latency_meets_the_16_ms_target(network):
   image = np.zeros(network.input_shape, np.float32)
   result = simulator.simulate(network, image, np.float16)
-  priced = cost.estimate(network, result, np.float16)
+  priced = cost.estimate(result)
   assert priced.ours_ms <= paper.SHAVE_MS
   assert priced.naive_ms > priced.ours_ms

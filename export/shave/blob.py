@@ -94,8 +94,7 @@ def write_blob(model: keras.Model, path: str, dtype: str = "fp16",
   program = planner.compile_network(graph.from_keras(model), DTYPES[dtype],
                                       capacity=capacity)
   result = simulator.run(program, np.zeros(program.network.input_shape, np.float32))
-  priced = cost.estimate(program.network, result, program.dtype, capacity,
-                         fp32_outputs=program.fp32_outputs)
+  priced = cost.estimate(result)
   data = to_bytes(program)
   atomic.write_bytes(path, data)
   return {"layers": len(program.network.layers), "bytes": len(data), "dtype": dtype,

@@ -62,7 +62,6 @@ import numpy as np
 from export.shave import comb
 from export.shave import graph
 from export.shave import layout
-from export.shave import memory
 from export.shave import planner
 from export.shave import simulator
 
@@ -258,24 +257,22 @@ def _naive(layer: graph.Layer, dtype, capacity: int, a: Assumptions) -> tuple[in
   return im2col + _issue(vau, lsu, a), _dma_cycles(transfers, dma_bytes, a)
 
 
-def estimate(network: graph.Network, result: simulator.SimulationResult, dtype=np.float16,
-             capacity: int = memory.SLICE_BYTES,
-             assumptions: Assumptions = Assumptions(),
-             fp32_outputs: bool = True) -> NetworkCost:
+def estimate(result: simulator.SimulationResult,
+             assumptions: Assumptions = Assumptions()) -> NetworkCost:
   """Prices every layer of a simulated run for both implementations.
 
   Args:
-    network: the network simulated.
-    result: its simulated run in `dtype` (simulator.run or simulate): tiles, DMA counts.
-    dtype: the storage type of that run.
-    fp32_outputs: whether that run stored the outputs of planner.fp32_stored
-      in fp32 (planner.Program.fp32_outputs).
-    capacity: slice bytes (the naive im2col spills above half of it).
+    result: a simulated run (simulator.run or simulate): its tiles and DMA
+      counts, and the program it ran, whose network, storage type, slice
+      capacity (the naive im2col spills above half of it) and fp32-stored
+      outputs (planner.Program.fp32_outputs) it prices.
     assumptions: the machine.
   """
   a = assumptions
+  program = result.program
+  network, dtype, capacity = program.network, program.dtype, program.capacity
   reports = {r.name: r for r in result.reports}
-  stored = planner.out_dtypes(network, dtype, fp32_outputs)
+  stored = program.out_dtypes
   costs = []
   for layer in network.layers:
     report = reports[layer.name]
@@ -340,5 +337,4 @@ def report(program: planner.Program, assumptions: Assumptions = Assumptions(),
   network = program.network
   image = np.random.default_rng(seed).uniform(0.0, 1.0, network.input_shape)
   result = simulator.run(program, image.astype(np.float32))
-  return format_table(network, estimate(network, result, program.dtype, program.capacity,
-                                        assumptions, program.fp32_outputs))
+  return format_table(network, estimate(result, assumptions))

@@ -58,9 +58,10 @@ class LayerReport:
 
 @dataclasses.dataclass(frozen=True)
 class SimulationResult:
-  """Outputs (Keras shapes without batch, float32) and per-layer reports."""
+  """Outputs (Keras shapes without batch, float32), per-layer reports and the program run."""
   outputs: dict[str, np.ndarray]
   reports: tuple[LayerReport, ...]
+  program: planner.Program
 
   @property
   def peak_bytes(self) -> int:
@@ -213,7 +214,7 @@ def run(program: planner.Program, image: np.ndarray) -> SimulationResult:
     channels = network.output_shapes[key][-1]
     values = layout.from_interleaved(ddr[tensor], channels).astype(np.float32)
     outputs[key] = values.reshape(network.output_shapes[key])
-  return SimulationResult(outputs, tuple(reports))
+  return SimulationResult(outputs, tuple(reports), program)
 
 
 def simulate(network: graph.Network, image: np.ndarray, dtype=np.float16,
