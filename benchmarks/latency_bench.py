@@ -5,12 +5,12 @@ float32 and int8 against the peers hand_landmark_lite.tflite and
 hand_landmark_full.tflite (MediaPipe Hands, 224x224x3). Every model's
 interpreter is made first; then in each of --rounds rounds every model runs
 a block of --invokes invokes timed one by one, the models taking turns in an
-order rotated each round (hand25d.op_profile.interleaved_times), so that a
+order rotated each round (hand25d.litert_timing.interleaved_times), so that a
 slow spell of a shared machine hits every model. Per model: the median over
 rounds of the round's median invoke time, the minimum of all its invokes,
 and its speed-up over hand_landmark_lite taken within each round, then
 medianed. FLOPs (2 x MACs of CONV_2D, DEPTHWISE_CONV_2D, FULLY_CONNECTED)
-are counted from each .tflite (hand25d.op_profile.model_flops), so every
+are counted from each .tflite (hand25d.tflite_ops.model_flops), so every
 model's GFLOP/s is given, also against a single-core peak measured in the
 same run (a large float32 matrix product, one BLAS thread).
 
@@ -48,7 +48,9 @@ from export import convert
 from export import exporter
 from hand25d import atomic
 from hand25d import legacy_keras  # noqa: F401  (entry point: tf.keras is tf_keras)
+from hand25d import litert_timing
 from hand25d import op_profile
+from hand25d import tflite_ops
 from hand25d.data import pipeline
 from hand25d.model import config as config_lib
 from hand25d.model import network
@@ -133,14 +135,15 @@ def _exported_models(model_dir: str) -> dict[str, bytes]:
 def _latencies(models: dict[str, bytes], peak: float) -> dict[str, dict]:
   """Interleaved timing of every model (module docstring): per model, its figures."""
   names = list(models)
-  runners = [op_profile.interpreter(models[name]) for name in names]
-  times = op_profile.interleaved_times(runners, _ROUNDS.value, _INVOKES.value, _WARMUP.value)
+  runners = [litert_timing.interpreter(models[name]) for name in names]
+  times = litert_timing.interleaved_times(runners, _ROUNDS.value, _INVOKES.value,
+                                         _WARMUP.value)
   lite = times.median_ms[:, names.index(_LITE)]
   results = {}
   for k, (name, runner) in enumerate(zip(names, runners)):
     per_round = times.median_ms[:, k]
     median = float(np.median(per_round))
-    flops = op_profile.model_flops(models[name])
+    flops = tflite_ops.model_flops(models[name])
     detail = runner.get_input_details()[0]
     results[name] = {
         "median_ms": median, "min_ms": float(times.min_ms[:, k].min()),
@@ -148,8 +151,8 @@ def _latencies(models: dict[str, bytes], peak: float) -> dict[str, dict]:
         "invokes": _ROUNDS.value * _INVOKES.value, "rounds": _ROUNDS.value,
         "invokes_per_round": _INVOKES.value,
         "speedup_vs_hand_landmark_lite": float(np.median(lite / per_round)),
-        "flops": flops, "achieved_gflops": op_profile.gflops(flops, median),
-        "fraction_of_peak": op_profile.gflops(flops, median) / peak,
+        "flops": flops, "achieved_gflops": litert_timing.gflops(flops, median),
+        "fraction_of_peak": litert_timing.gflops(flops, median) / peak,
         "input_shape": [int(d) for d in detail["shape"]],
         "input_dtype": np.dtype(detail["dtype"]).name, "bytes": len(models[name])}
   return results

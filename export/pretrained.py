@@ -26,6 +26,7 @@ import time
 from absl import logging
 import numpy as np
 
+from export import config as export_config
 from export import exporter
 from export import qat
 from hand25d import atomic
@@ -179,7 +180,7 @@ def build(cfg: BuildConfig) -> dict:
   metrics = evaluation.evaluate_checkpoint(run_dir, data_dir, "test",
                                            os.path.join(cfg.workdir, "eval"))
   logging.info("4/6 export: %s", ", ".join(QUANT))
-  report = exporter.export(exporter.ExportConfig(
+  report = exporter.export(export_config.ExportConfig(
       checkpoint=run_dir, out_dir=export_dir, quant=QUANT, eval_split="test",
       max_eval_frames=cfg.max_eval_frames, qat=qat.QatConfig(steps=cfg.qat_steps)))
   logging.info("5/6 latency")
@@ -250,7 +251,7 @@ def _wall_hours(run_dir: str) -> float:
 
 def install(workdir: str, export_dir: str) -> None:
   """Copies a built model's files into hand25d/pretrained/ (each atomically)."""
-  sources = {shipped: os.path.join(export_dir, f"{exporter.model_name(quant)}.tflite")
+  sources = {shipped: os.path.join(export_dir, f"{export_config.model_name(quant)}.tflite")
              for quant, shipped in SHIPPED_FILES.items()}
   for name in pretrained.FILES:
     source = sources.get(name, os.path.join(workdir, name))

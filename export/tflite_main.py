@@ -23,13 +23,14 @@ import sys
 from absl import app
 from absl import flags
 
+from export import config as export_config
 from export import convert
 from export import exporter
 from export import qat
 from hand25d import config_flags
 from hand25d import legacy_keras  # noqa: F401  (entry point: tf.keras is tf_keras)
 
-_EXPORT = exporter.ExportConfig
+_EXPORT = export_config.ExportConfig
 _CHECKPOINT = config_flags.define(_EXPORT, "checkpoint",
                                   "Checkpoint prefix, checkpoint directory or run workdir.")
 _OUT = config_flags.define(_EXPORT, "out_dir", "Output directory.", name="out")
@@ -63,7 +64,7 @@ _QAT_LEARNING_RATE = config_flags.define(qat.QatConfig, "learning_rate",
 def main(argv):
   del argv
   try:
-    cfg = exporter.ExportConfig(
+    cfg = export_config.ExportConfig(
         checkpoint=_CHECKPOINT.value, out_dir=_OUT.value, quant=tuple(_QUANT.value),
         data_dir=_DATA.value, eval_split=_SPLIT.value, max_eval_frames=_MAX_EVAL_BATCHES.value,
         calibration_frames=_CALIBRATION_FRAMES.value, max_float32_bytes=_MAX_FLOAT32_BYTES.value,
@@ -74,10 +75,10 @@ def main(argv):
     raise app.UsageError(str(e)) from e
   try:
     report = exporter.export(cfg)
-  except exporter.ExportError as e:
+  except export_config.ExportError as e:
     sys.exit(f"export failed: {e}")
   print(exporter.summary(report))
-  print(f"\nwrote {_OUT.value}/{exporter.REPORT_FILE}")
+  print(f"\nwrote {_OUT.value}/{export_config.REPORT_FILE}")
 
 
 def run():

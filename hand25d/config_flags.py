@@ -8,7 +8,7 @@ without one gives a required flag), so a flag cannot drift from the field it
 fills. Libraries take the dataclass and never import this module.
 
     _EPOCHS = config_flags.define(plan.Budget(), "epochs", "Epochs per row.")
-    _OUT = config_flags.define(exporter.ExportConfig, "out_dir", "Output directory.",
+    _OUT = config_flags.define(export_config.ExportConfig, "out_dir", "Output directory.",
                                name="out")
 
 Field types and the flags they give: bool, int, float, str (an enum with

@@ -4,7 +4,7 @@
 Embedded Devices" (README.md). hand25d reproduces its method; these are the
 figures it reports, which the reproduction (hand25d/experiments), the model
 card (hand25d/model/card.py), the loss defaults (hand25d/losses.py), the
-export budget (export/exporter.py) and the tests compare against or start
+export budget (export/config.py) and the tests compare against or start
 from. Nothing here is measured by hand25d. Standard library only: every layer
 may import it (docs/design.md).
 

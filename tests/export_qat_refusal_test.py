@@ -6,6 +6,7 @@ import re
 
 import pytest
 
+from export import config as export_config
 from export import exporter
 from export import qat
 from hand25d.data import records
@@ -33,10 +34,10 @@ def test_qat_of_an_unsupported_backbone_is_refused_before_any_work(tmp_path, mon
     raise AssertionError("the export built the model before refusing")
   monkeypatch.setattr(exporter, "load_inference_model", must_not_build)
   out = tmp_path / "out"
-  cfg = exporter.ExportConfig(checkpoint=_run(tmp_path, backbone), out_dir=str(out),
-                              quant=("float32", "int8_ptq", "int8_qat"))
+  cfg = export_config.ExportConfig(checkpoint=_run(tmp_path, backbone), out_dir=str(out),
+                                   quant=("float32", "int8_ptq", "int8_qat"))
   reason = model_config.QAT_UNSUPPORTED_BACKBONES[backbone]
-  with pytest.raises(exporter.ExportError, match=(
+  with pytest.raises(export_config.ExportError, match=(
       f"int8_qat cannot export backbone .{backbone}. of .*: {re.escape(reason)}; "
       "export it with --quant=float32,int8_ptq")):
     exporter.export(cfg)

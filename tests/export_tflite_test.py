@@ -7,6 +7,8 @@ import subprocess
 import sys
 
 from export import c_array
+from export import checks
+from export import config as export_config
 from export import convert
 from export import exporter
 from export import metadata
@@ -79,7 +81,7 @@ def run(tmp_path_factory):
 def exported(run, tmp_path_factory):
   """(config, report) of one export of all three modes."""
   out = str(tmp_path_factory.mktemp("export"))
-  cfg = exporter.ExportConfig(
+  cfg = export_config.ExportConfig(
       checkpoint=run, out_dir=out, quant=convert.QUANT_MODES, calibration_frames=4,
       qat=qat.QatConfig(steps=2, batch_size=2, calibration_batches=1))
   return cfg, exporter.export(cfg)
@@ -94,13 +96,13 @@ def frames(run):
 
 def _tflite(cfg, quant) -> bytes:
   """The LiteRT model of a mode (signature and metadata kept)."""
-  with open(os.path.join(cfg.out_dir, f"{exporter.model_name(quant)}.tflite"), "rb") as f:
+  with open(os.path.join(cfg.out_dir, f"{export_config.model_name(quant)}.tflite"), "rb") as f:
     return f.read()
 
 
 def _tflm(cfg, quant) -> bytes:
   """The TFLM model of a mode (stripped)."""
-  with open(os.path.join(cfg.out_dir, exporter.tflm_file(quant)), "rb") as f:
+  with open(os.path.join(cfg.out_dir, export_config.tflm_file(quant)), "rb") as f:
     return f.read()
 
 
@@ -137,7 +139,7 @@ def test_fuse_keeps_the_function_and_removes_batch_norm(run, frames):
 @pytest.mark.slow
 def test_report_and_files(exported):
   cfg, report = exported
-  with open(os.path.join(cfg.out_dir, exporter.REPORT_FILE)) as f:
+  with open(os.path.join(cfg.out_dir, export_config.REPORT_FILE)) as f:
     assert json.load(f) == json.loads(json.dumps(report))
   assert set(report["exports"]) == set(convert.QUANT_MODES)
   assert set(report["mean_px_error"]) == {"keras_float32", *convert.QUANT_MODES}
@@ -156,17 +158,17 @@ def test_report_and_files(exported):
     assert r["eval"]["frames"] > 0 and r["eval"]["mean_px_error"] is not None
     assert r["tflm"]["arena_bytes"] % litert_lib.ARENA_GRANULE == 0
   float32, ptq = report["exports"]["float32"], report["exports"]["int8_ptq"]
-  assert float32["size_bytes"] <= exporter.FLOAT32_BUDGET_BYTES
+  assert float32["size_bytes"] <= export_config.FLOAT32_BUDGET_BYTES
   # int8 weights: about a quarter of the float model, and a quarter of its arena.
   assert ptq["size_bytes"] < 0.6 * float32["size_bytes"]
   assert ptq["tflm"]["arena_bytes"] < 0.3 * float32["tflm"]["arena_bytes"]
   # The SHAVE blob of the float model comes along and reads back.
-  program = blob.read_blob(os.path.join(cfg.out_dir, exporter.SHAVE_BLOB_FILE))
+  program = blob.read_blob(os.path.join(cfg.out_dir, export_config.SHAVE_BLOB_FILE))
   assert report["shave_blob"]["dtype"] == "fp16"
   assert len(program.network.layers) == report["shave_blob"]["layers"]
   # The SavedModel of the float network comes along whatever the modes.
-  assert report["saved_model"]["dir"] == exporter.SAVED_MODEL_DIR
-  assert os.path.isfile(os.path.join(cfg.out_dir, exporter.SAVED_MODEL_DIR, "saved_model.pb"))
+  assert report["saved_model"]["dir"] == export_config.SAVED_MODEL_DIR
+  assert os.path.isfile(os.path.join(cfg.out_dir, export_config.SAVED_MODEL_DIR, "saved_model.pb"))
 
 
 @pytest.mark.slow
@@ -176,7 +178,7 @@ def test_litert_models_carry_metadata_and_their_signature(exported, quant):
   r = report["exports"][quant]
   model_bytes = _tflite(cfg, quant)
   meta = litert_lib.read_metadata(model_bytes)
-  assert meta["name"] == exporter.model_name(quant) == r["metadata"]["name"]
+  assert meta["name"] == export_config.model_name(quant) == r["metadata"]["name"]
   assert meta["version"] == r["metadata"]["version"] == metadata.version(report["checkpoint"])
   outputs = meta["subgraph_metadata"][0]["output_tensor_metadata"]
   assert [t["name"] for t in outputs] == r["metadata"]["outputs"]
@@ -334,8 +336,8 @@ def test_op_that_tflm_cannot_run_fails_the_export(run, tmp_path, monkeypatch):
       lambda t: tf.tile(t, [1, 2, 1, 1]), name=spec.KEYPOINTS)(inp)})
   tiled_bytes = tf.lite.TFLiteConverter.from_keras_model(tiled).convert()
   monkeypatch.setattr(convert, "to_tflite", lambda *args, **kwargs: tiled_bytes)
-  cfg = exporter.ExportConfig(checkpoint=run, out_dir=str(tmp_path / "out"))
-  with pytest.raises(exporter.BudgetError, match="float32 model does not run in TensorFlow "
+  cfg = export_config.ExportConfig(checkpoint=run, out_dir=str(tmp_path / "out"))
+  with pytest.raises(export_config.BudgetError, match="float32 model does not run in TensorFlow "
                      "Lite Micro.*cannot run op.*TILE"):
     exporter.export(cfg)
   assert not (tmp_path / "out").exists()
@@ -343,16 +345,17 @@ def test_op_that_tflm_cannot_run_fails_the_export(run, tmp_path, monkeypatch):
 
 def test_missing_checkpoint_is_named(tmp_path):
   missing = str(tmp_path / "nowhere")
-  with pytest.raises(exporter.CheckpointError, match=f"cannot export {missing}: checkpoint .* not found"):
-    exporter.export(exporter.ExportConfig(checkpoint=missing, out_dir=str(tmp_path / "out")))
+  with pytest.raises(export_config.CheckpointError,
+                     match=f"cannot export {missing}: checkpoint .* not found"):
+    exporter.export(export_config.ExportConfig(checkpoint=missing, out_dir=str(tmp_path / "out")))
 
 
 def test_stale_temporary_files_of_a_killed_export_are_removed(tmp_path):
   out = tmp_path / "out"
   out.mkdir()
   (out / ".hand25d_float32.tflite.x1y2.tmp").write_bytes(b"half a model")
-  with pytest.raises(exporter.CheckpointError):
-    exporter.export(exporter.ExportConfig(checkpoint=str(tmp_path / "none"), out_dir=str(out)))
+  with pytest.raises(export_config.CheckpointError):
+    exporter.export(export_config.ExportConfig(checkpoint=str(tmp_path / "none"), out_dir=str(out)))
   assert not os.listdir(out)
 
 
@@ -362,8 +365,8 @@ def test_checkpoint_of_another_architecture_is_refused(run, tmp_path):
       dataclasses.replace(CFG, model=dataclasses.replace(CFG.model, tier1_channels=8)),
       other)
   os.symlink(os.path.join(run, "checkpoints"), os.path.join(other, "checkpoints"))
-  with pytest.raises(exporter.CheckpointError, match=f"cannot export {other}.*does not fit"):
-    exporter.export(exporter.ExportConfig(checkpoint=other, out_dir=str(tmp_path / "out")))
+  with pytest.raises(export_config.CheckpointError, match=f"cannot export {other}.*does not fit"):
+    exporter.export(export_config.ExportConfig(checkpoint=other, out_dir=str(tmp_path / "out")))
 
 
 def _no_work(*args, **kwargs):
@@ -384,8 +387,8 @@ def test_out_that_cannot_take_the_export_is_refused_before_any_work(run, tmp_pat
     (tmp_path / "blocker").write_text("a file")
     out = tmp_path / "blocker" / "out"
   monkeypatch.setattr(exporter, "load_inference_model", _no_work)
-  with pytest.raises(exporter.OutDirError, match=f"--out {out} {said}"):
-    exporter.export(exporter.ExportConfig(checkpoint=run, out_dir=str(out)))
+  with pytest.raises(export_config.OutDirError, match=f"--out {out} {said}"):
+    exporter.export(export_config.ExportConfig(checkpoint=run, out_dir=str(out)))
   if out.is_dir():
     assert (out / "notes.txt").read_text() == "mine"
 
@@ -404,26 +407,29 @@ def test_tflite_main_refuses_an_out_that_is_a_file(run, tmp_path):
 def test_a_killed_export_leaves_the_previous_set_whole(run, tmp_path):
   out = tmp_path / "out"
   out.mkdir()
-  old = {exporter.SHAVE_BLOB_FILE: b"old blob", "hand25d_float32.tflite": b"old model",
-         "hand25d_float32.h": b"old", "hand25d_float32.cc": b"old", exporter.REPORT_FILE: b"{}"}
+  old = {export_config.SHAVE_BLOB_FILE: b"old blob", "hand25d_float32.tflite": b"old model",
+         "hand25d_float32.h": b"old", "hand25d_float32.cc": b"old",
+         export_config.REPORT_FILE: b"{}"}
   for name, data in old.items():
     (out / name).write_bytes(data)
   # Killed (SIGKILL) once the blob and the model are written, before the C arrays.
   code = ("import os, signal, sys\n"
           "from hand25d import legacy_keras\n"
           "from export import c_array, exporter\n"
+          "from export import config as export_config\n"
           "c_array.write = lambda *a: os.kill(os.getpid(), signal.SIGKILL)\n"
-          "exporter.export(exporter.ExportConfig(checkpoint=sys.argv[1], out_dir=sys.argv[2]))\n")
+          "exporter.export(export_config.ExportConfig(checkpoint=sys.argv[1],\n"
+          "                                           out_dir=sys.argv[2]))\n")
   proc = subprocess.run([sys.executable, "-c", code, run, str(out)], capture_output=True,
                         text=True, check=False)
   assert proc.returncode == -9, proc.stderr[-2000:]
   assert {p.name: p.read_bytes() for p in out.iterdir()} == old
   (staging,) = [p for p in tmp_path.iterdir() if p.name.startswith(".out.")]
-  assert {p.name for p in staging.iterdir()} >= {exporter.SHAVE_BLOB_FILE,
+  assert {p.name for p in staging.iterdir()} >= {export_config.SHAVE_BLOB_FILE,
                                                  "hand25d_float32.tflite"}
   # The next export removes the killed one's set on start.
-  with pytest.raises(exporter.CheckpointError):
-    exporter.export(exporter.ExportConfig(checkpoint=str(tmp_path / "none"), out_dir=str(out)))
+  with pytest.raises(export_config.CheckpointError):
+    exporter.export(export_config.ExportConfig(checkpoint=str(tmp_path / "none"), out_dir=str(out)))
   assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
   assert {p.name: p.read_bytes() for p in out.iterdir()} == old
 
@@ -444,19 +450,19 @@ def test_model_that_differs_from_its_keras_reference_is_refused(run, tmp_path, m
 
   monkeypatch.setattr(convert, "to_tflite", perturbed)
   out = tmp_path / "out"
-  with pytest.raises(exporter.AgreementError,
+  with pytest.raises(export_config.AgreementError,
                      match=r"hand25d_float32.tflite of .* differs from its Keras reference "
                      r"\(float inference model\) by .* on output '\w+' over 1 frames, over "
                      r"the .* allowed \(0.0001 of the output's largest magnitude"):
-    exporter.export(exporter.ExportConfig(checkpoint=run, out_dir=str(out)))
+    exporter.export(export_config.ExportConfig(checkpoint=run, out_dir=str(out)))
   assert not out.exists()
 
 
 def test_int8_agreement_is_counted_in_output_steps():
-  check = exporter._check_agreement  # pylint: disable=protected-access
+  check = checks.check_agreement
   steps = {"keypoints": 0.1}
   check("int8_ptq", "run", "float inference model", 3, {"keypoints": 9.5}, {}, steps)
-  with pytest.raises(exporter.AgreementError,
+  with pytest.raises(export_config.AgreementError,
                      match=r"hand25d_int8_ptq.tflite of run .* by 10 = 100 output quantization "
                      r"steps \(of 0.1\) on output 'keypoints' over 3 frames, over the 96 steps"):
     check("int8_ptq", "run", "float inference model", 3, {"keypoints": 10.0}, {}, steps)

@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 import hand25d
+from export import config as export_config
 from export import exporter
 from hand25d import spec
 from hand25d.data import coco
@@ -55,9 +56,9 @@ def test_import_coco_fine_tune_export_track(tmp_path):
 
   # 3. Export float32 TFLite (export.tflite_main --checkpoint=... --quant=float32).
   out = str(tmp_path / "export")
-  exporter.export(exporter.ExportConfig(checkpoint=str(tmp_path / "finetune"), out_dir=out,
-                                        max_eval_frames=2, tflm_frames=1))
-  model = os.path.join(out, exporter.model_name("float32") + ".tflite")
+  exporter.export(export_config.ExportConfig(checkpoint=str(tmp_path / "finetune"), out_dir=out,
+                                             max_eval_frames=2, tflm_frames=1))
+  model = os.path.join(out, export_config.model_name("float32") + ".tflite")
 
   # 4. Track the validation frames at the camera's resolution and intrinsics
   # (the fixture's; a COCO file does not carry them).

@@ -7,8 +7,10 @@ The layers, lowest first:
                                         hand25d.atomic, standard library only)
   hand25d.png                           image files, PNG chunks checked (numpy, Pillow)
   hand25d.metadata_schema_py_generated  the TFLite metadata schema (flatbuffers only)
+  hand25d.tflite_ops                    a .tflite's operators: FLOPs, single-operator models
   hand25d.litert                        LiteRT and TFLM interpreters, TFLite metadata
-  hand25d.op_profile                    per-operator FLOPs and LiteRT times
+  hand25d.litert_timing                 interleaved invoke times of LiteRT interpreters
+  hand25d.op_profile                    per-operator LiteRT times
   hand25d.decoding, runtime.lifting,    numpy post-processing
   runtime.smoothing
   hand25d.runtime (without demo)        the deployable runtime
@@ -46,7 +48,10 @@ ALLOWED = {
     "hand25d.sensor": _LOW + ("hand25d.atomic",),
     "hand25d.metadata_schema_py_generated": (),
     "hand25d.litert": ("hand25d", "hand25d.metadata_schema_py_generated"),
-    "hand25d.op_profile": ("hand25d", "hand25d.litert"),
+    "hand25d.tflite_ops": (),
+    "hand25d.litert_timing": ("hand25d", "hand25d.litert"),
+    "hand25d.op_profile": ("hand25d", "hand25d.litert", "hand25d.litert_timing",
+                           "hand25d.tflite_ops"),
     "hand25d.decoding": _LOW,
     "hand25d.runtime.lifting": _POST + ("hand25d.runtime",),
     "hand25d.runtime.smoothing": _POST + ("hand25d.runtime",),

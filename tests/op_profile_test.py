@@ -1,7 +1,8 @@
-"""hand25d.op_profile on tiny converted models: FLOPs, the split into operators, a profile.
+"""hand25d.tflite_ops, litert_timing and op_profile on tiny converted models.
 
-No assertion depends on the machine's speed: the profile is checked for its
-structure only.
+FLOPs and the split into operators (tflite_ops), invoke times
+(litert_timing), a profile (op_profile). No assertion depends on the
+machine's speed: the profile is checked for its structure only.
 """
 
 from ai_edge_litert import interpreter as litert_interpreter
@@ -11,7 +12,9 @@ import pytest
 import tensorflow as tf
 import tf_keras as keras
 
+from hand25d import litert_timing
 from hand25d import op_profile
+from hand25d import tflite_ops
 
 # conv 3x3 (8x10 outputs x 4 filters x 27 taps), depthwise 3x3 (8x10x4 x 9),
 # grouped 1x1 (8x10x8 x 4 / 2 inputs), dense (320 x 5); flatten and add: none.
@@ -49,19 +52,19 @@ def tiny_fp16() -> bytes:
 
 
 def test_op_macs_by_hand():
-  assert op_profile.op_macs("CONV_2D", [8, 3, 3, 2], [1, 5, 6, 8]) == 5 * 6 * 8 * 18
-  assert op_profile.op_macs("DEPTHWISE_CONV_2D", [1, 3, 3, 7], [1, 5, 6, 7]) == 5 * 6 * 7 * 9
-  assert op_profile.op_macs("FULLY_CONNECTED", [5, 12], [2, 5]) == 2 * 12 * 5
-  assert op_profile.op_macs("ADD", [1], [1, 5, 6, 7]) == 0
+  assert tflite_ops.op_macs("CONV_2D", [8, 3, 3, 2], [1, 5, 6, 8]) == 5 * 6 * 8 * 18
+  assert tflite_ops.op_macs("DEPTHWISE_CONV_2D", [1, 3, 3, 7], [1, 5, 6, 7]) == 5 * 6 * 7 * 9
+  assert tflite_ops.op_macs("FULLY_CONNECTED", [5, 12], [2, 5]) == 2 * 12 * 5
+  assert tflite_ops.op_macs("ADD", [1], [1, 5, 6, 7]) == 0
 
 
 @pytest.mark.parametrize("fixture", ["tiny", "tiny_fp16"])
 def test_flops_of_a_tiny_model(fixture, request):
   model = request.getfixturevalue(fixture)
-  ops = op_profile.operators(model)
+  ops = tflite_ops.operators(model)
   for op_type, macs in TINY_MACS.items():
     assert sum(op.macs for op in ops if op.op_type == op_type) == macs, op_type
-  assert op_profile.model_flops(model) == 2 * sum(TINY_MACS.values())
+  assert tflite_ops.model_flops(model) == 2 * sum(TINY_MACS.values())
   assert {op.op_type for op in ops if op.macs == 0} <= {"ADD", "RESHAPE", "DEQUANTIZE"}
   assert sorted(op.groups for op in ops if op.op_type == "CONV_2D") == [1, 2]
   grouped = [op for op in ops if op.groups > 1]
@@ -69,10 +72,10 @@ def test_flops_of_a_tiny_model(fixture, request):
 
 
 def test_float16_weights_are_folded(tiny_fp16):
-  ops = op_profile.operators(tiny_fp16)
+  ops = tflite_ops.operators(tiny_fp16)
   folded = [op.op_type for op in ops if op.folded]
   assert folded and set(folded) == {"DEQUANTIZE"}
-  singles = op_profile.single_op_models(tiny_fp16)
+  singles = tflite_ops.single_op_models(tiny_fp16)
   assert [s.op.index for s in singles] == [op.index for op in ops if not op.folded]
 
 
@@ -95,11 +98,11 @@ def _full_tensors(model: bytes) -> dict[int, np.ndarray]:
 def test_each_operator_alone_computes_the_full_models_intermediate(fixture, request):
   model = request.getfixturevalue(fixture)
   tensors = _full_tensors(model)
-  singles = op_profile.single_op_models(model)
+  singles = tflite_ops.single_op_models(model)
   assert {s.op.op_type for s in singles} == {"CONV_2D", "DEPTHWISE_CONV_2D", "ADD", "RESHAPE",
                                              "FULLY_CONNECTED"}
   for single in singles:
-    runner = op_profile.interpreter(single.model)
+    runner = litert_timing.interpreter(single.model)
     inputs = runner.get_input_details()
     assert len(inputs) == len(single.inputs) and single.inputs
     for detail, index in zip(inputs, single.inputs):
@@ -117,27 +120,27 @@ def test_models_of_several_subgraphs_are_refused(tiny):
   flat.subgraphs.append(flat.subgraphs[0])
   twice = bytes(flatbuffer_utils.convert_object_to_bytearray(flat))
   with pytest.raises(ValueError, match="2 subgraphs"):
-    op_profile.single_op_models(twice)
+    tflite_ops.single_op_models(twice)
 
 
 def test_interleaved_times_shapes_and_refusals(tiny):
-  runners = [op_profile.interpreter(tiny), op_profile.interpreter(tiny, seed=1)]
-  times = op_profile.interleaved_times(runners, rounds=3, invokes=2, warmup=0)
+  runners = [litert_timing.interpreter(tiny), litert_timing.interpreter(tiny, seed=1)]
+  times = litert_timing.interleaved_times(runners, rounds=3, invokes=2, warmup=0)
   assert times.median_ms.shape == times.min_ms.shape == (3, 2)
   assert np.all(times.min_ms <= times.median_ms) and np.all(times.min_ms > 0)
   with pytest.raises(ValueError, match="rounds >= 1"):
-    op_profile.interleaved_times(runners, rounds=0, invokes=2, warmup=0)
+    litert_timing.interleaved_times(runners, rounds=0, invokes=2, warmup=0)
 
 
 def test_profile_lists_every_operator(tiny_fp16):
-  ops = op_profile.operators(tiny_fp16)
+  ops = tflite_ops.operators(tiny_fp16)
   result = op_profile.profile(tiny_fp16, rounds=2, invokes=2, warmup=1)
   assert [(r.index, r.op_type, r.flops, r.folded) for r in result.rows] == [
       (op.index, op.op_type, op.flops, op.folded) for op in ops]
   assert all(r.ms == 0.0 and not r.delegated for r in result.rows if r.folded)
   assert all(r.ms >= 0.0 for r in result.rows)
   assert result.sum_ms == pytest.approx(sum(r.ms for r in result.rows))
-  assert result.flops == op_profile.model_flops(tiny_fp16)
+  assert result.flops == tflite_ops.model_flops(tiny_fp16)
   if result.sum_ms:
     assert sum(r.share for r in result.rows) == pytest.approx(1.0)
   types = op_profile.by_type(result)

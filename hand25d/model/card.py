@@ -4,7 +4,7 @@
 parameters and per-layer MACs/FLOPs with the analytic counter
 (`hand25d.model.flops`), converts it to float32 TFLite and reads the
 converted graph for the op list, an independent MAC count
-(`hand25d.op_profile`, from the .tflite's tensor shapes; it agrees with the
+(`hand25d.tflite_ops`, from the .tflite's tensor shapes; it agrees with the
 analytic one but for the zeros of block-diagonal 1x1s, network.SCORE_FORM)
 and the peak activation memory. `markdown(cards)` renders the Table-2-style
 comparison of docs/model_card.md, followed by its hand-written design notes,
@@ -20,8 +20,8 @@ import tensorflow as tf
 import tf_keras as keras
 
 from hand25d import litert
-from hand25d import op_profile
 from hand25d import paper
+from hand25d import tflite_ops
 from hand25d.model import config as config_lib
 from hand25d.model import flops
 from hand25d.model import network
@@ -62,7 +62,7 @@ def tflite_stats(model_bytes: bytes) -> dict[str, Any]:
              for i in range(len(ops)))
   return {
       "ops": dict(sorted(collections.Counter(op["op_name"] for op in ops).items())),
-      "macs": sum(op.macs for op in op_profile.operators(model_bytes)),
+      "macs": sum(op.macs for op in tflite_ops.operators(model_bytes)),
       "size_bytes": len(model_bytes),
       "peak_activation_bytes": peak,
   }

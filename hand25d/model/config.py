@@ -14,7 +14,7 @@ GROUPED_FORMS = ("fast", "native")
 POSE_FROM = ("features", "keypoints+features")
 # Backbones whose network int8 QAT (export/qat.py) cannot export, and why.
 # Found by running qat.fuse and qat.quantize on each backbone's inference
-# model; the export refuses them before any work (export/exporter.py,
+# model; the export refuses them before any work (export/config.py,
 # check_config) and training warns at the start (hand25d/training/loop.py).
 QAT_UNSUPPORTED_BACKBONES = {
     "mobilenet_v2": ("tensorflow-model-optimization has no quantization for the Resizing layer "
