@@ -16,7 +16,6 @@ flags given on the command line override it.
 # First: hides TensorFlow's start-up lines unless --verbosity >= 1.
 from hand25d import console  # noqa: F401  pylint: disable=unused-import
 
-import dataclasses
 import sys
 
 from absl import app
@@ -31,8 +30,8 @@ from hand25d.model import config as model_config
 from hand25d.training import config as config_lib
 from hand25d.training import distribute
 from hand25d.training import loop
+from hand25d.training import overrides
 from hand25d.training import recipes
-from hand25d.training import warm_start
 
 _TRAIN = config_lib.TrainConfig(data_dir="")
 
@@ -97,29 +96,13 @@ for _flag, (_section, _field, _help) in _FIELDS.items():
 flags.DEFINE_alias("init_weights", "init_from")  # The old name.
 flags.DEFINE_integer("cpu_devices", 1, "Split the CPU into this many logical devices.")
 FLAGS = flags.FLAGS
-_MODEL_FLAG = {field: flag for flag, (section, field, _) in _FIELDS.items() if section == "model"}
 
 
 def _config() -> config_lib.TrainConfig:
-  """The run's config: the recipe's (or the defaults), with the flags applied."""
-  if FLAGS.recipe:
-    base = recipes.train_config(recipes.load(FLAGS.recipe), FLAGS.data)
-  else:
-    base = config_lib.TrainConfig(data_dir=FLAGS.data)
-  given = {"model": {}, "loss": {}, "train": {}}
-  for flag, (section, field, _) in _FIELDS.items():
-    if not FLAGS.recipe or FLAGS[flag].present:
-      value = FLAGS[flag].value
-      given[section][field] = tuple(value) if isinstance(value, list) else value  # Frozen.
-  cfg = config_lib.replace(base, **given["train"], loss=given["loss"])
-  if cfg.init_weights:
-    # Weights to start from bring their architecture; model flags given on
-    # the command line still apply over it.
-    source = warm_start.source_config(cfg.init_weights).model
-    cfg = dataclasses.replace(cfg, model=source)
-    given["model"] = {field: value for field, value in given["model"].items()
-                      if FLAGS[_MODEL_FLAG[field]].present}
-  return config_lib.replace(cfg, model=given["model"])
+  """The run's config: the recipe's (or the defaults), with the flags applied (overrides.py)."""
+  return overrides.train_config(FLAGS.data, FLAGS.recipe, {
+      (section, field): (FLAGS[flag].value, bool(FLAGS[flag].present))
+      for flag, (section, field, _) in _FIELDS.items()})
 
 
 def main(argv):

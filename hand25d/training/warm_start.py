@@ -51,8 +51,8 @@ def source_config(init_from: str) -> config_lib.TrainConfig:
   """The config of the run that trained `init_from` (any form load_source takes).
 
   A run started from those weights builds their architecture by default
-  (train_main takes its model section from here), so that fine-tuning never
-  needs to know how the source was built.
+  (overrides.train_config, for train_main, takes its model section from
+  here), so that fine-tuning never needs to know how the source was built.
 
   Raises:
     ValueError: no such file or run, or a .h5 without the config beside it.

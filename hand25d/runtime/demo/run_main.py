@@ -84,10 +84,8 @@ def main(argv):
     # binaries hide TensorFlow's (hand25d/console.py, hand25d.litert.native_info_hidden).
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
   try:
-    base = sensor.SensorConfig.load(_SENSOR.value) if _SENSOR.value else sensor.DEFAULT_SENSOR
-    sensor_config = sensor.SensorConfig.from_dict(
-        dict(base.to_dict(), **{k: f.value for k, f in _SENSOR_FIELDS.items()
-                                if f.value is not None}), source="--sensor_* flags")
+    sensor_config = sequence.recording_sensor(
+        _SENSOR.value, {k: f.value for k, f in _SENSOR_FIELDS.items()}, "--sensor_* flags")
   except (OSError, sensor.SensorConfigError) as e:
     raise app.UsageError(str(e)) from e
   try:  # A flag value a config refuses: usage, not a traceback.
@@ -106,14 +104,10 @@ def main(argv):
     raise app.UsageError(str(e)) from e
   try:
     summary = runner.run(config)
-  except (recordings.RecordingError, runner.RunError, inference.ModelFileError,
-          inference.ModelSignatureError) as e:  # The message names the file and what is wrong.
+  except runner.REFUSALS as e:  # The message names the file and what is wrong.
     raise SystemExit(f"track refused: {e}") from e
-  lat, frames = summary["latency"], summary["frames"]
-  print(f"{frames['total']} frames, {lat.get('fps', 0):.0f} frames/s, "
-        f"p50 {lat.get('p50_ms', 0):.2f} ms; report: {_OUT.value}/report.md" +
-        (f"; bad frames skipped: {frames['bad']} (frames.jsonl says why)" if frames["bad"] else ""))
-  if frames["processed"] == 0:
+  print(runner.summary_line(summary, _OUT.value))
+  if summary["frames"]["processed"] == 0:
     raise SystemExit(f"no frame of {_INPUT.value} could be processed; frames.jsonl says why")
 
 

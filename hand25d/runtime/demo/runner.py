@@ -14,10 +14,12 @@
   report.md       the figures and pictures in one page
 
 The input and the model are opened first: if either cannot be, nothing is
-written. Then the outputs of a previous run in out_dir (the files above and
-the PNGs of images/) are removed, so that out_dir never holds two runs'
-files; anything else there is left as it is (`make demo` runs into the
-directory that holds its data set, checkpoints and exports).
+written (`run` raises one of REFUSALS, naming the file and what is wrong).
+Then the outputs of a previous run in out_dir (the files above and the PNGs
+of images/) are removed, so that out_dir never holds two runs' files;
+anything else there is left as it is (`make demo` runs into the directory
+that holds its data set, checkpoints and exports). A run ends with one line
+(`summary_line`).
 
 To measure jitter with and without smoothing, a second pipeline, identical
 but for the smoothing (on if the run's is off and vice versa, depth
@@ -40,6 +42,7 @@ import numpy as np
 from hand25d import atomic
 from hand25d import spec
 from hand25d.runtime import frames as frames_lib
+from hand25d.runtime import inference
 from hand25d.runtime import lifting
 from hand25d.runtime import pipeline
 from hand25d.runtime import recordings
@@ -92,6 +95,12 @@ class RunConfig:
 
 class RunError(ValueError):
   """A run cannot start: no model file, or out_dir is not a directory (says which and why)."""
+
+
+# What `run` refuses before writing anything, with a message that names the
+# file and what is wrong with it.
+REFUSALS = (recordings.RecordingError, RunError, inference.ModelFileError,
+            inference.ModelSignatureError)
 
 
 # What a run writes into out_dir besides images/ (module docstring), and so replaces there.
@@ -280,6 +289,15 @@ def run(config: RunConfig) -> dict:
   atomic.write_json(os.path.join(out, "summary.json"), summary)
   atomic.write_text(os.path.join(out, "report.md"), report.markdown(summary, out, images, gif))
   return summary
+
+
+def summary_line(summary: dict, out_dir: str) -> str:
+  """The line a run ends with: frames, speed, where its report is, bad frames skipped."""
+  lat, frames = summary["latency"], summary["frames"]
+  return (f"{frames['total']} frames, {lat.get('fps', 0):.0f} frames/s, "
+          f"p50 {lat.get('p50_ms', 0):.2f} ms; report: {out_dir}/report.md" +
+          (f"; bad frames skipped: {frames['bad']} (frames.jsonl says why)" if frames["bad"]
+           else ""))
 
 
 def _process(p: pipeline.Pipeline, frame: recordings.RecordedFrame) -> pipeline.FrameResult:

@@ -7,11 +7,13 @@ smoothing restarts and jitter is measured within clips).
 
 Recordings (directories of .npz, .npy or 16-bit PNG frames, or one .npz
 sequence) are read by hand25d/runtime/recordings.py, which documents the
-formats; synthetic clips are rendered here, with their ground truth.
+formats; synthetic clips are rendered here, with their ground truth. The
+sensor a recording was taken with is a SensorConfig JSON file's, or the
+simulated one, with single fields set over it (`recording_sensor`).
 """
 
 import dataclasses
-from typing import Iterator
+from typing import Any, Iterator, Mapping, Optional
 
 import numpy as np
 
@@ -83,6 +85,25 @@ def open_source(where: str, synthetic: SyntheticConfig = SyntheticConfig(),
   if where != "synthetic":
     return recordings.open_recording(where, sensor_config, fps)
   return SyntheticSource(synthetic)
+
+
+def recording_sensor(path: Optional[str], fields: Mapping[str, Any],
+                     source: str = "sensor fields") -> sensor.SensorConfig:
+  """The sensor of a recording: a SensorConfig JSON file's, or the simulated one, with fields set.
+
+  Args:
+    path: a SensorConfig JSON file (SensorConfig.load); None: the simulated sensor.
+    fields: SensorConfig field -> value set over the file's; None keeps the file's.
+    source: names where `fields` come from in errors.
+
+  Raises:
+    OSError: the file cannot be read.
+    sensor.SensorConfigError: the file, or the config with `fields` set, is not a
+      valid SensorConfig (naming the file, or `source`).
+  """
+  base = sensor.SensorConfig.load(path) if path else sensor.DEFAULT_SENSOR
+  return sensor.SensorConfig.from_dict(
+      dict(base.to_dict(), **{k: v for k, v in fields.items() if v is not None}), source=source)
 
 
 def check_sensor(where: str, sensor_config: sensor.SensorConfig) -> None:
