@@ -106,12 +106,16 @@ def read_blob(path: str) -> planner.Program:
   """Reads a blob written by write_blob.
 
   Raises:
-    BlobError: naming the file and the problem (bad magic, other version,
-      truncated, checksum mismatch, inconsistent layer records).
-    OSError: the file cannot be read.
+    BlobError: naming the file and the problem (it cannot be read, bad
+      magic, other version, truncated, checksum mismatch, inconsistent layer
+      records).
   """
-  with open(path, "rb") as f:
-    return from_bytes(f.read(), path)
+  try:
+    with open(path, "rb") as f:
+      data = f.read()
+  except OSError as e:
+    raise BlobError(path, f"cannot be read: {e.strerror or e}") from e
+  return from_bytes(data, path)
 
 
 class _Writer:

@@ -21,6 +21,8 @@ against the simulator's on the first frame (docs/embedded.md).
 # First: hides TensorFlow's start-up lines unless --verbosity >= 1.
 from hand25d import console  # noqa: F401  pylint: disable=unused-import
 
+import sys
+
 from absl import app
 from absl import flags
 
@@ -70,8 +72,11 @@ def main(argv):
       input_width=_INPUT_WIDTH.value, dtype=_DTYPE.value, slice_kb=_SLICE_KB.value,
       save_blob=_SAVE_BLOB.value, blob=_BLOB.value, tflite=_TFLITE.value, data=_DATA.value,
       split=_SPLIT.value, runner=_RUNNER.value)
-  for text in program_report.lines(config):
-    print(text)
+  try:
+    for text in program_report.lines(config):
+      print(text)
+  except (OSError, ValueError) as e:  # A blob (blob.BlobError), model or data set, named.
+    sys.exit(f"shave refused: {e}")
 
 
 def run():

@@ -9,6 +9,8 @@ per-frame resize; rerunning the same command completes an interrupted copy.
 # First: hides TensorFlow's start-up lines unless --verbosity >= 1.
 from hand25d import console  # noqa: F401  pylint: disable=unused-import
 
+import sys
+
 from absl import app
 from absl import flags
 
@@ -24,7 +26,10 @@ _WIDTH = flags.DEFINE_integer("width", spec.INPUT_WIDTH, "Stored width.")
 
 def main(argv):
   del argv
-  manifest = resize.resize_dataset(_DATA.value, _OUT.value, _HEIGHT.value, _WIDTH.value)
+  try:
+    manifest = resize.resize_dataset(_DATA.value, _OUT.value, _HEIGHT.value, _WIDTH.value)
+  except ValueError as e:  # records.RecordError names the manifest or shard; the rest the sizes.
+    sys.exit(f"resize refused: {e}")
   print({split: info["num_frames"] for split, info in manifest["splits"].items()},
         f"at {manifest['height']}x{manifest['width']} in {_OUT.value}")
 

@@ -17,6 +17,8 @@ budget on the machine.
 # First: hides TensorFlow's start-up lines unless --verbosity >= 1.
 from hand25d import console  # noqa: F401  pylint: disable=unused-import
 
+import sys
+
 from absl import app
 from absl import flags
 
@@ -55,7 +57,10 @@ def main(argv):
       return
   except ValueError as e:
     raise app.UsageError(str(e)) from e
-  done = runner.run(rows, budget, _DATA.value, _WORKDIR.value, _RESULTS_DIR.value)
+  try:
+    done = runner.run(rows, budget, _DATA.value, _WORKDIR.value, _RESULTS_DIR.value)
+  except ValueError as e:  # The data set (records.RecordError) or a summary of another run.
+    sys.exit(f"reproduction refused: {e}")
   print(f"{len(done)} of {len(plan.schedule(rows, budget))} runs have a summary in "
         f"{_RESULTS_DIR.value}; write the document with "
         "`python -m hand25d.experiments.results_main`.")

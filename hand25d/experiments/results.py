@@ -227,7 +227,9 @@ def write_document(results_dir: str, out_path: str, render_figure: bool = True) 
     The markdown written.
 
   Raises:
-    ValueError: a summary that does not fit the plan (`summaries.load`).
+    ValueError: no directory `results_dir`, or a summary that cannot be
+      read or does not fit the plan (`summaries.load`), or an unreadable
+      timing record (`timing.load`); each names the file.
   """
   results = summaries_lib.load(results_dir)
   timings = timing.load(results_dir)

@@ -10,6 +10,8 @@ amplitude and depth rows when they are on this machine.
 # First: hides TensorFlow's start-up lines unless --verbosity >= 1.
 from hand25d import console  # noqa: F401  pylint: disable=unused-import
 
+import sys
+
 from absl import app
 from absl import flags
 
@@ -24,7 +26,10 @@ _FIGURE = flags.DEFINE_bool("figure", True, "Render fig2.png from the checkpoint
 
 def main(argv):
   del argv
-  results.write_document(_RESULTS_DIR.value, _OUT.value, render_figure=_FIGURE.value)
+  try:
+    results.write_document(_RESULTS_DIR.value, _OUT.value, render_figure=_FIGURE.value)
+  except ValueError as e:  # Names the directory or the summary file.
+    sys.exit(f"results refused: {e}")
   print(f"wrote {_OUT.value}")
 
 

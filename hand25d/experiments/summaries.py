@@ -42,30 +42,52 @@ class RowResult:
     return max(self.errors) - min(self.errors) if len(self.errors) > 1 else None
 
 
+class SummaryError(ValueError):
+  """A results directory or run summary that cannot be read or does not fit the plan."""
+
+
+def _read(path: str) -> dict:
+  """One summary file, checked for the fields `load` reads."""
+  try:
+    with open(path) as f:
+      summary = json.load(f)
+  except (OSError, ValueError) as e:  # json.JSONDecodeError and UnicodeDecodeError are ValueErrors.
+    raise SummaryError(f"{path}: cannot be read as JSON: {e}") from e
+  if not isinstance(summary, dict):
+    raise SummaryError(f"{path}: holds a {type(summary).__name__}, not a run summary object")
+  missing = [key for key in ("seed", "row") if key not in summary]
+  if missing:
+    raise SummaryError(f"{path}: not a run summary: no {' or '.join(map(repr, missing))} "
+                       "(written by reproduce_main)")
+  return summary
+
+
 def load(results_dir: str) -> dict[str, RowResult]:
   """The summaries in `results_dir`, by row name (rows without any are absent).
 
   Raises:
-    ValueError: a summary names an unknown row, another seed than its file
-      name, or was made with another definition of its row than plan.ROWS.
+    SummaryError (a ValueError): no directory `results_dir`; a summary that
+      is not JSON or lacks its seed or row, names an unknown row, holds
+      another seed than its file name, or was made with another definition
+      of its row than plan.ROWS. Each names the file.
   """
+  if not os.path.isdir(results_dir):
+    raise SummaryError(f"no results directory {results_dir!r} (reproduce_main's --results_dir)")
   found: dict[str, list[dict]] = {}
-  names = sorted(os.listdir(results_dir)) if os.path.isdir(results_dir) else []
-  for name in names:
+  for name in sorted(os.listdir(results_dir)):
     match = runner.SUMMARY_PATTERN.match(name)
     if not match:
       continue
     path = os.path.join(results_dir, name)
     row = plan.ROWS_BY_NAME.get(match["row"])
     if row is None:
-      raise ValueError(f"{path}: no row named {match['row']!r} in plan.ROWS")
-    with open(path) as f:
-      summary = json.load(f)
+      raise SummaryError(f"{path}: no row named {match['row']!r} in plan.ROWS")
+    summary = _read(path)
     if summary["seed"] != int(match["seed"]):
-      raise ValueError(f"{path} holds seed {summary['seed']}, its name says {match['seed']}")
+      raise SummaryError(f"{path} holds seed {summary['seed']}, its name says {match['seed']}")
     if summary["row"] != json.loads(json.dumps(row.to_dict())):
-      raise ValueError(f"{path} was made with another definition of row {row.name!r} "
-                       f"({summary['row']}); rerun the row or delete the file")
+      raise SummaryError(f"{path} was made with another definition of row {row.name!r} "
+                         f"({summary['row']}); rerun the row or delete the file")
     found.setdefault(row.name, []).append(summary)
   return {name: RowResult(plan.ROWS_BY_NAME[name], tuple(sorted(s, key=lambda x: x["seed"])))
           for name, s in found.items()}

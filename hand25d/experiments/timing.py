@@ -27,12 +27,19 @@ TIMING_JSON = "timing.json"  # timing_main's record, in the results directory.
 
 
 def load(results_dir: str) -> Optional[dict]:
-  """The timing run's record in `results_dir`, or None if there is none."""
+  """The timing run's record in `results_dir`, or None if there is none.
+
+  Raises:
+    ValueError: a timing record that cannot be read as JSON (naming the file).
+  """
   path = os.path.join(results_dir, TIMING_JSON)
   if not os.path.exists(path):
     return None
-  with open(path) as f:
-    return json.load(f)
+  try:
+    with open(path) as f:
+      return json.load(f)
+  except (OSError, ValueError) as e:
+    raise ValueError(f"{path}: cannot be read as JSON: {e}") from e
 
 
 def measure(row: plan.Row, budget: plan.Budget, data_dir: str, steps: int = 30,

@@ -13,6 +13,7 @@ from hand25d import console  # noqa: F401  pylint: disable=unused-import
 
 import datetime
 import os
+import sys
 
 from absl import app
 from absl import flags
@@ -36,15 +37,19 @@ def main(argv):
   del argv
   budget = plan.Budget(batch_size=_BATCH_SIZE.value)
   rows = {}
-  for row in plan.rows_named(_ROWS.value):
-    rows[row.name] = timing.measure(row, budget, _DATA.value, steps=_STEPS.value)
+  try:
+    data = runner.describe_data(_DATA.value)
+    for row in plan.rows_named(_ROWS.value):
+      rows[row.name] = timing.measure(row, budget, _DATA.value, steps=_STEPS.value)
+  except ValueError as e:  # The data set (records.RecordError) or an unknown row.
+    sys.exit(f"timing refused: {e}")
     m = rows[row.name]
     print(f"{row.name}: {m['train_examples_per_s']:.1f} train examples/s, "
           f"{m['eval_examples_per_s']:.1f} eval examples/s, build {m['build_seconds']:.1f} s, "
           f"trace {m['train_trace_seconds']:.1f} s, load {m['load_average'][0]:.1f}", flush=True)
   record = {"measured": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
             "machine": runner.machine(), "batch_size": budget.batch_size, "steps": _STEPS.value,
-            "data": runner.describe_data(_DATA.value), "rows": rows}
+            "data": data, "rows": rows}
   path = os.path.join(_RESULTS_DIR.value, timing.TIMING_JSON)
   atomic.write_json(path, record)
   print(f"wrote {path}")
