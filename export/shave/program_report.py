@@ -123,6 +123,10 @@ def lines(config: ReportConfig) -> Iterator[str]:
   TFLite (agreement.format_agreement), each after a blank line.
 
   Raises:
+    blob.BlobError: an unreadable or corrupt blob (naming it).
+    OSError: a Keras or TFLite model that cannot be read.
+    ValueError: a data set that cannot be read (records.RecordError), or a
+      model graph.from_keras refuses.
     RuntimeError: the C kernel's figures differ from the simulator's.
   """
   program = yield from _program(config)
