@@ -36,14 +36,14 @@ _BATCH_SIZE = config_flags.define(plan.Budget(), "batch_size", "Batch size.")
 def main(argv):
   del argv
   budget = plan.Budget(batch_size=_BATCH_SIZE.value)
-  rows = {}
   try:
     data = runner.describe_data(_DATA.value)
-    for row in plan.rows_named(_ROWS.value):
-      rows[row.name] = timing.measure(row, budget, _DATA.value, steps=_STEPS.value)
+    timed = plan.rows_named(_ROWS.value)
   except ValueError as e:  # The data set (records.RecordError) or an unknown row.
     sys.exit(f"timing refused: {e}")
-    m = rows[row.name]
+  rows = {}
+  for row in timed:
+    rows[row.name] = m = timing.measure(row, budget, _DATA.value, steps=_STEPS.value)
     print(f"{row.name}: {m['train_examples_per_s']:.1f} train examples/s, "
           f"{m['eval_examples_per_s']:.1f} eval examples/s, build {m['build_seconds']:.1f} s, "
           f"trace {m['train_trace_seconds']:.1f} s, load {m['load_average'][0]:.1f}", flush=True)
