@@ -7,7 +7,10 @@ one in-process worker (the peer) and with --workers processes (process
 start-up included, and also reported without it). The input pipeline reads
 those shards at the default network input with training augmentation
 (flip, scale, rotation, translation, noise, two-hand compositing), batch 32,
-records cached in memory after the first pass.
+records cached in memory after the first pass. The depth from phase frames
+is timed both ways: numpy's arctan2 (the runtime's sensor.depth) and libm's
+(the data engine's tof.depth, the same bits on every machine with AVX2),
+the fastest of 3 passes over 16 frames, in CPU time of this process.
 """
 
 import json
@@ -19,10 +22,14 @@ from absl import app
 from absl import flags
 
 from hand25d import atomic
+from hand25d import sensor
 from hand25d import spec
 from hand25d.data import generate
 from hand25d.data import pipeline
 from hand25d.data import records
+from hand25d.data import render
+from hand25d.data import scene
+from hand25d.data import tof
 
 _OUT = flags.DEFINE_string("out", "benchmarks/results/data.json", "JSON result path.")
 _FRAMES = flags.DEFINE_integer("frames", 256, "Frames to generate with --workers.")
@@ -54,6 +61,22 @@ def _generation(out_dir: str) -> dict:
           f"workers_{_WORKERS.value}_frames_per_s_incl_startup": config.num_frames / wall}
 
 
+def _depth() -> dict:
+  config = scene.SceneConfig()
+  camera = render.camera(config.height, config.width, config.intrinsics)
+  frames = [scene.render_frame(seed, config)["phase_frames"] for seed in range(16)]
+  result = {"simd_level": generate.simd_level()}
+  for name, depth in (("numpy_arctan2_ms", sensor.depth), ("libm_arctan2_ms", tof.depth)):
+    passes = []
+    for _ in range(3):
+      t0 = time.process_time()
+      for f in frames:
+        depth(f, camera, config.sensor_model)
+      passes.append((time.process_time() - t0) / len(frames) * 1e3)
+    result[name] = min(passes)
+  return result
+
+
 def _pipeline(data_dir: str, training: bool) -> float:
   ds = pipeline.make_dataset(data_dir, "train", _BATCH_SIZE.value, training=training, seed=0,
                              num_epochs=None, cache=True)
@@ -69,7 +92,7 @@ def _pipeline(data_dir: str, training: bool) -> float:
 def main(argv):
   del argv
   with tempfile.TemporaryDirectory() as tmp:
-    result = {"generation": _generation(tmp)}
+    result = {"generation": _generation(tmp), "depth_per_frame": _depth()}
     manifest = records.load_manifest(tmp)
     result["dataset_bytes_per_frame"] = sum(
         s["bytes"] for info in manifest["splits"].values() for s in info["shards"]) / _FRAMES.value

@@ -26,6 +26,7 @@ import functools
 import json
 import math
 import os
+from typing import Callable
 
 import numpy as np
 
@@ -309,7 +310,8 @@ def amplitude(frames: np.ndarray, sensor_config: SensorConfig = DEFAULT_SENSOR) 
 
 def depth(frames: np.ndarray, camera: Camera,  # pylint: disable=redefined-outer-name
           config: TofConfig = TofConfig(),
-          sensor_config: SensorConfig = DEFAULT_SENSOR) -> np.ndarray:
+          sensor_config: SensorConfig = DEFAULT_SENSOR,
+          arctan2: Callable[[np.ndarray, np.ndarray], np.ndarray] = np.arctan2) -> np.ndarray:
   """[H, W] float32 z-depth in metres from the 4 frames; 0 marks invalid pixels.
 
   The phase of the return, from the frames in the order of
@@ -319,12 +321,18 @@ def depth(frames: np.ndarray, camera: Camera,  # pylint: disable=redefined-outer
   flying pixel (differs from both horizontal or both vertical neighbours by
   more than config.flying_pixel_ratio of its depth, i.e. it matches neither
   side of an edge).
+
+  `arctan2(q, i)` gives the phase of float32 [H, W] arrays as float32 [H, W].
+  numpy's loop rounds its last bit differently on each SIMD level; the data
+  engine passes one whose bits do not depend on the CPU (data/tof.py).
   """
   ordered = _in_bucket_order(frames, sensor_config)
   # uint16 -> float32 is exact, and so are these differences.
   i = np.subtract(ordered[0], ordered[2], dtype=np.float32)
   q = np.subtract(ordered[3], ordered[1], dtype=np.float32)
-  phi = np.arctan2(q, i)
+  invalid = (amplitude(ordered) < config.min_amplitude) | (frames.max(axis=0) >= ADC_MAX)
+  i[invalid] = q[invalid] = 0.0  # Their z is 0 anyway; atan2(0, 0) is the cheapest call.
+  phi = arctan2(q, i)
   _, t0_deg = sensor_config.bucket_order
   if t0_deg:  # The frames measured phi + t0, t0 in [0, 90) degrees.
     phi = phi - np.float32(np.deg2rad(t0_deg))
@@ -332,7 +340,7 @@ def depth(frames: np.ndarray, camera: Camera,  # pylint: disable=redefined-outer
   phi = np.where(phi < 0.0, phi + np.float32(2.0 * np.pi), phi)
   r = phi * spec.SPEED_OF_LIGHT_M_S / (4.0 * np.pi * sensor_config.modulation_hz)
   z = r / camera.radial
-  z[(amplitude(ordered) < config.min_amplitude) | (frames.max(axis=0) >= ADC_MAX)] = 0.0
+  z[invalid] = 0.0
   # A flying pixel is off (by more than tol) from both neighbours along x or
   # along y; a border pixel's missing neighbour is itself, so never off.
   tol = config.flying_pixel_ratio * z

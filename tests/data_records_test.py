@@ -80,121 +80,66 @@ def test_generation_is_deterministic_across_worker_counts_and_splits_by_user(tmp
 
 # sha256 of every shard of GeneratorConfig(num_frames=64, seed=3, frames_per_shard=16) at
 # the sensor resolution (240x320), without and with phase frames, as generator
-# version 2 (ISA-L's zlib streams) writes them. Version 1's faster ray caster,
-# sensor model and encoder were checked against version 1's digests (computed by
-# the generator of commit 83d3e2e). A change that alters these bytes must bump
-# generate.GENERATOR_VERSION (docs/data_format.md) and update them. Keyed by
-# numpy's SIMD level (generate.simd_level): X86_V4's were computed on AVX-512
-# machines, X86_V3's on an AVX2 one (AMD EPYC); their frames differ in a few pixels.
+# version 3 writes them on every CPU with AVX2 (generate.simd_level X86_V3 or
+# X86_V4): version 2's bytes on AVX2 machines (first computed on an AMD EPYC).
+# Version 1's faster ray caster, sensor model and encoder were checked against
+# version 1's digests (computed by the generator of commit 83d3e2e). A change
+# that alters these bytes must bump generate.GENERATOR_VERSION
+# (docs/data_format.md) and update them.
+_SAME_BYTES_LEVELS = ("X86_V3", "X86_V4")
 _PINNED_SHARD_SHA256 = {
-    "X86_V4": {
-        False: {
-            "test-00000-of-00001.tfrecord":
-                "2a18a7d5f0565804e6e3abbd59e739ee038c82c205eff14d53393638001f096c",
-            "train-00000-of-00003.tfrecord":
-                "f0d2683e18f6403a34ff6ec12c19c585b242045d8ef0238b2ea8d643471a1f9b",
-            "train-00001-of-00003.tfrecord":
-                "5f157e90827951c6241f40d48960932a037c0c9d030a6bad6c0d63292175ece4",
-            "train-00002-of-00003.tfrecord":
-                "00edf20291bacfccc076d8eebfd233f4192637d01b121bd7bcf82e146265edb7",
-            "val-00000-of-00001.tfrecord":
-                "86855349f25eff6e9a03b0ed1f7cd194b62f6bf30af267d6016b5f79ac2aa5b2",
-        },
-        True: {
-            "test-00000-of-00001.tfrecord":
-                "ffdb669cfd09e509c5a51097be49ecb1532b1d73f73f0f67f7a831b5a03dffe9",
-            "train-00000-of-00003.tfrecord":
-                "7b4c1defe814ab1d287f386b582db2274f0145b390c729175590279153c3f814",
-            "train-00001-of-00003.tfrecord":
-                "fec84422aa8aa4f3e565a0886162dec000368a8fb7df69bcd86cc34e5510a33b",
-            "train-00002-of-00003.tfrecord":
-                "f5d506dc9daa897305e84db31ba71f2c45297a5a17d34b164f0da9b973881d2f",
-            "val-00000-of-00001.tfrecord":
-                "20def63553d2954602a7d9eb4d05560d7c61b6b3994fd731cdf1ab604242015d",
-        },
+    False: {
+        "test-00000-of-00001.tfrecord":
+            "733a1d97fa25b3e2e8ff050ee51c5f5bd412edde466075d6c1f149f64009c72e",
+        "train-00000-of-00003.tfrecord":
+            "86e1c93627651fabf640a548d3f9f087d12cce9691a094d4f531db40b593f865",
+        "train-00001-of-00003.tfrecord":
+            "a185c4354307c15dba791f4616e0dcee4a66f0c1837eb0f8efd27d89d6c5303b",
+        "train-00002-of-00003.tfrecord":
+            "700b00567cd7c9d090b23e6fcffe17d9491966623a6f220720df1e7749e94a8e",
+        "val-00000-of-00001.tfrecord":
+            "7f634e1fa23438f6a37efdb0536617e5a4cf9fb21ba157e49e42ebe0d80dedf4",
     },
-    "X86_V3": {
-        False: {
-            "test-00000-of-00001.tfrecord":
-                "733a1d97fa25b3e2e8ff050ee51c5f5bd412edde466075d6c1f149f64009c72e",
-            "train-00000-of-00003.tfrecord":
-                "86e1c93627651fabf640a548d3f9f087d12cce9691a094d4f531db40b593f865",
-            "train-00001-of-00003.tfrecord":
-                "a185c4354307c15dba791f4616e0dcee4a66f0c1837eb0f8efd27d89d6c5303b",
-            "train-00002-of-00003.tfrecord":
-                "700b00567cd7c9d090b23e6fcffe17d9491966623a6f220720df1e7749e94a8e",
-            "val-00000-of-00001.tfrecord":
-                "7f634e1fa23438f6a37efdb0536617e5a4cf9fb21ba157e49e42ebe0d80dedf4",
-        },
-        True: {
-            "test-00000-of-00001.tfrecord":
-                "4a42f1f7ac331f2a8db8622efa9442ec1d03e8da0295f2cd8da6a08041429fb6",
-            "train-00000-of-00003.tfrecord":
-                "a15bc82e94ea922eafeb23dc93c3cd0567602711b3d20758783de48eeb710b5f",
-            "train-00001-of-00003.tfrecord":
-                "1688c3bea68794841acb87efdce2654fea9a24ada0e7679ba2eaa0e2deec46b1",
-            "train-00002-of-00003.tfrecord":
-                "8c09a19b64c354b9d76759988dc8f84e3bc8e1e0c07803d024341843c24df520",
-            "val-00000-of-00001.tfrecord":
-                "a14f28b3e064ff13fab9f23e54144763ff47ded87feab9c0d5ea0554f7bf8c65",
-        },
+    True: {
+        "test-00000-of-00001.tfrecord":
+            "4a42f1f7ac331f2a8db8622efa9442ec1d03e8da0295f2cd8da6a08041429fb6",
+        "train-00000-of-00003.tfrecord":
+            "a15bc82e94ea922eafeb23dc93c3cd0567602711b3d20758783de48eeb710b5f",
+        "train-00001-of-00003.tfrecord":
+            "1688c3bea68794841acb87efdce2654fea9a24ada0e7679ba2eaa0e2deec46b1",
+        "train-00002-of-00003.tfrecord":
+            "8c09a19b64c354b9d76759988dc8f84e3bc8e1e0c07803d024341843c24df520",
+        "val-00000-of-00001.tfrecord":
+            "a14f28b3e064ff13fab9f23e54144763ff47ded87feab9c0d5ea0554f7bf8c65",
     },
 }
 # sha256 of the same shards' records with every image decompressed
 # (_decoded_digest), computed by the generator of commit 83d3e2e (version 1,
 # zlib): the frames themselves, which the change of compressor did not alter.
 _PINNED_DECODED_SHA256 = {
-    "X86_V4": {
-        False: {
-            "test-00000-of-00001.tfrecord":
-                "ee10b941cc951d5b68f5214a414edc09a14de1eccf8b9219711923de0aa10e12",
-            "train-00000-of-00003.tfrecord":
-                "c3afc9b205571cf4aa683866ac84ff869d5b263cbc7640c7f89c7106e4f8cb6e",
-            "train-00001-of-00003.tfrecord":
-                "47ba36594fe6b3194b05462b2a595fdfe047831790f88e7b8ff3d4aaaf562fe5",
-            "train-00002-of-00003.tfrecord":
-                "2e6e486937edc723f7d24338b0b528ab8fd83ee9ab79230d615b4cbbaae36cc9",
-            "val-00000-of-00001.tfrecord":
-                "bfbecb861a520724813e79d2c861f8e7e443c04a72fd1144ad94340e0c4fd1fe",
-        },
-        True: {
-            "test-00000-of-00001.tfrecord":
-                "7ba0d8824cd73daaedad3b32abae128a41001599a21610e5cc928bee9f78fb5e",
-            "train-00000-of-00003.tfrecord":
-                "647c598fe1da7c24ac8de825bef9f5df068baee9e2856519d2dcb7a9d201a4c2",
-            "train-00001-of-00003.tfrecord":
-                "aa96bae1ed191b6e1e2efcd40c51c08ca4e224e1a2908334147e10165324b90c",
-            "train-00002-of-00003.tfrecord":
-                "1de9fbbf08500075f9f1e00cffe6bbc5bfccf66395b9cb0801b7ce09ed9e7919",
-            "val-00000-of-00001.tfrecord":
-                "567d0a6069d3b30034cc3436b686d4265daa0540f18c92e8beb1151feca543c9",
-        },
+    False: {
+        "test-00000-of-00001.tfrecord":
+            "48aebbaedf167f7ce9ab789f3d05f9d84537e66a3e5fe70f2d3969b297e8082a",
+        "train-00000-of-00003.tfrecord":
+            "57b56b88571b8b09679e6939ac38f5818867abdf2a161560865446423755e081",
+        "train-00001-of-00003.tfrecord":
+            "f44de234535224bb8c609439c11dd4461f10ecdc5e01f552c63ce4c297d8c596",
+        "train-00002-of-00003.tfrecord":
+            "7111c88739c1672e0c4491cc0a24d3ad137ce59ab9ee1c83f7356c65c096731c",
+        "val-00000-of-00001.tfrecord":
+            "9bec5b379e7f8f8d82e8ed42693e04e62756f481a55943b11be7863d1f46f5eb",
     },
-    "X86_V3": {
-        False: {
-            "test-00000-of-00001.tfrecord":
-                "48aebbaedf167f7ce9ab789f3d05f9d84537e66a3e5fe70f2d3969b297e8082a",
-            "train-00000-of-00003.tfrecord":
-                "57b56b88571b8b09679e6939ac38f5818867abdf2a161560865446423755e081",
-            "train-00001-of-00003.tfrecord":
-                "f44de234535224bb8c609439c11dd4461f10ecdc5e01f552c63ce4c297d8c596",
-            "train-00002-of-00003.tfrecord":
-                "7111c88739c1672e0c4491cc0a24d3ad137ce59ab9ee1c83f7356c65c096731c",
-            "val-00000-of-00001.tfrecord":
-                "9bec5b379e7f8f8d82e8ed42693e04e62756f481a55943b11be7863d1f46f5eb",
-        },
-        True: {
-            "test-00000-of-00001.tfrecord":
-                "8385ef31b75d60e03ff2746227ad302aad53ed978f31c01009612525e8c5b909",
-            "train-00000-of-00003.tfrecord":
-                "b51baf674692bfb24a403fcc8f39e8921cd5d0d474c5a40e73385e03a5dea173",
-            "train-00001-of-00003.tfrecord":
-                "2e49d83fd270731a7e2252f74d5f40b8ee53743853002cf779a88b30db6fefda",
-            "train-00002-of-00003.tfrecord":
-                "775a075da1b93547a4da081bbe0e3a3370763f9f81049ccabcd2fbc9a71ed374",
-            "val-00000-of-00001.tfrecord":
-                "f5eb5e9350e22d2bc9705e02014f14169684843bc2aebf4d2a740f11a2ca2baa",
-        },
+    True: {
+        "test-00000-of-00001.tfrecord":
+            "8385ef31b75d60e03ff2746227ad302aad53ed978f31c01009612525e8c5b909",
+        "train-00000-of-00003.tfrecord":
+            "b51baf674692bfb24a403fcc8f39e8921cd5d0d474c5a40e73385e03a5dea173",
+        "train-00001-of-00003.tfrecord":
+            "2e49d83fd270731a7e2252f74d5f40b8ee53743853002cf779a88b30db6fefda",
+        "train-00002-of-00003.tfrecord":
+            "775a075da1b93547a4da081bbe0e3a3370763f9f81049ccabcd2fbc9a71ed374",
+        "val-00000-of-00001.tfrecord":
+            "f5eb5e9350e22d2bc9705e02014f14169684843bc2aebf4d2a740f11a2ca2baa",
     },
 }
 
@@ -215,7 +160,7 @@ def _decoded_digest(path):
 @pytest.mark.parametrize("with_phase_frames", [False, True])
 def test_sensor_resolution_shards_keep_their_pinned_digests(tmp_path, with_phase_frames):
   level = generate.simd_level()
-  if level not in _PINNED_SHARD_SHA256:
+  if level not in _SAME_BYTES_LEVELS:
     pytest.skip(f"no digests pinned for numpy's SIMD level {level} (docs/data_format.md)")
   config = generate.GeneratorConfig(num_frames=64, seed=3, frames_per_shard=16,
                                     with_phase_frames=with_phase_frames)
@@ -223,9 +168,9 @@ def test_sensor_resolution_shards_keep_their_pinned_digests(tmp_path, with_phase
   generate.generate(config, str(tmp_path))
   shards = _shard_bytes(tmp_path)
   assert {name: _decoded_digest(str(tmp_path / name)) for name in shards} == (
-      _PINNED_DECODED_SHA256[level][with_phase_frames])
+      _PINNED_DECODED_SHA256[with_phase_frames])
   assert {name: hashlib.sha256(data).hexdigest() for name, data in shards.items()} == (
-      _PINNED_SHARD_SHA256[level][with_phase_frames])
+      _PINNED_SHARD_SHA256[with_phase_frames])
 
 
 def test_rerun_after_a_kill_completes_only_missing_shards_with_the_same_bytes(tmp_path):

@@ -21,6 +21,7 @@ hand25d/sensor.py and used here.
 """
 
 import functools
+import math
 import statistics
 
 import numba
@@ -33,7 +34,19 @@ from hand25d.data import render
 ADC_MAX = sensor.ADC_MAX
 TofConfig = sensor.TofConfig
 amplitude = sensor.amplitude
-depth = sensor.depth
+
+
+def depth(frames: np.ndarray, camera: render.Camera, config: TofConfig = TofConfig(),
+          sensor_config: sensor.SensorConfig = sensor.DEFAULT_SENSOR) -> np.ndarray:
+  """sensor.depth, with a phase whose bits are the same on every x86 CPU with AVX2.
+
+  numpy's float32 arctan2 runs an AVX-512 loop on AVX-512 machines, which
+  rounds the last bit of about 40% of phases differently from its loop on
+  AVX2 machines, which calls libm. Here every machine calls libm (glibc's
+  atan2f), so a data set's bytes do not depend on the machine that renders
+  it (docs/data_format.md), and match what AVX2 machines wrote before.
+  """
+  return sensor.depth(frames, camera, config, sensor_config, arctan2=_libm_arctan2)
 
 
 def incidence_cosine(depth: np.ndarray, camera: render.Camera) -> np.ndarray:
@@ -82,6 +95,16 @@ def phase_frames(depth: np.ndarray, reflectivity: np.ndarray, camera: render.Cam
                  np.float32(config.optical_blur), np.float32(ambient), np.cos(offsets),
                  np.sin(offsets), noise_codes, _gaussian_quantiles(),
                  np.float32(config.read_noise**2), np.float32(config.gain), np.float32(ADC_MAX))
+
+
+@numba.njit(cache=True)
+def _libm_arctan2(q, i):
+  """float32 arctan2(q, i) of two float32 arrays of one shape, by libm's atan2f."""
+  out = np.empty(q.shape, np.float32)
+  flat_q, flat_i, flat_out = q.ravel(), i.ravel(), out.ravel()
+  for k in range(flat_q.size):
+    flat_out[k] = math.atan2(flat_q[k], flat_i[k])
+  return out
 
 
 @functools.cache
