@@ -15,10 +15,12 @@ import cli_cases
 
 _ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MISSING = "no_such_input"  # Relative to the child's working directory, a tmp_path.
+FIXTURE = os.path.join(_ROOT, "testdata", "tof_tiny")  # A valid data set.
 
-# module -> command lines (flags only); "{bad_blob}" and "{bad_results}" are
-# made by the test: a truncated SHAVE blob, and a results directory holding a
-# summary that is not JSON.
+# module -> command lines (flags only); "{bad_blob}", "{bad_results}" and
+# "{other_run}" are made by the test: a truncated SHAVE blob, a results
+# directory holding a summary that is not JSON, and a working directory
+# holding a run of another config.
 CASES = {
     "export.shave.shave_main": [
         [f"--blob={MISSING}.blob"],
@@ -44,6 +46,7 @@ CASES = {
     "hand25d.train_main": [
         [f"--data={MISSING}", "--workdir=run"],
         [f"--data={MISSING}", "--workdir=run", f"--init_from={MISSING}"],
+        [f"--data={FIXTURE}", "--workdir={other_run}", "--batch_size=4", "--epochs=1"],
     ],
 }
 # Binaries that read no input path, and what they read instead.
@@ -71,7 +74,11 @@ def _bad_inputs(directory) -> dict:
   bad_results = directory / "bad_results"
   bad_results.mkdir()
   (bad_results / "all_supervision_seed0.json").write_text('{"seed": 0, "row": ')
-  return {"bad_blob": str(bad_blob), "bad_results": str(bad_results)}
+  other_run = directory / "other_run"
+  other_run.mkdir()
+  (other_run / "config.json").write_text('{"seed": 7, "learning_rate": 0.5}')
+  return {"bad_blob": str(bad_blob), "bad_results": str(bad_results),
+          "other_run": str(other_run)}
 
 
 @pytest.mark.parametrize("module", sorted(CASES))

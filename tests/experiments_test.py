@@ -134,7 +134,7 @@ def test_trained_row_without_summary_is_tested_not_retrained(done, tmp_path, mon
 @pytest.mark.slow
 def test_summary_of_another_budget_is_refused(done):
   workdir, results_dir, _ = done
-  with pytest.raises(ValueError, match=r"another run(.|\n)*epochs: saved 1, now 2"):
+  with pytest.raises(runner.OtherRunError, match=r"another run.*epochs: saved 1, now 2"):
     runner.run(plan.rows_named(RAN), dataclasses.replace(TINY, epochs=2), DATA, workdir,
                results_dir, progress=False)
 
@@ -402,11 +402,11 @@ def test_budget_defaults_caps_and_record():
   capped = plan.Budget(max_steps_densenet121=400)  # 175 steps an epoch: 2 whole epochs.
   assert (capped.epochs_of(densenet, 2800), capped.epochs_of(ours, 2800)) == (2, 4)
   assert plan.Budget(max_steps_densenet121=5000).epochs_of(densenet, 2800) == 4
-  with pytest.raises(ValueError, match="less than one epoch"):
+  with pytest.raises(plan.BudgetError, match="less than one epoch"):
     plan.Budget(max_steps_densenet121=100).epochs_of(densenet, 2800)
-  with pytest.raises(ValueError, match="warm-up of 350 steps is not shorter than its 350"):
+  with pytest.raises(plan.BudgetError, match="warm-up of 350 steps is not shorter than its 350"):
     plan.Budget(warmup_steps=350, max_steps_densenet121=400).epochs_of(densenet, 2800)
-  with pytest.raises(ValueError, match="learning_rate must be > 0"):
+  with pytest.raises(plan.BudgetError, match="learning_rate must be > 0"):
     plan.Budget(learning_rate=0.0)
   assert budget.record(2800) == {"epochs": 4, "batch_size": 16, "learning_rate": 0.01,
                                  "warmup_steps": 0, "eval_every_epochs": 1,

@@ -105,7 +105,7 @@ def test_sigkill_then_resume_is_exact(tmp_path, reference):
 
 def test_resume_with_another_config_is_refused(reference):
   workdir, _ = reference
-  with pytest.raises(ValueError, match=r"another config(.|\n)*seed: saved 0, now 1"):
+  with pytest.raises(config_lib.RunConfigError, match=r"another config.*seed: saved 0, now 1"):
     loop.train_and_evaluate(dataclasses.replace(CFG, seed=1), workdir)
 
 

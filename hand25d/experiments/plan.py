@@ -126,6 +126,10 @@ def generation_command(out_dir: str = BENCHMARK_DIR, workers: int = 2) -> str:
           f"--num_frames={BENCHMARK.num_frames} --seed={BENCHMARK.seed} --workers={workers}")
 
 
+class BudgetError(ValueError):
+  """A Budget's value is out of range, or the budget does not fit the data set or a row."""
+
+
 @dataclasses.dataclass(frozen=True)
 class Budget:
   """The training schedule every row shares (the paper: 20 epochs, Adam, 1e-3 decaying).
@@ -181,16 +185,16 @@ class Budget:
     for name in ("epochs", "batch_size", "eval_every_epochs", "checkpoint_every_steps",
                  "test_batch_size"):
       if getattr(self, name) < 1:
-        raise ValueError(f"Budget.{name} must be >= 1, got {getattr(self, name)}")
+        raise BudgetError(f"Budget.{name} must be >= 1, got {getattr(self, name)}")
     for name in ("warmup_steps", "max_steps_densenet121", "max_eval_batches"):
       if getattr(self, name) < 0:
-        raise ValueError(f"Budget.{name} must be >= 0, got {getattr(self, name)}")
+        raise BudgetError(f"Budget.{name} must be >= 0, got {getattr(self, name)}")
     if not self.learning_rate > 0:
-      raise ValueError(f"Budget.learning_rate must be > 0, got {self.learning_rate}")
+      raise BudgetError(f"Budget.learning_rate must be > 0, got {self.learning_rate}")
     for name in ("seeds", "key_seeds"):
       seeds = getattr(self, name)
       if not seeds or len(set(seeds)) != len(seeds) or min(seeds) < 0:
-        raise ValueError(f"Budget.{name} must be distinct non-negative seeds, got {seeds}")
+        raise BudgetError(f"Budget.{name} must be distinct non-negative seeds, got {seeds}")
 
   def seeds_of(self, row: Row) -> tuple[int, ...]:
     return self.key_seeds if row.key else self.seeds
@@ -199,10 +203,10 @@ class Budget:
     """Steps per epoch over `train_frames` (the loop drops the last partial batch).
 
     Raises:
-      ValueError: fewer frames than one batch.
+      BudgetError: fewer frames than one batch.
     """
     if train_frames < self.batch_size:
-      raise ValueError(f"{train_frames} training frames are fewer than one batch of "
+      raise BudgetError(f"{train_frames} training frames are fewer than one batch of "
                        f"{self.batch_size}")
     return train_frames // self.batch_size
 
@@ -218,7 +222,7 @@ class Budget:
     """The epochs `row` trains: the budget's, or the most whole ones within its step cap.
 
     Raises:
-      ValueError: the cap is less than one epoch, or the warm-up is not
+      BudgetError: the cap is less than one epoch, or the warm-up is not
         shorter than the row's steps.
     """
     per_epoch = self.steps_per_epoch(train_frames)
@@ -227,10 +231,10 @@ class Budget:
     if cap:
       epochs = min(epochs, cap // per_epoch)
       if epochs < 1:
-        raise ValueError(f"{row.name}: a cap of {cap} steps is less than one epoch "
+        raise BudgetError(f"{row.name}: a cap of {cap} steps is less than one epoch "
                          f"({per_epoch} steps of {self.batch_size}); raise it")
     if self.warmup_steps >= epochs * per_epoch:
-      raise ValueError(f"{row.name}: warm-up of {self.warmup_steps} steps is not shorter than "
+      raise BudgetError(f"{row.name}: warm-up of {self.warmup_steps} steps is not shorter than "
                        f"its {epochs * per_epoch} steps")
     return epochs
 
@@ -287,10 +291,14 @@ def train_config(row: Row, budget: Budget, data_dir: str, seed: int,
   the budget's cap (Budget.epochs_of).
 
   Raises:
-    ValueError: the budget does not fit the data set or the row (Budget.epochs_of).
+    BudgetError: the budget does not fit the data set (named) or the row
+      (Budget.epochs_of).
   """
   train_frames = distribute.split_frames(data_dir, "train")
-  steps_per_epoch = budget.steps_per_epoch(train_frames)
+  try:
+    steps_per_epoch = budget.steps_per_epoch(train_frames)
+  except BudgetError as e:
+    raise BudgetError(f"{data_dir}: {e}") from e
   return config_lib.with_heads_for_losses(config_lib.TrainConfig(
       data_dir=os.path.abspath(data_dir),
       model=model_config.ModelConfig(backbone=row.backbone, input_mode=row.input_mode),

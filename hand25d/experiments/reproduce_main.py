@@ -24,9 +24,11 @@ from absl import flags
 
 from hand25d import config_flags
 from hand25d import legacy_keras  # noqa: F401  (entry point: tf.keras is tf_keras)
+from hand25d.data import records
 from hand25d.experiments import plan
 from hand25d.experiments import runner
 from hand25d.experiments import timing
+from hand25d.training import config as config_lib
 
 _DEFAULT = plan.Budget()
 
@@ -59,7 +61,8 @@ def main(argv):
     raise app.UsageError(str(e)) from e
   try:
     done = runner.run(rows, budget, _DATA.value, _WORKDIR.value, _RESULTS_DIR.value)
-  except ValueError as e:  # The data set (records.RecordError) or a summary of another run.
+  except (records.RecordError, config_lib.RunConfigError, plan.BudgetError,
+          runner.OtherRunError) as e:  # Each names its file or directory.
     sys.exit(f"reproduction refused: {e}")
   print(f"{len(done)} of {len(plan.schedule(rows, budget))} runs have a summary in "
         f"{_RESULTS_DIR.value}; write the document with "

@@ -113,9 +113,13 @@ def _json(data):
   return json.loads(json.dumps(data))  # Tuples as lists, as on disk.
 
 
+class OtherRunError(ValueError):
+  """A summary in the results directory was made by another run (config, row, budget, data)."""
+
+
 def _check_same_run(path: str, cfg: config_lib.TrainConfig, data: dict, row: plan.Row,
                     budget: dict) -> None:
-  """Raises ValueError if the summary at `path` came from another config, row, budget
+  """Raises OtherRunError if the summary at `path` came from another config, row, budget
   (`plan.Budget.record`; not checked in summaries older than that record) or data set."""
   with open(path) as f:
     saved = json.load(f)
@@ -130,9 +134,9 @@ def _check_same_run(path: str, cfg: config_lib.TrainConfig, data: dict, row: pla
     changed.append(f"data set fingerprint: saved {saved['data']['fingerprint']}, "
                    f"now {data['fingerprint']}")
   if changed:
-    raise ValueError(f"{path} was made by another run; delete it (and its run directory) to "
-                     "rerun, or use another --results_dir. Differences:\n  "
-                     + "\n  ".join(changed))
+    raise OtherRunError(f"{path} was made by another run; delete it (and its run directory) "
+                        "to rerun, or use another --results_dir. Differences: "
+                        + "; ".join(changed))
 
 
 def _train(cfg: config_lib.TrainConfig, directory: str) -> dict:
@@ -230,9 +234,12 @@ def run(rows: Sequence[plan.Row], budget: plan.Budget, data_dir: str, workdir: s
     fewer than scheduled if a run was stopped by SIGINT/SIGTERM.
 
   Raises:
-    ValueError: an existing summary or run directory was made with another
-      config, row definition, budget or data set; or the budget does not fit
-      the data set (`plan.train_config`).
+    OtherRunError: an existing summary was made with another config, row
+      definition, budget or data set.
+    config.RunConfigError: a run directory holds a run with another config.
+    plan.BudgetError: the budget does not fit the data set or a row
+      (`plan.train_config`).
+    records.RecordError: the data set is missing, or fails its check.
   """
   data = describe_data(data_dir)
   record = budget.record(data["splits"]["train"]["num_frames"])

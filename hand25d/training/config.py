@@ -171,13 +171,18 @@ def _absolute(data_dir: str) -> str:
   return os.path.abspath(data_dir) if data_dir else data_dir
 
 
+class RunConfigError(ValueError):
+  """A working directory holds a run with another config (save_or_check)."""
+
+
 def save_or_check(cfg: TrainConfig, workdir: str) -> None:
   """Writes config.json into a new workdir, or checks it against a resumed one.
 
   The data set's directory is stored as an absolute path.
 
   Raises:
-    ValueError: the workdir holds a run with a different config.
+    RunConfigError: the workdir holds a run with a different config; the
+      message names the workdir and every difference, on one line.
   """
   path = os.path.join(workdir, CONFIG_FILE)
   current = json.loads(json.dumps(to_dict(cfg)))  # Tuples as lists, as on disk.
@@ -191,9 +196,9 @@ def save_or_check(cfg: TrainConfig, workdir: str) -> None:
     saved["data_dir"] = _absolute(saved.get("data_dir", ""))
     changed = differences(saved, current)
     if changed:
-      raise ValueError(
+      raise RunConfigError(
           f"{workdir} holds a run with another config; resume it with the same "
-          "settings or use a new --workdir. Differences:\n  " + "\n  ".join(changed))
+          "settings or use a new --workdir. Differences: " + "; ".join(changed))
   atomic.write_json(path, current)
 
 
