@@ -23,5 +23,6 @@ def test_prints_each_row_and_writes_the_timing_record(tmp_path):
     record = json.load(f)
   assert list(record["rows"]) == ["amplitude_no_aux"]
   assert record["rows"]["amplitude_no_aux"]["train_examples_per_s"] > 0
+  assert record["rows"]["amplitude_no_aux"]["eval_examples_per_s"] > 0  # Tiny val split.
   assert record["batch_size"] == 2 and record["steps"] == 1
   assert record["data"]["splits"]["train"]["num_frames"] > 0

@@ -82,7 +82,8 @@ def measure(row: plan.Row, budget: plan.Budget, data_dir: str, steps: int = 30,
   val = pipeline.make_dataset(cfg.data_dir, cfg.eval_split, cfg.batch_size,
                               input_mode=cfg.model.input_mode, training=False,
                               input_height=cfg.model.input_height,
-                              input_width=cfg.model.input_width)
+                              input_width=cfg.model.input_width,
+                              num_epochs=None)  # A split smaller than the timed batches repeats.
   eval_start = time.perf_counter()
   evaluate(val.take(1))
   eval_traced = time.perf_counter()
