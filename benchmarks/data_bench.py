@@ -32,7 +32,7 @@ from hand25d.data import scene
 from hand25d.data import tof
 
 _OUT = flags.DEFINE_string("out", "benchmarks/results/data.json", "JSON result path.")
-_FRAMES = flags.DEFINE_integer("frames", 256, "Frames to generate with --workers.")
+_FRAMES = flags.DEFINE_integer("frames", 1024, "Frames to generate with --workers.")
 _WORKERS = flags.DEFINE_integer("workers", 2, "Generation processes.")
 _BATCHES = flags.DEFINE_integer("batches", 40, "Timed pipeline batches.")
 _BATCH_SIZE = flags.DEFINE_integer("batch_size", 32, "Pipeline batch size.")
