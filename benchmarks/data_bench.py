@@ -13,6 +13,9 @@ is timed both ways: numpy's arctan2 (the runtime's sensor.depth) and libm's
 the fastest of 3 passes over 16 frames, in CPU time of this process.
 """
 
+# First: TensorFlow's kernels as the binaries run them (oneDNN), quietly.
+from hand25d import console  # noqa: F401  pylint: disable=unused-import
+
 import json
 import os
 import tempfile

@@ -16,6 +16,9 @@ between the sides from the data's. docs/training.md, "What limits
 accuracy", reads it.
 """
 
+# First: TensorFlow's kernels as the binaries run them (oneDNN), quietly.
+from hand25d import console  # noqa: F401  pylint: disable=unused-import
+
 import json
 
 from absl import app

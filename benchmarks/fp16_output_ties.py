@@ -13,6 +13,9 @@ of the fp16 rounding of the layers before them (docs/embedded.md, "Outputs in
 fp32"; planner.fp32_stored stores them in fp32).
 """
 
+# First: TensorFlow's kernels as the binaries run them (oneDNN), quietly.
+from hand25d import console  # noqa: F401  pylint: disable=unused-import
+
 import itertools
 import os
 

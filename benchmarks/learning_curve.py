@@ -8,7 +8,9 @@ loss terms against the step, from WORKDIR/eval and WORKDIR/train (written by
 hand25d.training.loop), and prints the validation error at every evaluation.
 """
 
-import collections
+# First: TensorFlow's kernels as the binaries run them (oneDNN), quietly.
+from hand25d import console  # noqa: F401  pylint: disable=unused-import
+
 import os
 
 from absl import app
@@ -16,12 +18,12 @@ from absl import flags
 
 from hand25d import atomic
 from hand25d import legacy_keras  # noqa: F401  (entry point: tf.keras is tf_keras)
+from hand25d.training import summaries
 
 import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top,wrong-import-position
-import tensorflow as tf  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 _RUN = flags.DEFINE_string("run", None, "Training run directory.", required=True)
 _OUT = flags.DEFINE_string("out", None, "PNG to write.", required=True)
@@ -29,22 +31,10 @@ _JSON = flags.DEFINE_string("json", None, "Also write the curves as JSON here.")
 _TITLE = flags.DEFINE_string("title", None, "Figure title (default: the run directory).")
 
 
-def scalars(log_dir: str) -> dict[str, list[tuple[int, float]]]:
-  """tag -> [(step, value)] of every scalar summary under log_dir, by step."""
-  out = collections.defaultdict(dict)
-  for name in sorted(os.listdir(log_dir)):
-    for event in tf.compat.v1.train.summary_iterator(os.path.join(log_dir, name)):
-      for value in event.summary.value:
-        array = tf.make_ndarray(value.tensor)
-        if array.ndim == 0:  # Not the evaluation's images or the run's hparams.
-          out[value.tag][event.step] = float(array)
-  return {tag: sorted(points.items()) for tag, points in out.items()}
-
-
 def main(argv):
   del argv
-  evals = scalars(os.path.join(_RUN.value, "eval"))
-  train = scalars(os.path.join(_RUN.value, "train"))
+  evals = summaries.scalars(os.path.join(_RUN.value, summaries.EVAL_DIR))
+  train = summaries.scalars(os.path.join(_RUN.value, "train"))
   error = evals["mean_px_error"]
   # 960 x 400 at 100 dpi, so that the smallest text (the legend's 8 points) is 11 px.
   fig, (ax_err, ax_loss) = plt.subplots(1, 2, figsize=(9.6, 4.0))

@@ -12,6 +12,9 @@ average over score maps, "sum": the sum). Batches are training batches
 (augmentation on, seed 0). See docs/training.md, "What limits accuracy".
 """
 
+# First: TensorFlow's kernels as the binaries run them (oneDNN), quietly.
+from hand25d import console  # noqa: F401  pylint: disable=unused-import
+
 import os
 
 from absl import app

@@ -29,6 +29,9 @@ Probes on the true keypoints bound what the keypoint heads can reach;
 docs/training.md ("Pose and orientation") reads them.
 """
 
+# First: TensorFlow's kernels as the binaries run them (oneDNN), quietly.
+from hand25d import console  # noqa: F401  pylint: disable=unused-import
+
 import os
 
 from absl import app

@@ -39,8 +39,8 @@ from hand25d.data import resize
 from hand25d.training import evaluation
 from hand25d.training import loop
 from hand25d.training import recipes
+from hand25d.training import summaries as training_summaries
 
-import tensorflow as tf
 
 QUANT = ("float32", "int8_qat")
 # The name each export has in hand25d/pretrained (install copies it there), as
@@ -240,11 +240,7 @@ _RESUME_GAP_S = 600.0
 
 def _wall_hours(run_dir: str) -> float:
   """Training wall time from the run's TensorBoard log, interruptions left out."""
-  times = []
-  log_dir = os.path.join(run_dir, "train")
-  for name in sorted(os.listdir(log_dir)):
-    for event in tf.compat.v1.train.summary_iterator(os.path.join(log_dir, name)):
-      times.append(event.wall_time)
+  times = [event.wall_time for event in training_summaries.events(os.path.join(run_dir, "train"))]
   gaps = np.diff(sorted(times))
   return float(gaps[gaps < _RESUME_GAP_S].sum()) / 3600.0
 

@@ -1,7 +1,6 @@
 """TensorBoard: hyperparameters and pictures of fixed validation frames (hand25d.training.summaries)."""
 
 import dataclasses
-import glob
 import os
 
 from hand25d import spec
@@ -72,12 +71,23 @@ def test_render_draws_the_label_and_the_decoded_prediction():
 
 def _events(directory):
   """(tag, plugin name, step, value proto) of every summary value under directory."""
-  out = []
-  for path in glob.glob(os.path.join(directory, "events.out.tfevents.*")):
-    for event in tf.compat.v1.train.summary_iterator(path):
-      for value in event.summary.value:
-        out.append((value.tag, value.metadata.plugin_data.plugin_name, event.step, value))
-  return out
+  return [(value.tag, value.metadata.plugin_data.plugin_name, event.step, value)
+          for event in summaries.events(directory) for value in event.summary.value]
+
+
+def test_scalars_read_every_file_of_a_resumed_run_and_keep_the_last_value(tmp_path):
+  for steps in ([(10, 5.0), (20, 4.0)], [(20, 3.5), (30, 3.0)]):  # A resume repeats step 20.
+    writer = tf.summary.create_file_writer(str(tmp_path))
+    with writer.as_default():
+      for step, loss in steps:
+        tf.summary.scalar("loss", loss, step=step)
+        tf.summary.image("frames", np.zeros((1, 4, 4, 3), np.float32), step=step)
+      tf.summary.text("note", "not a scalar", step=0)
+    writer.close()
+  assert len([n for n in os.listdir(tmp_path) if n.startswith("events.out.tfevents.")]) == 2
+  assert summaries.scalars(str(tmp_path)) == {"loss": [(10, 5.0), (20, 3.5), (30, 3.0)]}
+  assert summaries.scalars(str(tmp_path / "absent")) == {}
+  assert [e.step for e in summaries.events(str(tmp_path)) if e.summary.value][:2] == [10, 10]
 
 
 @pytest.mark.slow  # Trains 2 steps.

@@ -18,7 +18,6 @@ run resumes from its last checkpoint (the training loop always does).
 import datetime
 import hashlib
 import json
-import math
 import os
 import re
 import time
@@ -95,18 +94,8 @@ def validation_history(directory: str) -> list[tuple[int, float]]:
   value written last; an evaluation without visible keypoints wrote no error
   and is absent. [] if there is no eval directory.
   """
-  eval_dir = os.path.join(directory, training_summaries.EVAL_DIR)
-  found: dict[int, tuple[float, float]] = {}  # step -> (wall time, error)
-  names = sorted(os.listdir(eval_dir)) if os.path.isdir(eval_dir) else []
-  for name in names:
-    if not name.startswith("events.out.tfevents."):
-      continue
-    for event in tf.compat.v1.train.summary_iterator(os.path.join(eval_dir, name)):
-      for value in event.summary.value:
-        if value.tag == VALIDATION_ERROR_TAG and event.wall_time >= found.get(
-            event.step, (-math.inf,))[0]:
-          found[int(event.step)] = (event.wall_time, float(tf.make_ndarray(value.tensor)))
-  return [(step, error) for step, (_, error) in sorted(found.items())]
+  return training_summaries.scalars(
+      os.path.join(directory, training_summaries.EVAL_DIR)).get(VALIDATION_ERROR_TAG, [])
 
 
 def _json(data):

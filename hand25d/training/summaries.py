@@ -1,4 +1,4 @@
-"""TensorBoard beyond the loss scalars: the run's hyperparameters and fixed validation frames.
+"""TensorBoard: the run's hyperparameters, fixed validation frames, and reading the logs back.
 
 `write_hparams` records the run's config once per process start (resumes
 included; save_or_check keeps it the same) in the HParams dashboard, with the
@@ -6,7 +6,8 @@ last and the best validation error as its metrics. `FixedFrames` holds the
 first frames of the validation split (the loop loads them) and, at every
 evaluation, draws the network's predictions on them beside the labels
 (`render`, in numpy): the same frames every time, so the images show the run
-learning.
+learning. `events` and `scalars` read a log directory back (the reproduction's
+flatness test, the learning-curve plots, the model card's wall time).
 """
 
 import dataclasses
@@ -30,6 +31,8 @@ HPARAMS_METRICS = {"mean_px_error": "val mean px error (last)",
 IMAGES_TAG = "validation_frames"
 # Config fields that say how a run is logged or watched, not what it learns.
 _NOT_HPARAMS = (set(config_lib.RESUMABLE_FIELDS) - {"recipe"}) | {"max_nonfinite_steps"}
+
+_EVENTS_PREFIX = "events.out.tfevents."  # tf.summary's file names: prefix, creation time, host.
 
 _SIDE_RGB = colours.SIDES
 _CLASS_RGB = np.array(colours.SEGMENTATION, np.uint8)  # spec.SEGMENTATION_CLASSES.
@@ -70,6 +73,37 @@ def write_hparams(cfg: config_lib.TrainConfig, workdir: str) -> None:
                  for tag, name in HPARAMS_METRICS.items()])
     hp.hparams(values, trial_id=os.path.basename(os.path.normpath(workdir)))
   writer.close()
+
+
+def events(log_dir: str):
+  """Every tf.compat.v1.Event of the TensorBoard event files in log_dir, as written.
+
+  A run that was resumed has one file per process that wrote to the
+  directory; the files are read in the order they were created (their names
+  start with the creation time), each in write order. Nothing if log_dir
+  does not exist.
+  """
+  names = sorted(os.listdir(log_dir)) if os.path.isdir(log_dir) else []
+  for name in names:
+    if name.startswith(_EVENTS_PREFIX):
+      for record in tf.data.TFRecordDataset(os.path.join(log_dir, name)):
+        yield tf.compat.v1.Event.FromString(record.numpy())
+
+
+def scalars(log_dir: str) -> dict[str, list[tuple[int, float]]]:
+  """tag -> [(step, value)] of every scalar summary in log_dir, by step.
+
+  A step logged twice (a resume after a kill between a log and the next
+  checkpoint repeats it) keeps the value written last. Tensor summaries that
+  are not scalars (the validation frames, the hyperparameters) are left out.
+  """
+  found: dict[str, dict[int, float]] = {}
+  for event in events(log_dir):
+    for value in event.summary.value:
+      array = tf.make_ndarray(value.tensor) if value.HasField("tensor") else None
+      if array is not None and array.ndim == 0 and array.dtype.kind in "fiu":
+        found.setdefault(value.tag, {})[int(event.step)] = float(array)
+  return {tag: sorted(points.items()) for tag, points in found.items()}
 
 
 def _put(canvas: np.ndarray, rows: np.ndarray, cols: np.ndarray, rgb) -> None:
