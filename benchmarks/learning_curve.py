@@ -35,6 +35,9 @@ def main(argv):
   del argv
   evals = summaries.scalars(os.path.join(_RUN.value, summaries.EVAL_DIR))
   train = summaries.scalars(os.path.join(_RUN.value, "train"))
+  if "mean_px_error" not in evals:
+    raise app.UsageError(f"--run={_RUN.value}: no validation error in its eval/ TensorBoard "
+                         "logs (not a training run's directory, or no evaluation yet)")
   error = evals["mean_px_error"]
   # 960 x 400 at 100 dpi, so that the smallest text (the legend's 8 points) is 11 px.
   fig, (ax_err, ax_loss) = plt.subplots(1, 2, figsize=(9.6, 4.0))

@@ -240,7 +240,10 @@ _RESUME_GAP_S = 600.0
 
 def _wall_hours(run_dir: str) -> float:
   """Training wall time from the run's TensorBoard log, interruptions left out."""
-  times = [event.wall_time for event in training_summaries.events(os.path.join(run_dir, "train"))]
+  log_dir = os.path.join(run_dir, "train")
+  times = [event.wall_time for event in training_summaries.events(log_dir)]
+  if not times:
+    raise FileNotFoundError(f"no TensorBoard events in {log_dir}: the run's training log")
   gaps = np.diff(sorted(times))
   return float(gaps[gaps < _RESUME_GAP_S].sum()) / 3600.0
 

@@ -90,6 +90,18 @@ def test_scalars_read_every_file_of_a_resumed_run_and_keep_the_last_value(tmp_pa
   assert [e.step for e in summaries.events(str(tmp_path)) if e.summary.value][:2] == [10, 10]
 
 
+def test_event_files_are_read_in_the_order_of_their_creation_time(tmp_path):
+  for stamp, step in ((10, 2), (9, 1)):  # As text "10" sorts before "9".
+    writer = tf.summary.create_file_writer(str(tmp_path / "w"))
+    with writer.as_default():
+      tf.summary.scalar("loss", 1.0, step=step)
+    writer.close()
+    (name,) = os.listdir(tmp_path / "w")
+    os.rename(tmp_path / "w" / name, tmp_path / f"events.out.tfevents.{stamp}.host.1.v2")
+  (tmp_path / "notes.txt").write_text("not an event file")
+  assert [e.step for e in summaries.events(str(tmp_path)) if e.summary.value] == [1, 2]
+
+
 @pytest.mark.slow  # Trains 2 steps.
 def test_a_run_writes_images_and_hparams_for_tensorboard(tmp_path):
   cfg = config_lib.TrainConfig(data_dir=DATA, batch_size=4, epochs=1, eval_every_steps=100,

@@ -79,31 +79,41 @@ def events(log_dir: str):
   """Every tf.compat.v1.Event of the TensorBoard event files in log_dir, as written.
 
   A run that was resumed has one file per process that wrote to the
-  directory; the files are read in the order they were created (their names
-  start with the creation time), each in write order. Nothing if log_dir
+  directory; the files are read in the order of the creation time their
+  names start with (to the second), each in write order. Nothing if log_dir
   does not exist.
   """
-  names = sorted(os.listdir(log_dir)) if os.path.isdir(log_dir) else []
-  for name in names:
-    if name.startswith(_EVENTS_PREFIX):
-      for record in tf.data.TFRecordDataset(os.path.join(log_dir, name)):
-        yield tf.compat.v1.Event.FromString(record.numpy())
+  names = os.listdir(log_dir) if os.path.isdir(log_dir) else []
+  for name in sorted((n for n in names if n.startswith(_EVENTS_PREFIX)), key=_creation_time):
+    for record in tf.data.TFRecordDataset(os.path.join(log_dir, name)):
+      yield tf.compat.v1.Event.FromString(record.numpy())
+
+
+def _creation_time(name: str) -> tuple[int, str]:
+  """The creation time (s) an event file's name starts with, then the name."""
+  stamp = name[len(_EVENTS_PREFIX):].split(".", 1)[0]
+  return (int(stamp) if stamp.isdigit() else 0, name)
 
 
 def scalars(log_dir: str) -> dict[str, list[tuple[int, float]]]:
   """tag -> [(step, value)] of every scalar summary in log_dir, by step.
 
   A step logged twice (a resume after a kill between a log and the next
-  checkpoint repeats it) keeps the value written last. Tensor summaries that
-  are not scalars (the validation frames, the hyperparameters) are left out.
+  checkpoint repeats it) keeps the value with the latest wall time. Tensor
+  summaries that are not numeric scalars (the validation frames, the
+  hyperparameters, text) are left out.
   """
-  found: dict[str, dict[int, float]] = {}
+  found: dict[str, dict[int, tuple[float, float]]] = {}  # tag -> step -> (wall time, value)
   for event in events(log_dir):
     for value in event.summary.value:
       array = tf.make_ndarray(value.tensor) if value.HasField("tensor") else None
-      if array is not None and array.ndim == 0 and array.dtype.kind in "fiu":
-        found.setdefault(value.tag, {})[int(event.step)] = float(array)
-  return {tag: sorted(points.items()) for tag, points in found.items()}
+      if array is None or array.ndim != 0 or array.dtype.kind not in "fiu":
+        continue
+      points = found.setdefault(value.tag, {})
+      if event.wall_time >= points.get(int(event.step), (-float("inf"),))[0]:
+        points[int(event.step)] = (event.wall_time, float(array))
+  return {tag: [(step, v) for step, (_, v) in sorted(points.items())]
+          for tag, points in found.items()}
 
 
 def _put(canvas: np.ndarray, rows: np.ndarray, cols: np.ndarray, rgb) -> None:
