@@ -117,7 +117,7 @@ def main(argv):
     summary = loop.train_and_evaluate(cfg, FLAGS.workdir)
   except records.RecordError as e:  # Says what is wrong and how to recover.
     sys.exit(f"data refused: {e}")
-  except config_lib.RunConfigError as e:  # Names the workdir and the differences.
+  except config_lib.RunConfigError as e:  # Names the workdir or the data set, and why.
     sys.exit(f"run refused: {e}")
   print(f"{summary['status']} at step {summary['step']}/{summary['total_steps']}; "
         f"best validation error {summary['best_mean_px_error']} px"

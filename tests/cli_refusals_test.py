@@ -8,6 +8,7 @@ two complete, so a new binary must say how it refuses bad input.
 
 import glob
 import os
+import shutil
 
 import pytest
 
@@ -17,10 +18,12 @@ _ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MISSING = "no_such_input"  # Relative to the child's working directory, a tmp_path.
 FIXTURE = os.path.join(_ROOT, "testdata", "tof_tiny")  # A valid data set.
 
-# module -> command lines (flags only); "{bad_blob}", "{bad_results}" and
-# "{other_run}" are made by the test: a truncated SHAVE blob, a results
-# directory holding a summary that is not JSON, and a working directory
-# holding a run of another config.
+# module -> command lines (flags only); "{bad_blob}", "{bad_results}",
+# "{other_run}", "{bad_config_run}" and "{small_data}" are made by the test: a
+# truncated SHAVE blob, a results directory holding a summary that is not
+# JSON, a working directory holding a run of another config, one whose
+# config.json is not JSON, and a valid data set with fewer training frames (8)
+# than the batch asked for.
 CASES = {
     "export.shave.shave_main": [
         [f"--blob={MISSING}.blob"],
@@ -33,7 +36,12 @@ CASES = {
     "hand25d.data.resize_main": [[f"--data={MISSING}", "--out=resized"]],
     "hand25d.eval_main": [[f"--data={MISSING}", f"--checkpoint={MISSING}", "--out=eval"]],
     "hand25d.experiments.reproduce_main": [
-        [f"--data={MISSING}", "--workdir=runs", "--results_dir=results"]],
+        [f"--data={MISSING}", "--workdir=runs", "--results_dir=results"],
+        [f"--data={FIXTURE}", "--workdir=runs", "--results_dir={bad_results}",
+         "--rows=all_supervision", "--seeds=0", "--batch_size=2", "--epochs=1"],
+        ["--data={small_data}", "--workdir=runs", "--results_dir=results",
+         "--rows=all_supervision", "--seeds=0", "--batch_size=16", "--epochs=1"],
+    ],
     "hand25d.experiments.results_main": [
         [f"--results_dir={MISSING}", "--out=results.md", "--nofigure"],
         ["--results_dir={bad_results}", "--out=results.md", "--nofigure"],
@@ -47,6 +55,8 @@ CASES = {
         [f"--data={MISSING}", "--workdir=run"],
         [f"--data={MISSING}", "--workdir=run", f"--init_from={MISSING}"],
         [f"--data={FIXTURE}", "--workdir={other_run}", "--batch_size=4", "--epochs=1"],
+        [f"--data={FIXTURE}", "--workdir={bad_config_run}", "--batch_size=4", "--epochs=1"],
+        ["--data={small_data}", "--workdir=run", "--batch_size=16", "--epochs=1"],
     ],
 }
 # Binaries that read no input path, and what they read instead.
@@ -77,8 +87,12 @@ def _bad_inputs(directory) -> dict:
   other_run = directory / "other_run"
   other_run.mkdir()
   (other_run / "config.json").write_text('{"seed": 7, "learning_rate": 0.5}')
+  bad_config_run = directory / "bad_config_run"
+  bad_config_run.mkdir()
+  (bad_config_run / "config.json").write_text('{"seed": ')
   return {"bad_blob": str(bad_blob), "bad_results": str(bad_results),
-          "other_run": str(other_run)}
+          "other_run": str(other_run), "bad_config_run": str(bad_config_run),
+          "small_data": str(shutil.copytree(FIXTURE, directory / "small_data"))}
 
 
 @pytest.mark.parametrize("module", sorted(CASES))

@@ -106,12 +106,24 @@ class OtherRunError(ValueError):
   """A summary in the results directory was made by another run (config, row, budget, data)."""
 
 
+def _read_json(path: str, error: type[ValueError]) -> dict:
+  """The JSON object in `path`; `error` naming the file if it is not one (a damaged write)."""
+  try:
+    with open(path) as f:
+      value = json.load(f)
+  except ValueError as e:  # json.JSONDecodeError and UnicodeDecodeError are ValueErrors.
+    raise error(f"{path}: cannot be read as JSON ({e}); delete it to rerun that run") from e
+  if not isinstance(value, dict):
+    raise error(f"{path}: holds a {type(value).__name__}, not a JSON object; delete it to "
+                "rerun that run")
+  return value
+
+
 def _check_same_run(path: str, cfg: config_lib.TrainConfig, data: dict, row: plan.Row,
                     budget: dict) -> None:
   """Raises OtherRunError if the summary at `path` came from another config, row, budget
   (`plan.Budget.record`; not checked in summaries older than that record) or data set."""
-  with open(path) as f:
-    saved = json.load(f)
+  saved = _read_json(path, OtherRunError)
   current = _json(config_lib.to_dict(cfg))
   changed = config_lib.differences(dict(saved["train_config"], data_dir=None),
                                    dict(current, data_dir=None))
@@ -132,9 +144,8 @@ def _train(cfg: config_lib.TrainConfig, directory: str) -> dict:
   """Trains (or resumes) the run; a run that already finished is not touched."""
   path = os.path.join(directory, loop.SUMMARY_FILE)
   if os.path.exists(path):
-    with open(path) as f:
-      done = json.load(f)
-    if done["status"] == "finished":
+    done = _read_json(path, OtherRunError)
+    if done.get("status") == "finished":
       config_lib.save_or_check(cfg, directory)
       return done
   return loop.train_and_evaluate(cfg, directory)
@@ -231,7 +242,10 @@ def run(rows: Sequence[plan.Row], budget: plan.Budget, data_dir: str, workdir: s
     records.RecordError: the data set is missing, or fails its check.
   """
   data = describe_data(data_dir)
-  record = budget.record(data["splits"]["train"]["num_frames"])
+  try:
+    record = budget.record(data["splits"]["train"]["num_frames"])
+  except plan.BudgetError as e:
+    raise plan.BudgetError(f"{data_dir}: {e}") from e
   jobs = plan.schedule(rows, budget)
   summaries, timed = [], []
   for i, (row, seed) in enumerate(jobs):

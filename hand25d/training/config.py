@@ -172,7 +172,12 @@ def _absolute(data_dir: str) -> str:
 
 
 class RunConfigError(ValueError):
-  """A working directory holds a run with another config (save_or_check)."""
+  """A run's config does not fit its working directory or its data set.
+
+  Raised when the working directory holds a run with another config or a
+  config.json that is not JSON (save_or_check), and when the training split
+  is smaller than one batch (loop.check_data).
+  """
 
 
 def save_or_check(cfg: TrainConfig, workdir: str) -> None:
@@ -181,8 +186,9 @@ def save_or_check(cfg: TrainConfig, workdir: str) -> None:
   The data set's directory is stored as an absolute path.
 
   Raises:
-    RunConfigError: the workdir holds a run with a different config; the
-      message names the workdir and every difference, on one line.
+    RunConfigError: the workdir holds a run with a different config (the
+      message names the workdir and every difference, on one line), or a
+      config.json that is not JSON.
   """
   path = os.path.join(workdir, CONFIG_FILE)
   current = json.loads(json.dumps(to_dict(cfg)))  # Tuples as lists, as on disk.
@@ -191,8 +197,16 @@ def save_or_check(cfg: TrainConfig, workdir: str) -> None:
   # path (older runs) is compared as resolved from here.
   current["data_dir"] = _absolute(current["data_dir"])
   if os.path.exists(path):
-    with open(path) as f:
-      saved = _as_saved(json.load(f))
+    try:
+      with open(path) as f:
+        saved = json.load(f)
+    except ValueError as e:  # Not JSON (json.JSONDecodeError is a ValueError).
+      raise RunConfigError(f"{path} cannot be read as JSON ({e}); restore it, or use a new "
+                           "--workdir") from e
+    if not isinstance(saved, dict):
+      raise RunConfigError(f"{path} holds a {type(saved).__name__}, not a run config; "
+                           "restore it, or use a new --workdir")
+    saved = _as_saved(saved)
     saved["data_dir"] = _absolute(saved.get("data_dir", ""))
     changed = differences(saved, current)
     if changed:

@@ -92,15 +92,16 @@ def check_data(cfg: config_lib.TrainConfig) -> dict:
     records.RecordError: no manifest in cfg.data_dir, a missing or empty
       split, or (without cfg.skip_corrupt_records) a shard that fails, with
       its bad records named and how to recover.
-    ValueError: fewer train frames than one batch.
+    config_lib.RunConfigError: fewer train frames than one batch.
   """
   manifest = records.load_manifest(cfg.data_dir)
   splits = list(dict.fromkeys((cfg.train_split, cfg.eval_split)))
   failing = integrity.verify(cfg.data_dir, splits, manifest)
   train_frames = int(manifest["splits"][cfg.train_split]["num_frames"])
   if train_frames < cfg.batch_size:
-    raise ValueError(f"split {cfg.train_split!r} of {cfg.data_dir} has {train_frames} frames, "
-                     f"fewer than one batch of {cfg.batch_size}")
+    raise config_lib.RunConfigError(
+        f"split {cfg.train_split!r} of {cfg.data_dir} has {train_frames} frames, fewer than "
+        f"one batch of {cfg.batch_size}; use a smaller --batch_size")
   if not failing and not cfg.skip_corrupt_records:
     return {}
   shards = {records.resolve(cfg.data_dir, s["file"]): (split, s)
@@ -201,7 +202,9 @@ def train_and_evaluate(cfg: config_lib.TrainConfig, workdir: str) -> dict:
     skipped.
 
   Raises:
-    ValueError: the workdir holds a run with another config or architecture, or
+    config_lib.RunConfigError (a ValueError): the workdir holds a run with
+      another config, or the training split is smaller than one batch.
+    ValueError: the workdir holds a run of another architecture, or
       cfg.init_weights names weights that do not fit (warm_start; nothing is written).
     records.RecordError: the data fail `check_data` (nothing is written), or a
       record fails to read during the run (a checkpoint is saved first).
