@@ -36,8 +36,9 @@ from hand25d.data import scene
 # Changes whenever the same config would write other bytes (docs/data_format.md).
 GENERATOR_VERSION = "3"
 # Earlier versions that wrote the same frames (their records decode to this
-# version's arrays; version 2's only on AVX2 machines, docs/data_format.md):
-# a complete data set of one is used as it is.
+# version's arrays) when an AVX2 machine ran them; on AVX-512 machines they
+# wrote other depths in a few pixels (docs/data_format.md). A complete data
+# set of one is used as it is.
 SAME_FRAMES_VERSIONS = ("1", "2")
 _RUN_CONFIG = "generation_config.json"
 # numpy's x86 SIMD levels, widest first: some of its float32 loops (sin, cos)
@@ -238,10 +239,11 @@ def _complete_earlier_version(config: GeneratorConfig, out_dir: str, version: st
   if missing:
     raise DataSetError(
         f"{out_dir} holds an incomplete data set of generator version {version} ({len(missing)} "
-        f"shards missing or damaged, e.g. {missing[0]}); version {GENERATOR_VERSION} writes the "
-        "same frames but cannot complete it: delete it and generate again")
-  logging.info("%s: a complete data set of generator version %s (the same frames)", out_dir,
-               version)
+        f"shards missing or damaged, e.g. {missing[0]}); version {GENERATOR_VERSION} cannot "
+        "complete it: delete it and generate again")
+  logging.info("%s: a complete data set of generator version %s, used as it is (the same "
+               "frames if an AVX2 machine wrote it; from an AVX-512 machine, a few depth "
+               "pixels and the fingerprint differ, docs/data_format.md)", out_dir, version)
   return records.load_manifest(out_dir)
 
 
