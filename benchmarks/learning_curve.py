@@ -34,7 +34,7 @@ _TITLE = flags.DEFINE_string("title", None, "Figure title (default: the run dire
 def main(argv):
   del argv
   evals = summaries.scalars(os.path.join(_RUN.value, summaries.EVAL_DIR))
-  train = summaries.scalars(os.path.join(_RUN.value, "train"))
+  train = summaries.scalars(os.path.join(_RUN.value, summaries.TRAIN_DIR))
   if "mean_px_error" not in evals:
     raise app.UsageError(f"--run={_RUN.value}: no validation error in its eval/ TensorBoard "
                          "logs (not a training run's directory, or no evaluation yet)")

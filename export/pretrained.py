@@ -240,7 +240,7 @@ _RESUME_GAP_S = 600.0
 
 def _wall_hours(run_dir: str) -> float:
   """Training wall time from the run's TensorBoard log, interruptions left out."""
-  log_dir = os.path.join(run_dir, "train")
+  log_dir = os.path.join(run_dir, training_summaries.TRAIN_DIR)
   times = [event.wall_time for event in training_summaries.events(log_dir)]
   if not times:
     raise FileNotFoundError(f"no TensorBoard events in {log_dir}: the run's training log")

@@ -106,16 +106,15 @@ class OtherRunError(ValueError):
   """A summary in the results directory was made by another run (config, row, budget, data)."""
 
 
-def _read_json(path: str, error: type[ValueError]) -> dict:
-  """The JSON object in `path`; `error` naming the file if it is not one (a damaged write)."""
+def read_json_object(path: str, error: type[ValueError]) -> dict:
+  """The JSON object in `path`; `error` naming the file if it cannot be read or is not one."""
   try:
     with open(path) as f:
       value = json.load(f)
-  except ValueError as e:  # json.JSONDecodeError and UnicodeDecodeError are ValueErrors.
-    raise error(f"{path}: cannot be read as JSON ({e}); delete it to rerun that run") from e
+  except (OSError, ValueError) as e:  # json.JSONDecodeError, UnicodeDecodeError: ValueErrors.
+    raise error(f"{path}: cannot be read as JSON: {e}") from e
   if not isinstance(value, dict):
-    raise error(f"{path}: holds a {type(value).__name__}, not a JSON object; delete it to "
-                "rerun that run")
+    raise error(f"{path}: holds a {type(value).__name__}, not a JSON object")
   return value
 
 
@@ -123,7 +122,7 @@ def _check_same_run(path: str, cfg: config_lib.TrainConfig, data: dict, row: pla
                     budget: dict) -> None:
   """Raises OtherRunError if the summary at `path` came from another config, row, budget
   (`plan.Budget.record`; not checked in summaries older than that record) or data set."""
-  saved = _read_json(path, OtherRunError)
+  saved = read_json_object(path, OtherRunError)
   current = _json(config_lib.to_dict(cfg))
   changed = config_lib.differences(dict(saved["train_config"], data_dir=None),
                                    dict(current, data_dir=None))
@@ -144,7 +143,7 @@ def _train(cfg: config_lib.TrainConfig, directory: str) -> dict:
   """Trains (or resumes) the run; a run that already finished is not touched."""
   path = os.path.join(directory, loop.SUMMARY_FILE)
   if os.path.exists(path):
-    done = _read_json(path, OtherRunError)
+    done = read_json_object(path, OtherRunError)
     if done.get("status") == "finished":
       config_lib.save_or_check(cfg, directory)
       return done

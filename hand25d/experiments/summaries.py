@@ -48,13 +48,7 @@ class SummaryError(ValueError):
 
 def _read(path: str) -> dict:
   """One summary file, checked for the fields `load` reads."""
-  try:
-    with open(path) as f:
-      summary = json.load(f)
-  except (OSError, ValueError) as e:  # json.JSONDecodeError and UnicodeDecodeError are ValueErrors.
-    raise SummaryError(f"{path}: cannot be read as JSON: {e}") from e
-  if not isinstance(summary, dict):
-    raise SummaryError(f"{path}: holds a {type(summary).__name__}, not a run summary object")
+  summary = runner.read_json_object(path, SummaryError)
   missing = [key for key in ("seed", "row") if key not in summary]
   if missing:
     raise SummaryError(f"{path}: not a run summary: no {' or '.join(map(repr, missing))} "

@@ -273,7 +273,7 @@ def train_and_evaluate(cfg: config_lib.TrainConfig, workdir: str) -> dict:
 
   train_step = step_lib.make_train_step(model, optimizer, strategy, cfg.loss, cfg.batch_size)
   evaluate = evaluation.make_evaluator(model)
-  writer = (tf.summary.create_file_writer(os.path.join(workdir, "train")) if chief
+  writer = (tf.summary.create_file_writer(os.path.join(workdir, summaries.TRAIN_DIR)) if chief
             else tf.summary.create_noop_writer())
   eval_writer = (tf.summary.create_file_writer(os.path.join(workdir, summaries.EVAL_DIR))
                  if chief else tf.summary.create_noop_writer())

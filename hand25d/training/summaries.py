@@ -26,6 +26,7 @@ from hand25d.training import config as config_lib
 # The eval writer's directory under the workdir (loop.py) and the scalars there
 # that the HParams dashboard shows per run.
 EVAL_DIR = "eval"
+TRAIN_DIR = "train"  # The training writer's directory (loss scalars).
 HPARAMS_METRICS = {"mean_px_error": "val mean px error (last)",
                    "best_mean_px_error": "val mean px error (best)"}
 IMAGES_TAG = "validation_frames"
