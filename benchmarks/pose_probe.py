@@ -21,7 +21,12 @@ label): how well can pose (9 classes) and orientation (8 bins) be read from
   predicted         with --checkpoint, the layout of the 17 keypoints per
                     hand the network predicts (its auxiliary score maps), by
                     soft-argmax (as pose_from="keypoints+features" reads
-                    them) and by arg-max.
+                    them) and by arg-max;
+  keypoint features with --checkpoint, the auxiliary decoder's last hidden
+                    features (1/4) at each of a hand's 17 keypoints,
+                    concatenated: read at the true keypoints' cells, and
+                    pooled under each predicted score map's spatial softmax
+                    (what a head that looks at the fingers could read).
 
 Each probe is an MLP (keypoints: 2 hidden layers of 128; features: linear
 and one hidden layer of 64) with a one-hot side appended, Adam, seed 0.
@@ -75,6 +80,31 @@ def _argmax_xy(maps: np.ndarray) -> np.ndarray:
   return xy.reshape(b, spec.NUM_SIDES, c // spec.NUM_SIDES, 2)
 
 
+def _at_cells(features: np.ndarray, xy: np.ndarray, stride: int) -> np.ndarray:
+  """[B, h, w, C] features at the cells of [B, sides, K, 2] input pixels -> [B, sides, K * C]."""
+  b, h, w, _ = features.shape
+  # Pixel i's centre is at coordinate i (data/pipeline.py).
+  cx = np.clip(((xy[..., 0] + 0.5) // stride).astype(int), 0, w - 1)
+  cy = np.clip(((xy[..., 1] + 0.5) // stride).astype(int), 0, h - 1)
+  picked = features[np.arange(b)[:, None, None], cy, cx]  # [B, sides, K, C]
+  return picked.reshape(b, xy.shape[1], -1)
+
+
+def _softmax_pooled(features: tf.Tensor, maps: tf.Tensor) -> np.ndarray:
+  """[B, h, w, C] features pooled under each of [B, H, W, sides * K] maps' softmax.
+
+  The softmax over each map's H x W cells is summed into the features' cells
+  (H / h x W / w blocks). Returns [B, sides, K * C].
+  """
+  b, height, width, k = maps.shape
+  weights = tf.nn.softmax(tf.reshape(maps, [b, height * width, k]), axis=1)
+  weights = tf.reshape(weights, [b, height, width, k])
+  factor = height // features.shape[1]
+  weights = tf.nn.avg_pool2d(weights, factor, factor, "VALID") * factor * factor
+  pooled = tf.einsum("bhwk,bhwc->bkc", weights, features).numpy()
+  return pooled.reshape(b, spec.NUM_SIDES, -1)
+
+
 def _collect(split: str, frames: int, features: keras.Model | None) -> dict[str, np.ndarray]:
   """Inputs and labels of the first `frames` frames of a split (0: all), per hand."""
   out = {}
@@ -92,6 +122,10 @@ def _collect(split: str, frames: int, features: keras.Model | None) -> dict[str,
     if features is not None:
       tapped = features(x["image"], training=False)
       tier3, maps = tapped["tier3"], tapped["maps"]
+      hidden = tapped["aux_hidden"]
+      stride = x["image"].shape[1] // hidden.shape[1]
+      rows["keypoint_features_true"] = _at_cells(hidden.numpy(), rows["xy"], stride)
+      rows["keypoint_features_softmax"] = _softmax_pooled(hidden, maps)
       rows["predicted_soft_argmax"] = layers.HandKeypointGeometry(spec.NUM_SIDES)(maps).numpy()
       rows["predicted_argmax"] = _layout(_argmax_xy(maps.numpy()))
       masks = tf.one_hot(t["segmentation"], spec.NUM_SEGMENTATION_CLASSES)[..., 1:]
@@ -135,7 +169,9 @@ def main(argv):
   if _CHECKPOINT.value:
     model, _, prefix = evaluation.load_model(_CHECKPOINT.value)
     features = keras.Model(model.input, {"tier3": model.get_layer("tier3_concat").output,
-                                         "maps": model.output[spec.AUX_KEYPOINTS]})
+                                         "maps": model.output[spec.AUX_KEYPOINTS],
+                                         "aux_hidden": model.get_layer(
+                                             "aux_decoder_conv2_relu").output})
     print(f"features of {prefix}")
   train = _collect("train", _TRAIN_FRAMES.value, features)
   val = _collect("val", _VAL_FRAMES.value, features)
@@ -149,7 +185,9 @@ def main(argv):
   if features is not None:
     probes += [(name, hidden) for name in ("features_global", "features_true_mask")
                for hidden in ((), (64,))]
-    probes += [(name, (128, 128)) for name in ("predicted_soft_argmax", "predicted_argmax")]
+    probes += [(name, (128, 128)) for name in ("predicted_soft_argmax", "predicted_argmax",
+                                               "keypoint_features_true",
+                                               "keypoint_features_softmax")]
   report = {"data": os.path.abspath(_DATA.value), "checkpoint": _CHECKPOINT.value,
             "train_frames": len(train["pose"]), "val_frames": len(val["pose"]), "probes": []}
   print(f"{'input':28s} {'hidden':>9s} {'pose':>6s} {'orientation':>11s}  (validation users)")
