@@ -29,6 +29,8 @@ import sys
 from absl import app
 from absl import flags
 
+from hand25d import atomic
+
 _RECIPE = flags.DEFINE_string("recipe", "quick", "Recipe name or JSON file.")
 _DATA = flags.DEFINE_string("data", None, "The recipe's data set.", required=True)
 _WORKDIR = flags.DEFINE_string("workdir", None, "Where the runs go.", required=True)
@@ -104,10 +106,7 @@ def main(argv):
   print(f"all heads vs keypoints only: {100 * report['relative_change']:+.1f}%; the claim "
         f"(at least {100 * CLAIM_MARGIN:.0f}% lower) {'holds' if report['claim_holds'] else 'does not hold'}")
   out = _OUT.value or os.path.join(_WORKDIR.value, "aux_claim.json")
-  os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
-  with open(out + ".tmp", "w") as f:
-    json.dump(report, f, indent=2)
-  os.replace(out + ".tmp", out)
+  atomic.write_json(out, report)
   print(f"wrote {out}")
 
 
