@@ -8,7 +8,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 DEMO := runs/demo
-# Size of the demo: a few minutes on 2 cores. Rerunning resumes (data shards
+# Size of the demo: about 15 minutes on 2 cores. Rerunning resumes (data shards
 # and training checkpoints are reused).
 DEMO_FRAMES ?= 4000
 DEMO_EPOCHS ?= 10
