@@ -29,7 +29,8 @@ label): how well can pose (9 classes) and orientation (8 bins) be read from
                     (what a head that looks at the fingers could read).
 
 Each probe is an MLP (keypoints and keypoint features: 2 hidden layers of
-128; pooled features: linear and one hidden layer of 64) with a one-hot side appended, Adam, seed 0.
+128; pooled features: linear and one hidden layer of 64) with a one-hot side
+appended, Adam, seed 0.
 Probes on the true keypoints bound what the keypoint heads can reach;
 docs/training.md ("Pose and orientation") reads them.
 """
