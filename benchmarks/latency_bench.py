@@ -44,8 +44,8 @@ from typing import Optional
 from absl import app
 from absl import flags
 
+from export import config as export_config
 from export import convert
-from export import exporter
 from hand25d import atomic
 from hand25d import legacy_keras  # noqa: F401  (entry point: tf.keras is tf_keras)
 from hand25d import litert_timing
@@ -123,7 +123,7 @@ def _exported_models(model_dir: str) -> dict[str, bytes]:
   models = {}
   for quant, label in (("float32", _FLOAT32), ("int8_qat", "hand25d int8 (QAT)"),
                        ("int8_ptq", "hand25d int8 (PTQ)")):
-    path = os.path.join(model_dir, f"{exporter.model_name(quant)}.tflite")
+    path = os.path.join(model_dir, f"{export_config.model_name(quant)}.tflite")
     if os.path.exists(path):
       with open(path, "rb") as f:
         models[label] = f.read()
