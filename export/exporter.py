@@ -126,6 +126,8 @@ def _export_one(quant: str, inference: keras.Model, train_cfg: train_config.Trai
   """
   stem = export_config.model_name(quant)
   converted, reference = _convert(quant, inference, train_cfg, data_dir, cfg)
+  # The int8 QAT model's grouped score 1x1, dense: XNNPACK runs it 16x faster.
+  converted = convert.dense_pointwise_groups(converted)
   model_bytes = metadata.write(convert.strip(converted, keep_signature=True), stem, quant,
                                train_cfg.model, version)
   micro_bytes = convert.strip(converted)

@@ -147,10 +147,10 @@ def test_report_and_files(exported):
     assert r["size_bytes"] == len(_tflite(cfg, quant))
     assert r["tflm_size_bytes"] == len(_tflm(cfg, quant)) < r["size_bytes"]
     assert litert_lib.read_metadata(_tflm(cfg, quant)) is None
-    # The graph runs the network's MACs, and float32 and int8 PTQ also the
-    # zeros of the score maps' block-diagonal 1x1 (network.SCORE_FORM):
-    # 30x40 positions x 16 maps x 60 of their 64 inputs.
-    zeros = 0 if quant == "int8_qat" else 30 * 40 * 16 * 60
+    # The graph runs the network's MACs and the zeros of the score maps'
+    # block-diagonal 1x1 (network.SCORE_FORM; QAT's is made dense after the
+    # conversion): 30x40 positions x 16 maps x 60 of their 64 inputs.
+    zeros = 30 * 40 * 16 * 60
     assert r["params"] == 40_722 and r["flops"] == 2 * (r["tflite_macs"] - zeros)
     assert set(r["ops"]) <= DEPLOYABLE_OPS, r["ops"]
     assert r["ops"]["CONV_2D"] == 22 and r["ops"]["DEPTHWISE_CONV_2D"] == 12
@@ -216,7 +216,7 @@ def test_int8_is_within_tolerance_of_float(exported, frames, quant):
 
 
 @pytest.mark.slow
-def test_qat_model_converts_to_true_grouped_int8_convolutions(exported, frames):
+def test_qat_model_converts_to_int8_convolutions_grouped_as_trained(exported, frames):
   cfg, report = exported
   model, _ = frames
   interpreter = litert_lib.builtin_interpreter(_tflite(cfg, "int8_qat"))
@@ -232,6 +232,8 @@ def test_qat_model_converts_to_true_grouped_int8_convolutions(exported, frames):
       k = layer.kernel_size
       if layer.depthwise:
         assert (1, k, k, layer.filters) in filters["DEPTHWISE_CONV_2D"], layer.name
+      elif k == 1:  # Made dense after the conversion (convert.dense_pointwise_groups).
+        assert (layer.filters, 1, 1, layer.input.shape[-1]) in filters["CONV_2D"], layer.name
       else:
         assert (layer.filters, k, k, layer.input.shape[-1] // layer.groups) in filters["CONV_2D"]
   # The QAT Keras model and its TFLite model agree up to kernel rounding.

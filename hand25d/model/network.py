@@ -50,9 +50,10 @@ def features(image: tf.Tensor, config: config_lib.ModelConfig, form: str) -> tf.
 # float32 and int8 PTQ ones too: as a dense 1x1 with a block-diagonal kernel
 # XNNPACK runs it twice as fast as a grouped CONV_2D, which it runs at 2.5
 # GFLOP/s (docs/export.md, "Latency"). The weights are the grouped layer's
-# either way. The int8 QAT model keeps it grouped (export/qat.py sets every
-# grouped layer's form): its fake-quantized kernel must be what the
-# convolution reads, not a block-diagonal expansion of it.
+# either way. The int8 QAT model is built with it grouped (export/qat.py sets
+# every grouped layer's form): its fake-quantized kernel must be what the
+# convolution reads, not a block-diagonal expansion of it. The exporter then
+# makes the converted 1x1 dense (export/convert.py, dense_pointwise_groups).
 SCORE_FORM = "fast"
 
 
