@@ -1,7 +1,6 @@
 """convert.dense_pointwise_groups: grouped 1x1 CONV_2Ds become dense ones of the same values."""
 
 from export import convert
-from hand25d import legacy_keras  # noqa: F401  (tf.keras is tf_keras)
 from hand25d import litert
 from hand25d.model import layers
 
