@@ -24,6 +24,7 @@ import warnings
 import numpy as np
 
 from hand25d import litert
+from hand25d.model import layers
 
 import tensorflow as tf
 from tensorflow.lite.python import schema_py_generated as schema_fb
@@ -151,16 +152,13 @@ def dense_pointwise_groups(model: bytes) -> bytes:
                          "made dense exactly")
       if users[weights.buffer] != 1:
         raise ValueError(f"{where}: its filter's buffer is shared with another tensor")
-      groups = cin // group_in
       buffer = flat.buffers[weights.buffer]
       grouped = np.frombuffer(np.asarray(buffer.data, np.uint8).tobytes(),
-                              _FILTER_DTYPES[weights.type]).reshape(cout, group_in)
-      dense = np.zeros((cout, cin), grouped.dtype)
-      per_group = cout // groups
-      for o in range(cout):
-        first = (o // per_group) * group_in
-        dense[o, first:first + group_in] = grouped[o]
-      buffer.data = np.frombuffer(dense.tobytes(), np.uint8)
+                              _FILTER_DTYPES[weights.type]).reshape(cout, 1, 1, group_in)
+      # TFLite's filter is [cout, kh, kw, cin]; the Keras layer's kernel [kh, kw, cin, cout].
+      dense = layers.block_diagonal_kernel(tf.constant(grouped.transpose(1, 2, 3, 0)),
+                                           cin // group_in).numpy().transpose(3, 0, 1, 2)
+      buffer.data = np.frombuffer(np.ascontiguousarray(dense).tobytes(), np.uint8)
       weights.shape = np.array([cout, 1, 1, cin], np.int32)
   return bytes(flatbuffer_utils.convert_object_to_bytearray(flat))
 
