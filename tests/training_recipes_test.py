@@ -83,18 +83,19 @@ def test_a_run_saved_before_the_channel_shuffle_loads_without_it(tmp_path):
     config_lib.save_or_check(cfg, str(tmp_path))
 
 
-def test_the_data_directory_is_stored_absolute_so_any_cwd_finds_it(tmp_path, monkeypatch):
+def test_the_data_and_init_paths_are_stored_absolute_so_any_cwd_finds_them(tmp_path, monkeypatch):
   monkeypatch.chdir(tmp_path)
   workdir = str(tmp_path / "run")
-  cfg = config_lib.TrainConfig(data_dir="runs/data")
+  cfg = config_lib.TrainConfig(data_dir="runs/data", init_weights="runs/before")
   config_lib.save_or_check(cfg, workdir)
   assert config_lib.load(workdir).data_dir == str(tmp_path / "runs" / "data")
+  assert config_lib.load(workdir).init_weights == str(tmp_path / "runs" / "before")
   # Resuming with the same relative path from the same place is the same run,
   config_lib.save_or_check(cfg, workdir)
   # and so is a run saved relative by an older version.
   with open(os.path.join(workdir, config_lib.CONFIG_FILE)) as f:
     saved = json.load(f)
-  saved["data_dir"] = "runs/data"
+  saved["data_dir"], saved["init_weights"] = "runs/data", "runs/before"
   with open(os.path.join(workdir, config_lib.CONFIG_FILE), "w") as f:
     json.dump(saved, f)
   config_lib.save_or_check(cfg, workdir)
@@ -102,6 +103,9 @@ def test_the_data_directory_is_stored_absolute_so_any_cwd_finds_it(tmp_path, mon
   # Another data set is still another run.
   with pytest.raises(ValueError, match="data_dir: saved"):
     config_lib.save_or_check(config_lib.TrainConfig(data_dir="other"), workdir)
+  # Another starting point, too.
+  with pytest.raises(ValueError, match="init_weights: saved"):
+    config_lib.save_or_check(dataclasses.replace(cfg, init_weights="runs/other"), workdir)
 
 
 def test_a_run_saved_before_the_recipe_field_resumes_under_its_recipe(tmp_path):
@@ -172,3 +176,39 @@ def test_train_only_and_pose_from_flags_fill_the_config(train_flags, tmp_path):
   assert cfg.train_only == ("hand_", "pose", "orientation")
   assert cfg.model == dataclasses.replace(source.model, pose_from="keypoints+features")
   assert train_flags().train_only == ()
+
+
+def test_the_reference_recipe_trains_the_hand_mask_alone_after_its_run():
+  recipe = recipes.load("reference")
+  assert [s.name for s in recipe.stages] == ["hand_mask"]
+  main = recipes.train_config(recipe, DATA)
+  stage = recipes.stage_config(recipe, recipe.stages[0], DATA, "runs/x/train")
+  assert not main.model.hand_mask
+  assert stage.model.hand_mask and stage.train_only == ("hand_mask",)
+  assert stage.init_weights == "runs/x/train" and stage.epochs == 2
+  # Everything else is the recipe's: the same network, loss and data.
+  assert dataclasses.replace(stage.model, hand_mask=False) == main.model
+  assert stage.loss == main.loss and stage.batch_size == main.batch_size
+
+
+def test_bad_stages_are_refused_with_the_file_and_stage(tmp_path):
+  bad = tmp_path / "staged.json"
+  base = {"description": "x", "data": {}, "train": {}}
+  for stages, message in (
+      ([{"name": "a", "train": {}}], r"stages\[0\] must have exactly name, description"),
+      ([{"name": "a", "description": "", "train": {"init_weights": "w"}}],
+       r"stages\[0\] \(a\) sets data_dir or init_weights"),
+      ([{"name": "a", "description": "", "train": {"epochs": 0}}] , "epochs must be >= 1"),
+      ([{"name": "a", "description": "", "train": {}}] * 2, "stage names repeat")):
+    bad.write_text(json.dumps({**base, "stages": stages}))
+    with pytest.raises(ValueError, match=message):
+      recipes.load(str(bad))
+
+
+def test_a_run_saved_before_the_hand_mask_loads_without_it(tmp_path):
+  cfg = config_lib.TrainConfig(data_dir="unused")
+  saved = json.loads(json.dumps(config_lib.to_dict(cfg)))
+  del saved["model"]["hand_mask"]
+  with open(tmp_path / config_lib.CONFIG_FILE, "w") as f:
+    json.dump(saved, f)
+  assert not config_lib.load(str(tmp_path)).model.hand_mask

@@ -101,7 +101,9 @@ def with_heads_for_losses(cfg: TrainConfig) -> TrainConfig:
   w = cfg.loss
   heads = dict(aux_keypoints=w.akp > 0, visibility_presence=w.kphv > 0,
                orientation=w.cho > 0, pose=w.dhp > 0, segmentation=w.seg > 0,
-               deep_supervision=w.ds > 0)
+               deep_supervision=w.ds > 0,
+               # Lseg trains it; untrained, it would misguide the decoding.
+               hand_mask=cfg.model.hand_mask and w.seg > 0)
   return dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, **heads))
 
 
@@ -144,7 +146,8 @@ def model_from_dict(data: dict) -> model_config.ModelConfig:
 # measured, docs/training.md). A saved config without one is read with it, so
 # an older run is never rebuilt, evaluated or resumed as another network.
 SAVED_BEFORE_FIELD = {"decoder_shuffle": 0, "decoder_channels": 0, "score_stride": 2,
-                      "pose_from": "features"}
+                      "pose_from": "features", "hand_mask": False,
+                      "hand_mask_channels": 0}
 
 
 def _as_saved(data: dict) -> dict:
@@ -167,8 +170,12 @@ def differences(a: dict, b: dict, prefix: str = "") -> list[str]:
   return out
 
 
-def _absolute(data_dir: str) -> str:
-  return os.path.abspath(data_dir) if data_dir else data_dir
+# TrainConfig fields that are paths: saved absolute (save_or_check).
+_PATH_FIELDS = ("data_dir", "init_weights")
+
+
+def _absolute(path: str) -> str:
+  return os.path.abspath(path) if path else path
 
 
 class RunConfigError(ValueError):
@@ -193,9 +200,11 @@ def save_or_check(cfg: TrainConfig, workdir: str) -> None:
   path = os.path.join(workdir, CONFIG_FILE)
   current = json.loads(json.dumps(to_dict(cfg)))  # Tuples as lists, as on disk.
   # Stored absolute, so that the run's commands (eval, export, fine-tuning)
-  # find the data from any working directory. A run saved with a relative
-  # path (older runs) is compared as resolved from here.
-  current["data_dir"] = _absolute(current["data_dir"])
+  # find the data and the weights it started from from any working
+  # directory. A run saved with a relative path (older runs) is compared as
+  # resolved from here.
+  for field in _PATH_FIELDS:
+    current[field] = _absolute(current[field])
   if os.path.exists(path):
     try:
       with open(path) as f:
@@ -207,7 +216,8 @@ def save_or_check(cfg: TrainConfig, workdir: str) -> None:
       raise RunConfigError(f"{path} holds a {type(saved).__name__}, not a run config; "
                            "restore it, or use a new --workdir")
     saved = _as_saved(saved)
-    saved["data_dir"] = _absolute(saved.get("data_dir", ""))
+    for field in _PATH_FIELDS:
+      saved[field] = _absolute(saved.get(field, ""))
     changed = differences(saved, current)
     if changed:
       raise RunConfigError(
