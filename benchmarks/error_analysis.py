@@ -53,8 +53,8 @@ def _errors(model, data, mirror: bool = False) -> dict[str, np.ndarray]:
   cols = {k: [] for k in ("err", "other_err", "hands", "depth", "channel")}
   for features, targets in data:
     image = features["image"]
-    logits = predict(image[:, :, ::-1] if mirror else image)[spec.KEYPOINTS].numpy()
-    xy, _ = decoding.decode(logits, spec.OUTPUT_STRIDE)
+    outputs = predict(image[:, :, ::-1] if mirror else image)
+    xy, _ = decoding.decode_outputs({k: v.numpy() for k, v in outputs.items()})
     if mirror:  # Back to the image's coordinates; the left-hand maps found the right hand.
       xy[..., 0] = image.shape[2] - 1 - xy[..., 0]
       xy = np.concatenate([xy[:, n:], xy[:, :n]], axis=1)

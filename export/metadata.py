@@ -119,7 +119,7 @@ def _output(name: str, cfg: model_config.ModelConfig) -> schema.TensorMetadataT:
         f"resolution: channel side * {spec.NUM_PRIMARY_KEYPOINTS} + k is primary keypoint k "
         f"of hand side ({sides}); {KEYPOINT_LABELS_FILE} names the channels in order. A "
         "keypoint is at the arg-max of its map, its confidence the softmax over the map at "
-        "that cell (hand25d.decoding.decode).")
+        "that cell (hand25d.decoding.decode; with the hand mask, if the model has one).")
     tensor.dimensionNames = ["batch", "height", "width", "channel"]
     tensor.associatedFiles = [_labels(KEYPOINT_LABELS_FILE, "Name (side/keypoint) of each "
                                       "score-map channel, one per line, in channel order.")]
@@ -131,9 +131,18 @@ def _output(name: str, cfg: model_config.ModelConfig) -> schema.TensorMetadataT:
     tensor.dimensionNames = ["batch", "side"]
     tensor.associatedFiles = [_labels(SIDE_LABELS_FILE, "The hand of each presence logit, one "
                                       "per line, in order.")]
+  elif name == spec.HAND_MASK:
+    h, w, c = spec.output_shape(spec.HAND_MASK_STRIDE, spec.NUM_SEGMENTATION_CLASSES,
+                                cfg.input_height, cfg.input_width)
+    tensor.description = (
+        f"Hand-mask logits [1, {h}, {w}, {c}] at 1/{spec.HAND_MASK_STRIDE} of the input "
+        f"resolution, classes {', '.join(spec.SEGMENTATION_CLASSES)}. Decoding adds each "
+        "side's log-probability, up-sampled to the score maps, to that side's score maps "
+        "before the arg-max (hand25d.decoding.decode_outputs).")
+    tensor.dimensionNames = ["batch", "height", "width", "class"]
   else:
     raise ValueError(f"output {name!r} has no metadata; the inference model outputs "
-                     f"{spec.KEYPOINTS!r} and {spec.PRESENCE!r}")
+                     f"{spec.KEYPOINTS!r}, {spec.PRESENCE!r} and {spec.HAND_MASK!r}")
   tensor.content = schema.ContentT()
   tensor.content.contentPropertiesType = schema.ContentProperties.FeatureProperties
   tensor.content.contentProperties = schema.FeaturePropertiesT()

@@ -4,7 +4,8 @@
 
   1. generates the recipe's synthetic data set (hand25d.data.generate);
   2. trains the recipe's run (hand25d.training.loop; resumes from its
-     checkpoints);
+     checkpoints), then each of the recipe's stages from the run before it
+     (recipes.Stage, in train_<name>/);
   3. evaluates the best checkpoint on the test users (hand25d.training.evaluation);
   4. exports float32 and int8 QAT TFLite models, checked in TFLite Micro
      (export.exporter), evaluated on the test users;
@@ -130,10 +131,13 @@ def card_markdown(card: dict) -> str:
       "paper).", "",
       "## Training", "",
       f"Recipe `{card['recipe']['name']}`: {card['recipe']['description']}", "",
-      f"{card['training']['steps']:,} steps of batch {card['training']['batch_size']}, "
-      f"{card['training']['wall_hours']:.2f} h of training on this machine "
+      f"{card['training']['steps']:,} steps of batch {card['training']['batch_size']}"
+      + "".join(f", then stage {st['name']} ({st['steps']:,} steps): {st['description']}"
+                for st in card["training"].get("stages", []))
+      + f"; {card['training']['wall_hours']:.2f} h of training on this machine "
       f"({card['training']['cpu_count']} CPUs); best checkpoint by validation error at "
-      f"step {card['training']['best_step']}.", "",
+      f"step {card['training']['best_step']}" + (" of the last stage" if card["training"].get(
+          "stages") else "") + ".", "",
       "## Accuracy on the test users (Keras float32, best checkpoint)", "",
       "| metric | value |", "| --- | ---: |",
       *[f"| {a} | {fmt(b)} |" for a, b in rows], "",
@@ -172,10 +176,17 @@ def build(cfg: BuildConfig) -> dict:
     data_dir = stored
   logging.info("2/6 training: recipe %s, seed %d", recipe.name, cfg.seed)
   train_cfg = recipes.train_config(recipe, data_dir, seed=cfg.seed)
-  summary = loop.train_and_evaluate(train_cfg, run_dir)
-  if summary["status"] != "finished":
-    raise RuntimeError(f"training {summary['status']} at step {summary['step']}; rerun the "
-                       "same command to resume")
+  summary = _finished(loop.train_and_evaluate(train_cfg, run_dir))
+  steps, run_dirs, stages = summary["step"], [run_dir], []
+  for stage in recipe.stages:
+    logging.info("2/6 stage %s: %s", stage.name, stage.description)
+    stage_cfg = recipes.stage_config(recipe, stage, data_dir, run_dir, seed=cfg.seed)
+    run_dir = os.path.join(cfg.workdir, f"train_{stage.name}")
+    summary = _finished(loop.train_and_evaluate(stage_cfg, run_dir))
+    run_dirs.append(run_dir)
+    stages.append({"name": stage.name, "description": stage.description,
+                   "steps": summary["step"],
+                   "best_val_mean_px_error": summary["best_mean_px_error"]})
   logging.info("3/6 evaluating the best checkpoint on the test users")
   metrics = evaluation.evaluate_checkpoint(run_dir, data_dir, "test",
                                            os.path.join(cfg.workdir, "eval"))
@@ -212,11 +223,11 @@ def build(cfg: BuildConfig) -> dict:
                           "modulation_hz": manifest["modulation_hz"]},
                "range_m": [spec.SENSOR.min_depth_m, spec.SENSOR.max_depth_m]},
       "recipe": {"name": recipe.name, "description": recipe.description},
-      "training": {"steps": summary["step"], "batch_size": run_cfg.batch_size,
+      "training": {"steps": steps, "batch_size": run_cfg.batch_size,
                    "best_step": int(prefix.rsplit("-", 1)[-1]),
                    "best_val_mean_px_error": summary["best_mean_px_error"],
-                   "wall_hours": _wall_hours(run_dir), "cpu_count": os.cpu_count(),
-                   "seed": cfg.seed},
+                   "wall_hours": sum(_wall_hours(d) for d in run_dirs),
+                   "cpu_count": os.cpu_count(), "seed": cfg.seed, "stages": stages},
       "metrics_test_users": _metrics_subset(metrics),
       "exports": exports,
       "network": {"params": report["exports"]["float32"]["params"],
@@ -226,12 +237,22 @@ def build(cfg: BuildConfig) -> dict:
   # Shipped as package data: the data set named as where it was built from,
   # not by the build machine's absolute path.
   shipped_cfg["data_dir"] = os.path.relpath(run_cfg.data_dir)
+  if run_cfg.init_weights:  # The run a stage started from, likewise.
+    shipped_cfg["init_weights"] = os.path.relpath(run_cfg.init_weights)
   atomic.write_json(os.path.join(cfg.workdir, pretrained.CONFIG), shipped_cfg)
   atomic.write_json(os.path.join(cfg.workdir, pretrained.MODEL_CARD_JSON), card)
   atomic.write_text(os.path.join(cfg.workdir, pretrained.MODEL_CARD_MD), card_markdown(card))
   if cfg.install:
     install(cfg.workdir, export_dir)
   return card
+
+
+def _finished(summary: dict) -> dict:
+  """A run's summary, if it finished (else RuntimeError: rerun to resume)."""
+  if summary["status"] != "finished":
+    raise RuntimeError(f"training {summary['status']} at step {summary['step']}; rerun the "
+                       "same command to resume")
+  return summary
 
 
 # A gap between two training log events longer than this is an interruption.

@@ -32,6 +32,7 @@ import tf_keras as keras
 # tfmot reaches Keras through tf.keras: it must be tf_keras (the import order
 # does not matter, see hand25d/legacy_keras.py).
 from hand25d import legacy_keras  # noqa: F401
+from hand25d import spec
 from hand25d.data import pipeline
 from hand25d.model import layers as layers_lib
 from hand25d.training import config as train_config
@@ -312,8 +313,8 @@ def fine_tune(inference: keras.Model, cfg: train_config.TrainConfig, data_dir: s
 
   The activation ranges start from a calibration on qat.calibration_batches
   un-augmented batches (`calibrate`); then qat.steps steps of the training
-  step of the main loop run on the primary keypoint loss over augmented
-  batches of `qat.split`.
+  step of the main loop run on the primary keypoint loss (and the
+  segmentation term, for a hand mask) over augmented batches of `qat.split`.
 
   Args:
     inference: the float inference network (`network.inference_model`).
@@ -348,9 +349,11 @@ def fine_tune(inference: keras.Model, cfg: train_config.TrainConfig, data_dir: s
     optimizer = keras.optimizers.Adam(learning_rate=schedule)
     optimizer.build(model.trainable_variables)
   calibrate(model, fused, (f["image"] for f, _ in batches(False).take(qat.calibration_batches)))
-  # Only the primary keypoint loss: the inference network has no other head
-  # but presence, whose loss term needs the visibility head.
-  weights = dataclasses.replace(cfg.loss, kp=1.0, akp=0.0, kphv=0.0, cho=0.0, dhp=0.0, seg=0.0,
+  # The primary keypoint loss, and the segmentation term if the network has a
+  # hand mask (at Eq. 1's ratio to the keypoints): the inference network has
+  # no other head but presence, whose loss term needs the visibility head.
+  seg = cfg.loss.seg / cfg.loss.kp if spec.HAND_MASK in inference.output else 0.0
+  weights = dataclasses.replace(cfg.loss, kp=1.0, akp=0.0, kphv=0.0, cho=0.0, dhp=0.0, seg=seg,
                                 ds=0.0)
   train_step = step_lib.make_train_step(model, optimizer, strategy, weights, qat.batch_size)
   data = iter(strategy.experimental_distribute_dataset(batches(True).take(qat.steps)))

@@ -235,10 +235,23 @@ def _dhp_loss(outputs: Tensors, targets: Tensors, weights: LossWeights) -> tf.Te
 
 
 def _seg_loss(outputs: Tensors, targets: Tensors, weights: LossWeights) -> tf.Tensor:
+  """Mean cross-entropy over the cells of each segmentation output the model has.
+
+  The segmentation head's against the class of each cell; the hand mask's
+  (ModelConfig.hand_mask) against the share of each class in its 8x8 block.
+  """
   del weights
-  ce = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=targets["segmentation"],
-                                                      logits=outputs[spec.SEGMENTATION])
-  per_example = tf.reduce_mean(ce, axis=[1, 2])
+  terms = []
+  if spec.SEGMENTATION in outputs:
+    terms.append(tf.nn.sparse_softmax_cross_entropy_with_logits(
+        labels=targets["segmentation"], logits=outputs[spec.SEGMENTATION]))
+  if spec.HAND_MASK in outputs:
+    terms.append(tf.nn.softmax_cross_entropy_with_logits(
+        labels=targets["hand_mask"], logits=outputs[spec.HAND_MASK]))
+  if not terms:
+    raise ValueError(f"Lseg needs a {spec.SEGMENTATION} or {spec.HAND_MASK} output; the model "
+                     f"has {sorted(outputs)}")
+  per_example = tf.add_n([tf.reduce_mean(ce, axis=[1, 2]) for ce in terms])
   # tf.where, not a product: an unknown mask contributes exactly 0 and no gradient.
   known = _known(targets, "seg", tf.shape(per_example))
   return tf.where(known > 0, per_example * known, 0.0)

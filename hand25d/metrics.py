@@ -48,7 +48,7 @@ class Evaluator:
     present = np.asarray(targets["hand_present"]) > 0.5
     visible = np.asarray(targets["keypoint_visible"]) > 0.5
     if spec.KEYPOINTS in outputs:
-      xy, _ = decoding.decode(outputs[spec.KEYPOINTS], spec.OUTPUT_STRIDE)
+      xy, _ = decoding.decode_outputs(outputs)
       true_xy = np.asarray(targets["keypoints_xy"])[:, :, spec.PRIMARY_KEYPOINT_INDICES]
       true_xy = true_xy.reshape(-1, spec.NUM_PRIMARY_CHANNELS, 2)
       mask = visible[:, :, spec.PRIMARY_KEYPOINT_INDICES].reshape(-1, spec.NUM_PRIMARY_CHANNELS)

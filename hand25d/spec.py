@@ -259,6 +259,9 @@ OUTPUT_STRIDE = 2
 DEEP_SUPERVISION_STRIDES = (8, 4, 2)
 # Resolution of the segmentation output relative to the input.
 SEGMENTATION_STRIDE = 2
+# Resolution of the hand-mask output (a coarse segmentation on the encoder's
+# features, for decoding; hand25d/decoding.py) relative to the input.
+HAND_MASK_STRIDE = 8
 
 # Names of the model outputs (a dict); all are logits.
 KEYPOINTS = "keypoints"  # [B, H/2, W/2, NUM_PRIMARY_CHANNELS]
@@ -268,6 +271,7 @@ PRESENCE = "presence"  # [B, NUM_SIDES]
 ORIENTATION = "orientation"  # [B, NUM_SIDES, NUM_ORIENTATION_BINS]
 POSE = "pose"  # [B, NUM_SIDES, NUM_POSE_CLASSES]
 SEGMENTATION = "segmentation"  # [B, H/2, W/2, NUM_SEGMENTATION_CLASSES]
+HAND_MASK = "hand_mask"  # [B, H/8, W/8, NUM_SEGMENTATION_CLASSES]
 
 
 def deep_supervision_output(stride: int) -> str:

@@ -81,6 +81,10 @@ _FIELDS = {
     "train_only": ("train", "train_only",
                    "Train only the layers whose names start with one of these prefixes; "
                    "freeze the rest (default: train all)."),
+    "hand_mask": ("model", "hand_mask",
+                  "Train and export the coarse hand mask that guides keypoint decoding."),
+    "hand_mask_channels": ("model", "hand_mask_channels",
+                           "Hidden width of the hand mask (0: a single 1x1 convolution)."),
     "pose_from": ("model", "pose_from",
                   "What the pose and orientation heads read: features or keypoints+features."),
     "skip_corrupt_records": ("train", "skip_corrupt_records",

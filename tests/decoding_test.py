@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from hand25d import decoding
+from hand25d import spec
 
 
 def _peaked_maps(h, w, points, stride, sigma=1.0):
@@ -60,3 +61,84 @@ def test_peak_on_border_is_not_pushed_outside():
   maps[0, 0, 4, 0] = 50.0  # Top-right corner cell.
   xy, _ = decoding.decode(maps, 2)
   np.testing.assert_allclose(xy[0, 0], [4 * 2 + 0.5, 0.5])
+
+
+def _two_hand_maps(h=8, w=12):
+  """16 primary score maps with two peaks each: on the left hand's cells and the right's."""
+  maps = np.full((1, h, w, spec.NUM_PRIMARY_CHANNELS), -10.0)
+  maps[0, 2, 2, :] = 5.0  # Where the left hand is.
+  maps[0, 6, 9, :] = 5.0  # Where the right hand is.
+  maps[0, 6, 9, :spec.NUM_PRIMARY_KEYPOINTS] = 5.5  # Left maps prefer the right hand, a bit;
+  maps[0, 2, 2, spec.NUM_PRIMARY_KEYPOINTS:] = 4.5  # the right maps the right hand.
+  return maps
+
+
+def _hand_mask(h=8, w=12, stride=2, mask_stride=8):
+  """Mask logits at mask_stride: the left hand around cell (2, 2), the right around (6, 9)."""
+  f = mask_stride // stride
+  mask = np.zeros((1, h // f, w // f, 3))
+  mask[..., 0] = 4.0  # Background elsewhere.
+  mask[0, 2 // f, 2 // f] = [-4.0, 4.0, -4.0]
+  mask[0, 6 // f, 9 // f] = [-4.0, -4.0, 4.0]
+  return mask
+
+
+def test_hand_mask_moves_a_left_keypoint_off_the_right_hand():
+  maps, mask = _two_hand_maps(), _hand_mask()
+  without, _ = decoding.decode(maps, 2, refine=False)
+  with_mask, _ = decoding.decode(maps, 2, refine=False, hand_mask=mask)
+  n = spec.NUM_PRIMARY_KEYPOINTS
+  # Without the mask every left-hand keypoint is found on the right hand...
+  np.testing.assert_allclose(without[0, :n], [[9 * 2 + 0.5, 6 * 2 + 0.5]] * n)
+  # ... with it, on the left hand; the right hand's stay where they were.
+  np.testing.assert_allclose(with_mask[0, :n], [[2 * 2 + 0.5, 2 * 2 + 0.5]] * n)
+  np.testing.assert_allclose(with_mask[0, n:], without[0, n:])
+  # decode_outputs uses the mask when the outputs have one.
+  xy, _ = decoding.decode_outputs({spec.KEYPOINTS: maps, spec.HAND_MASK: mask}, refine=False)
+  np.testing.assert_allclose(xy, with_mask)
+  xy, _ = decoding.decode_outputs({spec.KEYPOINTS: maps}, refine=False)
+  np.testing.assert_allclose(xy, without)
+
+
+def test_uniform_hand_mask_changes_nothing():
+  maps = _peaked_maps(8, 12, [(5.0, 3.0)] * spec.NUM_PRIMARY_CHANNELS, stride=2)
+  flat = np.zeros((1, 2, 3, 3))  # Every class equally likely everywhere.
+  want, _ = decoding.decode(maps, 2)
+  got, _ = decoding.decode(maps, 2, hand_mask=flat)
+  np.testing.assert_allclose(got, want)
+
+
+def test_hand_mask_log_prior_is_bilinear_with_centres_aligned():
+  mask = np.zeros((1, 1, 2, 3))
+  mask[0, 0, 0] = [0.0, 50.0, 0.0]  # Left hand certain in the left cell,
+  mask[0, 0, 1] = [50.0, 0.0, 0.0]  # background in the right one.
+  prior = decoding.hand_mask_log_prior(mask, mask_stride=8, stride=2)
+  assert prior.shape == (1, 4, 8, spec.NUM_PRIMARY_CHANNELS)
+  left = np.exp(prior[0, 0, :, 0])
+  # Fine cells 0-1 lie left of the first coarse centre (clamped), 6-7 right of the second.
+  np.testing.assert_allclose(left, [1, 1, 0.875, 0.625, 0.375, 0.125, 1e-4, 1e-4], atol=1e-6)
+  np.testing.assert_allclose(prior[..., spec.NUM_PRIMARY_KEYPOINTS:], np.log(1e-4), rtol=1e-5)
+
+
+def test_hand_mask_that_does_not_fit_is_a_clear_error():
+  maps = np.zeros((1, 8, 12, spec.NUM_PRIMARY_CHANNELS))
+  with pytest.raises(ValueError, match=r"hand mask \(1, 3, 3, 3\).*score maps \(1, 8, 12, 16\)"):
+    decoding.decode(maps, 2, hand_mask=np.zeros((1, 3, 3, 3)))
+  with pytest.raises(ValueError, match=r"\[B, h, w, 3\]"):
+    decoding.decode(maps, 2, hand_mask=np.zeros((1, 2, 3, 2)))
+  with pytest.raises(ValueError, match="not a multiple"):
+    decoding.hand_mask_log_prior(np.zeros((1, 2, 3, 3)), mask_stride=6, stride=4)
+
+
+def test_with_a_hand_mask_refinement_and_confidence_read_the_maps_alone():
+  # One peak per map, off-centre between its neighbours; a mask whose left-hand
+  # probability falls steeply across the peak: it must not pull the keypoint.
+  maps = _peaked_maps(8, 12, [(5.3, 3.0)] * spec.NUM_PRIMARY_CHANNELS, stride=2)
+  mask = np.zeros((1, 2, 3, 3))
+  mask[0, :, 0] = [-4.0, 4.0, 4.0]  # Both hands likely on the left third,
+  mask[0, :, 1] = [0.0, 0.0, 0.0]  # even in the middle one, where the peak is,
+  mask[0, :, 2] = [4.0, -4.0, -4.0]  # unlikely on the right.
+  want_xy, want_conf = decoding.decode(maps, 2)
+  got_xy, got_conf = decoding.decode(maps, 2, hand_mask=mask, mask_weight=1.0)
+  np.testing.assert_allclose(got_xy, want_xy)
+  np.testing.assert_allclose(got_conf, want_conf)

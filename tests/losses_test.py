@@ -223,3 +223,25 @@ def test_a_batch_without_known_labels_contributes_zero_not_nan(batch):
     assert got[term].numpy() == 0.0, term
   assert np.isfinite(got["total"].numpy())
   assert not np.any(tape.gradient(got["total"], seg).numpy())
+
+
+def test_seg_term_adds_the_hand_mask_against_block_shares(batch):
+  outputs, targets = batch
+  rng = np.random.default_rng(1)
+  s = spec.HAND_MASK_STRIDE
+  shares = rng.dirichlet(np.ones(3), (B, IN_H // s, IN_W // s)).astype(np.float32)
+  mask = rng.normal(size=shares.shape).astype(np.float32)
+  w = losses.LossWeights()
+  alone = losses.compute_losses(outputs, targets, w, B)["seg"].numpy()
+  both = losses.compute_losses({**outputs, spec.HAND_MASK: tf.constant(mask)},
+                               {**targets, "hand_mask": tf.constant(shares)}, w, B)["seg"]
+  log_p = mask - np.log(np.exp(mask).sum(-1, keepdims=True))
+  by_hand = -(shares * log_p).sum(-1).mean(axis=(1, 2)).mean()
+  np.testing.assert_allclose(both.numpy(), alone + by_hand, rtol=1e-5)
+  # The hand mask alone is a segmentation term too; with neither output, a clear error.
+  only = {k: v for k, v in outputs.items() if k != spec.SEGMENTATION}
+  got = losses.compute_losses({**only, spec.HAND_MASK: tf.constant(mask)},
+                              {**targets, "hand_mask": tf.constant(shares)}, w, B)["seg"]
+  np.testing.assert_allclose(got.numpy(), by_hand, rtol=1e-5)
+  with pytest.raises(ValueError, match="Lseg needs a segmentation or hand_mask output"):
+    losses.compute_losses(only, targets, w, B)

@@ -103,7 +103,10 @@ def test_encoder_structure_follows_the_paper(training_model):
   assert all("tier2_unit" in name for name in concat_inputs)
 
 
-@pytest.mark.parametrize("head", list(DEFAULT.heads()))
+_OFF_BY_DEFAULT = {"hand_mask"}
+
+
+@pytest.mark.parametrize("head", [h for h in DEFAULT.heads() if h not in _OFF_BY_DEFAULT])
 def test_each_switch_removes_its_head(head, training_model):
   config = dataclasses.replace(DEFAULT, **{head: False})
   model = network.build_training_model(config)
@@ -120,6 +123,39 @@ def test_each_switch_removes_its_head(head, training_model):
   assert removed == expected
   assert set(model.output) == set(config.output_names())
   assert model.count_params() < training_model.count_params()
+
+
+def test_hand_mask_is_a_small_head_on_the_encoder_in_both_models(training_model):
+  assert {h for h, on in DEFAULT.heads().items() if not on} == _OFF_BY_DEFAULT
+  config = dataclasses.replace(DEFAULT, hand_mask=True)
+  model = network.build_training_model(config)
+  assert set(model.output) - set(training_model.output) == {spec.HAND_MASK}
+  assert set(model.output) == set(config.output_names())
+  shape = (spec.NUM_SEGMENTATION_CLASSES,)
+  assert tuple(model.output[spec.HAND_MASK].shape[1:]) == spec.output_shape(
+      spec.HAND_MASK_STRIDE, *shape)
+  head = model.get_layer(spec.HAND_MASK)
+  assert head.kernel_size == (1, 1) and head.input.shape[-1] == DEFAULT.tier3_channels
+  assert head.count_params() == (DEFAULT.tier3_channels + 1) * shape[0]
+  assert not [l for l in model.layers if l.name == f"{spec.HAND_MASK}_hidden"]
+  inference = network.inference_model(config, weights_from=model)
+  assert set(inference.output) == {spec.KEYPOINTS, spec.PRESENCE, spec.HAND_MASK}
+  image = tf.random.stateless_uniform((1, H, W, 1), seed=(3, 4))
+  np.testing.assert_allclose(inference(image)[spec.HAND_MASK],
+                             model(image, training=False)[spec.HAND_MASK], rtol=1e-4, atol=1e-4)
+
+
+def test_hand_mask_with_hidden_channels_is_a_1x1_relu_then_a_3x3():
+  width = 16
+  config = dataclasses.replace(DEFAULT, hand_mask=True, hand_mask_channels=width)
+  model = network.build_training_model(config)
+  hidden, head = model.get_layer(f"{spec.HAND_MASK}_hidden"), model.get_layer(spec.HAND_MASK)
+  assert hidden.kernel_size == (1, 1) and hidden.input.shape[-1] == DEFAULT.tier3_channels
+  assert hidden.count_params() == (DEFAULT.tier3_channels + 1) * width
+  assert head.kernel_size == (3, 3)
+  assert head.count_params() == (9 * width + 1) * spec.NUM_SEGMENTATION_CLASSES
+  with pytest.raises(ValueError, match="hand_mask_channels=-1"):
+    dataclasses.replace(DEFAULT, hand_mask_channels=-1)
 
 
 def test_all_heads_off_leaves_the_primary_keypoints():

@@ -42,7 +42,7 @@ def clip():
 
 
 def _tiny_model(tmp_path, name: str, input_shape=(120, 160, 1), extra_output=None,
-                heads: bool = False) -> str:
+                heads: bool = False, hand_mask: bool = False) -> str:
   """A small stand-in network with the exported model's signature (or a broken one).
 
   With `heads`, it also has presence (always present), visibility (index_tip
@@ -61,6 +61,9 @@ def _tiny_model(tmp_path, name: str, input_shape=(120, 160, 1), extra_output=Non
       dense = keras.layers.Dense(bias.size, kernel_initializer="zeros",
                                  bias_initializer=keras.initializers.Constant(bias.ravel()))
       outputs[out] = keras.layers.Reshape(bias.shape)(dense(pooled))
+  if hand_mask:
+    outputs[spec.HAND_MASK] = keras.layers.Conv2D(
+        spec.NUM_SEGMENTATION_CLASSES, spec.HAND_MASK_STRIDE, strides=spec.HAND_MASK_STRIDE)(image)
   if extra_output:
     outputs["extra"] = keras.layers.Dense(extra_output)(pooled)
   path = tmp_path / f"{name}.tflite"
@@ -214,6 +217,28 @@ def test_pose_visibility_and_presence_outputs_are_used(tmp_path, clip):
         hand.pose_score, 6)
     assert not hand.visible[index_tip] and np.delete(hand.visible, index_tip).all()
     assert np.isnan(hand.keypoints_3d[index_tip]).all()
+
+
+def test_a_hand_mask_output_is_decoded_with(tmp_path):
+  model = inference.TfliteModel.from_file(_tiny_model(tmp_path, "mask", hand_mask=True),
+                                          (120, 160))
+  assert set(model.output_names) == {spec.KEYPOINTS, spec.HAND_MASK}
+  outputs = model.infer(np.ones((120, 160), np.float32))
+  assert outputs[spec.HAND_MASK].shape == (1, 15, 20, 3)
+  # Flat score maps: without the mask every keypoint is cell (0, 0); a mask that
+  # puts the left hand at mask cell (10, 4) and the right at (3, 16) moves them.
+  outputs[spec.KEYPOINTS] = np.zeros_like(outputs[spec.KEYPOINTS])
+  mask = np.zeros((1, 15, 20, 3), np.float32)
+  mask[..., 0] = 10.0
+  mask[0, 10, 4] = [-10.0, 10.0, -10.0]
+  mask[0, 3, 16] = [-10.0, -10.0, 10.0]
+  outputs[spec.HAND_MASK] = mask
+  xy, _ = model.decode(outputs)
+  cell_centre = lambda row, col: [(col + 0.5) * 8 - 0.5, (row + 0.5) * 8 - 0.5]  # noqa: E731
+  np.testing.assert_allclose(xy[0], [cell_centre(10, 4)] * spec.NUM_PRIMARY_KEYPOINTS, atol=4)
+  np.testing.assert_allclose(xy[1], [cell_centre(3, 16)] * spec.NUM_PRIMARY_KEYPOINTS, atol=4)
+  del outputs[spec.HAND_MASK]
+  np.testing.assert_allclose(model.decode(outputs)[0], 0.0, atol=1.0)
 
 
 def test_tflm_backend_matches_litert(model_path, clip):

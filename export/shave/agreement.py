@@ -7,14 +7,13 @@ model of the same Keras model runs in ai-edge-litert, on the same frames; then
   * every output: max |simulated - TFLite| over the frames relative to the
     range (max - min) of the TFLite output over the frames (the fp32 target
     is 1e-4);
-  * every score map (an output of rank 3, hand25d's keypoint maps): whether
-    the arg-max position of each channel ("keypoint") is the same (the fp16
-    target is 99% of keypoints).
-
-  * every score map: how far the decoded keypoint moves, in input pixels
-    (hand25d/decoding.py's arg-max with sub-cell refinement on both maps):
-    what a near-tie swap costs the user, since the refinement reads the
-    neighbours too;
+  * the keypoint score maps (spec.KEYPOINTS): whether the arg-max position
+    of each channel ("keypoint") is the same (the fp16 target is 99% of
+    keypoints);
+  * how far each decoded keypoint moves, in input pixels (decoded as the
+    runtime decodes them, hand25d/decoding.py: with the model's hand mask if
+    it has one, arg-max, sub-cell refinement): what a near-tie swap costs
+    the user, since the refinement reads the neighbours too;
   * with the frames' labels (`load_labelled_frames`): the same over the
     visible keypoints, and the mean 2D error of each against the labels.
 
@@ -143,14 +142,18 @@ def load_labelled_frames(data_dir: str, split: str, program: planner.Program
   return frames
 
 
-def decoded_shift(reference: np.ndarray, simulated: np.ndarray, stride: int) -> np.ndarray:
+def decoded_shift(reference: np.ndarray, simulated: np.ndarray, stride: int,
+                  reference_mask: Optional[np.ndarray] = None,
+                  simulated_mask: Optional[np.ndarray] = None) -> np.ndarray:
   """[C] distance (input pixels) between the keypoints decoded from two [H, W, C] score maps.
 
   Both are decoded as the runtime decodes them (hand25d.decoding.decode:
-  arg-max, then sub-cell refinement) at `stride` input pixels per cell.
+  with each one's [h, w, 3] hand mask if given, arg-max, then sub-cell
+  refinement) at `stride` input pixels per cell.
   """
-  want_xy, _ = decoding.decode(reference[None], stride)
-  got_xy, _ = decoding.decode(simulated[None], stride)
+  batch = lambda a: None if a is None else a[None]  # noqa: E731
+  want_xy, _ = decoding.decode(reference[None], stride, hand_mask=batch(reference_mask))
+  got_xy, _ = decoding.decode(simulated[None], stride, hand_mask=batch(simulated_mask))
   return np.linalg.norm(got_xy[0] - want_xy[0], axis=-1)
 
 
@@ -193,7 +196,7 @@ def compare(program: planner.Program, tflite_model: bytes, images: Iterable,
       lows[key] = min(lows[key], float(expected.min()))
       highs[key] = max(highs[key], float(expected.max()))
       scale = float(expected.max() - expected.min()) or 1.0  # this frame's range
-      if expected.ndim != 3:
+      if key != spec.KEYPOINTS:  # The hand mask, presence: their relative error only.
         continue
       # [H, W, C] score maps -> [H * W, C]: per channel, arg-max and top-2 margin.
       reference = expected.reshape(-1, expected.shape[-1])
@@ -207,15 +210,21 @@ def compare(program: planner.Program, tflite_model: bytes, images: Iterable,
       decisive_equal += int((same & clear).sum())
       mismatch_margin = max([mismatch_margin, *margin[~same].tolist()])
       stride = input_height // expected.shape[0]
-      shifts.append(decoded_shift(expected, got[key].reshape(expected.shape), stride))
+      mask = spec.HAND_MASK in want
+      shifts.append(decoded_shift(
+          expected, got[key].reshape(expected.shape), stride,
+          want[spec.HAND_MASK] if mask else None,
+          got[spec.HAND_MASK].reshape(want[spec.HAND_MASK].shape) if mask else None))
       if labels is not None and key == spec.KEYPOINTS:
         true_xy, seen = labels
         if true_xy.shape != (expected.shape[-1], 2) or seen.shape != expected.shape[-1:]:
           raise ValueError(f"frame {frames}: labels of {len(seen)} keypoints for "
                            f"{expected.shape[-1]} {key!r} score maps")
         visible.append(seen)
-        for maps, into in ((expected, errors_px[0]), (got[key], errors_px[1])):
-          xy, _ = decoding.decode(maps.reshape((1,) + expected.shape), stride)
+        # Decoded as the runtime decodes them: with each side's hand mask, if any.
+        for outputs, into in ((want, errors_px[0]), (got, errors_px[1])):
+          xy, _ = decoding.decode_outputs(
+              {k: np.reshape(v, (1,) + want[k].shape) for k, v in outputs.items()})
           into.append(np.linalg.norm(xy[0] - true_xy, axis=-1)[seen])
       else:
         visible.append(np.zeros(same.size, bool))

@@ -246,6 +246,10 @@ def targets(batch: dict, input_mode: str, with_extras: bool = False) -> tuple[di
           batch["segmentation"][..., None],
           [height // spec.SEGMENTATION_STRIDE, width // spec.SEGMENTATION_STRIDE],
           "nearest")[..., 0],
+      # The share of each class in each block of the hand mask's cells.
+      "hand_mask": tf.nn.avg_pool2d(
+          tf.one_hot(tf.cast(batch["segmentation"], tf.int32), spec.NUM_SEGMENTATION_CLASSES),
+          spec.HAND_MASK_STRIDE, spec.HAND_MASK_STRIDE, "VALID"),
   }
   for s in spec.DEEP_SUPERVISION_STRIDES:
     hs, ws = height // s, width // s

@@ -45,7 +45,7 @@ def _predict(checkpoint: str, data_dir: str) -> dict:
 
 def _keypoints(pred: dict) -> tuple[np.ndarray, np.ndarray]:
   """Predicted primary keypoints [B, 2, 8, 2] and whether each is shown [B, 2, 8]."""
-  xy, _ = decoding.decode(pred["outputs"][spec.KEYPOINTS], spec.OUTPUT_STRIDE)
+  xy, _ = decoding.decode_outputs(pred["outputs"])
   n = spec.NUM_PRIMARY_KEYPOINTS
   xy = xy.reshape(-1, spec.NUM_SIDES, n, 2)
   shown = np.ones(xy.shape[:3], bool)

@@ -46,6 +46,18 @@ class ModelConfig:
     segmentation: train the BiSeNet-style spatial path + fusion + 3-class
       segmentation head.
     deep_supervision: train keypoint heads at strides 8, 4 and 2.
+    hand_mask: a small head on the encoder output giving a coarse 3-class
+      segmentation (background, left hand, right hand) at
+      spec.HAND_MASK_STRIDE, trained by the segmentation term (Lseg) against
+      the fraction of each class in each 8x8 block, and exported with the
+      keypoints: decoding weights each side's score maps by the probability
+      that a cell belongs to that side's hand (hand25d/decoding.py), which
+      removes most left/right swaps and keypoints found off the hand
+      (docs/training.md, "Decoding with the hand mask").
+    hand_mask_channels: 0: the hand mask is one 1x1 convolution (195
+      parameters); else a 1x1 Conv-ReLU to this many channels, then a 3x3
+      convolution to the 3 classes (16: about 1.5K parameters, no better on
+      the validation users, docs/training.md).
     inference_presence: the inference model also returns hand presence (a
       pooled dense layer on the encoder output, for the runtime's early out,
       docs/runtime.md), if visibility_presence trains it.
@@ -118,6 +130,8 @@ class ModelConfig:
   pose: bool = True
   segmentation: bool = True
   deep_supervision: bool = True
+  hand_mask: bool = False
+  hand_mask_channels: int = 0
   inference_presence: bool = True
   grouped_form: str = "fast"
   tier1_channels: int = 16
@@ -150,6 +164,8 @@ class ModelConfig:
                        f"{GROUPED_FORMS}")
     if self.pose_from not in POSE_FROM:
       raise ValueError(f"unknown pose_from {self.pose_from!r}; expected one of {POSE_FROM}")
+    if self.hand_mask_channels < 0:
+      raise ValueError(f"hand_mask_channels={self.hand_mask_channels} must be >= 0")
     if self.hand_head_channels < 1:
       raise ValueError(f"hand_head_channels={self.hand_head_channels} must be positive")
     if self.input_height % ENCODER_STRIDE or self.input_width % ENCODER_STRIDE:
@@ -194,6 +210,7 @@ class ModelConfig:
         "pose": self.pose,
         "segmentation": self.segmentation,
         "deep_supervision": self.deep_supervision,
+        "hand_mask": self.hand_mask,
     }
 
   def output_names(self) -> tuple[str, ...]:
@@ -211,4 +228,6 @@ class ModelConfig:
       names.append(spec.SEGMENTATION)
     if self.deep_supervision:
       names += [spec.deep_supervision_output(s) for s in spec.DEEP_SUPERVISION_STRIDES]
+    if self.hand_mask:
+      names.append(spec.HAND_MASK)
     return tuple(names)

@@ -11,11 +11,13 @@ is a dict keyed by the `hand25d.spec` output names (all logits):
   pose             [B, 2, 9]          discrete pose classes (ModelConfig.pose_from)
   segmentation     [B, H/2, W/2, 3]   BiSeNet-style spatial path + fusion
   ds_keypoints_s8/_s4/_s2             deep supervision, 16 maps each
+  hand_mask        [B, H/8, W/8, 3]   coarse segmentation for decoding
 
 Each head but the primary keypoints can be switched off in the config.
 
 `inference_model(config, weights_from=...)` builds the deployable network
-(encoder, primary decoder and, if configured, the presence head) with true
+(encoder, primary decoder and, if configured, the presence and hand-mask
+heads) with true
 grouped convolutions at batch 1 and copies the weights of a training model
 into it by layer name.
 """
@@ -202,6 +204,20 @@ def _segmentation(image: tf.Tensor, context: tf.Tensor,
   return keras.layers.UpSampling2D(2, interpolation="bilinear", name=spec.SEGMENTATION)(logits)
 
 
+def _hand_mask(x: tf.Tensor, config: config_lib.ModelConfig) -> tf.Tensor:
+  """Coarse segmentation logits at the encoder's stride: [B, H/8, W/8, 3] (ModelConfig.hand_mask).
+
+  A 1x1 convolution on the encoder output; with hand_mask_channels, a 1x1
+  Conv-ReLU to that many channels and then a 3x3 convolution.
+  """
+  if not config.hand_mask_channels:
+    return keras.layers.Conv2D(spec.NUM_SEGMENTATION_CLASSES, 1, name=spec.HAND_MASK)(x)
+  x = keras.layers.Conv2D(config.hand_mask_channels, 1, activation="relu",
+                          name=f"{spec.HAND_MASK}_hidden")(x)
+  return keras.layers.Conv2D(spec.NUM_SEGMENTATION_CLASSES, 3, padding="same",
+                             name=spec.HAND_MASK)(x)
+
+
 def build_training_model(config: config_lib.ModelConfig,
                          synchronized_batchnorm: bool = False) -> keras.Model:
   """The multi-task training model; outputs a dict keyed by spec output names.
@@ -238,6 +254,8 @@ def build_training_model(config: config_lib.ModelConfig,
       outputs[spec.POSE] = hand_head(spec.NUM_POSE_CLASSES, spec.POSE)
   if config.segmentation:
     outputs[spec.SEGMENTATION] = _segmentation(image, x, config)
+  if config.hand_mask:
+    outputs[spec.HAND_MASK] = _hand_mask(x, config)
   if config.deep_supervision:
     for stride in DECODER_STRIDES:
       name = spec.deep_supervision_output(stride)
@@ -273,22 +291,23 @@ def _synchronized_clone(layer: keras.layers.Layer) -> keras.layers.Layer:
 def inference_model(config: config_lib.ModelConfig,
                     weights_from: Optional[keras.Model] = None,
                     batch_size: int = 1) -> keras.Model:
-  """The deployable network: image -> {keypoints[, presence]}.
+  """The deployable network: image -> {keypoints[, presence][, hand_mask]}.
 
-  Only the encoder, the primary decoder and (if config.exports_presence)
-  the presence head; grouped convolutions in their native (true grouped)
+  Only the encoder, the primary decoder, the presence head (if
+  config.exports_presence) and the hand mask (if config.hand_mask); grouped convolutions in their native (true grouped)
   form whatever config.grouped_form says, but for the score maps' 1x1
   (SCORE_FORM), batch fixed for export.
 
   Args:
-    config: the model config (the heads' switches are ignored).
+    config: the model config (the training heads' switches are ignored).
     weights_from: a training (or inference) model of the same config whose
       weights are copied in by layer name; None leaves fresh weights.
     batch_size: static batch size of the input.
 
   Returns:
     A Keras model returning {spec.KEYPOINTS: [B, H/2, W/2, 16]} plus
-    {spec.PRESENCE: [B, 2]} if config.exports_presence.
+    {spec.PRESENCE: [B, 2]} if config.exports_presence and
+    {spec.HAND_MASK: [B, H/8, W/8, 3]} if config.hand_mask.
   """
   image = keras.Input(config.input_shape, batch_size=batch_size, name=config.input_mode)
   x = features(image, config, "native")
@@ -298,6 +317,8 @@ def inference_model(config: config_lib.ModelConfig,
   if config.exports_presence:
     pooled = keras.layers.GlobalAveragePooling2D(name="pool")(x)
     outputs[spec.PRESENCE] = _presence(pooled)
+  if config.hand_mask:
+    outputs[spec.HAND_MASK] = _hand_mask(x, config)
   model = keras.Model(image, outputs, name=f"hand25d_{config.backbone}_inference")
   if weights_from is not None:
     transfer_weights(weights_from, model)

@@ -122,6 +122,8 @@ def expected_outputs(height: int, width: int) -> dict[str, tuple[int, ...]]:
       spec.PRESENCE: (1, spec.NUM_SIDES),
       spec.VISIBILITY: (1, spec.NUM_SIDES, spec.NUM_KEYPOINTS),
       spec.POSE: (1, spec.NUM_SIDES, spec.NUM_POSE_CLASSES),
+      spec.HAND_MASK: (1,) + spec.output_shape(spec.HAND_MASK_STRIDE,
+                                               spec.NUM_SEGMENTATION_CLASSES, height, width),
   }
 
 
@@ -206,7 +208,7 @@ class TfliteModel:
             for i, (name, detail) in enumerate(zip(self.output_names, self._litert.outputs))}
 
   def decode(self, outputs: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-    xy, confidence = decoding.decode(outputs[spec.KEYPOINTS], spec.OUTPUT_STRIDE, self._refine)
+    xy, confidence = decoding.decode_outputs(outputs, self._refine)
     # Network input pixels -> sensor pixels, pixel centres aligned.
     xy = (xy[0] + 0.5) * self._sensor_scale - 0.5
     shape = (spec.NUM_SIDES, spec.NUM_PRIMARY_KEYPOINTS)

@@ -187,7 +187,7 @@ def render(images: np.ndarray, outputs: dict, targets: dict) -> np.ndarray:
     present = present | (np.asarray(outputs[spec.PRESENCE]) > 0)
   pred_xy = None
   if spec.KEYPOINTS in outputs:
-    pred_xy, _ = decoding.decode(outputs[spec.KEYPOINTS], spec.OUTPUT_STRIDE)
+    pred_xy, _ = decoding.decode_outputs(outputs)
     pred_xy = pred_xy.reshape(b, spec.NUM_SIDES, n, 2)
   frames = []
   for i in range(b):
