@@ -52,6 +52,7 @@ from export.shave import memory
 from hand25d import atomic
 from hand25d import litert
 from hand25d import metrics
+from hand25d import progress
 from hand25d.data import pipeline
 from hand25d.model import card
 from hand25d.model import config as model_config
@@ -143,7 +144,9 @@ def _export_one(quant: str, inference: keras.Model, train_cfg: train_config.Trai
   reference_kernels = litert.LiteRtModel(model_bytes, reference=True)
   evaluator, keras_evaluator = metrics.Evaluator(), metrics.Evaluator()
   keras_diff, keras_magnitude, tflm_diff, tflm_default_diff = {}, {}, {}, {}
+  bar = progress.Progress(f"export {quant}: checking", total=len(frames), unit="frames", skip=1)
   for i, (image, targets) in enumerate(frames):
+    bar.update(1)
     expected = {k: v.numpy() for k, v in keras_outputs(image).items()}
     keras_evaluator.update(expected, targets)
     got = lite([image], names)
@@ -157,6 +160,7 @@ def _export_one(quant: str, inference: keras.Model, train_cfg: train_config.Trai
                        [litert.dequantize(m, d) for m, d in zip(micro, lite.outputs)]))
       checks.max_diff(reference_kernels([image], names), micro, tflm_diff)
       checks.max_diff(got, micro, tflm_default_diff)
+  bar.finish()
   steps = ({name: float(d["quantization"][0])
             for name, d in zip(checks.output_names(lite, names), lite.outputs)}
            if quant != "float32" else None)
