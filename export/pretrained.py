@@ -132,7 +132,8 @@ def card_markdown(card: dict) -> str:
       "## Training", "",
       f"Recipe `{card['recipe']['name']}`: {card['recipe']['description']}", "",
       f"{card['training']['steps']:,} steps of batch {card['training']['batch_size']}"
-      + "".join(f", then stage {st['name']} ({st['steps']:,} steps): {st['description']}"
+      + "".join(f", then stage {st['name']} ({st['steps']:,} steps): "
+                f"{st['description'].rstrip('.')}"
                 for st in card["training"].get("stages", []))
       + f"; {card['training']['wall_hours']:.2f} h of training on this machine "
       f"({card['training']['cpu_count']} CPUs); best checkpoint by validation error at "
