@@ -34,6 +34,8 @@ def _expected_shapes(b):
       "segmentation": ([b, _H // spec.SEGMENTATION_STRIDE, _W // spec.SEGMENTATION_STRIDE],
                        tf.int32),
       "segmentation_known": ([b], tf.float32),
+      "hand_mask": ([b, _H // spec.HAND_MASK_STRIDE, _W // spec.HAND_MASK_STRIDE,
+                     spec.NUM_SEGMENTATION_CLASSES], tf.float32),
       "pose_known": ([b, spec.NUM_SIDES], tf.float32),
       "orientation_known": ([b, spec.NUM_SIDES], tf.float32),
   }

@@ -72,14 +72,17 @@ def shipped():
 @pytest.mark.slow  # Trains.
 def test_run_starts_from_the_pretrained_model_without_its_segmentation_head(tmp_path, shipped):
   # No segmentation loss: the new model has no segmentation branch (spatial
-  # path, fusion, classifier), which the shipped one's has; the rest is loaded.
+  # path, fusion, classifier) and no hand mask, which the shipped one has;
+  # the rest is loaded.
   cfg = config_lib.replace(CFG, init_weights="pretrained", loss={"seg": 0.0})
   workdir = str(tmp_path / "run")
   loop.train_and_evaluate(cfg, workdir)
   with open(os.path.join(workdir, warm_start.REPORT_FILE)) as f:
     report = json.load(f)
   assert "segmentation_classifier" in report["unused"]
-  assert all(n.startswith(("spatial_path", "fusion", "segmentation")) for n in report["unused"])
+  assert "hand_mask" in report["unused"]
+  assert all(n.startswith(("spatial_path", "fusion", "segmentation", "hand_mask"))
+             for n in report["unused"])
   assert report["kept_initial"] == [] and "keypoints" in report["loaded"]
   started, _, _ = evaluation.load_model(os.path.join(workdir, "checkpoints"))
   for name in ("tier1_conv", "keypoints", "presence"):
@@ -140,7 +143,7 @@ def test_train_only_trains_new_pose_heads_on_a_frozen_network(tmp_path, shipped)
   # only the heads' weights move; every other weight and BatchNorm
   # statistic stays the shipped model's.
   cfg = config_lib.replace(CFG, init_weights="pretrained", learning_rate=1e-2,
-                           train_only=("hand_", "pose", "orientation"),
+                           train_only=("hand_hidden", "pose", "orientation"),
                            model={"pose_from": "keypoints+features"})
   workdir = str(tmp_path / "run")
   loop.train_and_evaluate(cfg, workdir)

@@ -7,13 +7,14 @@ model of the same Keras model runs in ai-edge-litert, on the same frames; then
   * every output: max |simulated - TFLite| over the frames relative to the
     range (max - min) of the TFLite output over the frames (the fp32 target
     is 1e-4);
-  * the keypoint score maps (spec.KEYPOINTS): whether the arg-max position
-    of each channel ("keypoint") is the same (the fp16 target is 99% of
-    keypoints);
+  * every score map (an output of rank 3 but the hand mask; hand25d's
+    keypoint maps): whether the arg-max position of each channel
+    ("keypoint") is the same (the fp16 target is 99% of keypoints);
   * how far each decoded keypoint moves, in input pixels (decoded as the
-    runtime decodes them, hand25d/decoding.py: with the model's hand mask if
-    it has one, arg-max, sub-cell refinement): what a near-tie swap costs
-    the user, since the refinement reads the neighbours too;
+    runtime decodes them, hand25d/decoding.py: the keypoint maps with the
+    model's hand mask if it has one, arg-max, sub-cell refinement): what a
+    near-tie swap costs the user, since the refinement reads the neighbours
+    too;
   * with the frames' labels (`load_labelled_frames`): the same over the
     visible keypoints, and the mean 2D error of each against the labels.
 
@@ -196,7 +197,7 @@ def compare(program: planner.Program, tflite_model: bytes, images: Iterable,
       lows[key] = min(lows[key], float(expected.min()))
       highs[key] = max(highs[key], float(expected.max()))
       scale = float(expected.max() - expected.min()) or 1.0  # this frame's range
-      if key != spec.KEYPOINTS:  # The hand mask, presence: their relative error only.
+      if expected.ndim != 3 or key == spec.HAND_MASK:  # Their relative error only.
         continue
       # [H, W, C] score maps -> [H * W, C]: per channel, arg-max and top-2 margin.
       reference = expected.reshape(-1, expected.shape[-1])
@@ -210,7 +211,7 @@ def compare(program: planner.Program, tflite_model: bytes, images: Iterable,
       decisive_equal += int((same & clear).sum())
       mismatch_margin = max([mismatch_margin, *margin[~same].tolist()])
       stride = input_height // expected.shape[0]
-      mask = spec.HAND_MASK in want
+      mask = key == spec.KEYPOINTS and spec.HAND_MASK in want  # The mask weighs these only.
       shifts.append(decoded_shift(
           expected, got[key].reshape(expected.shape), stride,
           want[spec.HAND_MASK] if mask else None,

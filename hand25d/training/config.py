@@ -63,7 +63,7 @@ class TrainConfig:
   init_weights: str = ""
   # Layer-name prefixes of the layers to train; every other layer is frozen
   # (its weights and its BatchNorm statistics). (): train all. With
-  # init_weights, trains new heads on a trained network, e.g. ("hand_", "pose",
+  # init_weights, trains new heads on a trained network, e.g. ("hand_hidden", "pose",
   # "orientation") for pose_from="keypoints+features" (docs/training.md,
   # "Pose and orientation").
   train_only: tuple[str, ...] = ()
