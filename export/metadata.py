@@ -30,6 +30,7 @@ from typing import Mapping, Optional
 import zipfile
 
 import hand25d
+from hand25d import decoding
 from hand25d import litert
 from hand25d import metadata_schema_py_generated as schema
 from hand25d import sensor
@@ -118,8 +119,11 @@ def _output(name: str, cfg: model_config.ModelConfig) -> schema.TensorMetadataT:
         f"Score-map logits [1, {h}, {w}, {c}] at 1/{spec.OUTPUT_STRIDE} of the input "
         f"resolution: channel side * {spec.NUM_PRIMARY_KEYPOINTS} + k is primary keypoint k "
         f"of hand side ({sides}); {KEYPOINT_LABELS_FILE} names the channels in order. A "
-        "keypoint is at the arg-max of its map, its confidence the softmax over the map at "
-        "that cell (hand25d.decoding.decode; with the hand mask, if the model has one).")
+        "keypoint is at the arg-max of its map, moved to the mean position under the "
+        f"softmax of logits / {decoding.REFINE_TEMPERATURE:g} over the cells within "
+        f"{decoding.REFINE_RADIUS} of it on each axis (a window symmetric about the peak, "
+        "shrunk near the border); its confidence is the softmax over the map at the arg-max "
+        "(hand25d.decoding.decode; with the hand mask, if the model has one).")
     tensor.dimensionNames = ["batch", "height", "width", "channel"]
     tensor.associatedFiles = [_labels(KEYPOINT_LABELS_FILE, "Name (side/keypoint) of each "
                                       "score-map channel, one per line, in channel order.")]
@@ -136,9 +140,10 @@ def _output(name: str, cfg: model_config.ModelConfig) -> schema.TensorMetadataT:
                                 cfg.input_height, cfg.input_width)
     tensor.description = (
         f"Hand-mask logits [1, {h}, {w}, {c}] at 1/{spec.HAND_MASK_STRIDE} of the input "
-        f"resolution, classes {', '.join(spec.SEGMENTATION_CLASSES)}. Decoding adds each "
-        "side's log-probability, up-sampled to the score maps, to that side's score maps "
-        "before the arg-max (hand25d.decoding.decode_outputs).")
+        f"resolution, classes {', '.join(spec.SEGMENTATION_CLASSES)}. Decoding adds "
+        f"{decoding.HAND_MASK_WEIGHT:g} times each side's log-probability (floored at "
+        f"{decoding.HAND_MASK_FLOOR:g}), bilinearly up-sampled to the score maps, to that "
+        "side's score maps for the arg-max only (hand25d.decoding.decode_outputs).")
     tensor.dimensionNames = ["batch", "height", "width", "class"]
   else:
     raise ValueError(f"output {name!r} has no metadata; the inference model outputs "

@@ -18,6 +18,23 @@ from hand25d import spec
 PCK_THRESHOLDS_PX = (2.0, 4.0, 8.0)
 
 
+def primary_labels(targets: Mapping[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+  """The labels of the score maps' keypoints, in their channel order.
+
+  Args:
+    targets: pipeline targets of a batch: keypoints_xy [B, 2, 17, 2] (input
+      pixels) and keypoint_visible [B, 2, 17].
+
+  Returns:
+    (xy [B, 16, 2] float, visible [B, 16] bool) of the primary keypoints,
+    channel side * spec.NUM_PRIMARY_KEYPOINTS + k as the spec.KEYPOINTS maps.
+  """
+  pick = spec.PRIMARY_KEYPOINT_INDICES
+  xy = np.asarray(targets["keypoints_xy"])[:, :, pick].reshape(-1, spec.NUM_PRIMARY_CHANNELS, 2)
+  visible = np.asarray(targets["keypoint_visible"])[:, :, pick] > 0.5
+  return xy, visible.reshape(-1, spec.NUM_PRIMARY_CHANNELS)
+
+
 def _ratio(num: float, den: float) -> Optional[float]:
   return float(num) / float(den) if den > 0 else None
 
@@ -49,9 +66,7 @@ class Evaluator:
     visible = np.asarray(targets["keypoint_visible"]) > 0.5
     if spec.KEYPOINTS in outputs:
       xy, _ = decoding.decode_outputs(outputs)
-      true_xy = np.asarray(targets["keypoints_xy"])[:, :, spec.PRIMARY_KEYPOINT_INDICES]
-      true_xy = true_xy.reshape(-1, spec.NUM_PRIMARY_CHANNELS, 2)
-      mask = visible[:, :, spec.PRIMARY_KEYPOINT_INDICES].reshape(-1, spec.NUM_PRIMARY_CHANNELS)
+      true_xy, mask = primary_labels(targets)
       err = np.linalg.norm(xy - true_xy, axis=-1)
       self._err_sum += np.where(mask, err, 0.0).sum(axis=0)
       self._err_count += mask.sum(axis=0)

@@ -39,10 +39,47 @@ def test_refinement_recovers_sub_cell_position():
   maps = _peaked_maps(30, 40, points, stride=4)
   coarse, _ = decoding.decode(maps, 4, refine=False)
   fine, _ = decoding.decode(maps, 4, refine=True)
-  # A parabola fits a Gaussian log-map exactly.
-  np.testing.assert_allclose(fine[0, :2], np.array(points[:2]), atol=1e-6)
+  # The local soft-argmax of a Gaussian log-map is its centre, up to the
+  # tails its window cuts off (REFINE_RADIUS cells; 2 for the second point,
+  # whose peak cell is 2 from the border).
+  np.testing.assert_allclose(fine[0, :2], np.array(points[:2]), atol=0.02)
   assert np.all(np.linalg.norm(fine[0] - points, axis=-1)
                 <= np.linalg.norm(coarse[0] - points, axis=-1) + 1e-9)
+
+
+def test_near_tie_gives_nearly_the_same_keypoint_whichever_cell_wins():
+  # Two cells of nearly equal score, two cells apart: the arg-max jumps 4 px
+  # between them, the refined keypoint by much less.
+  maps = np.full((2, 9, 9, 1), -8.0)
+  maps[:, 4, 3, 0] = maps[:, 4, 5, 0] = 3.0
+  maps[0, 4, 3, 0] += 1e-3
+  maps[1, 4, 5, 0] += 1e-3
+  coarse, _ = decoding.decode(maps, 2, refine=False)
+  fine, _ = decoding.decode(maps, 2)
+  assert np.linalg.norm(coarse[0, 0] - coarse[1, 0]) == pytest.approx(4.0)
+  assert np.linalg.norm(fine[0, 0] - fine[1, 0]) < 0.01
+  np.testing.assert_allclose(fine[0, 0], [8.5, 8.5], atol=0.01)  # Between them, cell 4.
+
+
+def test_refinement_reads_only_its_window():
+  maps = _peaked_maps(20, 20, [(16.0, 16.0)], stride=2)
+  far = maps.copy()
+  far[0, 8, 8 + decoding.REFINE_RADIUS + 1, 0] = maps[0, 8, 8, 0] - 0.1  # Just outside.
+  near = maps.copy()
+  near[0, 8, 8 + decoding.REFINE_RADIUS, 0] = maps[0, 8, 8, 0] - 0.1  # Just inside.
+  want, _ = decoding.decode(maps, 2)
+  np.testing.assert_allclose(decoding.decode(far, 2)[0], want)
+  assert decoding.decode(near, 2)[0][0, 0, 0] > want[0, 0, 0] + 0.5
+  # Radius 0 is the peak cell's centre.
+  np.testing.assert_allclose(decoding.decode(near, 2, refine_radius=0)[0],
+                             decoding.decode(near, 2, refine=False)[0])
+
+
+def test_bad_refinement_constants_are_a_clear_error():
+  with pytest.raises(ValueError, match="radius >= 0 and temperature > 0, got -1 and "):
+    decoding.decode(np.zeros((1, 4, 5, 1)), 2, refine_radius=-1)
+  with pytest.raises(ValueError, match=r"got \d+ and 0\b"):
+    decoding.decode(np.zeros((1, 4, 5, 1)), 2, refine_temperature=0)
 
 
 def test_flat_map_stays_at_cell_and_confidence_is_uniform():
@@ -113,11 +150,11 @@ def test_hand_mask_log_prior_is_bilinear_with_centres_aligned():
   mask[0, 0, 0] = [0.0, 50.0, 0.0]  # Left hand certain in the left cell,
   mask[0, 0, 1] = [50.0, 0.0, 0.0]  # background in the right one.
   prior = decoding.hand_mask_log_prior(mask, mask_stride=8, stride=2)
-  assert prior.shape == (1, 4, 8, spec.NUM_PRIMARY_CHANNELS)
+  assert prior.shape == (1, 4, 8, spec.NUM_SIDES)
   left = np.exp(prior[0, 0, :, 0])
   # Fine cells 0-1 lie left of the first coarse centre (clamped), 6-7 right of the second.
   np.testing.assert_allclose(left, [1, 1, 0.875, 0.625, 0.375, 0.125, 1e-4, 1e-4], atol=1e-6)
-  np.testing.assert_allclose(prior[..., spec.NUM_PRIMARY_KEYPOINTS:], np.log(1e-4), rtol=1e-5)
+  np.testing.assert_allclose(prior[..., 1], np.log(1e-4), rtol=1e-5)
 
 
 def test_hand_mask_that_does_not_fit_is_a_clear_error():

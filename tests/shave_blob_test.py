@@ -199,25 +199,32 @@ def test_labels_of_another_keypoint_count_are_refused(blobs, tflite_model, frame
 
 
 def test_agreement_measures_how_far_a_decoded_keypoint_moves():
-  # Two channels of a [5, 5] map at stride 2. Channel 0: a peak with
+  # Two channels of a [5, 13] map at stride 2. Channel 0: a peak with
   # symmetric neighbours, the same in both. Channel 1: a near-tie between two
-  # cells that the "simulated" map breaks the other way.
-  reference = np.zeros((5, 5, 2), np.float32)
-  reference[2, 2, 0] = 4.0
-  reference[1, 1, 1], reference[1, 3, 1] = 3.0, 2.999
+  # cells 8 apart, beyond each other's refinement window, that the
+  # "simulated" map breaks the other way.
+  reference = np.zeros((5, 13, 2), np.float32)
+  reference[2, 6, 0] = 4.0
+  reference[2, 2, 1], reference[2, 10, 1] = 3.0, 2.999
   simulated = reference.copy()
-  simulated[1, 3, 1] = 3.001
+  simulated[2, 10, 1] = 3.001
   shift = agreement.decoded_shift(reference, simulated, stride=2)
   assert shift.shape == (2,)
   assert shift[0] == 0.0
-  # The arg-max moves two cells; both peaks have symmetric (zero)
-  # neighbours, so the refinement moves neither: 2 cells x 2 px.
-  assert shift[1] == pytest.approx(4.0)
-  # Between them, a neighbour that is nearly as high pulls each refined
-  # position towards the middle: the move shrinks.
-  reference[1, 2, 1] = simulated[1, 2, 1] = 2.99
-  assert agreement.decoded_shift(reference, simulated, stride=2)[1] < 4.0
+  # The arg-max moves 8 cells; both peaks are symmetric within their
+  # windows, so the refinement moves neither: 8 cells x 2 px.
+  assert shift[1] == pytest.approx(16.0, abs=1e-3)
+  # A cell nearly as high beside the first peak pulls its refined position
+  # towards the second: the move shrinks.
+  reference[2, 3, 1] = simulated[2, 3, 1] = 2.99
+  assert agreement.decoded_shift(reference, simulated, stride=2)[1] < 15.5
+  # Two near-equal neighbours decode to nearly the same place whichever
+  # wins: a near-tie that fp16 breaks the other way moves the arg-max by a
+  # cell (2 px) but the keypoint by much less.
+  reference[2, 10, 1] = simulated[2, 10, 1] = 0.0
+  simulated[2, 3, 1] = 3.01
+  assert agreement.decoded_shift(reference, simulated, stride=2)[1] < 0.5
   result = agreement.Agreement(1, {}, 2, 1, 0, 0, 1e-2, 0.0, shift)
   assert result.shift_within(0.5) == 0.5
-  assert result.shift_within(4.0) == 1.0
+  assert result.shift_within(16.0) == 1.0
   assert np.isnan(agreement.Agreement(0, {}, 0, 0, 0, 0, 1e-2, 0.0).shift_within(1.0))

@@ -104,6 +104,27 @@ def load_model(checkpoint: str) -> tuple[keras.Model, config_lib.TrainConfig, st
   return model, cfg, prefix
 
 
+def eval_dataset(cfg: config_lib.TrainConfig, data_dir: str, split: str, batch_size: int = 32,
+                 max_batches: int = 0) -> tf.data.Dataset:
+  """`split` of `data_dir` as a run's model reads it, unaugmented, in order.
+
+  Args:
+    cfg: the run's config (its model's input mode and size).
+    data_dir: a data set (docs/data_format.md).
+    split: "train", "val" or "test".
+    batch_size: frames per batch.
+    max_batches: only the first this many batches (0: all).
+
+  Returns:
+    (features, targets) batches of pipeline.make_dataset.
+  """
+  data = pipeline.make_dataset(data_dir, split, batch_size, training=False,
+                               input_mode=cfg.model.input_mode,
+                               input_height=cfg.model.input_height,
+                               input_width=cfg.model.input_width)
+  return data.take(max_batches) if max_batches else data
+
+
 def evaluate_checkpoint(checkpoint: str, data_dir: str, split: str, out_dir: str,
                         batch_size: int = 32) -> dict:
   """Evaluates a checkpoint on `split` of `data_dir`; writes metrics.json and .md.
@@ -115,9 +136,7 @@ def evaluate_checkpoint(checkpoint: str, data_dir: str, split: str, out_dir: str
     hand25d.data.records.RecordError: a bad record, named by shard and record index.
   """
   model, cfg, prefix = load_model(checkpoint)
-  data = pipeline.make_dataset(data_dir, split, batch_size, input_mode=cfg.model.input_mode,
-                               training=False, input_height=cfg.model.input_height,
-                               input_width=cfg.model.input_width)
+  data = eval_dataset(cfg, data_dir, split, batch_size)
   try:
     res = make_evaluator(model)(data, distribute.split_frames(data_dir, split), f"eval {split}")
   except pipeline.DATA_ERRORS as e:
