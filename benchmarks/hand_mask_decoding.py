@@ -33,8 +33,8 @@ from absl import flags
 from hand25d import atomic
 from hand25d import decoding
 from hand25d import legacy_keras  # noqa: F401  (entry point: tf.keras is tf_keras)
-from hand25d import progress
 from hand25d import metrics
+from hand25d import progress
 from hand25d import spec
 from hand25d.training import evaluation
 

@@ -9,7 +9,10 @@ score maps (with its hand mask, if it has one) with each refinement: none
 (the peak cell's centre), the parabola through the peak and its two
 neighbours on each axis (hand25d's refinement before the local
 soft-argmax, kept here as the peer), and the local soft-argmax of
-hand25d.decoding at each window radius and temperature. For each: mean and
+hand25d.decoding at each window radius and temperature; with a hand mask
+also `capped`, hand25d's refinement on maps capped at each chosen peak's
+logit, so that a stronger peak the mask demoted cannot pull the keypoint
+(not chosen: docs/training.md). For each: mean and
 median 2D error of the visible primary keypoints (input pixels, 120x160),
 PCK@2 and PCK@4, and the mean signed error (x, y). The refinement moves
 keypoints by at most a few cells, so PCK@4 (2 cells at stride 2) is what it
@@ -30,8 +33,8 @@ from absl import flags
 from hand25d import atomic
 from hand25d import decoding
 from hand25d import legacy_keras  # noqa: F401  (entry point: tf.keras is tf_keras)
-from hand25d import progress
 from hand25d import metrics
+from hand25d import progress
 from hand25d import spec
 from hand25d.training import evaluation
 
@@ -83,6 +86,13 @@ def _variants(outputs: dict[str, np.ndarray], grid: list[tuple[int, float]]
   for radius, temperature in grid:
     res[f"r{radius}_t{temperature:g}"], _ = decoding.decode(
         maps, stride, hand_mask=mask, refine_radius=radius, refine_temperature=temperature)
+  if mask is not None:  # hand25d's refinement on maps capped at each chosen peak's logit.
+    b, _, _, c = maps.shape
+    col = decoding.pixel_to_cell(cells[..., 0], stride)
+    row = decoding.pixel_to_cell(cells[..., 1], stride)
+    bi, ci = np.meshgrid(np.arange(b), np.arange(c), indexing="ij")
+    capped = np.minimum(maps, maps[bi, row, col, ci][:, None, None, :])
+    res["capped"], _ = decoding.decode(capped, stride, hand_mask=mask)
   return res
 
 
@@ -109,7 +119,7 @@ def _stats(diff: np.ndarray) -> dict:
 
 def _best(rows: dict[str, dict]) -> str:
   """The soft-argmax grid point with the highest PCK@4."""
-  grid = {k: v for k, v in rows.items() if k.startswith("r")}
+  grid = {k: v for k, v in rows.items() if k[0] == "r" and k[1].isdigit()}
   return max(grid, key=lambda k: grid[k]["pck4"])
 
 

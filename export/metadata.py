@@ -121,7 +121,7 @@ def _output(name: str, cfg: model_config.ModelConfig) -> schema.TensorMetadataT:
         f"of hand side ({sides}); {KEYPOINT_LABELS_FILE} names the channels in order. A "
         "keypoint is at the arg-max of its map, moved to the mean position under the "
         f"softmax of logits / {decoding.REFINE_TEMPERATURE:g} over the cells within "
-        f"{decoding.REFINE_RADIUS} of it on each axis (a window symmetric about the peak, "
+        f"{decoding.REFINE_RADIUS} cells of it on each axis (a window symmetric about the peak, "
         "shrunk near the border); its confidence is the softmax over the map at the arg-max "
         "(hand25d.decoding.decode; with the hand mask, if the model has one).")
     tensor.dimensionNames = ["batch", "height", "width", "channel"]

@@ -18,9 +18,12 @@ with it: the peak cell of each side's score map is the arg-max of the map
 plus HAND_MASK_WEIGHT times the log of the probability that the cell lies on
 that side's hand (the mask's softmax, bilinearly up-sampled to the score
 maps, floored at HAND_MASK_FLOOR). A keypoint of the left hand is then less
-often found on the right hand or on the background. The sub-cell
-refinement and the confidence read the score map alone, so the mask's slope
-does not pull a keypoint towards the middle of its hand. docs/training.md
+often found on the right hand or on the background. The refinement and
+the confidence read the score map alone, so the mask's slope does not pull
+a keypoint towards the middle of its hand; a stronger peak of the map that
+the mask demoted, within the refinement's window, can still pull the
+keypoint towards it (rare: docs/training.md, "Sub-pixel decoding").
+docs/training.md
 ("Decoding with the hand mask") measures it and how the constants were
 chosen.
 """
@@ -60,9 +63,7 @@ def _local_soft_argmax(maps: np.ndarray, row: np.ndarray, col: np.ndarray, radiu
   The window is symmetric about the peak on each axis: near the map's border
   it shrinks to the cells that exist on both sides (none on the border
   itself), so a one-sided window does not pull the keypoint inwards (on a
-  flat map, towards the middle of the window). On the validation users a
-  one-sided window measured 0.01 px lower mean error (radius 3, temperature
-  0.7), within noise.
+  flat map, towards the middle of the window).
 
   Args:
     maps: [B, H, W, C] logits.
@@ -71,7 +72,8 @@ def _local_soft_argmax(maps: np.ndarray, row: np.ndarray, col: np.ndarray, radiu
     temperature: the logits are divided by it.
 
   Returns:
-    (d_row, d_col), each [B, C] float64, within [-radius, radius].
+    (d_row, d_col), each [B, C] float64, within [-radius, radius]; 0 where
+    the window holds infinite logits (no position to refine to).
   """
   b, h, w, c = maps.shape
   offsets = np.arange(-radius, radius + 1)
@@ -85,9 +87,11 @@ def _local_soft_argmax(maps: np.ndarray, row: np.ndarray, col: np.ndarray, radiu
   cols = np.clip(col[..., None] + offsets, 0, w - 1)
   window = maps[bi, rows[..., :, None], cols[..., None, :], ci].astype(np.float64)
   logits = np.where(inside, window / temperature, -np.inf)
-  weights = np.exp(logits - logits.max(axis=(-2, -1), keepdims=True))
-  weights /= weights.sum(axis=(-2, -1), keepdims=True)
-  return weights.sum(axis=-1) @ offsets, weights.sum(axis=-2) @ offsets
+  with np.errstate(invalid="ignore"):  # inf - inf: NaN, replaced below.
+    weights = np.exp(logits - logits.max(axis=(-2, -1), keepdims=True))
+    weights /= weights.sum(axis=(-2, -1), keepdims=True)
+    d_row, d_col = weights.sum(axis=-1) @ offsets, weights.sum(axis=-2) @ offsets
+  return (np.where(np.isfinite(d_row), d_row, 0.0), np.where(np.isfinite(d_col), d_col, 0.0))
 
 
 def _bilinear_weights(size: int, factor: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -163,14 +167,16 @@ def decode(score_maps: np.ndarray, stride: int, refine: bool = True,
 
   Raises:
     ValueError: maps that are not [B, H, W, C], a hand mask that does not
-      match them, or a negative radius or non-positive temperature.
+      match them, or a radius that is not an integer >= 0 or a temperature
+      that is not > 0.
   """
   maps = np.asarray(score_maps)
   if maps.ndim != 4:
     raise ValueError(f"score maps must be [B, H, W, C], got shape {maps.shape}")
-  if refine_radius < 0 or not refine_temperature > 0:
-    raise ValueError(f"refinement needs radius >= 0 and temperature > 0, got "
-                     f"{refine_radius} and {refine_temperature}")
+  if (not isinstance(refine_radius, (int, np.integer)) or refine_radius < 0
+      or not refine_temperature > 0):
+    raise ValueError(f"refinement needs an integer radius >= 0 and a temperature > 0, got "
+                     f"{refine_radius!r} and {refine_temperature!r}")
   if maps.dtype.kind != "f":
     maps = maps.astype(np.float64)
   b, h, w, c = maps.shape

@@ -76,10 +76,22 @@ def test_refinement_reads_only_its_window():
 
 
 def test_bad_refinement_constants_are_a_clear_error():
-  with pytest.raises(ValueError, match="radius >= 0 and temperature > 0, got -1 and "):
+  with pytest.raises(ValueError, match="integer radius >= 0 and a temperature > 0, got -1 and "):
     decoding.decode(np.zeros((1, 4, 5, 1)), 2, refine_radius=-1)
+  with pytest.raises(ValueError, match="got 1.5 and"):
+    decoding.decode(np.zeros((1, 4, 5, 1)), 2, refine_radius=1.5)
   with pytest.raises(ValueError, match=r"got \d+ and 0\b"):
     decoding.decode(np.zeros((1, 4, 5, 1)), 2, refine_temperature=0)
+
+
+def test_infinite_logits_stay_at_the_peak_cell():
+  maps = np.zeros((1, 6, 6, 2))
+  maps[0, 2, 3, 0] = np.inf  # One infinite peak,
+  maps[0, :, :, 1] = -np.inf  # and a map of no finite score at all.
+  with np.errstate(all="ignore"):  # The confidence of such maps is NaN.
+    xy, _ = decoding.decode(maps, 2)
+  np.testing.assert_allclose(xy[0, 0], [3 * 2 + 0.5, 2 * 2 + 0.5])
+  assert np.all(np.isfinite(xy))
 
 
 def test_flat_map_stays_at_cell_and_confidence_is_uniform():

@@ -12,9 +12,9 @@ model of the same Keras model runs in ai-edge-litert, on the same frames; then
     ("keypoint") is the same (the fp16 target is 99% of keypoints);
   * how far each decoded keypoint moves, in input pixels (decoded as the
     runtime decodes them, hand25d/decoding.py: the keypoint maps with the
-    model's hand mask if it has one, arg-max, sub-cell refinement): what a
-    near-tie swap costs the user, since the refinement reads the neighbours
-    too;
+    model's hand mask if it has one, arg-max, local soft-argmax refinement):
+    what a near-tie swap costs the user, since the refinement reads the
+    cells around the peak too;
   * with the frames' labels (`load_labelled_frames`): the same over the
     visible keypoints, and the mean 2D error of each against the labels.
 
@@ -149,8 +149,8 @@ def decoded_shift(reference: np.ndarray, simulated: np.ndarray, stride: int,
   """[C] distance (input pixels) between the keypoints decoded from two [H, W, C] score maps.
 
   Both are decoded as the runtime decodes them (hand25d.decoding.decode:
-  with each one's [h, w, 3] hand mask if given, arg-max, then sub-cell
-  refinement) at `stride` input pixels per cell.
+  with each one's [h, w, 3] hand mask if given, arg-max, then the local
+  soft-argmax refinement) at `stride` input pixels per cell.
   """
   batch = lambda a: None if a is None else a[None]  # noqa: E731
   want_xy, _ = decoding.decode(reference[None], stride, hand_mask=batch(reference_mask))
