@@ -54,11 +54,9 @@ _OUT = flags.DEFINE_string("out", None, "Also write the figures as JSON here.")
 _SPLITS = ("val", "test")
 
 
-def _parabola(maps: np.ndarray, xy: np.ndarray, stride: int) -> np.ndarray:
-  """The peer: moves arg-max cell centres `xy` to the vertex of the parabola on each axis."""
+def _parabola(maps: np.ndarray, row: np.ndarray, col: np.ndarray) -> np.ndarray:
+  """The peer: [B, C, 2] (dx, dy) cell offsets from the peak cells to the parabolas' vertices."""
   b, h, w, c = maps.shape
-  col = decoding.pixel_to_cell(xy[..., 0], stride)
-  row = decoding.pixel_to_cell(xy[..., 1], stride)
   bi, ci = np.meshgrid(np.arange(b), np.arange(c), indexing="ij")
 
   def at(r, q):
@@ -73,7 +71,7 @@ def _parabola(maps: np.ndarray, xy: np.ndarray, stride: int) -> np.ndarray:
   centre = at(row, col)
   dx = offset(at(row, col - 1), centre, at(row, col + 1), (col > 0) & (col < w - 1))
   dy = offset(at(row - 1, col), centre, at(row + 1, col), (row > 0) & (row < h - 1))
-  return xy + np.stack([dx, dy], axis=-1) * stride
+  return np.stack([dx, dy], axis=-1)
 
 
 def _variants(outputs: dict[str, np.ndarray], grid: list[tuple[int, float]]
@@ -82,16 +80,16 @@ def _variants(outputs: dict[str, np.ndarray], grid: list[tuple[int, float]]
   maps, mask = outputs[spec.KEYPOINTS], outputs.get(spec.HAND_MASK)
   stride = spec.OUTPUT_STRIDE
   cells, _ = decoding.decode(maps, stride, refine=False, hand_mask=mask)
-  res = {"none": cells, "parabola": _parabola(maps, cells, stride)}
+  col = decoding.pixel_to_cell(cells[..., 0], stride)
+  row = decoding.pixel_to_cell(cells[..., 1], stride)
+  res = {"none": cells, "parabola": cells + _parabola(maps, row, col) * stride}
   for radius, temperature in grid:
     res[f"r{radius}_t{temperature:g}"], _ = decoding.decode(
         maps, stride, hand_mask=mask, refine_radius=radius, refine_temperature=temperature)
   if mask is not None:  # hand25d's refinement on maps capped at each chosen peak's logit.
-    b, _, _, c = maps.shape
-    col = decoding.pixel_to_cell(cells[..., 0], stride)
-    row = decoding.pixel_to_cell(cells[..., 1], stride)
-    bi, ci = np.meshgrid(np.arange(b), np.arange(c), indexing="ij")
-    capped = np.minimum(maps, maps[bi, row, col, ci][:, None, None, :])
+    peak = np.take_along_axis(maps.reshape(len(maps), -1, maps.shape[-1]),
+                              (row * maps.shape[2] + col)[:, None, :], axis=1)
+    capped = np.minimum(maps, peak[:, None])
     res["capped"], _ = decoding.decode(capped, stride, hand_mask=mask)
   return res
 

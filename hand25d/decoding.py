@@ -9,9 +9,9 @@ of the logits / REFINE_TEMPERATURE over the (2 REFINE_RADIUS + 1)^2 cells
 around the peak cell (kept symmetric about it near the map's border). It
 reads the map's shape around the peak, not only its two neighbours on each
 axis as a parabola does, and two near-equal cells within the window give
-nearly the same position whichever of them is the peak. docs/training.md ("Sub-pixel
-decoding") measures it against the parabola and gives how the constants
-were chosen.
+nearly the same position whichever of them is the peak. docs/training.md
+("Sub-pixel decoding") measures it against the parabola and gives how the
+constants were chosen.
 
 A model with a hand mask (spec.HAND_MASK, ModelConfig.hand_mask) is decoded
 with it: the peak cell of each side's score map is the arg-max of the map
@@ -23,9 +23,8 @@ the confidence read the score map alone, so the mask's slope does not pull
 a keypoint towards the middle of its hand; a stronger peak of the map that
 the mask demoted, within the refinement's window, can still pull the
 keypoint towards it (rare: docs/training.md, "Sub-pixel decoding").
-docs/training.md
-("Decoding with the hand mask") measures it and how the constants were
-chosen.
+docs/training.md ("Decoding with the hand mask") measures the mask and how
+its constants were chosen.
 """
 
 from typing import Mapping, Optional
