@@ -3,14 +3,16 @@
   .venv/bin/python benchmarks/data_bench.py --workers=2 --out=benchmarks/results/data.json
 
 Generation renders sensor-resolution (spec.SENSOR) frames into shards, with
-one in-process worker (the peer) and with --workers processes (process
-start-up included, and also reported without it). The input pipeline reads
+one in-process worker (the peer) and with --workers processes, --rounds
+times (the median, and each round; process start-up included, and also
+reported without it). The input pipeline reads
 those shards at the default network input with training augmentation
 (flip, scale, rotation, translation, noise, two-hand compositing), batch 32,
 records cached in memory after the first pass. The depth from phase frames
-is timed both ways: numpy's arctan2 (the runtime's sensor.depth) and libm's
-(the data engine's tof.depth, the same bits on every machine with AVX2),
-the fastest of 3 passes over 16 frames, in CPU time of this process.
+is timed both ways: numpy's arctan2 (the runtime's sensor.depth) and the
+data engine's tof.depth, whose phase (tof.arctan2_f32, a vectorised port of
+glibc's atan2f) has the same bits on every machine with AVX2, the fastest
+of 3 passes over 16 frames, in CPU time of this process.
 """
 
 # First: TensorFlow's kernels as the binaries run them (oneDNN), quietly.
@@ -18,6 +20,8 @@ from hand25d import console  # noqa: F401  pylint: disable=unused-import
 
 import json
 import os
+import shutil
+import statistics
 import tempfile
 import time
 
@@ -37,6 +41,8 @@ from hand25d.data import tof
 _OUT = flags.DEFINE_string("out", "benchmarks/results/data.json", "JSON result path.")
 _FRAMES = flags.DEFINE_integer("frames", 1024, "Frames to generate with --workers.")
 _WORKERS = flags.DEFINE_integer("workers", 2, "Generation processes.")
+_ROUNDS = flags.DEFINE_integer(
+    "rounds", 3, "Generation runs with --workers; the median is reported, and each round.")
 _BATCHES = flags.DEFINE_integer("batches", 40, "Timed pipeline batches.")
 _BATCH_SIZE = flags.DEFINE_integer("batch_size", 32, "Pipeline batch size.")
 
@@ -50,18 +56,26 @@ def _generation(out_dir: str) -> dict:
   for g in range(shard.start, shard.start + n):
     generate.render_record(config, shard, g)
   single = n / (time.perf_counter() - t0)
-  ticks = []
-  t0 = time.perf_counter()
-  generate.generate(config, out_dir, workers=_WORKERS.value,
-                    progress=lambda done, total, elapsed: ticks.append((done, elapsed)))
-  wall = time.perf_counter() - t0
-  # Steady state: from the time every worker has finished its first shard
-  # (all started and warm) to the last shard.
-  (d0, t_first), (d1, t_last) = ticks[_WORKERS.value - 1], ticks[-1]
+  steady, whole = [], []
+  for r in range(_ROUNDS.value):  # The last round's data set stays for the pipeline.
+    round_dir = out_dir if r == _ROUNDS.value - 1 else os.path.join(out_dir, f"round{r}")
+    ticks = []
+    t0 = time.perf_counter()
+    generate.generate(config, round_dir, workers=_WORKERS.value,
+                      progress=lambda done, total, elapsed, ticks=ticks: ticks.append(
+                          (done, elapsed)))
+    whole.append(config.num_frames / (time.perf_counter() - t0))
+    # Steady state: from the time every worker has finished its first shard
+    # (all started and warm) to the last shard.
+    (d0, t_first), (d1, t_last) = ticks[_WORKERS.value - 1], ticks[-1]
+    steady.append((d1 - d0) / max(t_last - t_first, 1e-9))
+    if round_dir != out_dir:
+      shutil.rmtree(round_dir)
   return {"resolution": [config.height, config.width], "frames": config.num_frames,
           "single_process_frames_per_s": single,
-          f"workers_{_WORKERS.value}_frames_per_s": (d1 - d0) / max(t_last - t_first, 1e-9),
-          f"workers_{_WORKERS.value}_frames_per_s_incl_startup": config.num_frames / wall}
+          f"workers_{_WORKERS.value}_frames_per_s": statistics.median(steady),
+          f"workers_{_WORKERS.value}_frames_per_s_rounds": steady,
+          f"workers_{_WORKERS.value}_frames_per_s_incl_startup": statistics.median(whole)}
 
 
 def _depth() -> dict:
@@ -69,7 +83,7 @@ def _depth() -> dict:
   camera = render.camera(config.height, config.width, config.intrinsics)
   frames = [scene.render_frame(seed, config)["phase_frames"] for seed in range(16)]
   result = {"simd_level": generate.simd_level()}
-  for name, depth in (("numpy_arctan2_ms", sensor.depth), ("libm_arctan2_ms", tof.depth)):
+  for name, depth in (("numpy_arctan2_ms", sensor.depth), ("engine_arctan2_f32_ms", tof.depth)):
     passes = []
     for _ in range(3):
       t0 = time.process_time()

@@ -1,12 +1,13 @@
 """Hand model, renderer, TOF model and scene labels (hand25d.data, numpy only)."""
 
 import dataclasses
-import io
-import os
-import subprocess
-import sys
+import hashlib
+import math
+import platform
 
+import numba
 import numpy as np
+import pytest
 
 from hand25d import sensor
 from hand25d import spec
@@ -124,26 +125,76 @@ def test_depth_from_phase_frames_matches_true_depth_on_a_plane():
   assert np.percentile(np.abs(err), 95) < 0.03
 
 
-def test_depth_phase_has_the_bits_of_numpys_libm_loop_on_any_simd_level():
-  # numpy's own float32 arctan2 loop on AVX-512 rounds about 40% of phases
-  # differently from its AVX2 loop, which calls libm; tof.depth calls libm on
-  # every machine. A child numpy with its AVX-512 loops disabled gives libm's bits.
+# Every (Q, I) the phase can see: integer differences of 12-bit codes.
+_CODES = np.arange(-sensor.ADC_MAX, sensor.ADC_MAX + 1, dtype=np.float32)
+
+
+def _code_pairs(chunks=16):
+  """(y, x) flat float32 chunks covering _CODES x _CODES, y-major."""
+  for rows in np.array_split(_CODES, chunks):
+    yield np.repeat(rows, _CODES.size), np.tile(_CODES, rows.size)
+
+
+@numba.njit
+def _libm_atan2f(y, x):
+  out = np.empty(y.shape, np.float32)
+  for k in range(y.size):
+    out[k] = math.atan2(y[k], x[k])  # numba calls the C library's atan2f for float32.
+  return out
+
+
+def test_arctan2_f32_bits_are_pinned_over_every_phase_input():
+  # The data engine's phase, and so a data set's bytes, must not change: this
+  # digest does not depend on the machine's libm.
+  digest = hashlib.sha256()
+  for y, x in _code_pairs():
+    digest.update(tof.arctan2_f32(y, x).tobytes())
+  assert digest.hexdigest() == "b30cc38f66d87a45a5e6a55e985a950235ac2786cfd0ea5098369e9679570b38"
+
+
+@pytest.mark.skipif(platform.libc_ver() != ("glibc", "2.36"),
+                    reason="arctan2_f32 ports glibc 2.36's atan2f; another C library may round "
+                    "atan2f otherwise")
+def test_arctan2_f32_has_the_bits_of_glibcs_atan2f():
+  def same_bits(y, x):
+    ours, libm = tof.arctan2_f32(y, x), _libm_atan2f(y, x)
+    both_nan = np.isnan(ours) & np.isnan(libm)
+    return np.array_equal(ours.view(np.int32)[~both_nan], libm.view(np.int32)[~both_nan])
+
+  # Every input the phase can have (what AVX2 machines wrote before).
+  assert all(same_bits(y, x) for y, x in _code_pairs())
+  # Any float32: random bit patterns (NaNs, infinities and subnormals among them).
   rng = np.random.default_rng(0)
-  q, i = rng.integers(-4095, 4096, (2, 64, 96)).astype(np.float32)
-  code = ("import io, sys, numpy as np; q, i = np.load(io.BytesIO(sys.stdin.buffer.read())); "
-          "sys.stdout.buffer.write(np.arctan2(q, i).tobytes())")
-  buf = io.BytesIO()
-  np.save(buf, np.stack([q, i]))
-  env = dict(os.environ, NPY_DISABLE_CPU_FEATURES="X86_V4 AVX512_ICL AVX512_SPR")
-  libm = subprocess.run([sys.executable, "-c", code], input=buf.getvalue(), env=env,
-                        capture_output=True, check=True).stdout
-  assert tof._libm_arctan2(q, i).tobytes() == libm  # pylint: disable=protected-access
-  # And the frames' depth is measured with it.
+  y, x = rng.integers(0, 2**32, (2, 2_000_000), dtype=np.uint64).astype(np.uint32).view(np.float32)
+  assert same_bits(y, x)
+  # The special cases and the thresholds of the C code, one ulp either side.
+  special = np.array([0.0, 1.0, np.inf, np.nan, 1e-45, 3.4e38, 2.0**-29, 2.0**25, 0.4375, 0.6875,
+                      1.1875, 2.4375, 1.5, 2.0**60, 2.0**-60], np.float32)
+  special = np.concatenate([special, -special])
+  special = np.concatenate([special, np.nextafter(special, np.float32(np.inf)),
+                            np.nextafter(special, np.float32(-np.inf))])
+  y, x = np.meshgrid(special, special)
+  assert same_bits(y.ravel(), x.ravel())
+  # x = 1 (the C code's own branch) and -1.
+  for one in (1.0, -1.0):
+    assert same_bits(y.ravel(), np.full(y.size, one, np.float32))
+
+
+def test_arctan2_f32_refuses_other_dtypes_and_shapes():
+  with pytest.raises(ValueError, match="float32 arrays, got float64"):
+    tof.arctan2_f32(np.zeros(3), np.zeros(3, np.float32))
+  with pytest.raises(ValueError, match=r"one shape, got \(2, 3\) and \(6,\)"):
+    tof.arctan2_f32(np.zeros((2, 3), np.float32), np.zeros(6, np.float32))
+  # Any shape and memory layout otherwise.
+  y, x = np.ones((4, 6), np.float32)[:, ::2], np.full((4, 6), -1.0, np.float32)[:, ::2]
+  np.testing.assert_array_equal(tof.arctan2_f32(y, x), np.full((4, 3), 3 * np.pi / 4, np.float32))
+
+
+def test_depth_takes_its_phase_from_arctan2_f32():
   frame = _wall_frame(0.5)
   camera = render.camera(_SMALL.height, _SMALL.width, _SMALL.intrinsics)
   np.testing.assert_array_equal(frame["depth"], sensor.depth(
-      frame["phase_frames"], camera, _SMALL.sensor_model,
-      arctan2=tof._libm_arctan2))  # pylint: disable=protected-access
+      frame["phase_frames"], camera, _SMALL.sensor_model, arctan2=tof.arctan2_f32))
 
 
 def test_low_signal_and_flying_pixels_are_invalid():
@@ -162,6 +213,21 @@ def test_low_signal_and_flying_pixels_are_invalid():
   # Every valid pixel is near a true surface: no mixed depths between ball and wall.
   assert np.percentile(nearest[valid], 99.9) < 0.05
   assert valid.mean() > 0.9
+
+
+def test_invalid_pixels_have_a_positive_zero_depth_with_either_phase():
+  # depth zeroes invalid and flying pixels by multiplying with a mask, which
+  # keeps the sign of a -0: none may reach it (the stored bytes would change).
+  rng = np.random.default_rng(0)
+  frames = rng.integers(0, sensor.ADC_MAX + 1, (4, 24, 32)).astype(np.uint16)
+  frames[:, :12] = frames[:, :12] // 64  # Low amplitude: invalid.
+  frames[0, 20:] = sensor.ADC_MAX  # Saturated: invalid.
+  frames[1, :, 0] = frames[3, :, 0]  # Q = 0 exactly (+0).
+  camera = render.camera(24, 32, _SMALL.intrinsics)
+  for arctan2 in (np.arctan2, tof.arctan2_f32):
+    z = sensor.depth(frames, camera, _SMALL.sensor_model, arctan2=arctan2)
+    assert (z == 0).sum() > 24 * 16 and (z > 0).any()
+    assert not np.signbit(z).any()
 
 
 def test_every_pose_class_and_orientation_bin_is_sampled():
