@@ -31,6 +31,7 @@ from export import config as export_config
 from export import exporter
 from export import qat
 from hand25d import atomic
+from hand25d import decoding
 from hand25d import litert
 from hand25d import paper
 from hand25d import pretrained
@@ -106,6 +107,24 @@ def _metrics_subset(res: dict) -> dict:
   return {k: res[k] for k in keys if k in res}
 
 
+def decoding_settings(hand_mask: bool) -> dict:
+  """How the card's keypoint figures were decoded (hand25d/decoding.py's constants).
+
+  Args:
+    hand_mask: whether the model has a hand mask (ModelConfig.hand_mask),
+      which decoding then adds to the score maps.
+
+  Returns:
+    JSON-ready dict: the refinement's window radius (cells) and temperature,
+    and the hand mask's weight and floor (None without a hand mask).
+  """
+  return {"function": "hand25d.decoding.decode_outputs",
+          "refine_radius_cells": decoding.REFINE_RADIUS,
+          "refine_temperature": decoding.REFINE_TEMPERATURE,
+          "hand_mask_weight": decoding.HAND_MASK_WEIGHT if hand_mask else None,
+          "hand_mask_floor": decoding.HAND_MASK_FLOOR if hand_mask else None}
+
+
 def card_markdown(card: dict) -> str:
   """The readable model card."""
   m = card["metrics_test_users"]
@@ -140,6 +159,7 @@ def card_markdown(card: dict) -> str:
       f"step {card['training']['best_step']}" + (" of the last stage" if card["training"].get(
           "stages") else "") + ".", "",
       "## Accuracy on the test users (Keras float32, best checkpoint)", "",
+      _decoding_sentence(card["decoding"]), "",
       "| metric | value |", "| --- | ---: |",
       *[f"| {a} | {fmt(b)} |" for a, b in rows], "",
       "## Exported models", "",
@@ -155,6 +175,16 @@ def card_markdown(card: dict) -> str:
   lines += ["", f"Inference network: {card['network']['params']:,} parameters, "
             f"{card['network']['flops'] / 1e6:.1f} MFLOPs at 120x160.", ""]
   return "\n".join(lines)
+
+
+def _decoding_sentence(d: dict) -> str:
+  mask = ("" if d["hand_mask_weight"] is None else
+          f", with the hand mask's log-probability (weight {d['hand_mask_weight']:g}, floor "
+          f"{d['hand_mask_floor']:g}) added for the arg-max")
+  return (f"Keypoints decoded by `{d['function']}`: the arg-max cell of each score map{mask}, "
+          f"refined by a local soft-argmax (temperature {d['refine_temperature']:g}, over the "
+          f"cells within {d['refine_radius_cells']} of it on each axis; docs/training.md, "
+          "\"Sub-pixel decoding\").")
 
 
 def build(cfg: BuildConfig) -> dict:
@@ -229,6 +259,7 @@ def build(cfg: BuildConfig) -> dict:
                    "best_val_mean_px_error": summary["best_mean_px_error"],
                    "wall_hours": sum(_wall_hours(d) for d in run_dirs),
                    "cpu_count": os.cpu_count(), "seed": cfg.seed, "stages": stages},
+      "decoding": decoding_settings(run_cfg.model.hand_mask),
       "metrics_test_users": _metrics_subset(metrics),
       "exports": exports,
       "network": {"params": report["exports"]["float32"]["params"],

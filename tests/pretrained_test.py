@@ -8,6 +8,7 @@ import sys
 import numpy as np
 import pytest
 
+from hand25d import decoding
 from hand25d import pretrained
 from hand25d import spec
 from hand25d.data import scene
@@ -47,9 +48,18 @@ def test_model_card_describes_data_recipe_metrics_and_limits():
         pretrained.FLOAT32 if quant == "float32" else pretrained.INT8))
     assert e["latency"]["median_ms"] > 0 and e["tflm_arena_bytes"] > 0
   assert "synthetic" in card["limits"] and card["data"]["range_m"] == [0.15, 0.9]
+  # Its figures hold for the decoding the library does now: a changed
+  # constant needs the card rebuilt (docs/pretrained.md).
+  assert card["decoding"] == {
+      "function": "hand25d.decoding.decode_outputs",
+      "refine_radius_cells": decoding.REFINE_RADIUS,
+      "refine_temperature": decoding.REFINE_TEMPERATURE,
+      "hand_mask_weight": decoding.HAND_MASK_WEIGHT, "hand_mask_floor": decoding.HAND_MASK_FLOOR}
   with open(pretrained.path(pretrained.MODEL_CARD_MD)) as f:
     text = f.read()
   assert f"{metrics['mean_px_error']:.3f}" in text
+  assert f"temperature {decoding.REFINE_TEMPERATURE:g}" in text
+  assert f"weight {decoding.HAND_MASK_WEIGHT:g}" in text
 
 
 @pytest.fixture(scope="module")
@@ -102,6 +112,9 @@ def test_regeneration_command_runs_on_the_fixture(tmp_path):
   with open(workdir / pretrained.MODEL_CARD_JSON) as f:
     card = json.load(f)
   assert card["training"]["steps"] > 0 and card["recipe"]["name"] == "tiny"
+  # No hand mask in this recipe: decoding adds none.
+  assert card["decoding"]["hand_mask_weight"] is None
+  assert card["decoding"]["refine_radius_cells"] == decoding.REFINE_RADIUS
   for name in (pretrained.TRAINING_WEIGHTS, pretrained.CONFIG, pretrained.MODEL_CARD_MD):
     assert (workdir / name).stat().st_size > 0
   assert (workdir / "export" / "hand25d_int8_qat.tflite").stat().st_size > 0
