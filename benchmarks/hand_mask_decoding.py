@@ -18,7 +18,8 @@ decoding.HAND_MASK_WEIGHT is compared with it, and the test figures are
 reported for both. With
 --mask_from=segmentation the mask is the training model's segmentation head
 (the paper's BiSeNet branch, too costly to deploy) averaged to the hand
-mask's stride: how far a better mask could go. docs/training.md ("Decoding
+mask's stride (or to --segmentation_stride): how far a better (or finer)
+mask could go. docs/training.md ("Decoding
 with the hand mask") reads it.
 """
 
@@ -53,23 +54,30 @@ _MASK_FROM = flags.DEFINE_enum(
     "The mask decoded with: the model's hand mask, or its training-time segmentation "
     "head (stride 2, ~34 MFLOPs more) averaged to the hand mask's stride, for comparison.")
 
+_SEGMENTATION_STRIDE = flags.DEFINE_enum(
+    "segmentation_stride", str(spec.HAND_MASK_STRIDE), ["2", "4", "8"],
+    "With --mask_from=segmentation: the stride the segmentation is averaged to (the hand "
+    "mask's, or finer: whether a finer mask could help).")
+
 _SPLITS = ("val", "test")
 _SWAP_PX = 8.0
 # Mean errors within this share of the lowest are a tie, broken by PCK@4.
 _MEAN_TIE = 0.005
 
 
-def _mask(outputs: dict[str, np.ndarray]) -> np.ndarray:
-  """[B, H/8, W/8, 3] mask logits: the hand mask, or the segmentation's pooled log-probabilities."""
+def _mask(outputs: dict[str, np.ndarray]) -> tuple[np.ndarray, int]:
+  """(mask logits [B, H/s, W/s, 3], stride s): the hand mask, or the segmentation's pooled
+  log-probabilities at --segmentation_stride."""
   if _MASK_FROM.value == spec.HAND_MASK:
-    return outputs[spec.HAND_MASK]
+    return outputs[spec.HAND_MASK], spec.HAND_MASK_STRIDE
   seg = outputs[spec.SEGMENTATION]
   prob = np.exp(seg - seg.max(axis=-1, keepdims=True))
   prob /= prob.sum(axis=-1, keepdims=True)
   b, h, w, c = prob.shape
-  f = spec.HAND_MASK_STRIDE // spec.OUTPUT_STRIDE
+  stride = int(_SEGMENTATION_STRIDE.value)
+  f = stride // spec.SEGMENTATION_STRIDE
   pooled = prob.reshape(b, h // f, f, w // f, f, c).mean(axis=(2, 4))
-  return np.log(np.maximum(pooled, 1e-30))
+  return np.log(np.maximum(pooled, 1e-30)), stride
 
 
 def _errors(model, data, weights: list[float], what: str) -> dict[float, dict[str, np.ndarray]]:
@@ -83,9 +91,10 @@ def _errors(model, data, weights: list[float], what: str) -> dict[float, dict[st
       true, visible = metrics.primary_labels({k: v.numpy() for k, v in targets.items()})
       other = np.concatenate([true[:, n:], true[:, :n]], axis=1)
       other_visible = np.concatenate([visible[:, n:], visible[:, :n]], axis=1)
+      mask, mask_stride = _mask(outputs)
       for w in weights:
         xy, _ = decoding.decode(outputs[spec.KEYPOINTS], spec.OUTPUT_STRIDE,
-                                hand_mask=_mask(outputs) if w else None,
+                                hand_mask=mask if w else None, mask_stride=mask_stride,
                                 mask_weight=w)
         other_err = np.where(other_visible, np.linalg.norm(xy - other, axis=-1), np.inf)
         cols[w]["err"].append(np.linalg.norm(xy - true, axis=-1)[visible])
@@ -118,6 +127,8 @@ def main(argv):
   if _MASK_FROM.value == spec.SEGMENTATION and not cfg.model.segmentation:
     raise app.UsageError(f"{prefix}: the model has no segmentation head")
   res = {"checkpoint": prefix, "data": _DATA.value or cfg.data_dir, "mask_from": _MASK_FROM.value,
+         "mask_stride": (spec.HAND_MASK_STRIDE if _MASK_FROM.value == spec.HAND_MASK
+                         else int(_SEGMENTATION_STRIDE.value)),
          "hand_mask_weight": decoding.HAND_MASK_WEIGHT,
          "hand_mask_floor": decoding.HAND_MASK_FLOOR, "splits": {}}
   for split in _SPLITS:
