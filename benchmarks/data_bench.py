@@ -42,7 +42,8 @@ _OUT = flags.DEFINE_string("out", "benchmarks/results/data.json", "JSON result p
 _FRAMES = flags.DEFINE_integer("frames", 1024, "Frames to generate with --workers.")
 _WORKERS = flags.DEFINE_integer("workers", 2, "Generation processes.")
 _ROUNDS = flags.DEFINE_integer(
-    "rounds", 3, "Generation runs with --workers; the median is reported, and each round.")
+    "rounds", 3, "Generation runs with --workers; the median is reported, and each round.",
+    lower_bound=1)
 _BATCHES = flags.DEFINE_integer("batches", 40, "Timed pipeline batches.")
 _BATCH_SIZE = flags.DEFINE_integer("batch_size", 32, "Pipeline batch size.")
 

@@ -120,6 +120,9 @@ def _best(rows: dict[str, dict]) -> str:
 
 def main(argv):
   del argv
+  if (_MASK_FROM.value == spec.HAND_MASK
+      and not flags.FLAGS["segmentation_stride"].using_default_value):
+    raise app.UsageError("--segmentation_stride needs --mask_from=segmentation")
   weights = sorted({float(w) for w in _WEIGHTS.value} | {0.0, decoding.HAND_MASK_WEIGHT})
   model, cfg, prefix = evaluation.load_model(_CHECKPOINT.value)
   if _MASK_FROM.value == spec.HAND_MASK and not cfg.model.hand_mask:

@@ -342,8 +342,10 @@ def depth(frames: np.ndarray, camera: Camera,  # pylint: disable=redefined-outer
   # Wrap (-pi, pi] (less t0) to [0, 2 pi); np.mod would cost 7x more than this.
   phi = np.where(phi < 0.0, phi + np.float32(2.0 * np.pi), phi)
   r = phi * spec.SPEED_OF_LIGHT_M_S / (4.0 * np.pi * sensor_config.modulation_hz)
-  z = r / camera.radial  # >= 0 and finite, so multiplying by a mask zeroes (+0) or keeps
-  # it: 7x faster than assigning through a boolean index.
+  # z is >= 0 and finite (Q is never -0, so phi is never -0; for any sensor whose
+  # range scale is a normal float32), so multiplying by a mask zeroes (+0) or
+  # keeps it: 7x faster than assigning through a boolean index.
+  z = r / camera.radial
   z *= valid
   # A flying pixel is off (by more than tol) from both neighbours along x or
   # along y; a border pixel's missing neighbour is itself, so never off.

@@ -130,9 +130,13 @@ _CODES = np.arange(-sensor.ADC_MAX, sensor.ADC_MAX + 1, dtype=np.float32)
 
 
 def _code_pairs(chunks=16):
-  """(y, x) flat float32 chunks covering _CODES x _CODES, y-major."""
+  """(y, x) flat float32 chunks covering _CODES x _CODES, y-major, then x = -0.
+
+  sensor.depth makes I (x) of an invalid pixel +-0 (I times False).
+  """
   for rows in np.array_split(_CODES, chunks):
     yield np.repeat(rows, _CODES.size), np.tile(_CODES, rows.size)
+  yield _CODES, np.full(_CODES.size, -0.0, np.float32)
 
 
 @numba.njit
@@ -149,17 +153,15 @@ def test_arctan2_f32_bits_are_pinned_over_every_phase_input():
   digest = hashlib.sha256()
   for y, x in _code_pairs():
     digest.update(tof.arctan2_f32(y, x).tobytes())
-  assert digest.hexdigest() == "b30cc38f66d87a45a5e6a55e985a950235ac2786cfd0ea5098369e9679570b38"
+  assert digest.hexdigest() == "6ecc42c9d456371eefd67e333fa2eee568015b78212536133aa9bbe0b599c23a"
 
 
 @pytest.mark.skipif(platform.libc_ver() != ("glibc", "2.36"),
                     reason="arctan2_f32 ports glibc 2.36's atan2f; another C library may round "
                     "atan2f otherwise")
 def test_arctan2_f32_has_the_bits_of_glibcs_atan2f():
-  def same_bits(y, x):
-    ours, libm = tof.arctan2_f32(y, x), _libm_atan2f(y, x)
-    both_nan = np.isnan(ours) & np.isnan(libm)
-    return np.array_equal(ours.view(np.int32)[~both_nan], libm.view(np.int32)[~both_nan])
+  def same_bits(y, x):  # NaNs included: the C code's x + y picks which payload.
+    return tof.arctan2_f32(y, x).tobytes() == _libm_atan2f(y, x).tobytes()
 
   # Every input the phase can have (what AVX2 machines wrote before).
   assert all(same_bits(y, x) for y, x in _code_pairs())
@@ -167,6 +169,10 @@ def test_arctan2_f32_has_the_bits_of_glibcs_atan2f():
   rng = np.random.default_rng(0)
   y, x = rng.integers(0, 2**32, (2, 2_000_000), dtype=np.uint64).astype(np.uint32).view(np.float32)
   assert same_bits(y, x)
+  # NaN payloads of both inputs: the result keeps x's if x is a NaN, else y's.
+  nans = (np.uint32(0x7fc00000) | rng.integers(0, 2**22, 64).astype(np.uint32)).view(np.float32)
+  assert same_bits(nans, nans[::-1].copy()) and same_bits(nans, np.ones(64, np.float32))
+  assert same_bits(np.ones(64, np.float32), nans)
   # The special cases and the thresholds of the C code, one ulp either side.
   special = np.array([0.0, 1.0, np.inf, np.nan, 1e-45, 3.4e38, 2.0**-29, 2.0**25, 0.4375, 0.6875,
                       1.1875, 2.4375, 1.5, 2.0**60, 2.0**-60], np.float32)
@@ -190,11 +196,17 @@ def test_arctan2_f32_refuses_other_dtypes_and_shapes():
   np.testing.assert_array_equal(tof.arctan2_f32(y, x), np.full((4, 3), 3 * np.pi / 4, np.float32))
 
 
-def test_depth_takes_its_phase_from_arctan2_f32():
+def test_depth_takes_its_phase_from_arctan2_f32(monkeypatch):
   frame = _wall_frame(0.5)
   camera = render.camera(_SMALL.height, _SMALL.width, _SMALL.intrinsics)
   np.testing.assert_array_equal(frame["depth"], sensor.depth(
       frame["phase_frames"], camera, _SMALL.sensor_model, arctan2=tof.arctan2_f32))
+  # On AVX2 machines numpy's arctan2 has the same bits, so also check the call.
+  calls = []
+  real = tof.arctan2_f32
+  monkeypatch.setattr(tof, "arctan2_f32", lambda y, x: calls.append(y.shape) or real(y, x))
+  tof.depth(frame["phase_frames"], camera, _SMALL.sensor_model)
+  assert calls == [frame["depth"].shape]
 
 
 def test_low_signal_and_flying_pixels_are_invalid():

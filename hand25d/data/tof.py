@@ -42,8 +42,8 @@ def depth(frames: np.ndarray, camera: render.Camera, config: TofConfig = TofConf
   rounds the last bit of about 40% of phases differently from its loop on
   AVX2 machines, which calls libm. Here every machine takes the phase from
   `arctan2_f32`, which has the bits of glibc 2.36's atan2f (what AVX2
-  machines wrote before), so a data set's bytes depend neither on the CPU
-  nor on its C library (docs/data_format.md).
+  machines wrote before), so the phase depends neither on the CPU nor on
+  the C library (docs/data_format.md).
   """
   return sensor.depth(frames, camera, config, sensor_config, arctan2=arctan2_f32)
 
@@ -55,10 +55,10 @@ def arctan2_f32(y: np.ndarray, x: np.ndarray) -> np.ndarray:
   fdlibm), operation for operation in float32, with the branches of the
   argument reduction turned into selects so that the loop vectorises (about
   10x faster than calling libm per element). Every special case (zeros of
-  either sign, infinities, NaN) is the C code's; a NaN result is some quiet
-  NaN. tests/data_render_test.py checks the bits against libm over every
-  input the phase can have (integer I and Q within +-ADC_MAX) and over
-  random float32 bit patterns.
+  either sign, infinities, NaN with its payload) is the C code's.
+  tests/data_render_test.py checks the bits against libm over every input
+  the phase can have (integer I and Q within +-ADC_MAX, and I = -0) and
+  over random float32 bit patterns.
 
   Args:
     y, x: float32 arrays of one shape (any; e.g. Q and I of [H, W] frames).
@@ -128,8 +128,8 @@ def phase_frames(depth: np.ndarray, reflectivity: np.ndarray, camera: render.Cam
 
 
 # glibc's constants (sysdeps/ieee754/flt-32), as the C code spells them: the
-# decimals, rounded to float32 (for some, the bits in its comments are one
-# ulp off what the compiler makes of the decimals).
+# decimals, rounded to float32 (aT[0]'s comment gives bits one ulp off what
+# the compiler makes of its decimal).
 _PI, _PI_LO = np.float32(3.1415927410e+00), np.float32(-8.7422776573e-08)
 _PI_O_2, _PI_O_4 = np.float32(1.5707963705e+00), np.float32(7.8539818525e-01)
 # atan(0.5), atan(1), atan(1.5), atan(inf): high and low parts.
@@ -181,7 +181,8 @@ def _atan2f(fy, fx, hy_bits, hx_bits, out):  # pylint: disable=too-many-locals
     r = zero if neg_x and d < -60 else r
     r = ((r - _PI_LO) - _PI if neg_y else _PI - (r - _PI_LO)) if neg_x else (-r if neg_y else r)
     # The special cases, last taken first, so that the C code's order wins.
-    # (x == 1 needs none: __atanf(y) is odd, and the path above gives it.)
+    # (x == 1 needs none: __atanf(y) is odd, so the path above gives it, and
+    # for |y| > 2^60 its pi_o_2 + 0.5 pi_lo rounds to atanhi[3] + atanlo[3].)
     pi_o_2 = -_PI_O_2 if neg_y else _PI_O_2
     r = pi_o_2 if iy == 0x7f800000 else r
     if ix == 0x7f800000:
@@ -192,7 +193,9 @@ def _atan2f(fy, fx, hy_bits, hx_bits, out):  # pylint: disable=too-many-locals
         r = (-_PI if neg_y else _PI) if neg_x else (-zero if neg_y else zero)
     r = pi_o_2 if ix == 0 else r
     r = ((-_PI if neg_y else _PI) if neg_x else y) if iy == 0 else r
-    r = x + y if ix > 0x7f800000 or iy > 0x7f800000 else r
+    # The C code's x + y keeps x's NaN if x is one (SSE's rule), else y's:
+    # spelled out, as the compiler may swap the operands of an addition.
+    r = x + x if ix > 0x7f800000 else (y + y if iy > 0x7f800000 else r)
     out[k] = r
 
 
