@@ -17,7 +17,8 @@ on the first test frames and compares each with the float32 TFLite model
 
 The share of keypoints whose arg-max differs from TFLite's in the second
 program is what fp16 weights cost whatever the activations' precision
-(docs/embedded.md, "Outputs in fp32").
+(docs/embedded.md, "Outputs in fp32"). --fp32_weights adds programs whose
+named layers keep fp32 weights: which layers' rounding matters.
 """
 
 # First: TensorFlow's kernels as the binaries run them (oneDNN), quietly.
@@ -45,12 +46,19 @@ _TFLITE = flags.DEFINE_string("tflite", None, "float32 .tflite of the same netwo
                               "the shipped model).")
 _FRAMES = flags.DEFINE_integer("frames", 300, "Test frames (the first ones).", lower_bound=1)
 _JSON = flags.DEFINE_string("json", None, "Also write the figures as JSON here.")
+_KEEP = flags.DEFINE_multi_string(
+    "fp32_weights", [], "Also run the fp32 program with fp16-rounded weights except in these "
+    "layers (comma-separated layer names, or 'FROM:' a layer name for it and every layer "
+    "after it); repeatable, one program each.")
 
 
-def fp16_weights(network: graph.Network) -> graph.Network:
-  """The network with every kernel and bias rounded to fp16 and back to float32."""
+def fp16_weights(network: graph.Network, keep: frozenset = frozenset()) -> graph.Network:
+  """The network with every kernel and bias rounded to fp16 and back to float32.
+
+  The layers named in `keep` keep their float32 weights.
+  """
   def rounded(layer: graph.Layer) -> graph.Layer:
-    if layer.kernel is None:
+    if layer.kernel is None or layer.name in keep:
       return layer
     return dataclasses.replace(
         layer, kernel=layer.kernel.astype(np.float16).astype(np.float32),
@@ -70,6 +78,18 @@ def main(argv):
       "fp32, fp16 weights": planner.compile_network(fp16_weights(network), np.float32),
       "fp32": planner.compile_network(network, np.float32),
   }
+  names = [layer.name for layer in network.layers]
+  for spec_ in _KEEP.value:
+    if spec_.startswith("FROM:"):
+      if spec_[5:] not in names:
+        raise app.UsageError(f"--fp32_weights: no layer {spec_[5:]!r}; layers: {names}")
+      keep = frozenset(names[names.index(spec_[5:]):])
+    else:
+      keep = frozenset(spec_.split(","))
+      if keep - set(names):
+        raise app.UsageError(f"--fp32_weights: no layers {sorted(keep - set(names))}")
+    programs[f"fp32, fp16 weights but {spec_}"] = planner.compile_network(
+        fp16_weights(network, keep), np.float32)
   frames = agreement.load_labelled_frames(_DATA.value, "test", programs["fp16"])[:_FRAMES.value]
   res = {"checkpoint": prefix, "tflite": tflite_path, "frames": len(frames), "programs": {}}
   print(f"{prefix} against {tflite_path}, first {len(frames)} test frames:")
@@ -80,7 +100,7 @@ def main(argv):
         "argmax_agreement": a.argmax_agreement, "decisive": a.decisive,
         "decisive_identical": a.decisive_equal, "mismatch_margin": a.mismatch_margin,
         "mean_px_error": a.program_px_error, "tflite_mean_px_error": a.tflite_px_error}
-    print(f"  {name:20s} arg-max identical {a.argmax_equal}/{a.keypoints} "
+    print(f"  {name:34s} arg-max identical {a.argmax_equal}/{a.keypoints} "
           f"({100 * a.argmax_agreement:.1f}%), largest top-2 margin of a differing one "
           f"{a.mismatch_margin:.1e}, mean 2D error {a.program_px_error:.3f} px "
           f"(TFLite {a.tflite_px_error:.3f})")
