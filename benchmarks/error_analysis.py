@@ -28,7 +28,6 @@ from hand25d import atomic
 from hand25d import legacy_keras  # noqa: F401  (entry point: tf.keras is tf_keras)
 from hand25d import decoding
 from hand25d import spec
-from hand25d.data import pipeline
 from hand25d.training import evaluation
 
 import numpy as np
@@ -105,12 +104,8 @@ def analyse(e: dict[str, np.ndarray]) -> dict:
 def main(argv):
   del argv
   model, cfg, prefix = evaluation.load_model(_CHECKPOINT.value)
-  data = pipeline.make_dataset(_DATA.value or cfg.data_dir, _SPLIT.value, 32, training=False,
-                               input_mode=cfg.model.input_mode, with_extras=True,
-                               input_height=cfg.model.input_height,
-                               input_width=cfg.model.input_width)
-  if _MAX_BATCHES.value:
-    data = data.take(_MAX_BATCHES.value)
+  data = evaluation.eval_dataset(cfg, _DATA.value or cfg.data_dir, _SPLIT.value,
+                                 max_batches=_MAX_BATCHES.value, with_extras=True)
   res = {"checkpoint": prefix, "split": _SPLIT.value, "mirror": _MIRROR.value,
          **analyse(_errors(model, data, _MIRROR.value))}
   print(f"{prefix} on {_SPLIT.value}{' (mirrored)' if _MIRROR.value else ''}: "

@@ -1,4 +1,4 @@
-"""Evaluation logs its progress with an ETA (hand25d.progress)."""
+"""Evaluation: its data set as the run reads it, and its progress lines (hand25d.progress)."""
 
 import logging
 import os
@@ -8,6 +8,7 @@ from hand25d import progress
 from hand25d.data import pipeline
 from hand25d.model import config as model_config
 from hand25d.model import network
+from hand25d.training import config as train_config
 from hand25d.training import evaluation
 
 DATA = os.path.join(os.path.dirname(__file__), "..", "testdata", "tof_tiny")
@@ -30,3 +31,18 @@ def test_evaluation_logs_progress_lines_with_an_eta(monkeypatch, caplog):
   assert re.fullmatch(r"eval train: 8/8 frames \(100\.0%\), [\d.]+ frames/s, done in "
                       r"\d+:\d\d:\d\d", lines[-1]), lines
   assert len(lines) == 4
+
+
+def test_eval_dataset_reads_the_split_at_the_runs_input_in_order():
+  cfg = train_config.TrainConfig(data_dir=DATA, model=model_config.ModelConfig(
+      input_mode="depth", input_height=64, input_width=80))
+  batches = list(evaluation.eval_dataset(cfg, DATA, "train", batch_size=2, max_batches=3))
+  assert len(batches) == 3
+  features, targets = batches[0]
+  assert features["image"].shape == (2, 64, 80, 1)
+  assert "keypoints_depth" not in targets
+  again = list(evaluation.eval_dataset(cfg, DATA, "train", batch_size=2, max_batches=3,
+                                       with_extras=True))
+  # The same frames in the same order, with the analyses' extra targets.
+  assert (again[2][0]["image"].numpy() == batches[2][0]["image"].numpy()).all()
+  assert again[0][1]["keypoints_depth"].shape[0] == 2

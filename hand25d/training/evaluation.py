@@ -105,7 +105,7 @@ def load_model(checkpoint: str) -> tuple[keras.Model, config_lib.TrainConfig, st
 
 
 def eval_dataset(cfg: config_lib.TrainConfig, data_dir: str, split: str, batch_size: int = 32,
-                 max_batches: int = 0) -> tf.data.Dataset:
+                 max_batches: int = 0, with_extras: bool = False) -> tf.data.Dataset:
   """`split` of `data_dir` as a run's model reads it, unaugmented, in order.
 
   Args:
@@ -114,6 +114,8 @@ def eval_dataset(cfg: config_lib.TrainConfig, data_dir: str, split: str, batch_s
     split: "train", "val" or "test".
     batch_size: frames per batch.
     max_batches: only the first this many batches (0: all).
+    with_extras: also the targets pipeline.make_dataset adds for analyses
+      (keypoints' depth, roll, the depth image).
 
   Returns:
     (features, targets) batches of pipeline.make_dataset.
@@ -121,7 +123,7 @@ def eval_dataset(cfg: config_lib.TrainConfig, data_dir: str, split: str, batch_s
   data = pipeline.make_dataset(data_dir, split, batch_size, training=False,
                                input_mode=cfg.model.input_mode,
                                input_height=cfg.model.input_height,
-                               input_width=cfg.model.input_width)
+                               input_width=cfg.model.input_width, with_extras=with_extras)
   return data.take(max_batches) if max_batches else data
 
 
