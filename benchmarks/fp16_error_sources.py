@@ -79,18 +79,19 @@ def main(argv):
       "fp32": planner.compile_network(network, np.float32),
   }
   names = [layer.name for layer in network.layers]
-  for spec_ in _KEEP.value:
-    if spec_.startswith("FROM:"):
-      if spec_[5:] not in names:
-        raise app.UsageError(f"--fp32_weights: no layer {spec_[5:]!r}; layers: {names}")
-      keep = frozenset(names[names.index(spec_[5:]):])
+  for wanted in _KEEP.value:
+    if wanted.startswith("FROM:"):
+      if wanted[5:] not in names:
+        raise app.UsageError(f"--fp32_weights: no layer {wanted[5:]!r}; layers: {names}")
+      keep = frozenset(names[names.index(wanted[5:]):])
     else:
-      keep = frozenset(spec_.split(","))
+      keep = frozenset(wanted.split(","))
       if keep - set(names):
         raise app.UsageError(f"--fp32_weights: no layers {sorted(keep - set(names))}")
-    programs[f"fp32, fp16 weights but {spec_}"] = planner.compile_network(
+    programs[f"fp32, fp16 weights but {wanted}"] = planner.compile_network(
         fp16_weights(network, keep), np.float32)
-  frames = agreement.load_labelled_frames(_DATA.value, "test", programs["fp16"])[:_FRAMES.value]
+  frames = agreement.load_labelled_frames(_DATA.value, "test", programs["fp16"],
+                                          max_frames=_FRAMES.value)
   res = {"checkpoint": prefix, "tflite": tflite_path, "frames": len(frames), "programs": {}}
   print(f"{prefix} against {tflite_path}, first {len(frames)} test frames:")
   for name, program in programs.items():

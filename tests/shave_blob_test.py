@@ -156,6 +156,9 @@ def test_fp32_blob_matches_tflite_on_test_frames(blobs, tflite_model, frames):
   result = agreement.compare(blob.read_blob(blobs["fp32"][0]), tflite_model, frames)
   print("fp32", agreement.format_agreement(result))
   assert result.frames == len(frames) == 3
+  first = agreement.load_labelled_frames(FIXTURE, "test", blob.read_blob(blobs["fp32"][0]),
+                                         max_frames=2)
+  assert len(first) == 2 and np.array_equal(first[1][0], frames[1][0])
   assert result.relative_error.keys() == {"keypoints", "presence"}
   for key, error in result.relative_error.items():
     assert error <= 1e-4, key

@@ -114,9 +114,11 @@ def load_frames(data_dir: str, split: str, program: planner.Program) -> list[np.
   return [image for image, _ in load_labelled_frames(data_dir, split, program)]
 
 
-def load_labelled_frames(data_dir: str, split: str, program: planner.Program
+def load_labelled_frames(data_dir: str, split: str, program: planner.Program,
+                         max_frames: int = 0
                          ) -> list[tuple[np.ndarray, tuple[np.ndarray, np.ndarray]]]:
-  """Every frame of a split as (network input, (keypoints_xy, visible)).
+  """Every frame of a split (or its first `max_frames`, if > 0) as (network
+  input, (keypoints_xy, visible)).
 
   The input is as `load_frames` makes it; keypoints_xy is [C, 2] float (x, y)
   in input pixels and visible [C] bool, for the C = spec.NUM_PRIMARY_CHANNELS
@@ -133,6 +135,8 @@ def load_labelled_frames(data_dir: str, split: str, program: planner.Program
   height, width, _ = program.network.input_shape
   dataset = pipeline.make_dataset(data_dir, split, 1, input_mode=mode, input_height=height,
                                   input_width=width)
+  if max_frames:
+    dataset = dataset.take(max_frames)
   frames = []
   for features, targets in dataset:
     xy = targets["keypoints_xy"].numpy()[0][:, spec.PRIMARY_KEYPOINT_INDICES]
