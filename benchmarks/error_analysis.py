@@ -12,8 +12,10 @@ same keypoint (a left/right swap). With --mirror the network sees each
 image mirrored left-right, and its keypoints are mirrored back with the two
 hands' maps swapped: the left hands are then found by the right-hand maps
 and the other way round, which tells the network's share of a difference
-between the sides from the data's. docs/training.md, "What limits
-accuracy", reads it.
+between the sides from the data's. With --mirror_ensemble the outputs are
+the mean of the network's on each image and on its mirror image
+(hand25d.mirror). docs/training.md, "What limits accuracy" and "The mirror
+ensemble", reads it.
 """
 
 # First: TensorFlow's kernels as the binaries run them (oneDNN), quietly.
@@ -27,6 +29,7 @@ from absl import flags
 from hand25d import atomic
 from hand25d import legacy_keras  # noqa: F401  (entry point: tf.keras is tf_keras)
 from hand25d import decoding
+from hand25d import mirror as mirror_lib
 from hand25d import spec
 from hand25d.training import evaluation
 
@@ -40,20 +43,26 @@ _SPLIT = flags.DEFINE_string("split", "val", "Split to analyse.")
 _MAX_BATCHES = flags.DEFINE_integer("max_batches", 20, "Batches of 32 (0: the whole split).")
 _OUT = flags.DEFINE_string("out", None, "Also write the figures as JSON here.")
 _MIRROR = flags.DEFINE_bool("mirror", False, "Run the network on mirrored images (see above).")
+_ENSEMBLE = flags.DEFINE_bool("mirror_ensemble", False,
+                              "Average the outputs on each image and its mirror image.")
 
 _LARGE_PX = 16.0
 _DEPTH_BINS_M = ((0.0, 0.3), (0.3, 0.5), (0.5, 0.7), (0.7, 2.0))
 
 
-def _errors(model, data, mirror: bool = False) -> dict[str, np.ndarray]:
+def _errors(model, data, mirror: bool = False, ensemble: bool = False
+            ) -> dict[str, np.ndarray]:
   """Per visible primary keypoint: error, error to the other hand's same keypoint, etc."""
   predict = tf.function(lambda x: model(x, training=False))
+  run = lambda x: {k: v.numpy() for k, v in predict(x).items()}  # noqa: E731
   n = spec.NUM_PRIMARY_KEYPOINTS
   cols = {k: [] for k in ("err", "other_err", "hands", "depth", "channel")}
   for features, targets in data:
     image = features["image"]
-    outputs = predict(image[:, :, ::-1] if mirror else image)
-    xy, _ = decoding.decode_outputs({k: v.numpy() for k, v in outputs.items()})
+    outputs = run(image[:, :, ::-1] if mirror else image)
+    if ensemble:
+      outputs = mirror_lib.ensemble(outputs, run(mirror_lib.mirror_images(image)))
+    xy, _ = decoding.decode_outputs(outputs)
     if mirror:  # Back to the image's coordinates; the left-hand maps found the right hand.
       xy[..., 0] = image.shape[2] - 1 - xy[..., 0]
       xy = np.concatenate([xy[:, n:], xy[:, :n]], axis=1)
@@ -103,12 +112,16 @@ def analyse(e: dict[str, np.ndarray]) -> dict:
 
 def main(argv):
   del argv
+  if _MIRROR.value and _ENSEMBLE.value:
+    raise app.UsageError("--mirror and --mirror_ensemble: choose one")
   model, cfg, prefix = evaluation.load_model(_CHECKPOINT.value)
   data = evaluation.eval_dataset(cfg, _DATA.value or cfg.data_dir, _SPLIT.value,
                                  max_batches=_MAX_BATCHES.value, with_extras=True)
   res = {"checkpoint": prefix, "split": _SPLIT.value, "mirror": _MIRROR.value,
-         **analyse(_errors(model, data, _MIRROR.value))}
-  print(f"{prefix} on {_SPLIT.value}{' (mirrored)' if _MIRROR.value else ''}: "
+         "mirror_ensemble": _ENSEMBLE.value,
+         **analyse(_errors(model, data, _MIRROR.value, _ENSEMBLE.value))}
+  how = " (mirrored)" if _MIRROR.value else " (mirror ensemble)" if _ENSEMBLE.value else ""
+  print(f"{prefix} on {_SPLIT.value}{how}: "
         f"{res['keypoints']} keypoints, mean {res['mean_px']:.2f} px, "
         f"median {res['median_px']:.2f} px")
   for t, v in res["tail"].items():

@@ -6,7 +6,8 @@ r"""End-to-end speed of the 2.5D runtime: phase frames in, 2.5D keypoints out (n
 Rows, all through the same hand25d.runtime.pipeline.Pipeline (frame checks,
 amplitude, network, depth, decoding, lifting of both hands):
   * ours, depth path sequential (after the network) and parallel (worker
-    thread beside the network), in LiteRT; and parallel in TFLM;
+    thread beside the network), in LiteRT; parallel in TFLM; and parallel
+    in LiteRT with the mirror ensemble (two passes, hand25d.mirror);
   * the peer: MediaPipe's hand_landmark_lite.tflite in place of our network,
     on the amplitude image resized to 224x224x3, sequential and parallel;
   * hand25d.HandTracker end to end (video mode: One Euro smoothing; results
@@ -123,6 +124,9 @@ def _rows(model_path: str) -> dict[str, dict]:
   rows["ours tflm parallel"] = {
       "model": model_path,
       "options": pipeline.PipelineOptions(backend="tflm", parallel_depth=True, **full_path)}
+  rows["ours litert parallel mirror ensemble"] = {
+      "model": model_path,
+      "options": pipeline.PipelineOptions(parallel_depth=True, mirror_ensemble=True, **full_path)}
   for name in _TRACKER_ROWS:
     rows[name] = {"model": model_path, "options": pipeline.PipelineOptions(**full_path),
                   "tracker": True}
@@ -237,7 +241,8 @@ def main(argv):
         wall[name] += seconds
         cpu[name] += cpu_seconds
   results = {}
-  print(f"{'pipeline':26s} {'frames/s':>9s} {'mean':>7s} {'p50':>7s} {'p90':>7s} {'p99':>7s}"
+  width = max(len(name) for name in rows)
+  print(f"{'pipeline':{width}s} {'frames/s':>9s} {'mean':>7s} {'p50':>7s} {'p90':>7s} {'p99':>7s}"
         f" {'network':>8s} {'depth':>6s} {'CPU':>6s} (ms)")
   for name in rows:
     lat = evaluation.latency(timings[name])
@@ -245,7 +250,7 @@ def main(argv):
     lat["cpu_ms_per_frame"] = 1e3 * cpu[name] / len(timings[name])
     results[name] = lat
     stages = lat["stage_mean_ms"]
-    print(f"{name:26s} {lat['fps_wall']:9.1f} {lat['mean_ms']:7.2f} {lat['p50_ms']:7.2f} "
+    print(f"{name:{width}s} {lat['fps_wall']:9.1f} {lat['mean_ms']:7.2f} {lat['p50_ms']:7.2f} "
           f"{lat['p90_ms']:7.2f} {lat['p99_ms']:7.2f} {stages['network']:8.2f} "
           f"{stages.get('depth', 0.0):6.2f} {lat['cpu_ms_per_frame']:6.2f}", flush=True)
   best = max(results["ours litert sequential"]["fps_wall"],

@@ -18,7 +18,8 @@ each quantization mode of `cfg.quant`:
     LiteRT against Keras (a model further from its Keras reference than
     checks.FLOAT32_MAX_RELATIVE_DIFF or checks.INT8_MAX_DIFF_STEPS allow raises
     `AgreementError`), and the mean keypoint error of the exported model on
-    `cfg.eval_split` (the paper's metric, `hand25d.metrics`);
+    `cfg.eval_split` (the paper's metric, `hand25d.metrics`), of one pass
+    and of the mirror ensemble (two passes, `hand25d.mirror`);
   * writes the LiteRT model `hand25d_<mode>.tflite`, the TFLM model
     `hand25d_<mode>_tflm.tflite` and its firmware array
     `hand25d_<mode>.h/.cc`; with float32, also the SHAVE deployment blob
@@ -52,6 +53,7 @@ from export.shave import memory
 from hand25d import atomic
 from hand25d import litert
 from hand25d import metrics
+from hand25d import mirror
 from hand25d import progress
 from hand25d.data import pipeline
 from hand25d.model import card
@@ -143,6 +145,7 @@ def _export_one(quant: str, inference: keras.Model, train_cfg: train_config.Trai
 
   reference_kernels = litert.LiteRtModel(model_bytes, reference=True)
   evaluator, keras_evaluator = metrics.Evaluator(), metrics.Evaluator()
+  ensemble_evaluator = metrics.Evaluator()  # The mirror ensemble (hand25d.mirror).
   keras_diff, keras_magnitude, tflm_diff, tflm_default_diff = {}, {}, {}, {}
   bar = progress.Progress(f"export {quant}: checking", total=len(frames), unit="frames", skip=1)
   for i, (image, targets) in enumerate(frames):
@@ -151,6 +154,8 @@ def _export_one(quant: str, inference: keras.Model, train_cfg: train_config.Trai
     keras_evaluator.update(expected, targets)
     got = lite([image], names)
     evaluator.update(got, targets)
+    mirrored = lite([np.ascontiguousarray(mirror.mirror_images(image))], names)
+    ensemble_evaluator.update(mirror.ensemble(got, mirrored), targets)
     checks.max_diff(expected, got, keras_diff)
     checks.max_abs(expected, keras_magnitude)
     if i < cfg.tflm_frames:
@@ -168,7 +173,7 @@ def _export_one(quant: str, inference: keras.Model, train_cfg: train_config.Trai
   checks.check_agreement(quant, cfg.checkpoint, keras_reference, len(frames), keras_diff,
                          keras_magnitude, steps)
   stats = card.tflite_stats(micro_bytes)
-  result = evaluator.result()
+  result, ensemble = evaluator.result(), ensemble_evaluator.result()
   report = {
       "quant": quant,
       "file": f"{stem}.tflite",
@@ -193,6 +198,8 @@ def _export_one(quant: str, inference: keras.Model, train_cfg: train_config.Trai
       "output_quantization_step": steps,
       "eval": {"split": cfg.eval_split, "frames": len(frames),
                "mean_px_error": result["mean_px_error"], "pck": result["pck"],
+               "mirror_ensemble": {"mean_px_error": ensemble["mean_px_error"],
+                                   "pck": ensemble["pck"]},
                "keras_reference_mean_px_error": keras_evaluator.result()["mean_px_error"]},
       "tflm": {"arena_bytes": arena, "frames": min(cfg.tflm_frames, len(frames)),
                "max_abs_diff_vs_litert_reference": tflm_diff,
@@ -296,14 +303,15 @@ def summary(report: dict) -> str:
   lines = [f"checkpoint {report['checkpoint']}",
            f"Keras float32 mean px error: {_fmt(report['mean_px_error']['keras_float32'], '.3f')}",
            "",
-           "| model | bytes | TFLM bytes | limit | px error | Keras-TFLite max diff | "
-           "TFLM arena | TFLM-LiteRT(ref) max diff |",
-           "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+           "| model | bytes | TFLM bytes | limit | px error | px error, mirror ensemble | "
+           "Keras-TFLite max diff | TFLM arena | TFLM-LiteRT(ref) max diff |",
+           "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
   for quant, r in report["exports"].items():
     diff = max(r["keras_vs_tflite_max_abs_diff"].values())
     lines.append(f"| {r['file']} | {r['size_bytes']:,} | {r['tflm_size_bytes']:,} | "
                  f"{r['size_limit_bytes']:,} | "
-                 f"{_fmt(r['eval']['mean_px_error'], '.3f')} | {diff:.3g} | "
+                 f"{_fmt(r['eval']['mean_px_error'], '.3f')} | "
+                 f"{_fmt(r['eval']['mirror_ensemble']['mean_px_error'], '.3f')} | {diff:.3g} | "
                  f"{r['tflm']['arena_bytes']:,} | "
                  f"{max(r['tflm']['max_abs_diff_vs_litert_reference'].values()):.3g} |")
   first = next(iter(report["exports"].values()))

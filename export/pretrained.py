@@ -127,16 +127,18 @@ def decoding_settings(hand_mask: bool) -> dict:
 
 def card_markdown(card: dict) -> str:
   """The readable model card."""
-  m = card["metrics_test_users"]
-  rows = [("mean 2D error (px, 120x160)", m["mean_px_error"]),
-          ("median 2D error (px)", m.get("median_px_error")),
-          *[(f"PCK@{k}", v) for k, v in m["pck"].items()],
-          ("pose accuracy", m.get("pose_accuracy")),
-          ("orientation accuracy", m.get("orientation_accuracy")),
-          ("keypoint visibility F1", m.get("visibility_f1")),
-          ("hand presence F1", m.get("presence_f1")),
-          ("segmentation mIoU", m.get("segmentation_miou"))]
+  one, two = card["metrics_test_users"], card.get("metrics_test_users_mirror_ensemble", {})
+  rows = [("mean 2D error (px, 120x160)", "mean_px_error"),
+          ("median 2D error (px)", "median_px_error"),
+          *[(f"PCK@{k}", ("pck", k)) for k in one["pck"]],
+          ("pose accuracy", "pose_accuracy"),
+          ("orientation accuracy", "orientation_accuracy"),
+          ("keypoint visibility F1", "visibility_f1"),
+          ("hand presence F1", "presence_f1"),
+          ("segmentation mIoU", "segmentation_miou")]
   fmt = lambda v: "n/a" if v is None else f"{v:.3f}"  # noqa: E731
+  get = lambda m, key: (m.get(key[0], {}).get(key[1]) if isinstance(key, tuple)  # noqa: E731
+                        else m.get(key))
   lines = [
       "# hand25d pretrained model card", "",
       f"Built {card['built']} by `{card['command']}`.", "",
@@ -160,15 +162,19 @@ def card_markdown(card: dict) -> str:
           "stages") else "") + ".", "",
       "## Accuracy on the test users (Keras float32, best checkpoint)", "",
       _decoding_sentence(card["decoding"]), "",
-      "| metric | value |", "| --- | ---: |",
-      *[f"| {a} | {fmt(b)} |" for a, b in rows], "",
+      "One pass: the network on each frame, as the paper. Mirror ensemble: the mean of its "
+      "outputs on each frame and on the frame's mirror image (`hand25d.mirror`; two passes, "
+      "twice the network's latency; docs/training.md, \"The mirror ensemble\").", "",
+      "| metric | one pass | mirror ensemble |", "| --- | ---: | ---: |",
+      *[f"| {a} | {fmt(get(one, key))} | {fmt(get(two, key))} |" for a, key in rows], "",
       "## Exported models", "",
-      "| file | bytes | TFLM copy (bytes) | mean 2D error (px, test) | TFLM arena (bytes) | "
-      "latency median (ms, 1 thread) |", "| --- | ---: | ---: | ---: | ---: | ---: |"]
+      "| file | bytes | TFLM copy (bytes) | mean 2D error (px, test) | the same, mirror "
+      "ensemble | TFLM arena (bytes) | latency median (ms, 1 thread, one pass) |",
+      "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
   for e in card["exports"].values():
     lines.append(f"| {e['file']} | {e['size_bytes']:,} | {e['tflm_size_bytes']:,} | "
-                 f"{fmt(e['mean_px_error'])} | {e['tflm_arena_bytes']:,} | "
-                 f"{e['latency']['median_ms']:.3f} |")
+                 f"{fmt(e['mean_px_error'])} | {fmt(e.get('mirror_ensemble_mean_px_error'))} | "
+                 f"{e['tflm_arena_bytes']:,} | {e['latency']['median_ms']:.3f} |")
   lines += ["", "bytes: the LiteRT model (its signature and TFLite metadata kept); TFLM copy: "
             "the same graph stripped for TensorFlow Lite Micro and firmware arrays "
             "(docs/export.md)."]
@@ -221,6 +227,9 @@ def build(cfg: BuildConfig) -> dict:
   logging.info("3/6 evaluating the best checkpoint on the test users")
   metrics = evaluation.evaluate_checkpoint(run_dir, data_dir, "test",
                                            os.path.join(cfg.workdir, "eval"))
+  ensemble_metrics = evaluation.evaluate_checkpoint(
+      run_dir, data_dir, "test", os.path.join(cfg.workdir, "eval_mirror_ensemble"),
+      mirror_ensemble=True)
   logging.info("4/6 export: %s", ", ".join(QUANT))
   report = exporter.export(export_config.ExportConfig(
       checkpoint=run_dir, out_dir=export_dir, quant=QUANT, eval_split="test",
@@ -234,6 +243,8 @@ def build(cfg: BuildConfig) -> dict:
     exports[quant] = {"file": SHIPPED_FILES[quant], "size_bytes": r["size_bytes"],
                       "tflm_size_bytes": r["tflm_size_bytes"],
                       "mean_px_error": r["eval"]["mean_px_error"],
+                      "mirror_ensemble_mean_px_error":
+                          r["eval"]["mirror_ensemble"]["mean_px_error"],
                       "eval_frames": r["eval"]["frames"],
                       "tflm_arena_bytes": r["tflm"]["arena_bytes"],
                       "latency": latency_ms(model_bytes, cfg.latency_invokes)}
@@ -261,6 +272,7 @@ def build(cfg: BuildConfig) -> dict:
                    "cpu_count": os.cpu_count(), "seed": cfg.seed, "stages": stages},
       "decoding": decoding_settings(run_cfg.model.hand_mask),
       "metrics_test_users": _metrics_subset(metrics),
+      "metrics_test_users_mirror_ensemble": _metrics_subset(ensemble_metrics),
       "exports": exports,
       "network": {"params": report["exports"]["float32"]["params"],
                   "flops": report["exports"]["float32"]["flops"]},

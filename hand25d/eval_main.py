@@ -3,7 +3,8 @@ r"""Evaluates a checkpoint with the paper's metric and more; writes JSON and mar
   python -m hand25d.eval_main --data=runs/data --checkpoint=runs/train --out=runs/eval
 
 --checkpoint takes a checkpoint prefix, a checkpoint directory or a run's
-workdir (its best checkpoint).
+workdir (its best checkpoint). With --mirror_ensemble every output is the
+mean of the network's on each image and on its mirror image (hand25d.mirror).
 """
 
 # First: hides TensorFlow's start-up lines unless --verbosity >= 1.
@@ -26,6 +27,8 @@ flags.DEFINE_string("out", None, "Output directory for metrics.json and metrics.
                     required=True)
 flags.DEFINE_string("split", "test", "Split to evaluate.")
 flags.DEFINE_integer("batch_size", 32, "Evaluation batch size.")
+flags.DEFINE_bool("mirror_ensemble", False,
+                  "Average the outputs on each image and on its mirror image (2 passes).")
 FLAGS = flags.FLAGS
 
 
@@ -33,7 +36,8 @@ def main(argv):
   del argv
   try:
     res = evaluation.evaluate_checkpoint(FLAGS.checkpoint, FLAGS.data, FLAGS.split, FLAGS.out,
-                                         batch_size=FLAGS.batch_size)
+                                         batch_size=FLAGS.batch_size,
+                                         mirror_ensemble=FLAGS.mirror_ensemble)
   except (FileNotFoundError, records.RecordError) as e:  # Names the file, shard or record.
     sys.exit(f"evaluation failed: {e}")
   print(f"{res['checkpoint']} on {res['split']} of {res['data_dir']}:\n")

@@ -147,6 +147,8 @@ def format_markdown(res: Mapping) -> str:
   rows = [("mean 2D error (px, visible primary keypoints)", _fmt(res["mean_px_error"])),
           ("median 2D error (px)", _fmt(res.get("median_px_error"))),
           ("keypoints evaluated", str(res["num_keypoints"]))]
+  if res.get("mirror_ensemble"):
+    rows.append(("outputs", "mirror ensemble: mean of the image's and its mirror image's"))
   rows += [(f"{side} hand error (px)", _fmt(v)) for side, v in res["per_side_px_error"].items()]
   rows += [(f"PCK@{t}", _fmt(v)) for t, v in res["pck"].items()]
   for key, label in (("pose_accuracy", "pose accuracy"),

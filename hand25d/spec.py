@@ -194,6 +194,10 @@ NUM_SEGMENTATION_CLASSES = len(SEGMENTATION_CLASSES)
 BACKGROUND = 0
 # Segmentation class of each side's hand pixels.
 SIDE_SEGMENTATION_CLASS = (1, 2)
+# Horizontal flip: the class each class becomes (the two hands' swap).
+SEGMENTATION_FLIP_PERMUTATION = tuple(
+    SIDE_SEGMENTATION_CLASS[::-1][SIDE_SEGMENTATION_CLASS.index(c)]
+    if c in SIDE_SEGMENTATION_CLASS else c for c in range(NUM_SEGMENTATION_CLASSES))
 
 # --- Sensor ------------------------------------------------------------------
 

@@ -11,8 +11,8 @@ The layers, lowest first:
   hand25d.litert                        LiteRT and TFLM interpreters, TFLite metadata
   hand25d.litert_timing                 interleaved invoke times of LiteRT interpreters
   hand25d.op_profile                    per-operator LiteRT times
-  hand25d.decoding, runtime.lifting,    numpy post-processing
-  runtime.smoothing
+  hand25d.decoding, hand25d.mirror,     numpy post-processing
+  runtime.lifting, runtime.smoothing
   hand25d.runtime (without demo)        the deployable runtime
   everything else in hand25d            data engine, model, training, demo
   export                                above hand25d: nothing in hand25d imports it
@@ -37,7 +37,7 @@ ROOT = source_imports.ROOT
 # TensorFlow and what comes with it: the training side's.
 TRAINING_THIRD_PARTY = ("tensorflow", "tf_keras", "tensorflow_model_optimization", "keras")
 _LOW = ("hand25d", "hand25d.paper", "hand25d.spec", "hand25d.sensor")
-_POST = _LOW + ("hand25d.decoding",)
+_POST = _LOW + ("hand25d.decoding", "hand25d.mirror")
 # Module (or package prefix, ending in ".") -> the hand25d/export modules it may import.
 ALLOWED = {
     "hand25d.paper": ("hand25d",),
@@ -53,6 +53,7 @@ ALLOWED = {
     "hand25d.op_profile": ("hand25d", "hand25d.litert", "hand25d.litert_timing",
                            "hand25d.tflite_ops"),
     "hand25d.decoding": _LOW,
+    "hand25d.mirror": _LOW,
     "hand25d.runtime.lifting": _POST + ("hand25d.runtime",),
     "hand25d.runtime.smoothing": _POST + ("hand25d.runtime",),
 }

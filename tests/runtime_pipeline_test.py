@@ -3,6 +3,7 @@
 import dataclasses
 
 from hand25d import decoding
+from hand25d import mirror
 from hand25d import spec
 from hand25d.data import pipeline as data_pipeline
 from hand25d.data import scene
@@ -253,3 +254,36 @@ def test_tflm_backend_matches_litert(model_path, clip):
     for ha, hb in zip(a.hands, b.hands):
       np.testing.assert_allclose(ha.keypoints_2d, hb.keypoints_2d, atol=1e-3)
       np.testing.assert_allclose(ha.presence, hb.presence, atol=1e-5)
+
+
+@pytest.mark.parametrize("backend", inference.BACKENDS)
+def test_the_mirror_ensemble_sees_a_mirrored_frame_as_the_frame_mirrored(model_path, clip,
+                                                                         backend):
+  """Both passes swap roles on the mirrored frame, so its outputs are the frame's, mirrored.
+
+  One pass of the (fresh, asymmetric) network has no such symmetry, so the
+  check fails if the ensemble's second pass does not see the mirrored input.
+  """
+  sensor = (spec.SENSOR.height, spec.SENSOR.width)
+  amplitude = clip[0]["amplitude"]
+  flipped = np.ascontiguousarray(amplitude[:, ::-1])
+  for ensemble in (True, False):
+    model = inference.TfliteModel.from_file(model_path, sensor, backend=backend,
+                                            mirror_ensemble=ensemble)
+    got, expected = model.infer(flipped), mirror.unmirror(model.infer(amplitude))
+    assert set(got) == set(expected) == set(model.output_names)
+    close = [np.allclose(got[k], expected[k], atol=1e-4) for k in got]
+    assert all(close) if ensemble else not any(close)
+  model = inference.TfliteModel.from_file(model_path, sensor, backend=backend,
+                                          mirror_ensemble=True)
+  xy, _ = model.decode(model.infer(amplitude))
+  xy_flipped, _ = model.decode(model.infer(flipped))
+  np.testing.assert_allclose(xy_flipped[::-1, :, 0], sensor[1] - 1 - xy[..., 0], atol=1e-3)
+  np.testing.assert_allclose(xy_flipped[::-1, :, 1], xy[..., 1], atol=1e-3)
+
+
+def test_pipeline_options_reach_the_model(model_path, clip):
+  options = dataclasses.replace(EVERYTHING, mirror_ensemble=True)
+  with pipeline.Pipeline(model_path, options=options) as p:
+    assert p.model.mirror_ensemble
+    assert p.process(clip[0]["phase_frames"]).ok

@@ -4,6 +4,10 @@ import logging
 import os
 import re
 
+import pytest
+
+from hand25d import metrics
+from hand25d import mirror
 from hand25d import progress
 from hand25d.data import pipeline
 from hand25d.model import config as model_config
@@ -46,3 +50,21 @@ def test_eval_dataset_reads_the_split_at_the_runs_input_in_order():
   # The same frames in the same order, with the analyses' extra targets.
   assert (again[2][0]["image"].numpy() == batches[2][0]["image"].numpy()).all()
   assert again[0][1]["keypoints_depth"].shape[0] == 2
+
+
+def test_the_mirror_ensemble_evaluates_the_mean_of_both_passes():
+  model = network.build_training_model(model_config.ModelConfig())
+  data = pipeline.make_dataset(DATA, "train", 2).take(2)
+  got = evaluation.make_evaluator(model, mirror_ensemble=True)(data)
+  expected = metrics.Evaluator()
+  for features, targets in data:
+    one, two = (model(image, training=False)
+                for image in (features["image"], features["image"][:, :, ::-1]))
+    expected.update(mirror.ensemble({k: v.numpy() for k, v in one.items()},
+                                    {k: v.numpy() for k, v in two.items()}),
+                    {k: v.numpy() for k, v in targets.items()})
+  expected = expected.result()
+  for key in ("mean_px_error", "median_px_error", "pose_accuracy", "orientation_accuracy",
+              "presence_f1", "segmentation_miou"):
+    assert got[key] == pytest.approx(expected[key], rel=1e-5), key
+  assert got["mean_px_error"] != evaluation.make_evaluator(model)(data)["mean_px_error"]

@@ -24,8 +24,7 @@ AMPLITUDE_FULL_SCALE = sensor.AMPLITUDE_FULL_SCALE
 DEPTH_FULL_SCALE_M = sensor.DEPTH_FULL_SCALE_M
 _S, _K = spec.NUM_SIDES, spec.NUM_KEYPOINTS
 # Segmentation class after a horizontal flip (left hand <-> right hand).
-_FLIP_SEGMENTATION = np.arange(spec.NUM_SEGMENTATION_CLASSES, dtype=np.int32)
-_FLIP_SEGMENTATION[list(spec.SIDE_SEGMENTATION_CLASS)] = spec.SIDE_SEGMENTATION_CLASS[::-1]
+_FLIP_SEGMENTATION = np.array(spec.SEGMENTATION_FLIP_PERMUTATION, np.int32)
 
 
 def normalize_input(image, mode: str):

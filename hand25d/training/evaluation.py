@@ -8,6 +8,7 @@ import tf_keras as keras
 
 from hand25d import atomic
 from hand25d import metrics
+from hand25d import mirror
 from hand25d import progress
 from hand25d.data import pipeline
 from hand25d.model import network
@@ -15,25 +16,32 @@ from hand25d.training import config as config_lib
 from hand25d.training import distribute
 
 
-def make_evaluator(model: keras.Model) -> Callable[..., dict]:
+def make_evaluator(model: keras.Model, mirror_ensemble: bool = False) -> Callable[..., dict]:
   """Returns evaluate(dataset, total=None, what="eval") -> `metrics.Evaluator.result()`.
 
   evaluate logs its progress (hand25d.progress) as "what: frames/total ...";
   `total` is the number of frames the dataset holds, if known (for the ETA).
-  The first batch, which traces the model, is left out of the rate.
+  The first batch, which traces the model, is left out of the rate. With
+  `mirror_ensemble` every output is the mean of the model's on each image and
+  on its mirror image (hand25d.mirror).
   """
 
   @tf.function
   def predict(images):
     return model(images, training=False)
 
+  def outputs_of(images) -> dict:
+    outputs = {k: v.numpy() for k, v in predict(images).items()}
+    if not mirror_ensemble:
+      return outputs
+    mirrored = predict(mirror.mirror_images(images))
+    return mirror.ensemble(outputs, {k: v.numpy() for k, v in mirrored.items()})
+
   def evaluate(dataset: tf.data.Dataset, total: Optional[int] = None, what: str = "eval") -> dict:
     ev = metrics.Evaluator()
     with progress.Progress(what, total, "frames", skip=1) as reporter:
       for features, targets in dataset:
-        outputs = predict(features["image"])
-        ev.update({k: v.numpy() for k, v in outputs.items()},
-                  {k: v.numpy() for k, v in targets.items()})
+        ev.update(outputs_of(features["image"]), {k: v.numpy() for k, v in targets.items()})
         reporter.update(int(features["image"].shape[0]))
     return ev.result()
 
@@ -128,11 +136,15 @@ def eval_dataset(cfg: config_lib.TrainConfig, data_dir: str, split: str, batch_s
 
 
 def evaluate_checkpoint(checkpoint: str, data_dir: str, split: str, out_dir: str,
-                        batch_size: int = 32) -> dict:
+                        batch_size: int = 32, mirror_ensemble: bool = False) -> dict:
   """Evaluates a checkpoint on `split` of `data_dir`; writes metrics.json and .md.
 
+  With `mirror_ensemble`, of the mean outputs on each image and its mirror
+  image (`make_evaluator`).
+
   Returns:
-    The metrics dict, with the checkpoint, data and split recorded in it.
+    The metrics dict, with the checkpoint, data, split and mirror_ensemble
+    recorded in it.
 
   Raises:
     hand25d.data.records.RecordError: a bad record, named by shard and record index.
@@ -140,10 +152,12 @@ def evaluate_checkpoint(checkpoint: str, data_dir: str, split: str, out_dir: str
   model, cfg, prefix = load_model(checkpoint)
   data = eval_dataset(cfg, data_dir, split, batch_size)
   try:
-    res = make_evaluator(model)(data, distribute.split_frames(data_dir, split), f"eval {split}")
+    res = make_evaluator(model, mirror_ensemble)(
+        data, distribute.split_frames(data_dir, split), f"eval {split}")
   except pipeline.DATA_ERRORS as e:
     raise pipeline.name_data_error(data_dir, split, e) from e
-  res = {"checkpoint": prefix, "data_dir": os.path.abspath(data_dir), "split": split, **res}
+  res = {"checkpoint": prefix, "data_dir": os.path.abspath(data_dir), "split": split,
+         "mirror_ensemble": mirror_ensemble, **res}
   atomic.write_json(os.path.join(out_dir, "metrics.json"), res)
   atomic.write_text(os.path.join(out_dir, "metrics.md"), metrics.format_markdown(res))
   return res

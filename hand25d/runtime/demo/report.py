@@ -161,7 +161,9 @@ def markdown(summary: dict, out_dir: str, images: list[str], gif: str | None) ->
       f"bad frames skipped: {bad}).", "",
       "## Speed (phase frames in, 2.5D out)", "",
       f"Depth path {'in parallel with' if summary['parallel_depth'] else 'after'} the network, "
-      f"backend {summary['backend']}.", "",
+      f"backend {summary['backend']}"
+      + (", the network on each frame and its mirror image (mirror ensemble)"
+         if summary.get("mirror_ensemble") else "") + ".", "",
       "| frames/s | mean | p50 | p90 | p99 |", "| --- | --- | --- | --- | --- |",
       f"| {_fmt(lat.get('fps'))} | {_fmt(lat.get('mean_ms'), 2)} ms | "
       f"{_fmt(lat.get('p50_ms'), 2)} ms | {_fmt(lat.get('p90_ms'), 2)} ms | "

@@ -68,6 +68,9 @@ _PARALLEL = flags.DEFINE_boolean("parallel_depth", pipeline.PipelineOptions.para
 _BACKEND = flags.DEFINE_enum("backend", pipeline.PipelineOptions.backend,
                              list(inference.BACKENDS), "Interpreter.")
 _SMOOTHING = flags.DEFINE_boolean("smoothing", True, "One Euro filter on the keypoints.")
+_MIRROR = flags.DEFINE_boolean("mirror_ensemble", pipeline.PipelineOptions.mirror_ensemble,
+                               "Also run the network on the mirrored frame and average the "
+                               "outputs: lower error, twice the network's time.")
 _PRESENCE = flags.DEFINE_float("presence_threshold", pipeline.PipelineOptions.presence_threshold,
                                "Early out when both hands' presence is below this.")
 _CONFIDENCE = flags.DEFINE_float("min_keypoint_confidence",
@@ -92,6 +95,7 @@ def main(argv):
     options = pipeline.PipelineOptions(
         parallel_depth=_PARALLEL.value, backend=_BACKEND.value,
         presence_threshold=_PRESENCE.value, min_keypoint_confidence=_CONFIDENCE.value,
+        mirror_ensemble=_MIRROR.value,
         smoothing=smoothing.OneEuroConfig() if _SMOOTHING.value else None,
         sensor_config=sensor_config)
     config = runner.RunConfig(

@@ -278,6 +278,7 @@ def run(config: RunConfig) -> dict:
   summary = {
       "model": config.model_path, "input": config.input,
       "parallel_depth": options.parallel_depth, "backend": options.backend,
+      "mirror_ensemble": options.mirror_ensemble,
       "frames": {"total": n, "processed": len(timings), "early_out": early_outs,
                  "bad": dict(bad)},
       "latency": evaluation.latency(timings),
