@@ -8,12 +8,17 @@ maps the outputs of a mirrored input back to the image's columns and sides;
 second pass of the network and nothing else: no weights, no training.
 docs/training.md ("The mirror ensemble") measures it.
 
-The averages are of logits. For a score map that multiplies the two passes'
-softmax probabilities (and renormalises): a keypoint is put where both
-passes agree it may be. The maps' cells mirror exactly: cell column c of a
-map at stride s covers input pixels [c s, c s + s - 1], and its mirror
-column W/s - 1 - c covers their mirror pixels (W the input width, a multiple
-of every output stride). Pose classes and orientation bins are mirror
+The averages are of logits. For a score map the softmax of the mean is the
+normalised geometric mean of the two passes' softmaxes, sqrt(p1 p2): a
+keypoint is put where both passes agree it may be, and the distribution is
+softer than either pass's where they disagree. The maps' cells mirror
+exactly: cell column c of a map at stride s covers input pixels [c s, c s +
+s - 1], and its mirror column W/s - 1 - c covers their mirror pixels (W the
+input width, a multiple of every output stride). The keypoint and hand-mask
+targets are symmetric in that way; the segmentation head's are not quite
+(they are sampled by nearest-neighbour down-sizing, which takes the last
+pixel of each block, hand25d.data.pipeline), so its two passes disagree by
+about a pixel and their mean is slightly blurred. Pose classes and orientation bins are mirror
 symmetric by construction (hand25d.data.poses.hand_frame), so only their
 sides swap, as in the training pipeline's flip (hand25d.data.pipeline.augment).
 
@@ -40,7 +45,13 @@ _PER_SIDE = (spec.PRESENCE, spec.VISIBILITY, spec.POSE, spec.ORIENTATION)
 
 
 def mirror_images(images):
-  """[B, H, W, C] images with their columns reversed (numpy or TensorFlow; a view in numpy)."""
+  """[B, H, W, C] images with their columns reversed (numpy or TensorFlow; a view in numpy).
+
+  Raises:
+    ValueError: the images are not of rank 4 (e.g. one [H, W, C] image).
+  """
+  if len(images.shape) != 4:
+    raise ValueError(f"expected images [B, H, W, C], got shape {list(images.shape)}")
   return images[:, :, ::-1]
 
 

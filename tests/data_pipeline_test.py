@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from hand25d import atomic
+from hand25d import mirror
 from hand25d import spec
 from hand25d.data import pipeline
 from hand25d.data import records
@@ -191,3 +192,44 @@ def test_bad_record_fails_naming_shard_and_record(tmp_path, feature, values):
   with pytest.raises(tf.errors.InvalidArgumentError,
                      match=rf"(?s)val-00000-of-00001.tfrecord.*record.*0.*{feature}"):
     next(iter(pipeline.make_dataset(str(tmp_path), "val", 1)))
+
+
+def _one_hot_maps(index, visible, stride):
+  """[B, H/s, W/s, C] maps, 1 at each visible keypoint's target cell (flat index per channel)."""
+  h, w = _H // stride, _W // stride
+  maps = np.zeros((index.shape[0], h * w, index.shape[1]), np.float32)
+  b, c = np.nonzero(visible > 0.5)
+  maps[b, index[b, c], c] = 1.0
+  return maps.reshape(-1, h, w, index.shape[1])
+
+
+def test_the_mirror_ensemble_maps_a_flipped_frames_targets_back_to_the_frames():
+  """hand25d.mirror's channel and column mapping is the training flip's, for every keypoint
+  output and the hand mask (the segmentation head's nearest-sampled targets are a pixel off,
+  hand25d/mirror.py)."""
+  batch = _decoded_batch()
+  cfg = pipeline.AugmentConfig(scale_range=(1.0, 1.0), max_rotation_deg=0.0,
+                               max_translation=0.0, flip_prob=1.0, gain_range=(1.0, 1.0),
+                               noise_std=0.0, composite_prob=0.0)
+  flipped = pipeline.augment(batch, cfg, tf.constant([0, 0], tf.int64))
+  maps = []
+  for b in (batch, flipped):
+    _, t = pipeline.targets(b, "amplitude")
+    t = {k: v.numpy() for k, v in t.items()}
+    primary = list(spec.PRIMARY_KEYPOINT_INDICES)
+    out = {spec.HAND_MASK: t["hand_mask"]}
+    for s in spec.DEEP_SUPERVISION_STRIDES:
+      index, visible = t[f"keypoint_index_s{s}"], t["keypoint_visible"]
+      names = [spec.deep_supervision_output(s)] + (
+          [spec.KEYPOINTS] if s == spec.OUTPUT_STRIDE else [])
+      for name in names:
+        out[name] = _one_hot_maps(index[:, :, primary].reshape(index.shape[0], -1),
+                                  visible[:, :, primary].reshape(index.shape[0], -1), s)
+      if s == spec.OUTPUT_STRIDE:
+        out[spec.AUX_KEYPOINTS] = _one_hot_maps(index.reshape(index.shape[0], -1),
+                                                visible.reshape(index.shape[0], -1), s)
+    maps.append(out)
+  original, back = maps[0], mirror.unmirror(maps[1])
+  assert original[spec.AUX_KEYPOINTS].sum() > 20
+  for name, value in original.items():
+    np.testing.assert_allclose(back[name], value, atol=1e-6, err_msg=name)

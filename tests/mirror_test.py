@@ -88,6 +88,8 @@ def test_the_ensemble_is_the_mean_of_the_logits():
 def test_mirror_images_reverses_the_columns():
   x = np.arange(2 * 3 * 4).reshape(1, 2, 3, 4)
   np.testing.assert_array_equal(mirror.mirror_images(x)[0, :, 0], x[0, :, 2])
+  with pytest.raises(ValueError, match=r"expected images \[B, H, W, C\], got shape \[2, 3, 4\]"):
+    mirror.mirror_images(x[0])
 
 
 @pytest.mark.parametrize("outputs, match", [

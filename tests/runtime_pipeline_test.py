@@ -287,3 +287,8 @@ def test_pipeline_options_reach_the_model(model_path, clip):
   with pipeline.Pipeline(model_path, options=options) as p:
     assert p.model.mirror_ensemble
     assert p.process(clip[0]["phase_frames"]).ok
+    with pipeline.Pipeline(p.model, options=options):  # A ready model of the same setting.
+      pass
+    with pytest.raises(ValueError, match="options.mirror_ensemble is False but the given "
+                                         "TfliteModel has mirror_ensemble=True"):
+      pipeline.Pipeline(p.model, options=EVERYTHING)

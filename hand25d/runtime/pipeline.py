@@ -227,9 +227,10 @@ class Pipeline:
     Args:
       model: path (str or os.PathLike) of an exported .tflite model (see
         inference.py for the signature it must have), loaded with the
-        options' backend, num_threads, tflm_arena_bytes and refine; or a ready
-        KeypointModel (which may be shared by pipelines that do not run at
-        once).
+        options' backend, num_threads, tflm_arena_bytes, refine and
+        mirror_ensemble; or a ready KeypointModel (which may be shared by
+        pipelines that do not run at once), whose own mirror_ensemble
+        (False if it has none) must be the options'.
       options: how to run, and the sensor (options.sensor_config).
 
     Raises:
@@ -238,6 +239,8 @@ class Pipeline:
       FileNotFoundError: no model file at that path.
       inference.ModelFileError: the file is not a TFLite model.
       inference.ModelSignatureError: the model has unexpected inputs or outputs.
+      ValueError: a ready model runs the mirror ensemble and the options do
+        not, or the other way round.
     """
     if not isinstance(options, PipelineOptions):
       raise TypeError(f"options must be a pipeline.PipelineOptions, got "
@@ -253,6 +256,11 @@ class Pipeline:
     elif not (callable(getattr(model, "infer", None)) and callable(getattr(model, "decode", None))):
       raise TypeError(f"model must be the path of a .tflite file (str or os.PathLike) or an "
                       f"inference.KeypointModel, got {type(model).__name__}")
+    elif getattr(model, "mirror_ensemble", False) != options.mirror_ensemble:
+      raise ValueError(f"options.mirror_ensemble is {options.mirror_ensemble} but the given "
+                       f"{type(model).__name__} has mirror_ensemble="
+                       f"{getattr(model, 'mirror_ensemble', False)}: build the model with the "
+                       "options' setting, or pass its path")
     self.model = model
     self._camera = cfg.camera()
     self._executor = (concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="depth")
